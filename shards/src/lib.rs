@@ -1,0 +1,38 @@
+//! The CheSS dataset format in code: tar shards of `.npy.zst` images plus a
+//! Parquet manifest.
+//!
+//! - [`writer`]: [`DatasetWriter`] rolls shards and stages manifest rows, crash-safely.
+//! - [`reader`]: streaming iteration of a shard from any `Read`; random access by row.
+//! - [`dataset`]: opening a dataset directory or a manifest stored elsewhere.
+//! - [`manifest`]: rows ⇄ Arrow ⇄ Parquet.
+//! - [`image`], [`npy`], [`tar`]: the member codecs.
+//! - [`verify`], [`stats`], [`ops`] (merge, subset), [`filter`] (`--where`),
+//!   [`plot`] (PNG charts), [`demo`] (synthetic radiographs): what the
+//!   `chess-shards` tool does, as library functions.
+//!
+//! This crate depends on neither libtorch nor DICOM crates.
+
+pub mod dataset;
+pub mod demo;
+pub mod error;
+pub mod filter;
+pub mod image;
+pub mod manifest;
+pub mod npy;
+pub mod ops;
+pub mod plot;
+pub mod reader;
+pub mod stats;
+pub mod tar;
+pub mod verify;
+pub mod writer;
+
+pub use dataset::Dataset;
+pub use error::{Result, ShardError};
+pub use image::{decode_npy_zst, encode_npy_zst, pixel_hash, Image, NpyZstDecoder};
+pub use manifest::{LabelValue, Manifest, ManifestRow};
+pub use reader::{DecodedSample, RawSample, ShardReader};
+pub use writer::{encode_sample, DatasetWriter, EncodedSample, FinishInfo, Sample, SampleFields, WriterOptions};
+
+/// This crate's version, for `dataset.json`'s `tool_version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
