@@ -1,1 +1,275 @@
-//! todo
+//! Dataset operations: `subset` (by keys or a `--where` expression),
+//! `merge` (datasets from partitioned runs into one) and `export` (one
+//! image as an 8-bit PNG).
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use chess_schemas::{col, layout, DatasetInfo};
+
+use crate::dataset::Dataset;
+use crate::error::{Result, ShardError};
+use crate::filter;
+use crate::image::{Image, NpyZstDecoder};
+use crate::manifest::write_parquet;
+use crate::writer::write_dataset_json;
+
+/// Rows of `ds` whose key is in `keys` and that match `expr` (each optional).
+/// Keys that the dataset lacks are an error listing them, so nothing asked
+/// for is silently left out.
+pub fn subset(ds: &Dataset, keys: Option<&[String]>, expr: Option<&str>) -> Result<RecordBatch> {
+    let batch = &ds.manifest.batch;
+    let view = ds.manifest.view();
+    let mut keep: Vec<bool> = vec![true; batch.num_rows()];
+    if let Some(keys) = keys {
+        let wanted: HashSet<&str> = keys.iter().map(String::as_str).collect();
+        let present: HashSet<&str> = (0..batch.num_rows()).map(|i| view.key(i)).collect();
+        let missing: Vec<&str> = keys.iter().map(String::as_str).filter(|k| !present.contains(k)).collect();
+        if !missing.is_empty() {
+            return Err(ShardError::Other(format!(
+                "{} of the requested keys are not in {}: {}{}",
+                missing.len(),
+                ds.manifest.path.display(),
+                missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if missing.len() > 5 { ", ..." } else { "" }
+            )));
+        }
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k = wanted.contains(view.key(i));
+        }
+    }
+    if let Some(src) = expr {
+        let columns: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let e = filter::parse(src, &columns).map_err(|e| ShardError::Other(e.to_string()))?;
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k = *k && e.matches(batch, i);
+        }
+    }
+    let mask = BooleanArray::from(keep);
+    arrow_select::filter::filter_record_batch(batch, &mask).map_err(|e| ShardError::Other(e.to_string()))
+}
+
+/// Writes a subset manifest that records its dataset root (absolute), so
+/// it can live anywhere.
+pub fn write_subset(ds: &Dataset, batch: RecordBatch, out: &Path) -> Result<()> {
+    let root = fs::canonicalize(&ds.root).map_err(ShardError::io(&ds.root))?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(ShardError::io(parent))?;
+    }
+    write_parquet(out, &ds.manifest.schema, &[batch], Some(&root.to_string_lossy()))
+}
+
+/// What `merge` did.
+#[derive(Debug, Clone)]
+pub struct MergeReport {
+    pub info: DatasetInfo,
+    pub inputs: usize,
+    /// Shards hard-linked (same filesystem) rather than copied.
+    pub linked: u64,
+    pub copied: u64,
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<bool> {
+    if fs::hard_link(from, to).is_ok() {
+        return Ok(true);
+    }
+    fs::copy(from, to).map_err(ShardError::io(to))?;
+    Ok(false)
+}
+
+/// Merges datasets (e.g. the partitions of one ingest run) into a new
+/// dataset at `out`. Shards are hard-linked when possible, else copied, and
+/// renamed `<shard_name>-NNNNNN.tar`; byte offsets are unchanged. Refuses
+/// duplicate keys and inputs with different pixel types or columns.
+pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeReport> {
+    if inputs.is_empty() {
+        return Err(ShardError::Other("merge needs at least one input dataset".into()));
+    }
+    chess_schemas::validate_key(shard_name).map_err(|e| ShardError::Other(format!("shard name: {e}")))?;
+    if out.exists() && fs::read_dir(out).map_err(ShardError::io(out))?.next().is_some() {
+        return Err(ShardError::Other(format!("{} exists and is not empty", out.display())));
+    }
+    let datasets: Vec<Dataset> = inputs
+        .iter()
+        .map(|p| {
+            if !p.is_dir() {
+                return Err(ShardError::Other(format!("{}: merge takes dataset directories", p.display())));
+            }
+            Dataset::open(p)
+        })
+        .collect::<Result<_>>()?;
+    let first = &datasets[0];
+    let first_info = first.info.clone().expect("dataset directories have dataset.json");
+    for (ds, path) in datasets.iter().zip(inputs).skip(1) {
+        let info = ds.info.as_ref().expect("dataset directories have dataset.json");
+        if info.pixel_dtype != first_info.pixel_dtype {
+            return Err(ShardError::Other(format!(
+                "{} stores {}, {} stores {}: cannot merge",
+                path.display(),
+                info.pixel_dtype,
+                inputs[0].display(),
+                first_info.pixel_dtype
+            )));
+        }
+        if ds.manifest.schema.fields() != first.manifest.schema.fields() {
+            return Err(ShardError::Other(format!(
+                "{} has other manifest columns than {}: cannot merge",
+                path.display(),
+                inputs[0].display()
+            )));
+        }
+    }
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut duplicates = Vec::new();
+    for (i, ds) in datasets.iter().enumerate() {
+        let view = ds.manifest.view();
+        for r in 0..ds.manifest.len() {
+            if let Some(prev) = owner.insert(view.key(r).to_string(), i) {
+                duplicates.push(format!("{} (in {} and {})", view.key(r), inputs[prev].display(), inputs[i].display()));
+            }
+        }
+    }
+    if !duplicates.is_empty() {
+        return Err(ShardError::Other(format!(
+            "refusing to merge: {} duplicate keys, e.g. {}",
+            duplicates.len(),
+            duplicates.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        )));
+    }
+
+    let shards_dir = out.join(layout::SHARDS_DIR);
+    fs::create_dir_all(&shards_dir).map_err(ShardError::io(&shards_dir))?;
+    let mut batches = Vec::new();
+    let (mut linked, mut copied, mut next) = (0u64, 0u64, 0u64);
+    let mut sizes = HashSet::new();
+    let mut deid = Vec::new();
+    for (i, ds) in datasets.iter().enumerate() {
+        let info = ds.info.as_ref().expect("dataset directories have dataset.json");
+        if !deid.contains(&info.deid_method) {
+            deid.push(info.deid_method.clone());
+        }
+        sizes.insert(info.image_size);
+        let mut renamed: HashMap<String, String> = HashMap::new();
+        for shard in ds.shards() {
+            let new_rel = format!("{}/{shard_name}-{next:06}.tar", layout::SHARDS_DIR);
+            next += 1;
+            if link_or_copy(&ds.shard_path(&shard)?, &out.join(&new_rel))? {
+                linked += 1;
+            } else {
+                copied += 1;
+            }
+            renamed.insert(shard, new_rel);
+        }
+        let batch = &ds.manifest.batch;
+        let view = ds.manifest.view();
+        let new_shards: StringArray = (0..batch.num_rows()).map(|r| Some(renamed[view.shard(r)].clone())).collect();
+        let idx = batch.schema().index_of(col::SHARD).map_err(|e| ShardError::Other(e.to_string()))?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns[idx] = Arc::new(new_shards);
+        batches.push(RecordBatch::try_new(batch.schema(), columns).map_err(|e| ShardError::Other(e.to_string()))?);
+        // Keep each input's private files (reject lists, key material) apart.
+        let private = ds.root.join(layout::PRIVATE_DIR);
+        if private.is_dir() {
+            let dest = out.join(layout::PRIVATE_DIR).join(format!("input-{i:03}"));
+            copy_tree(&private, &dest)?;
+        }
+    }
+    let manifest_path = out.join(layout::MANIFEST);
+    write_parquet(&manifest_path, &first.manifest.schema, &batches, None)?;
+    let sample_count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let mut provenance = first_info.provenance.clone();
+    provenance.insert(
+        "merged_from".into(),
+        serde_json::json!(datasets
+            .iter()
+            .map(|d| serde_json::json!({
+                "samples": d.manifest.len(),
+                "tool_version": d.info.as_ref().map(|i| i.tool_version.clone()),
+                "provenance": d.info.as_ref().map(|i| i.provenance.clone()),
+            }))
+            .collect::<Vec<_>>()),
+    );
+    let info = DatasetInfo {
+        tool_version: format!("chess-shards {} (merge)", crate::VERSION),
+        image_size: if sizes.len() == 1 { first_info.image_size } else { None },
+        sample_count,
+        shard_count: next,
+        shard_name: shard_name.to_string(),
+        deid_method: deid.join("; "),
+        provenance,
+        ..first_info
+    };
+    fs::create_dir_all(out.join(layout::PRIVATE_DIR)).map_err(ShardError::io(out))?;
+    write_dataset_json(out, &info)?;
+    Ok(MergeReport { info, inputs: datasets.len(), linked, copied })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).map_err(ShardError::io(to))?;
+    for entry in fs::read_dir(from).map_err(ShardError::io(from))? {
+        let entry = entry.map_err(ShardError::io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(ShardError::io(&dst))?;
+            #[cfg(unix)]
+            if let Ok(meta) = fs::metadata(&src) {
+                let _ = fs::set_permissions(&dst, meta.permissions());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps an image to 8 bits for viewing: linear from its minimum to its maximum.
+pub fn to_display_u8(image: &Image) -> Vec<u8> {
+    let n = image.pixel_count();
+    let (mut lo, mut hi) = (u32::MAX, 0u32);
+    for i in 0..n {
+        let v = image.get(i);
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    let span = (hi.saturating_sub(lo)).max(1) as f64;
+    (0..n).map(|i| (((image.get(i) - lo) as f64 / span) * 255.0).round() as u8).collect()
+}
+
+/// Writes an 8-bit grayscale PNG of `image`.
+pub fn save_png_u8(image: &Image, path: &Path) -> Result<()> {
+    let file = fs::File::create(path).map_err(ShardError::io(path))?;
+    let mut encoder = png::Encoder::new(BufWriter::new(file), image.width, image.height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let err = |e: png::EncodingError| ShardError::Other(format!("{}: {e}", path.display()));
+    let mut writer = encoder.write_header().map_err(err)?;
+    writer.write_image_data(&to_display_u8(image)).map_err(err)?;
+    writer.finish().map_err(err)?;
+    Ok(())
+}
+
+/// Exports the sample `key` (or one of its extra arrays) as an 8-bit PNG.
+pub fn export(ds: &Dataset, key: &str, field: Option<&str>, out: &Path) -> Result<()> {
+    let index = ds
+        .find_key(key)
+        .ok_or_else(|| ShardError::Other(format!("no sample with key `{key}` in {}", ds.manifest.path.display())))?;
+    let row = ds.manifest.view().row(index);
+    let mut decoder = NpyZstDecoder::new();
+    let image = match field {
+        None => ds.read_image(&row, &mut decoder)?,
+        Some(f) => {
+            let sample = ds.read_sample(&row, &mut decoder)?;
+            sample
+                .extras
+                .into_iter()
+                .find(|(name, _)| name == f)
+                .map(|(_, img)| img)
+                .ok_or_else(|| ShardError::Other(format!("sample `{key}` has no `{f}` array")))?
+        }
+    };
+    save_png_u8(&image, out)
+}

@@ -1,1 +1,400 @@
-fn main(){}
+//! `chess-shards`: look at, check, summarise and recombine CheSS datasets.
+//!
+//! Thin binary: argument parsing, progress bars and printing; the work is
+//! done by the `chess_shards` library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chess_schemas::{layout, PixelDtype};
+use chess_shards::{demo, ops, stats, verify, Dataset, DatasetWriter, FinishInfo, WriterOptions};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Exit codes: 0 success; 1 the data failed a check (verify found problems);
+/// 2 bad command line; 3 an input could not be read or an output written.
+const EXIT_CHECK_FAILED: u8 = 1;
+const EXIT_ERROR: u8 = 3;
+
+/// Inspect, verify, summarise and recombine CheSS datasets (tar shards of
+/// .npy.zst images plus a Parquet manifest).
+///
+/// A DATASET is a directory holding dataset.json, manifest.parquet and
+/// shards/. Where a MANIFEST is accepted, it may be a subset or per-fraction
+/// manifest stored anywhere; its shard paths resolve against the dataset root
+/// recorded in it.
+///
+/// Exit codes: 0 success, 1 a check failed (verify), 2 usage error,
+/// 3 unreadable input or unwritable output.
+#[derive(Parser, Debug)]
+#[command(name = "chess-shards", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// No progress bars or summaries; errors and requested output only.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a shard, dataset or manifest holds.
+    ///
+    /// For a shard (.tar): its members with offsets and sizes. For a dataset
+    /// or manifest: dataset.json, the columns, counts and the first rows.
+    Inspect {
+        /// A shard file, a dataset directory or a manifest (.parquet).
+        path: PathBuf,
+        /// How many members or rows to list.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Check that every manifest row resolves to its bytes and pixel hash,
+    /// and that every shard member is in the manifest.
+    ///
+    /// Prints each mismatch (shard, key, what is wrong) and exits with 1 if
+    /// there is any.
+    Verify {
+        /// A dataset directory, or a manifest (then only its rows are checked).
+        dataset: PathBuf,
+    },
+    /// Write one image as an 8-bit PNG to look at (linear from its min to its max).
+    Export {
+        dataset: PathBuf,
+        /// The sample key.
+        key: String,
+        /// Output PNG file.
+        out: PathBuf,
+        /// Export this extra array (e.g. target, mask) instead of the image.
+        #[arg(long)]
+        field: Option<String>,
+    },
+    /// Counts by view, sex, age band, modality and split; pixel statistics;
+    /// a PNG chart of the pixel histogram and the counts.
+    Stats {
+        /// A dataset directory or a manifest.
+        dataset: PathBuf,
+        /// Where to write the PNG chart.
+        #[arg(long, default_value = "chess-stats.png")]
+        png: PathBuf,
+        /// Read pixels of every N-th sample only (1 = all).
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// Print the statistics as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join datasets (e.g. the partitions of one ingest run) into one.
+    ///
+    /// Shards are hard-linked when the output is on the same filesystem,
+    /// otherwise copied. Refuses duplicate keys and mismatched columns.
+    Merge {
+        /// Input dataset directories.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output dataset directory (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Stem of the output shard names.
+        #[arg(long, default_value = "shard")]
+        shard_name: String,
+    },
+    /// Write a manifest of the rows selected by keys and/or an expression.
+    ///
+    /// Expressions compare columns with literals: `view_position in ('PA',
+    /// 'AP') and age_years >= 18 and sex is not null`; quote column names
+    /// with spaces: `"Pleural Effusion" = 1`.
+    Subset {
+        /// A dataset directory or a manifest.
+        dataset: PathBuf,
+        /// File with one key per line (every key must exist).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Row filter expression.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Output manifest (.parquet); it records the dataset root.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build a small dataset of synthetic chest phantoms and verify it.
+    Demo {
+        /// Output dataset directory (must not already hold a dataset).
+        #[arg(long, default_value = "chess-demo")]
+        out: PathBuf,
+        /// Number of images.
+        #[arg(long, default_value_t = 64)]
+        count: u64,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 512)]
+        size: u32,
+        /// Bits per stored pixel.
+        #[arg(long, default_value = "16", value_parser = ["8", "16"])]
+        bit_depth: String,
+        /// Samples per shard.
+        #[arg(long, default_value_t = 16)]
+        shard_samples: u64,
+    },
+}
+
+fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}, {per_sec}, eta {eta}]")
+            .expect("valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("error: --threads: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Inspect { path, limit } => inspect(&path, limit),
+        Command::Verify { dataset } => {
+            let ds = Dataset::open(&dataset)?;
+            let bar = progress(ds.manifest.len() as u64, "verify", quiet);
+            let start = Instant::now();
+            let report = verify::verify(&ds, &|n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            for p in &report.problems {
+                println!("MISMATCH {p}");
+            }
+            if !quiet {
+                eprintln!(
+                    "{}: {} samples in {} shards ({:.1} MB) checked in {:.1}s: {}",
+                    dataset.display(),
+                    report.samples,
+                    report.shards,
+                    report.bytes as f64 / 1e6,
+                    start.elapsed().as_secs_f64(),
+                    if report.ok() { "OK".to_string() } else { format!("{} problems", report.problems.len()) }
+                );
+            }
+            Ok(if report.ok() { 0 } else { EXIT_CHECK_FAILED })
+        }
+        Command::Export { dataset, key, out, field } => {
+            let ds = Dataset::open(&dataset)?;
+            ops::export(&ds, &key, field.as_deref(), &out)?;
+            if !quiet {
+                eprintln!("wrote {}", out.display());
+            }
+            Ok(0)
+        }
+        Command::Stats { dataset, png, every, json } => {
+            let ds = Dataset::open(&dataset)?;
+            let bar = progress((ds.manifest.len() as u64).div_ceil(every.max(1) as u64), "stats", quiet);
+            let s = stats::compute(&ds, every, &|n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            s.save_png(&png)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print_stats(&s);
+            }
+            if !quiet {
+                eprintln!("wrote {}", png.display());
+            }
+            Ok(0)
+        }
+        Command::Merge { inputs, out, shard_name } => {
+            let report = ops::merge(&inputs, &out, &shard_name)?;
+            if !quiet {
+                eprintln!(
+                    "merged {} datasets into {}: {} samples, {} shards ({} linked, {} copied)",
+                    report.inputs,
+                    out.display(),
+                    report.info.sample_count,
+                    report.info.shard_count,
+                    report.linked,
+                    report.copied
+                );
+            }
+            Ok(0)
+        }
+        Command::Subset { dataset, keys, filter, out } => {
+            if keys.is_none() && filter.is_none() {
+                bail!("subset needs --keys FILE, --where EXPR, or both");
+            }
+            let ds = Dataset::open(&dataset)?;
+            let key_list = match &keys {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading keys from {}", path.display()))?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>(),
+                ),
+                None => None,
+            };
+            let batch = ops::subset(&ds, key_list.as_deref(), filter.as_deref())?;
+            let n = batch.num_rows();
+            ops::write_subset(&ds, batch, &out)?;
+            if !quiet {
+                eprintln!("wrote {} ({} of {} rows)", out.display(), n, ds.manifest.len());
+            }
+            Ok(0)
+        }
+        Command::Demo { out, count, size, bit_depth, shard_samples } => {
+            let dtype: PixelDtype = bit_depth.parse().map_err(anyhow::Error::msg)?;
+            demo_dataset(&out, count, size, dtype, shard_samples, quiet)
+        }
+    }
+}
+
+fn demo_dataset(out: &Path, count: u64, size: u32, dtype: PixelDtype, shard_samples: u64, quiet: bool) -> Result<u8> {
+    if count == 0 || !(8..=4096).contains(&size) {
+        bail!("--count must be at least 1 and --size between 8 and 4096");
+    }
+    let opts = WriterOptions { shard_name: "demo".into(), max_shard_samples: shard_samples, dtype, ..WriterOptions::default() };
+    let mut writer = DatasetWriter::create(out, opts.clone())?;
+    let bar = progress(count, "demo", quiet);
+    use rayon::prelude::*;
+    // Encode in parallel, in bounded chunks; append in order.
+    for chunk_start in (0..count).step_by(64) {
+        let end = (chunk_start + 64).min(count);
+        let encoded: Vec<_> = (chunk_start..end)
+            .into_par_iter()
+            .map(|i| chess_shards::encode_sample(&demo::demo_sample(i, size, dtype), &opts))
+            .collect::<Result<_, _>>()?;
+        for e in encoded {
+            writer.write_encoded(e)?;
+            bar.inc(1);
+        }
+    }
+    let info = writer.finish(FinishInfo {
+        tool_version: format!("chess-shards {}", chess_shards::VERSION),
+        deid_method: "synthetic phantoms: no patient data".into(),
+        provenance: [("source".to_string(), serde_json::json!("chess-shards demo"))].into(),
+    })?;
+    bar.finish_and_clear();
+    let ds = Dataset::open(out)?;
+    let report = verify::verify(&ds, &|_| {})?;
+    for p in &report.problems {
+        println!("MISMATCH {p}");
+    }
+    if !quiet {
+        eprintln!(
+            "wrote {}: {} samples in {} shards; verify: {}",
+            out.display(),
+            info.sample_count,
+            info.shard_count,
+            if report.ok() { "OK" } else { "FAILED" }
+        );
+    }
+    Ok(if report.ok() { 0 } else { EXIT_CHECK_FAILED })
+}
+
+fn inspect(path: &Path, limit: usize) -> Result<u8> {
+    if path.is_file() && path.extension().is_some_and(|e| e == "tar") {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut stream = chess_shards::tar::TarStream::new(std::io::BufReader::new(file));
+        let (mut members, mut bytes) = (0u64, 0u64);
+        let mut keys = std::collections::HashSet::new();
+        println!("{:<48} {:>12} {:>12}", "member", "offset", "size");
+        while let Some(m) = stream
+            .next_member()
+            .map_err(|source| chess_shards::ShardError::Tar { shard: path.display().to_string(), source })?
+        {
+            if (members as usize) < limit {
+                println!("{:<48} {:>12} {:>12}", m.name, m.data_offset, m.data.len());
+            }
+            members += 1;
+            bytes += m.data.len() as u64;
+            keys.insert(chess_shards::reader::split_member_name(&m.name).0.to_string());
+        }
+        if members as usize > limit {
+            println!("... ({} more)", members as usize - limit);
+        }
+        println!("{}: {members} members, {} samples, {:.1} MB of member data", path.display(), keys.len(), bytes as f64 / 1e6);
+        return Ok(0);
+    }
+    let ds = Dataset::open(path)?;
+    if let Some(info) = &ds.info {
+        println!("{}", serde_json::to_string_pretty(info)?);
+    }
+    println!("manifest: {} ({} rows, {} shards)", ds.manifest.path.display(), ds.manifest.len(), ds.shards().len());
+    println!("dataset root: {}", ds.root.display());
+    let fields: Vec<String> =
+        ds.manifest.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+    println!("columns: {}", fields.join(", "));
+    let view = ds.manifest.view();
+    for i in 0..ds.manifest.len().min(limit) {
+        let r = view.row(i);
+        println!(
+            "{}  {} @{}+{}  {}x{} {}  view={} sex={} age={}",
+            r.key,
+            r.shard,
+            r.offset,
+            r.size,
+            r.height,
+            r.width,
+            r.dtype,
+            r.view_position.as_deref().unwrap_or("-"),
+            r.sex.as_deref().unwrap_or("-"),
+            r.age_years.map_or("-".to_string(), |a| a.to_string())
+        );
+    }
+    let _ = layout::MANIFEST;
+    Ok(0)
+}
+
+fn print_stats(s: &stats::DatasetStats) {
+    println!("samples: {}  patients: {}", s.samples, s.patients);
+    for (title, map) in [
+        ("view", &s.by_view),
+        ("sex", &s.by_sex),
+        ("age band", &s.by_age_band),
+        ("modality", &s.by_modality),
+        ("split", &s.by_split),
+        ("size", &s.by_size),
+    ] {
+        if map.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{title:<9} {}", parts.join("  "));
+    }
+    let p = &s.pixels;
+    println!(
+        "pixels    images={} min={} max={} mean={:.1} std={:.1}",
+        p.images, p.min, p.max, p.mean, p.std
+    );
+    let pct: Vec<String> = p.percentiles.iter().map(|(q, v)| format!("p{q}={v}")).collect();
+    println!("          {}", pct.join("  "));
+}
