@@ -1,0 +1,356 @@
+//! DICOM parsing and decoding to stored values.
+//!
+//! [`parse`] reads a Part 10 stream (with or without the 128-byte preamble)
+//! from memory with `dicom-object`; [`Header`] pulls out the handful of
+//! attributes the rest of the pipeline needs (identifying ones stay in memory
+//! and are only ever used as HMAC input or for the label join); [`decode`]
+//! turns the Pixel Data into stored values with `dicom-pixeldata`:
+//! masked to BitsStored (from HighBit) and sign-extended when
+//! PixelRepresentation is 1, nothing else applied.
+//!
+//! Safety nets against hostile input: dimensions are checked against
+//! [`MAX_PIXELS`] and native Pixel Data against its expected length *before*
+//! anything is decoded (so a 100000×100000 header allocates nothing), and the
+//! decoder runs under `catch_unwind`, so a panicking codec becomes a
+//! [`Reason::DecodeError`] reject.
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_pixeldata::PixelDecoder;
+
+use crate::discover::dicom_offset;
+use crate::reject::{Reason, Reject};
+
+/// Largest accepted image, in pixels (e.g. 8192×8192).
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
+/// Parses a DICOM Part 10 file held in memory.
+pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Reject> {
+    let Some(off) = dicom_offset(bytes) else {
+        return Err(Reject::new(Reason::NotDicom, "no DICM magic at offset 0 or 128"));
+    };
+    let data = &bytes[off..];
+    std::panic::catch_unwind(|| OpenFileOptions::new().read_preamble(ReadPreamble::Never).from_reader(data))
+        .map_err(|_| Reject::new(Reason::ParseError, "parser panicked"))?
+        .map_err(|e| Reject::new(Reason::ParseError, error_chain(&e)))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// A Modality LUT from the Modality LUT Sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModalityLut {
+    /// First stored value mapped.
+    pub first: i32,
+    /// Output values, one per entry.
+    pub data: Vec<f64>,
+}
+
+impl ModalityLut {
+    /// Values below the first entry map to the first output, above the last
+    /// to the last (PS3.3 C.11.1.1).
+    pub fn apply(&self, v: i32) -> f64 {
+        let i = (v as i64 - self.first as i64).clamp(0, self.data.len() as i64 - 1);
+        self.data[i as usize]
+    }
+}
+
+/// The attributes the pipeline needs. Holds identifying values: never
+/// written anywhere shareable.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub transfer_syntax: String,
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub patient_id: String,
+    pub accession_number: String,
+    pub modality: String,
+    pub body_part: String,
+    pub view_position: String,
+    pub burned_in_annotation: String,
+    pub sex: String,
+    pub patient_age: String,
+    pub birth_date: String,
+    pub study_date: String,
+    pub photometric: String,
+    pub rows: u32,
+    pub columns: u32,
+    pub samples_per_pixel: u16,
+    pub number_of_frames: u32,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub high_bit: u16,
+    pub pixel_representation: u16,
+    pub rescale_slope: Option<f64>,
+    pub rescale_intercept: Option<f64>,
+    pub modality_lut: Option<ModalityLut>,
+    pub has_pixel_data: bool,
+}
+
+fn text(obj: &DefaultDicomObject, tag: Tag) -> String {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string()))
+        .unwrap_or_default()
+}
+
+fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
+    let e = obj.element_opt(tag).ok().flatten()?;
+    e.to_int::<i64>().ok().or_else(|| e.to_str().ok().and_then(|s| s.trim().parse().ok()))
+}
+
+fn float(obj: &DefaultDicomObject, tag: Tag) -> Option<f64> {
+    obj.element_opt(tag).ok().flatten()?.to_float64().ok().filter(|v| v.is_finite())
+}
+
+impl Header {
+    /// Extracts the header. Missing attributes become empty strings/zeros;
+    /// the checks in [`check_image`] turn them into reasons.
+    pub fn from_object(obj: &DefaultDicomObject) -> Header {
+        let meta = obj.meta();
+        let clean = |s: &str| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string();
+        let mut sop_class_uid = text(obj, tags::SOP_CLASS_UID);
+        if sop_class_uid.is_empty() {
+            sop_class_uid = clean(&meta.media_storage_sop_class_uid);
+        }
+        let mut sop_instance_uid = text(obj, tags::SOP_INSTANCE_UID);
+        if sop_instance_uid.is_empty() {
+            sop_instance_uid = clean(&meta.media_storage_sop_instance_uid);
+        }
+        let pixel = obj.element_opt(tags::PIXEL_DATA).ok().flatten();
+        let has_pixel_data = match pixel {
+            None => false,
+            Some(e) => match e.value() {
+                dicom_core::DicomValue::PixelSequence(s) => s.fragments().iter().any(|f| !f.is_empty()),
+                dicom_core::DicomValue::Primitive(p) => p.calculate_byte_len() > 0,
+                dicom_core::DicomValue::Sequence(_) => false,
+            },
+        };
+        Header {
+            transfer_syntax: clean(meta.transfer_syntax()),
+            sop_class_uid,
+            sop_instance_uid,
+            study_instance_uid: text(obj, tags::STUDY_INSTANCE_UID),
+            series_instance_uid: text(obj, tags::SERIES_INSTANCE_UID),
+            patient_id: text(obj, tags::PATIENT_ID),
+            accession_number: text(obj, tags::ACCESSION_NUMBER),
+            modality: text(obj, tags::MODALITY).to_ascii_uppercase(),
+            body_part: text(obj, tags::BODY_PART_EXAMINED).to_ascii_uppercase(),
+            view_position: text(obj, tags::VIEW_POSITION).to_ascii_uppercase(),
+            burned_in_annotation: text(obj, tags::BURNED_IN_ANNOTATION).to_ascii_uppercase(),
+            sex: text(obj, tags::PATIENT_SEX).to_ascii_uppercase(),
+            patient_age: text(obj, tags::PATIENT_AGE).to_ascii_uppercase(),
+            birth_date: text(obj, tags::PATIENT_BIRTH_DATE),
+            study_date: text(obj, tags::STUDY_DATE),
+            photometric: text(obj, tags::PHOTOMETRIC_INTERPRETATION).to_ascii_uppercase(),
+            rows: int(obj, tags::ROWS).unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+            columns: int(obj, tags::COLUMNS).unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+            samples_per_pixel: int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1).clamp(0, u16::MAX as i64) as u16,
+            number_of_frames: int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).clamp(0, u32::MAX as i64) as u32,
+            bits_allocated: int(obj, tags::BITS_ALLOCATED).unwrap_or(0).clamp(0, u16::MAX as i64) as u16,
+            bits_stored: int(obj, tags::BITS_STORED).unwrap_or(0).clamp(0, u16::MAX as i64) as u16,
+            high_bit: int(obj, tags::HIGH_BIT).unwrap_or(-1).clamp(-1, u16::MAX as i64).max(0) as u16,
+            pixel_representation: int(obj, tags::PIXEL_REPRESENTATION).unwrap_or(0).clamp(0, 1) as u16,
+            rescale_slope: float(obj, tags::RESCALE_SLOPE),
+            rescale_intercept: float(obj, tags::RESCALE_INTERCEPT),
+            modality_lut: modality_lut(obj),
+            has_pixel_data,
+        }
+    }
+}
+
+fn modality_lut(obj: &DefaultDicomObject) -> Option<ModalityLut> {
+    let seq = obj.element_opt(tags::MODALITY_LUT_SEQUENCE).ok().flatten()?;
+    let item = seq.items()?.first()?;
+    let desc = item.element_opt(tags::LUT_DESCRIPTOR).ok().flatten()?;
+    let d: Vec<i64> = desc.to_multi_int::<i64>().ok()?;
+    if d.len() < 3 {
+        return None;
+    }
+    let n = if d[0] == 0 { 65536 } else { d[0] as usize };
+    // The first mapped value is US or SS depending on the pixel representation.
+    let signed = int(obj, tags::PIXEL_REPRESENTATION) == Some(1);
+    let first = if signed { d[1] as u16 as i16 as i32 } else { d[1] as u16 as i32 };
+    let bits = d[2];
+    let lut = item.element_opt(tags::LUT_DATA).ok().flatten()?;
+    let raw: Vec<u8> = lut.to_bytes().ok()?.into_owned();
+    let data: Vec<f64> = if bits <= 8 && raw.len() == n {
+        raw.iter().map(|&b| b as f64).collect()
+    } else {
+        raw.chunks_exact(2).take(n).map(|c| u16::from_le_bytes([c[0], c[1]]) as f64).collect()
+    };
+    if data.is_empty() {
+        return None;
+    }
+    Some(ModalityLut { first, data })
+}
+
+/// Checks that the pixel description is a single-frame monochrome image of
+/// sane size with a bit layout this pipeline handles.
+pub fn check_image(h: &Header) -> Result<(), Reject> {
+    if !h.has_pixel_data {
+        return Err(Reject::new(Reason::NoPixelData, "Pixel Data missing or empty"));
+    }
+    if h.number_of_frames > 1 {
+        return Err(Reject::new(Reason::MultiFrame, format!("{} frames", h.number_of_frames)));
+    }
+    if h.samples_per_pixel != 1 || !matches!(h.photometric.as_str(), "MONOCHROME1" | "MONOCHROME2") {
+        return Err(Reject::new(
+            Reason::Colour,
+            format!("SamplesPerPixel {} PhotometricInterpretation {:?}", h.samples_per_pixel, h.photometric),
+        ));
+    }
+    let px = h.rows as u64 * h.columns as u64;
+    if px == 0 || px > MAX_PIXELS {
+        return Err(Reject::new(
+            Reason::BadDimensions,
+            format!("{}x{} pixels (limit {} pixels)", h.rows, h.columns, MAX_PIXELS),
+        ));
+    }
+    if !matches!(h.bits_allocated, 8 | 16)
+        || h.bits_stored == 0
+        || h.bits_stored > h.bits_allocated
+        || h.high_bit >= h.bits_allocated
+        || h.high_bit + 1 < h.bits_stored
+    {
+        return Err(Reject::new(
+            Reason::BadDimensions,
+            format!(
+                "BitsAllocated {} BitsStored {} HighBit {}",
+                h.bits_allocated, h.bits_stored, h.high_bit
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A decoded frame of stored values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub rows: u32,
+    pub columns: u32,
+    /// Row-major, masked to BitsStored and sign-extended if signed.
+    pub values: Vec<i32>,
+}
+
+/// Whether the transfer syntax's pixel data is native (not encapsulated).
+fn is_native(ts: &str) -> bool {
+    matches!(ts, "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99")
+}
+
+/// Decodes the (single) frame to stored values. Call [`check_image`] first.
+pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
+    check_image(h)?;
+    let bytes_pp = (h.bits_allocated / 8) as usize;
+    let expected = h.rows as usize * h.columns as usize * bytes_pp;
+    if is_native(&h.transfer_syntax) {
+        let e = obj.element(tags::PIXEL_DATA).map_err(|e| Reject::new(Reason::NoPixelData, e.to_string()))?;
+        let len = match e.value() {
+            dicom_core::DicomValue::Primitive(p) => p.calculate_byte_len(),
+            _ => 0,
+        };
+        if len < expected {
+            return Err(Reject::new(
+                Reason::PixelDataTruncated,
+                format!("Pixel Data has {len} bytes, {expected} expected"),
+            ));
+        }
+    } else {
+        use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+        use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+        match TransferSyntaxRegistry.get(&h.transfer_syntax) {
+            Some(ts) if ts.can_decode_all() => {}
+            Some(ts) => {
+                return Err(Reject::new(
+                    Reason::UnsupportedTransferSyntax,
+                    format!("no pixel decoder for {} ({})", h.transfer_syntax, ts.name()),
+                ))
+            }
+            None => {
+                return Err(Reject::new(
+                    Reason::UnsupportedTransferSyntax,
+                    format!("unknown transfer syntax {:?}", h.transfer_syntax),
+                ))
+            }
+        }
+    }
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+        .map_err(|_| Reject::new(Reason::DecodeError, "pixel decoder panicked"))?
+        .map_err(|e| Reject::new(Reason::DecodeError, error_chain(&e)))?;
+    let data = decoded.data();
+    if data.len() < expected {
+        return Err(Reject::new(
+            Reason::PixelDataTruncated,
+            format!("decoded {} bytes, {expected} expected", data.len()),
+        ));
+    }
+    let values = stored_values(&data[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1);
+    Ok(Stored { rows: h.rows, columns: h.columns, values })
+}
+
+/// Raw little-endian samples to stored values: shift so that HighBit is the
+/// top stored bit, mask to BitsStored, sign-extend when signed.
+pub fn stored_values(data: &[u8], bits_allocated: u16, bits_stored: u16, high_bit: u16, signed: bool) -> Vec<i32> {
+    let shift = (high_bit + 1 - bits_stored) as u32;
+    let mask: u32 = if bits_stored >= 32 { u32::MAX } else { (1u32 << bits_stored) - 1 };
+    let sign_bit = 1u32 << (bits_stored - 1);
+    let conv = move |raw: u32| -> i32 {
+        let v = (raw >> shift) & mask;
+        if signed && v & sign_bit != 0 {
+            (v | !mask) as i32
+        } else {
+            v as i32
+        }
+    };
+    match bits_allocated {
+        8 => data.iter().map(|&b| conv(b as u32)).collect(),
+        _ => data.chunks_exact(2).map(|c| conv(u16::from_le_bytes([c[0], c[1]]) as u32)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_and_sign_extension() {
+        // 12 bits stored in 16, junk in the top nibble.
+        let raw: Vec<u8> = [0xF800u16, 0x0FFF, 0x0800, 0x07FF].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(stored_values(&raw, 16, 12, 11, false), vec![0x800, 0xFFF, 0x800, 0x7FF]);
+        assert_eq!(stored_values(&raw, 16, 12, 11, true), vec![-2048, -1, -2048, 2047]);
+        // HighBit not at BitsStored-1: values sit higher in the word.
+        let raw: Vec<u8> = [0x0010u16, 0xFFF0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(stored_values(&raw, 16, 12, 15, false), vec![1, 0xFFF]);
+        assert_eq!(stored_values(&[0x80, 0x7f], 8, 8, 7, true), vec![-128, 127]);
+    }
+
+    #[test]
+    fn modality_lut_clamps() {
+        let lut = ModalityLut { first: -2, data: vec![10.0, 20.0, 30.0] };
+        assert_eq!(lut.apply(-5), 10.0);
+        assert_eq!(lut.apply(-1), 20.0);
+        assert_eq!(lut.apply(9), 30.0);
+    }
+
+    #[test]
+    fn non_dicom_and_garbage_are_rejected() {
+        assert_eq!(parse(b"hello").unwrap_err().reason, Reason::NotDicom);
+        let mut junk = b"DICM".to_vec();
+        junk.extend_from_slice(&[0xff; 64]);
+        assert_eq!(parse(&junk).unwrap_err().reason, Reason::ParseError);
+    }
+}
