@@ -168,10 +168,10 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
                         break;
                     }
                 };
-                samples += 1;
-                progress(counter.fetch_add(1, Ordering::Relaxed) + 1);
                 match by_key.get(raw.key.as_str()) {
                     Some(row) if &row.shard == shard => {
+                        samples += 1;
+                        progress(counter.fetch_add(1, Ordering::Relaxed) + 1);
                         for what in check_sample(row, &raw, shard, &mut decoder) {
                             problems.push(problem(Some(&raw.key), what));
                         }

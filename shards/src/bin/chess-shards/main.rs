@@ -3,14 +3,14 @@
 //! Thin binary: argument parsing, progress bars and printing; the work is
 //! done by the `chess_shards` library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chess_schemas::{layout, PixelDtype};
-use chess_shards::{demo, ops, stats, verify, Dataset, DatasetWriter, FinishInfo, WriterOptions};
+use chess_shards::{demo, ops, stats, verify, Dataset, DatasetWriter, FinishInfo};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -140,7 +140,18 @@ enum Command {
         /// Samples per shard.
         #[arg(long, default_value_t = 16)]
         shard_samples: u64,
+        /// Also store a paired `target` array per sample (the phantom without bones).
+        #[arg(long)]
+        paired: bool,
     },
+}
+
+/// `println!` that returns an error instead of panicking when stdout is
+/// closed (e.g. piped into `head`).
+macro_rules! outln {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout(), $($t)*)?
+    };
 }
 
 fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
@@ -173,6 +184,9 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
@@ -191,7 +205,7 @@ fn run(cli: Cli) -> Result<u8> {
             let report = verify::verify(&ds, &|n| bar.set_position(n))?;
             bar.finish_and_clear();
             for p in &report.problems {
-                println!("MISMATCH {p}");
+                outln!("MISMATCH {p}");
             }
             if !quiet {
                 eprintln!(
@@ -221,9 +235,9 @@ fn run(cli: Cli) -> Result<u8> {
             bar.finish_and_clear();
             s.save_png(&png)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                outln!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                print_stats(&s);
+                print_stats(&s)?;
             }
             if !quiet {
                 eprintln!("wrote {}", png.display());
@@ -270,18 +284,26 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Demo { out, count, size, bit_depth, shard_samples } => {
+        Command::Demo { out, count, size, bit_depth, shard_samples, paired } => {
             let dtype: PixelDtype = bit_depth.parse().map_err(anyhow::Error::msg)?;
-            demo_dataset(&out, count, size, dtype, shard_samples, quiet)
+            demo_dataset(&out, count, size, dtype, shard_samples, paired, quiet)
         }
     }
 }
 
-fn demo_dataset(out: &Path, count: u64, size: u32, dtype: PixelDtype, shard_samples: u64, quiet: bool) -> Result<u8> {
+fn demo_dataset(
+    out: &Path,
+    count: u64,
+    size: u32,
+    dtype: PixelDtype,
+    shard_samples: u64,
+    paired: bool,
+    quiet: bool,
+) -> Result<u8> {
     if count == 0 || !(8..=4096).contains(&size) {
         bail!("--count must be at least 1 and --size between 8 and 4096");
     }
-    let opts = WriterOptions { shard_name: "demo".into(), max_shard_samples: shard_samples, dtype, ..WriterOptions::default() };
+    let opts = demo::demo_options(dtype, shard_samples, paired);
     let mut writer = DatasetWriter::create(out, opts.clone())?;
     let bar = progress(count, "demo", quiet);
     use rayon::prelude::*;
@@ -290,7 +312,7 @@ fn demo_dataset(out: &Path, count: u64, size: u32, dtype: PixelDtype, shard_samp
         let end = (chunk_start + 64).min(count);
         let encoded: Vec<_> = (chunk_start..end)
             .into_par_iter()
-            .map(|i| chess_shards::encode_sample(&demo::demo_sample(i, size, dtype), &opts))
+            .map(|i| chess_shards::encode_sample(&demo::demo_sample(i, size, dtype, paired), &opts))
             .collect::<Result<_, _>>()?;
         for e in encoded {
             writer.write_encoded(e)?;
@@ -306,7 +328,7 @@ fn demo_dataset(out: &Path, count: u64, size: u32, dtype: PixelDtype, shard_samp
     let ds = Dataset::open(out)?;
     let report = verify::verify(&ds, &|_| {})?;
     for p in &report.problems {
-        println!("MISMATCH {p}");
+        outln!("MISMATCH {p}");
     }
     if !quiet {
         eprintln!(
@@ -326,37 +348,37 @@ fn inspect(path: &Path, limit: usize) -> Result<u8> {
         let mut stream = chess_shards::tar::TarStream::new(std::io::BufReader::new(file));
         let (mut members, mut bytes) = (0u64, 0u64);
         let mut keys = std::collections::HashSet::new();
-        println!("{:<48} {:>12} {:>12}", "member", "offset", "size");
+        outln!("{:<48} {:>12} {:>12}", "member", "offset", "size");
         while let Some(m) = stream
             .next_member()
             .map_err(|source| chess_shards::ShardError::Tar { shard: path.display().to_string(), source })?
         {
             if (members as usize) < limit {
-                println!("{:<48} {:>12} {:>12}", m.name, m.data_offset, m.data.len());
+                outln!("{:<48} {:>12} {:>12}", m.name, m.data_offset, m.data.len());
             }
             members += 1;
             bytes += m.data.len() as u64;
             keys.insert(chess_shards::reader::split_member_name(&m.name).0.to_string());
         }
         if members as usize > limit {
-            println!("... ({} more)", members as usize - limit);
+            outln!("... ({} more)", members as usize - limit);
         }
-        println!("{}: {members} members, {} samples, {:.1} MB of member data", path.display(), keys.len(), bytes as f64 / 1e6);
+        outln!("{}: {members} members, {} samples, {:.1} MB of member data", path.display(), keys.len(), bytes as f64 / 1e6);
         return Ok(0);
     }
     let ds = Dataset::open(path)?;
     if let Some(info) = &ds.info {
-        println!("{}", serde_json::to_string_pretty(info)?);
+        outln!("{}", serde_json::to_string_pretty(info)?);
     }
-    println!("manifest: {} ({} rows, {} shards)", ds.manifest.path.display(), ds.manifest.len(), ds.shards().len());
-    println!("dataset root: {}", ds.root.display());
+    outln!("manifest: {} ({} rows, {} shards)", ds.manifest.path.display(), ds.manifest.len(), ds.shards().len());
+    outln!("dataset root: {}", ds.root.display());
     let fields: Vec<String> =
         ds.manifest.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
-    println!("columns: {}", fields.join(", "));
+    outln!("columns: {}", fields.join(", "));
     let view = ds.manifest.view();
     for i in 0..ds.manifest.len().min(limit) {
         let r = view.row(i);
-        println!(
+        outln!(
             "{}  {} @{}+{}  {}x{} {}  view={} sex={} age={}",
             r.key,
             r.shard,
@@ -374,8 +396,8 @@ fn inspect(path: &Path, limit: usize) -> Result<u8> {
     Ok(0)
 }
 
-fn print_stats(s: &stats::DatasetStats) {
-    println!("samples: {}  patients: {}", s.samples, s.patients);
+fn print_stats(s: &stats::DatasetStats) -> Result<()> {
+    outln!("samples: {}  patients: {}", s.samples, s.patients);
     for (title, map) in [
         ("view", &s.by_view),
         ("sex", &s.by_sex),
@@ -388,13 +410,14 @@ fn print_stats(s: &stats::DatasetStats) {
             continue;
         }
         let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("{title:<9} {}", parts.join("  "));
+        outln!("{title:<9} {}", parts.join("  "));
     }
     let p = &s.pixels;
-    println!(
+    outln!(
         "pixels    images={} min={} max={} mean={:.1} std={:.1}",
         p.images, p.min, p.max, p.mean, p.std
     );
     let pct: Vec<String> = p.percentiles.iter().map(|(q, v)| format!("p{q}={v}")).collect();
-    println!("          {}", pct.join("  "));
+    outln!("          {}", pct.join("  "));
+    Ok(())
 }

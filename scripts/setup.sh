@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs what the build, the demo and the tests need, once; later runs
+# find everything cached and return in about a second.
+#
+#   CHESS_CACHE   cache directory (default: ~/.cache/chess); the Python venv
+#                 lives in $CHESS_CACHE/venv.
+#
+# Prints nothing but progress on stderr; safe to run any number of times.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${CHESS_CACHE:-$HOME/.cache/chess}"
+VENV="$CACHE/venv"
+mkdir -p "$CACHE"
+
+log() { echo "setup: $*" >&2; }
+
+# --- toolchain ---------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: install a Rust toolchain (rustup) first"
+    exit 1
+fi
+
+# --- Debian packages ---------------------------------------------------------
+# Listed here, installed only when missing (root or sudo needed then).
+APT_PACKAGES=(cmake)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+# --- Python venv ---------------------------------------------------------------
+# Interop tests (pyarrow, webdataset), benchmark peers, and reference decoders.
+PY_PACKAGES=(
+    "numpy>=1.26"
+    "pyarrow>=15"
+    "webdataset>=0.2.86"
+    "zstandard>=0.22"
+    "blake3>=0.4"
+    "pytest>=8"
+    "pillow>=10"
+)
+# --- ingest ---
+PY_PACKAGES+=()
+# --- end ingest ---
+
+stamp_text="$(printf '%s\n' "${PY_PACKAGES[@]}")"
+stamp="$VENV/.chess-packages"
+if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_text" ]; then
+    :
+else
+    PYTHON="${PYTHON:-python3}"
+    [ -x "$VENV/bin/python" ] || { log "creating venv $VENV"; "$PYTHON" -m venv "$VENV"; }
+    log "installing Python packages into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" >&2
+    printf '%s' "$stamp_text" > "$stamp"
+fi
+
+echo "$VENV"

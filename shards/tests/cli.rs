@@ -1,0 +1,196 @@
+//! End-to-end tests of the `chess-shards` binary: exit codes, messages and
+//! outputs of each subcommand, on good and damaged datasets.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chess_schemas::PixelDtype;
+use chess_shards::{demo, Dataset, DatasetWriter, FinishInfo, NpyZstDecoder};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chess-shards"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn demo_dataset(dir: &Path, count: &str) -> PathBuf {
+    let out = dir.join("demo");
+    let o = run(&["demo", "--out", out.to_str().unwrap(), "--count", count, "--size", "64", "--shard-samples", "4", "--paired"]);
+    assert!(o.status.success(), "{}", text(&o));
+    out
+}
+
+/// A dataset whose keys start with `prefix`, written with the library.
+fn prefixed_dataset(root: &Path, prefix: &str, n: u64) {
+    let opts = demo::demo_options(PixelDtype::Uint16, 3, false);
+    let mut writer = DatasetWriter::create(root, opts).unwrap();
+    for i in 0..n {
+        let mut s = demo::demo_sample(i, 32, PixelDtype::Uint16, false);
+        s.key = format!("{prefix}{i:04}");
+        writer.write(&s).unwrap();
+    }
+    writer.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() }).unwrap();
+}
+
+#[test]
+fn demo_then_verify_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = demo_dataset(dir.path(), "10");
+    let o = run(&["verify", ds.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("10 samples in 3 shards"), "{}", text(&o));
+}
+
+#[test]
+fn verify_names_each_mismatch_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds_path = demo_dataset(dir.path(), "10");
+    let ds = Dataset::open(&ds_path).unwrap();
+    let rows = ds.manifest.rows();
+    // Corrupt the pixels of one sample: zstd checksums are off, so either the
+    // decoder fails or the hash differs; both must be reported.
+    let victim = &rows[5];
+    let shard = ds_path.join(&victim.shard);
+    let mut bytes = fs::read(&shard).unwrap();
+    let at = (victim.offset + victim.size - 40) as usize;
+    bytes[at] ^= 0x5a;
+    fs::write(&shard, &bytes).unwrap();
+    // Drop another sample's row from the manifest: its members become strays.
+    let kept: Vec<String> = rows.iter().map(|r| r.key.clone()).filter(|k| k != &rows[1].key).collect();
+    let batch = chess_shards::ops::subset(&ds, Some(&kept), None).unwrap();
+    ds.manifest.with_batch(batch).write(&ds_path.join("manifest.parquet"), None).unwrap();
+    let mut info = ds.info.clone().unwrap();
+    info.sample_count -= 1;
+    chess_shards::writer::write_dataset_json(&ds_path, &info).unwrap();
+
+    let o = run(&["verify", ds_path.to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains(&format!("MISMATCH {}: {}:", victim.shard, victim.key)), "{out}");
+    assert!(out.contains(&format!("{}: is in the shard but not in the manifest", rows[1].key)), "{out}");
+    assert!(out.contains("2 problems") || out.contains("3 problems"), "{out}");
+}
+
+#[test]
+fn verify_reports_truncated_shards_and_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds_path = demo_dataset(dir.path(), "6");
+    let shard = ds_path.join("shards/demo-000001.tar");
+    let bytes = fs::read(&shard).unwrap();
+    fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["verify", ds_path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("shards/demo-000001.tar"), "{}", text(&o));
+    assert!(text(&o).contains("truncated") || text(&o).contains("not found in its shard"), "{}", text(&o));
+
+    let o = run(&["verify", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("nope"), "{}", text(&o));
+    let o = run(&["verify"]);
+    assert_eq!(o.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn subset_by_expression_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds_path = demo_dataset(dir.path(), "12");
+    let ds = Dataset::open(&ds_path).unwrap();
+    let rows = ds.manifest.rows();
+    let out = dir.path().join("elsewhere/pa.parquet");
+    let o = run(&["subset", ds_path.to_str().unwrap(), "--where", "view_position = 'PA' and age_years >= 40", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let expected: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.view_position.as_deref() == Some("PA") && r.age_years.unwrap() >= 40.0)
+        .map(|r| r.key.as_str())
+        .collect();
+    let sub = Dataset::open(&out).unwrap();
+    assert_eq!(sub.manifest.rows().iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), expected);
+    assert_eq!(sub.root, fs::canonicalize(&ds_path).unwrap(), "root recorded in the subset");
+    // The subset manifest resolves its rows from another directory.
+    let o = run(&["verify", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let keys = dir.path().join("keys.txt");
+    fs::write(&keys, format!("# two keys\n{}\n{}\n", rows[3].key, rows[7].key)).unwrap();
+    let out2 = dir.path().join("k.parquet");
+    let o = run(&["subset", ds_path.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(Dataset::open(&out2).unwrap().manifest.len(), 2);
+
+    fs::write(&keys, "nosuchkey\n").unwrap();
+    let o = run(&["subset", ds_path.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("nosuchkey"), "{}", text(&o));
+    let o = run(&["subset", ds_path.to_str().unwrap(), "--where", "colour = 'red'", "--out", out2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("unknown column `colour`"), "{}", text(&o));
+}
+
+#[test]
+fn merge_joins_partitions_and_refuses_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    prefixed_dataset(&a, "a", 5);
+    prefixed_dataset(&b, "b", 4);
+    prefixed_dataset(&c, "a", 2);
+    let merged = dir.path().join("merged");
+    let o = run(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ds = Dataset::open(&merged).unwrap();
+    assert_eq!(ds.manifest.len(), 9);
+    assert_eq!(ds.info.as_ref().unwrap().shard_count, 4);
+    let o = run(&["verify", merged.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = run(&["merge", a.to_str().unwrap(), c.to_str().unwrap(), "--out", dir.path().join("bad").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("duplicate keys") && text(&o).contains("a0000"), "{}", text(&o));
+}
+
+#[test]
+fn export_stats_and_inspect_produce_what_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds_path = demo_dataset(dir.path(), "8");
+    let png_path = dir.path().join("x.png");
+    let o = run(&["export", ds_path.to_str().unwrap(), "demo000002", png_path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let decoder = png::Decoder::new(std::io::BufReader::new(fs::File::open(&png_path).unwrap()));
+    let reader = decoder.read_info().unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (64, 64));
+    assert_eq!(reader.info().bit_depth, png::BitDepth::Eight);
+
+    let chart = dir.path().join("stats.png");
+    let o = run(&["stats", ds_path.to_str().unwrap(), "--json", "--png", chart.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Recompute independently from the images.
+    let ds = Dataset::open(&ds_path).unwrap();
+    let mut dec = NpyZstDecoder::new();
+    let mut all: Vec<u16> = Vec::new();
+    for row in ds.manifest.rows() {
+        all.extend(ds.read_image(&row, &mut dec).unwrap().to_u16());
+    }
+    let mean = all.iter().map(|&v| v as f64).sum::<f64>() / all.len() as f64;
+    assert_eq!(s["samples"], 8);
+    assert_eq!(s["pixels"]["min"], *all.iter().min().unwrap() as u64);
+    assert_eq!(s["pixels"]["max"], *all.iter().max().unwrap() as u64);
+    assert!((s["pixels"]["mean"].as_f64().unwrap() - mean).abs() < 1e-6);
+    all.sort_unstable();
+    let median = all[(all.len() as f64 * 0.5).ceil() as usize - 1];
+    assert_eq!(s["pixels"]["percentiles"][3], serde_json::json!([50.0, median]));
+    assert!(fs::metadata(&chart).unwrap().len() > 1000);
+
+    let o = run(&["inspect", ds_path.join("shards/demo-000000.tar").to_str().unwrap(), "--limit", "3"]);
+    assert!(o.status.success());
+    let out = text(&o);
+    assert!(out.contains("demo000000.npy.zst") && out.contains("demo000000.target.npy.zst"), "{out}");
+    assert!(out.contains("12 members, 4 samples"), "{out}");
+}
