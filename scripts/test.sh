@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: Rust unit and integration tests for every
+# crate, then the Python interoperability and peer-agreement tests against
+# the freshly built binaries. Installs what it needs first (scripts/setup.sh,
+# cached). Extra arguments go to `cargo test`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$(scripts/setup.sh)"
+export PATH="$VENV/bin:$PATH"
+export CHESS_VENV="$VENV"
+
+echo "== cargo test (workspace)"
+cargo test --workspace --bins --lib --tests "$@"
+
+echo "== pytest (tests/python)"
+"$VENV/bin/python" -m pytest -q tests/python
