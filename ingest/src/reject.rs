@@ -57,12 +57,10 @@ pub enum Reason {
     DuplicatePixels,
     /// No SOPInstanceUID to derive a stable key from.
     MissingSopInstanceUid,
-    /// Not selected by `--partition` (never written: other partitions own it).
-    OtherPartition,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 23] = [
         Reason::ReadError,
         Reason::ArchiveError,
         Reason::TooLarge,
@@ -86,7 +84,6 @@ impl Reason {
         Reason::DuplicateSopInstance,
         Reason::DuplicatePixels,
         Reason::MissingSopInstanceUid,
-        Reason::OtherPartition,
     ];
 
     /// The stable code written to `rejected.parquet` and the summary.
@@ -115,7 +112,6 @@ impl Reason {
             Reason::DuplicateSopInstance => "duplicate_sop_instance",
             Reason::DuplicatePixels => "duplicate_pixels",
             Reason::MissingSopInstanceUid => "missing_sop_instance_uid",
-            Reason::OtherPartition => "other_partition",
         }
     }
 
