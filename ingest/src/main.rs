@@ -1,1 +1,195 @@
-fn main() {}
+//! `chess-ingest`: turn a PACS export into a de-identified CheSS dataset.
+//!
+//! Exit status: 0 when the run finished (rejected files are normal and are
+//! listed in `<out>/private/rejected.parquet`), 1 on a fatal error, 2 on a
+//! usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chess_ingest::labels::LabelKey;
+use chess_ingest::pipeline::{Aspect, BitDepth, PipelineOptions};
+use chess_ingest::run::{self, Config};
+use chess_ingest::select::Selection;
+use clap::{Parser, ValueEnum};
+
+/// Turn hospital DICOM exports (folders, .zip, .tar, .tar.gz) into a
+/// de-identified dataset of clipped, resized radiographs: tar shards,
+/// a Parquet manifest and dataset.json, with every input file accounted for.
+#[derive(Parser, Debug)]
+#[command(name = "chess-ingest", version, about, long_about = None)]
+struct Args {
+    /// Files, folders or archives to ingest (DICOM is recognised by content).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+
+    /// Output dataset directory.
+    #[arg(long, default_value = "chess-dataset")]
+    out: String,
+
+    /// Secret key file (at least 32 bytes, e.g. `head -c 32 /dev/urandom`);
+    /// created if missing. Default: <out>/private/key. Keep it to get the
+    /// same pseudonyms next time; never share it.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+
+    /// Output images are SIZE×SIZE.
+    #[arg(long, default_value_t = 512)]
+    size: u32,
+
+    /// Clip at this percentile of the resized image before normalising.
+    #[arg(long, default_value_t = 99.0)]
+    clip_percentile: f64,
+
+    /// Stored pixel depth.
+    #[arg(long, default_value = "16", value_parser = ["8", "16"])]
+    bit_depth: String,
+
+    /// How non-square images become square.
+    #[arg(long, value_enum, default_value_t = AspectArg::Stretch)]
+    aspect: AspectArg,
+
+    /// Modalities to keep (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "CR,DX")]
+    modalities: Vec<String>,
+
+    /// ViewPositions to keep (comma-separated, e.g. PA,AP); default: all.
+    #[arg(long, value_delimiter = ',')]
+    views: Option<Vec<String>>,
+
+    /// CSV of labels to join to the images (see --label-key).
+    #[arg(long, requires = "label_key")]
+    labels: Option<PathBuf>,
+
+    /// Original identifier the labels CSV is joined on; the CSV needs a
+    /// column of this name: AccessionNumber, StudyInstanceUID,
+    /// SOPInstanceUID or PatientID.
+    #[arg(long, requires = "labels")]
+    label_key: Option<LabelKey>,
+
+    /// Keep study dates, shifted back by a per-patient number of days derived
+    /// from the key (intervals preserved), as the label column
+    /// `study_date_shifted`.
+    #[arg(long)]
+    keep_shifted_dates: bool,
+
+    /// Take partition I of N (0-based) of the inputs, by a hash of each path;
+    /// writes <out>/part-IIIII-of-NNNNN. Default: from SLURM_ARRAY_TASK_ID /
+    /// SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX / JOB_COMPLETIONS.
+    #[arg(long, value_parser = run::parse_partition)]
+    partition: Option<(u32, u32)>,
+
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+
+    /// Samples per shard.
+    #[arg(long, default_value_t = 10_000)]
+    shard_samples: u64,
+
+    /// No progress bar or summary (errors still go to stderr).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum AspectArg {
+    /// Stretch to square (as the CheSS paper).
+    Stretch,
+    /// Pad to square, then resize.
+    Pad,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chess-ingest: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(args: Args) -> anyhow::Result<()> {
+    if args.out.contains("://") {
+        anyhow::bail!("--out {}: object storage output is not supported yet; write to a local directory", args.out);
+    }
+    let mut cfg = Config::new(args.inputs.clone(), PathBuf::from(&args.out));
+    cfg.key_file = args.key_file.clone();
+    cfg.pipeline = PipelineOptions {
+        size: args.size,
+        clip_percentile: args.clip_percentile,
+        aspect: match args.aspect {
+            AspectArg::Stretch => Aspect::Stretch,
+            AspectArg::Pad => Aspect::Pad,
+        },
+        bit_depth: if args.bit_depth == "8" { BitDepth::U8 } else { BitDepth::U16 },
+    };
+    let upper = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    cfg.selection = Selection { modalities: upper(&args.modalities), views: args.views.as_deref().map(upper) };
+    cfg.labels = args.labels.clone().zip(args.label_key);
+    cfg.partition = match args.partition {
+        Some(p) => Some(p),
+        None => run::partition_from_env(|k| std::env::var(k).ok())?,
+    };
+    if let Some(t) = args.threads {
+        anyhow::ensure!(t > 0, "--threads must be at least 1");
+        cfg.threads = t;
+    }
+    cfg.keep_shifted_dates = args.keep_shifted_dates;
+    anyhow::ensure!(args.shard_samples > 0, "--shard-samples must be at least 1");
+    cfg.max_shard_samples = args.shard_samples;
+    cfg.progress = !args.quiet;
+
+    let summary = run::run(&cfg).with_context(|| format!("ingesting into {}", cfg.dataset_root().display()))?;
+    if args.quiet {
+        return Ok(());
+    }
+    if summary.already_complete {
+        println!("{} already holds a finished dataset; nothing to do.", summary.root.display());
+        return Ok(());
+    }
+    if let Some(k) = &summary.key_created {
+        println!("Created a new secret key at {} (mode 0600). Keep it private; reuse it with --key-file for stable pseudonyms.", k.display());
+    }
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(s: &run::Summary) {
+    let t = &s.timing;
+    println!("Dataset: {}", s.root.display());
+    println!(
+        "{} files: {} samples, {} rejected{}",
+        s.files,
+        s.samples,
+        s.rejected.values().sum::<u64>(),
+        if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
+    );
+    for (code, n) in &s.rejected {
+        println!("  {code:<28} {n}");
+    }
+    if let (Some(rows), Some(unmatched), Some(without)) = (s.label_rows, s.label_rows_unmatched, s.images_without_labels) {
+        println!("Labels: {rows} rows, {unmatched} matched no image; {without} images without a label row");
+    }
+    let wall = t.wall.as_secs_f64();
+    let busy = (t.read + t.decode + t.pipeline + t.encode).as_secs_f64().max(1e-9);
+    println!(
+        "{:.1} s, {:.1} files/s; worker time: read {:.0}%, parse+decode {:.0}%, pipeline {:.0}%, encode {:.0}%",
+        wall,
+        s.processed_now as f64 / wall.max(1e-9),
+        100.0 * t.read.as_secs_f64() / busy,
+        100.0 * t.decode.as_secs_f64() / busy,
+        100.0 * t.pipeline.as_secs_f64() / busy,
+        100.0 * t.encode.as_secs_f64() / busy,
+    );
+    println!("Rejected files are listed in {}", s.root.join("private/rejected.parquet").display());
+}

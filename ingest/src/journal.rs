@@ -1,0 +1,112 @@
+//! The run journal: `<out>/private/journal.jsonl`, one line per finished
+//! source file, appended as results arrive.
+//!
+//! It is what makes `kill -9` safe to re-run: a source counts as done only
+//! when its journal line says so *and* (for samples) its key is in a shard
+//! that [`chess_shards::DatasetWriter::resume`] reports complete. Anything
+//! else is processed again; because sample keys are derived from the
+//! SOPInstanceUID, redoing a file can never produce a second copy of a
+//! sample. A torn last line (killed mid-write) is ignored. The journal names
+//! source paths, so it lives under `private/`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to one source file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "o")]
+pub enum Entry {
+    /// Became sample `k` (pixel hash `h`, label row `l`).
+    #[serde(rename = "sample")]
+    Sample { s: String, k: String, h: String, l: Option<usize> },
+    /// Rejected with reason code `r`.
+    #[serde(rename = "reject")]
+    Reject { s: String, r: String, m: String },
+    /// A duplicate (reason `r`) of sample `k`.
+    #[serde(rename = "dup")]
+    Duplicate { s: String, r: String, k: String, m: String },
+}
+
+impl Entry {
+    pub fn source(&self) -> &str {
+        match self {
+            Entry::Sample { s, .. } | Entry::Reject { s, .. } | Entry::Duplicate { s, .. } => s,
+        }
+    }
+}
+
+/// An open journal.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    /// Opens (creating) the journal and returns the entries already in it.
+    pub fn open(path: &Path) -> std::io::Result<(Journal, Vec<Entry>)> {
+        let mut entries = Vec::new();
+        if path.exists() {
+            for line in BufReader::new(File::open(path)?).split(b'\n') {
+                let line = line?;
+                // A torn or garbled line is skipped: its source is redone.
+                if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
+                    entries.push(e);
+                }
+            }
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Make sure a torn last line does not glue onto the next entry.
+        if file.metadata()?.len() > 0 {
+            file.write_all(b"\n")?;
+        }
+        Ok((Journal { path: path.to_path_buf(), file }, entries))
+    }
+
+    /// Appends an entry (one `write` call, so a kill leaves at most one torn line).
+    pub fn append(&mut self, e: &Entry) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)
+    }
+
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_survives_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let a = Entry::Sample { s: "a".into(), k: "k1".into(), h: "h".into(), l: Some(3) };
+        let b = Entry::Reject { s: "b".into(), r: "not_dicom".into(), m: "x".into() };
+        {
+            let (mut j, old) = Journal::open(&p).unwrap();
+            assert!(old.is_empty());
+            j.append(&a).unwrap();
+            j.append(&b).unwrap();
+        }
+        // Simulate a kill in the middle of a write.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"o":"sample","s":"c","k":"#).unwrap();
+        drop(f);
+        let (mut j, old) = Journal::open(&p).unwrap();
+        assert_eq!(old, vec![a.clone(), b.clone()]);
+        let c = Entry::Duplicate { s: "c".into(), r: "duplicate_pixels".into(), k: "k1".into(), m: String::new() };
+        j.append(&c).unwrap();
+        drop(j);
+        let (_, old) = Journal::open(&p).unwrap();
+        assert_eq!(old, vec![a, b, c]);
+    }
+}
