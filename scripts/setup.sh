@@ -48,7 +48,19 @@ PY_PACKAGES=(
     "pillow>=10"
 )
 # --- ingest ---
-PY_PACKAGES+=()
+# pydicom + its pixel plugins are the reference decoder (agreement tests) and
+# the benchmark peer; pydicom-data has real chest CRs (RG1); python-gdcm ships
+# gdcmconv for transcoding test and demo archives. cmake (apt, above) builds
+# CharLS for JPEG-LS.
+PY_PACKAGES+=(
+    "pydicom>=3.0"
+    "pydicom-data>=1.0"
+    "python-gdcm>=3.0"
+    "pylibjpeg>=2.0"
+    "pylibjpeg-libjpeg>=2.1"
+    "pylibjpeg-openjpeg>=2.3"
+    "pylibjpeg-rle>=2.0"
+)
 # --- end ingest ---
 
 stamp_text="$(printf '%s\n' "${PY_PACKAGES[@]}")"
