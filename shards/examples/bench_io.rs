@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let samples: Vec<_> = (0..n).map(|i| demo::demo_sample(i, size, PixelDtype::Uint16, false)).collect();
 
     // Write: encode (npy + zstd level 3) + tar + staging, one thread.
-    let opts = WriterOptions { shard_name: "bench".into(), max_shard_samples: 64, ..WriterOptions::default() };
+    let opts = WriterOptions { shard_name: "bench".into(), ..demo::demo_options(PixelDtype::Uint16, 64, false) };
     let mut write_best = f64::INFINITY;
     for _ in 0..repeats.min(3) {
         let _ = std::fs::remove_dir_all(&out);
