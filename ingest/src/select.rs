@@ -1,8 +1,8 @@
 //! Selection: which DICOM objects become samples.
 //!
 //! Checked on the header alone, before any pixel is decoded, in this order:
-//! DICOMDIR → presentation state → secondary capture → no Pixel Data (other
-//! non-image objects) → modality (`--modalities`, default CR,DX) →
+//! DICOMDIR → presentation state → secondary capture → neither Pixel Data
+//! nor Rows (other non-image objects) → modality (`--modalities`, default CR,DX) →
 //! BurnedInAnnotation = YES → BodyPartExamined, when present, not chest →
 //! ViewPosition (`--views`, when given; a missing view then rejects).
 //! Each has its own [`Reason`].
@@ -48,7 +48,7 @@ impl Selection {
         {
             return Err(Reject::new(Reason::SecondaryCapture, format!("SOP class {}", h.sop_class_uid)));
         }
-        if !h.has_pixel_data {
+        if !h.has_pixel_data && h.rows == 0 {
             return Err(Reject::new(Reason::NotAnImage, format!("no Pixel Data (SOP class {})", h.sop_class_uid)));
         }
         if !self.modalities.iter().any(|m| *m == h.modality) {
@@ -98,6 +98,7 @@ mod tests {
             (Box::new(|h| h.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7".into()), Reason::SecondaryCapture),
             (Box::new(|h| h.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7.2".into()), Reason::SecondaryCapture),
             (Box::new(|h| h.has_pixel_data = false), Reason::NotAnImage),
+            // An image header whose Pixel Data is missing is caught later, as no_pixel_data.
             (Box::new(|h| h.modality = "CT".into()), Reason::Modality),
             (Box::new(|h| h.burned_in_annotation = "YES".into()), Reason::BurnedInAnnotation),
             (Box::new(|h| h.body_part = "HIP".into()), Reason::BodyPart),

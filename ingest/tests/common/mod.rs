@@ -72,3 +72,94 @@ pub fn wg04_unc(name: &str, dir: &Path) -> PathBuf {
 pub fn fixture(name: &str) -> PathBuf {
     must_exist(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name))
 }
+
+/// What a synthetic radiograph looks like.
+#[derive(Debug, Clone)]
+pub struct Synth {
+    pub sop: String,
+    pub patient_id: String,
+    pub modality: &'static str,
+    pub rows: u32,
+    pub columns: u32,
+    /// Rows/Columns written to the header (default: the real ones).
+    pub header_dims: Option<(u32, u32)>,
+    pub seed: u32,
+    /// Pixel Data bytes to write instead of the image (e.g. empty).
+    pub pixel_data: Option<Vec<u8>>,
+    pub no_pixel_data: bool,
+}
+
+impl Synth {
+    pub fn new(sop: &str, seed: u32) -> Synth {
+        Synth {
+            sop: sop.into(),
+            patient_id: format!("PAT{}", seed % 7),
+            modality: "CR",
+            rows: 96,
+            columns: 80,
+            header_dims: None,
+            seed,
+            pixel_data: None,
+            no_pixel_data: false,
+        }
+    }
+
+    /// Writes an explicit-VR-little-endian CR (chest) file.
+    pub fn write(&self, path: &Path) {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        use dicom_dictionary_std::tags;
+        use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+        let mut o = InMemDicomObject::new_empty();
+        let s = |o: &mut InMemDicomObject, tag, vr, v: &str| {
+            o.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+        };
+        let u = |o: &mut InMemDicomObject, tag, v: u16| {
+            o.put(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+        };
+        const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
+        s(&mut o, tags::SOP_CLASS_UID, VR::UI, CR);
+        s(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &self.sop);
+        s(&mut o, tags::STUDY_INSTANCE_UID, VR::UI, &format!("1.2.3.4.{}", self.seed));
+        s(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &format!("1.2.3.5.{}", self.seed));
+        s(&mut o, tags::PATIENT_ID, VR::LO, &self.patient_id);
+        s(&mut o, tags::PATIENT_NAME, VR::PN, "DOE^JANE");
+        s(&mut o, tags::MODALITY, VR::CS, self.modality);
+        s(&mut o, tags::BODY_PART_EXAMINED, VR::CS, "CHEST");
+        s(&mut o, tags::VIEW_POSITION, VR::CS, "PA");
+        s(&mut o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+        let (hr, hc) = self.header_dims.unwrap_or((self.rows, self.columns));
+        for (tag, v) in [(tags::ROWS, hr), (tags::COLUMNS, hc)] {
+            if v > u16::MAX as u32 {
+                // Does not fit US: written with the wrong VR, as broken writers do.
+                o.put(DataElement::new(tag, VR::UL, PrimitiveValue::from(v)));
+            } else {
+                u(&mut o, tag, v as u16);
+            }
+        }
+        u(&mut o, tags::SAMPLES_PER_PIXEL, 1);
+        u(&mut o, tags::BITS_ALLOCATED, 16);
+        u(&mut o, tags::BITS_STORED, 12);
+        u(&mut o, tags::HIGH_BIT, 11);
+        u(&mut o, tags::PIXEL_REPRESENTATION, 0);
+        if !self.no_pixel_data {
+            let bytes = self.pixel_data.clone().unwrap_or_else(|| {
+                let mut x = self.seed.wrapping_mul(2654435761).max(1);
+                (0..self.rows * self.columns)
+                    .flat_map(|i| {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        let v = ((i % self.columns) * 20 + (i / self.columns) * 7 + (x % 300)) as u16 & 0x0FFF;
+                        v.to_le_bytes()
+                    })
+                    .collect()
+            });
+            o.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::from(bytes)));
+        }
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax("1.2.840.10008.1.2.1")
+            .media_storage_sop_class_uid(CR)
+            .media_storage_sop_instance_uid(&self.sop);
+        o.with_meta(meta).unwrap().write_to_file(path).unwrap();
+    }
+}
