@@ -7,15 +7,18 @@
 //! - [`manifest`]: rows ⇄ Arrow ⇄ Parquet.
 //! - [`image`], [`npy`], [`tar`]: the member codecs.
 //! - [`verify`], [`stats`], [`ops`] (merge, subset), [`filter`] (`--where`),
-//!   [`plot`] (PNG charts), [`demo`] (synthetic radiographs): what the
+//!   [`plot`] (PNG charts), [`demo`] (synthetic radiographs), [`fractions`]
+//!   (per-fraction training manifests), [`balance`] (class balancing): what the
 //!   `chess-shards` tool does, as library functions.
 //!
 //! This crate depends on neither libtorch nor DICOM crates.
 
+pub mod balance;
 pub mod dataset;
 pub mod demo;
 pub mod error;
 pub mod filter;
+pub mod fractions;
 pub mod image;
 pub mod manifest;
 pub mod npy;

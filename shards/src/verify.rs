@@ -124,7 +124,8 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
 
     let mut by_key: HashMap<&str, &ManifestRow> = HashMap::with_capacity(manifest_rows.len());
     for row in &manifest_rows {
-        if by_key.insert(row.key.as_str(), row).is_some() {
+        // Training manifests may repeat samples on purpose (class balancing).
+        if by_key.insert(row.key.as_str(), row).is_some() && is_dataset_dir {
             problems.push(Problem { shard: row.shard.clone(), key: Some(row.key.clone()), what: "duplicate key in the manifest".into() });
         }
     }

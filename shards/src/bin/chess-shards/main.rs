@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chess_schemas::{layout, PixelDtype};
-use chess_shards::{demo, ops, stats, verify, Dataset, DatasetWriter, FinishInfo};
+use chess_shards::{balance, demo, fractions, ops, stats, verify, Dataset, DatasetWriter, FinishInfo};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -120,6 +120,79 @@ enum Command {
         #[arg(long = "where")]
         filter: Option<String>,
         /// Output manifest (.parquet); it records the dataset root.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Per-fraction training manifests (CheXpert protocol: 1/10/50/100 %,
+    /// repeated), plus the shared valid.parquet and test.parquet.
+    ///
+    /// Sampling is by patient (no patient in two of train/valid/test; all of
+    /// a sampled patient's images come along), nested across fractions within
+    /// a repeat, and deterministic in --seed. Writes
+    /// train-f<F>-r<RR>.parquet (fraction 1 once), valid.parquet,
+    /// test.parquet, summary.csv and fractions.json into --out. Each manifest
+    /// carries target_<label> columns resolved by --uncertain (blank = 0).
+    Fractions {
+        /// A dataset directory or a manifest with a `split` column (or use
+        /// --test-fraction/--valid-fraction to carve the splits).
+        dataset: PathBuf,
+        /// Fractions of the training images, in (0, 1].
+        #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,0.5,1")]
+        fractions: Vec<f64>,
+        /// Repeats per fraction (different random samples); fraction 1 gets one.
+        #[arg(long, default_value_t = 10)]
+        repeats: u32,
+        /// Random seed: the same seed and input give the same manifests.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Sampling unit.
+        #[arg(long, value_enum, default_value_t = GroupByArg::Patient)]
+        group_by: GroupByArg,
+        /// Keep frontal views (PA/AP) only, or all views.
+        #[arg(long, value_enum, default_value_t = ViewsArg::Frontal)]
+        views: ViewsArg,
+        /// Label columns to resolve into targets.
+        #[arg(long, value_delimiter = ',', default_value = "Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion")]
+        labels: Vec<String>,
+        /// Uncertain (-1) labels: U-Ones, U-Zeros, or masked (null target).
+        #[arg(long, value_enum, default_value_t = UncertainArg::Ones)]
+        uncertain: UncertainArg,
+        /// Carve a test split of this share of patients when the data has none.
+        #[arg(long)]
+        test_fraction: Option<f64>,
+        /// Carve a validation split of this share of patients when the data has none.
+        #[arg(long)]
+        valid_fraction: Option<f64>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Class-balanced training manifest for a multi-class label (the paper's
+    /// Table 1 settings): all images, the same number per class, or given
+    /// per-class counts.
+    ///
+    /// Sampling is without replacement; a class asked for more images than it
+    /// has is repeated (said in the report; the `copy` column numbers repeats).
+    Balance {
+        /// A dataset directory or a manifest.
+        dataset: PathBuf,
+        /// The class column.
+        #[arg(long)]
+        label_column: String,
+        /// full: all images; undersample: the same number per class (the
+        /// smallest class unless --per-class); counts: --counts per class.
+        #[arg(long, value_enum, default_value_t = BalanceArg::Full)]
+        mode: BalanceArg,
+        /// Per-class counts for --mode counts, e.g. normal=336,nodule=560.
+        #[arg(long)]
+        counts: Option<String>,
+        /// Images per class for --mode undersample.
+        #[arg(long)]
+        per_class: Option<usize>,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output manifest (.parquet).
         #[arg(long)]
         out: PathBuf,
     },
@@ -284,6 +357,78 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Fractions {
+            dataset,
+            fractions,
+            repeats,
+            seed,
+            group_by,
+            views,
+            labels,
+            uncertain,
+            test_fraction,
+            valid_fraction,
+            out,
+        } => {
+            let ds = Dataset::open(&dataset)?;
+            let opts = fractions::FractionOptions {
+                fractions,
+                repeats,
+                seed,
+                group_by: group_by.into(),
+                views: views.into(),
+                labels,
+                uncertain: uncertain.into(),
+                test_fraction,
+                valid_fraction,
+            };
+            let summaries = fractions::build(&ds, &opts, &out)?;
+            if !quiet {
+                let mut header = format!("{:<22} {:>8} {:>8}", "manifest", "images", "patients");
+                for l in &opts.labels {
+                    header.push_str(&format!(" {:>12}", truncate(l, 12)));
+                }
+                outln!("{header}");
+                for s in &summaries {
+                    let mut line = format!("{:<22} {:>8} {:>8}", s.name, s.images, s.groups);
+                    for &(pos, n) in &s.positives {
+                        let rate = if n == 0 { "-".to_string() } else { format!("{:.3}", pos as f64 / n as f64) };
+                        line.push_str(&format!(" {rate:>12}"));
+                    }
+                    outln!("{line}");
+                }
+                eprintln!("wrote {} manifests, summary.csv and fractions.json to {}", summaries.len(), out.display());
+            }
+            Ok(0)
+        }
+        Command::Balance { dataset, label_column, mode, counts, per_class, seed, out } => {
+            let ds = Dataset::open(&dataset)?;
+            let mode = match mode {
+                BalanceArg::Full => balance::BalanceMode::Full,
+                BalanceArg::Undersample => balance::BalanceMode::Undersample(per_class),
+                BalanceArg::Counts => balance::BalanceMode::Counts(balance::parse_counts(
+                    counts.as_deref().context("--mode counts needs --counts CLASS=N,...")?,
+                )?),
+            };
+            let (reports, unlabelled) = balance::balance(&ds, &label_column, &mode, seed, &out)?;
+            outln!("{:<24} {:>10} {:>10} {:>10}", "class", "available", "selected", "repeated");
+            for r in &reports {
+                outln!("{:<24} {:>10} {:>10} {:>10}", r.class, r.available, r.selected, r.repeated);
+            }
+            for r in reports.iter().filter(|r| r.repeated > 0) {
+                eprintln!(
+                    "note: class `{}` has {} images for {} requested: {} selections repeat images",
+                    r.class, r.available, r.selected, r.repeated
+                );
+            }
+            if unlabelled > 0 {
+                eprintln!("note: {unlabelled} rows have no `{label_column}` value and were left out");
+            }
+            if !quiet {
+                eprintln!("wrote {}", out.display());
+            }
+            Ok(0)
+        }
         Command::Demo { out, count, size, bit_depth, shard_samples, paired } => {
             let dtype: PixelDtype = bit_depth.parse().map_err(anyhow::Error::msg)?;
             demo_dataset(&out, count, size, dtype, shard_samples, paired, quiet)
@@ -394,6 +539,70 @@ fn inspect(path: &Path, limit: usize) -> Result<u8> {
     }
     let _ = layout::MANIFEST;
     Ok(0)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('~')).collect()
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum GroupByArg {
+    Patient,
+    Study,
+    Image,
+}
+
+impl From<GroupByArg> for fractions::GroupBy {
+    fn from(g: GroupByArg) -> Self {
+        match g {
+            GroupByArg::Patient => fractions::GroupBy::Patient,
+            GroupByArg::Study => fractions::GroupBy::Study,
+            GroupByArg::Image => fractions::GroupBy::Image,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ViewsArg {
+    Frontal,
+    All,
+}
+
+impl From<ViewsArg> for fractions::Views {
+    fn from(v: ViewsArg) -> Self {
+        match v {
+            ViewsArg::Frontal => fractions::Views::Frontal,
+            ViewsArg::All => fractions::Views::All,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum UncertainArg {
+    Ones,
+    Zeros,
+    Ignore,
+}
+
+impl From<UncertainArg> for fractions::Uncertain {
+    fn from(u: UncertainArg) -> Self {
+        match u {
+            UncertainArg::Ones => fractions::Uncertain::Ones,
+            UncertainArg::Zeros => fractions::Uncertain::Zeros,
+            UncertainArg::Ignore => fractions::Uncertain::Ignore,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum BalanceArg {
+    Full,
+    Undersample,
+    Counts,
 }
 
 fn print_stats(s: &stats::DatasetStats) -> Result<()> {
