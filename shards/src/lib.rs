@@ -6,6 +6,7 @@
 //! - [`dataset`]: opening a dataset directory or a manifest stored elsewhere.
 //! - [`manifest`]: rows ⇄ Arrow ⇄ Parquet.
 //! - [`image`], [`npy`], [`tar`]: the member codecs.
+//! - [`loader`]: the streaming loader (local or object storage → batches).
 //! - [`verify`], [`stats`], [`ops`] (merge, subset), [`filter`] (`--where`),
 //!   [`plot`] (PNG charts), [`demo`] (synthetic radiographs), [`fractions`]
 //!   (per-fraction training manifests), [`balance`] (class balancing): what the
@@ -20,6 +21,7 @@ pub mod error;
 pub mod filter;
 pub mod fractions;
 pub mod image;
+pub mod loader;
 pub mod manifest;
 pub mod npy;
 pub mod ops;
@@ -32,6 +34,7 @@ pub mod writer;
 
 pub use dataset::Dataset;
 pub use error::{Result, ShardError};
+pub use loader::{Batch, EpochReport, Loader, LoaderError, LoaderOptions, LoaderState};
 pub use image::{decode_npy_zst, encode_npy_zst, pixel_hash, Image, NpyZstDecoder};
 pub use manifest::{LabelValue, Manifest, ManifestRow};
 pub use reader::{DecodedSample, RawSample, ShardReader};

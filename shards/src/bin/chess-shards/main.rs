@@ -14,6 +14,8 @@ use chess_shards::{balance, demo, fractions, ops, stats, verify, Dataset, Datase
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod stream;
+
 /// Exit codes: 0 success; 1 the data failed a check (verify found problems);
 /// 2 bad command line; 3 an input could not be read or an output written.
 const EXIT_CHECK_FAILED: u8 = 1;
@@ -196,6 +198,16 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Stream a dataset, URL or manifest through the loader: print the keys
+    /// in delivery order (--keys), or throughput (samples/s, MB/s) and peak RSS.
+    ///
+    /// Each epoch is a permutation seeded by (seed, epoch); rank/world split
+    /// it so that every sample goes to exactly one rank (remainder: drop or
+    /// pad). Object storage is configured from the environment
+    /// (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP, AWS_DEFAULT_REGION, keys). Exits 1
+    /// when samples were skipped as corrupt or missing (each printed as
+    /// SKIPPED), 3 when a shard could not be read.
+    Stream(stream::StreamArgs),
     /// Build a small dataset of synthetic chest phantoms and verify it.
     Demo {
         /// Output dataset directory (must not already hold a dataset).
@@ -429,6 +441,7 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Stream(args) => stream::run(args, cli.threads, quiet),
         Command::Demo { out, count, size, bit_depth, shard_samples, paired } => {
             let dtype: PixelDtype = bit_depth.parse().map_err(anyhow::Error::msg)?;
             demo_dataset(&out, count, size, dtype, shard_samples, paired, quiet)

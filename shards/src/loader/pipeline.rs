@@ -1,0 +1,479 @@
+//! The threads of one epoch and the bounded channels between them.
+//!
+//! ```text
+//! fetch/parse × prefetch ──jobs (bounded)──► decode × threads ──┐
+//!        │  (corrupt, missing, fatal)                            ├─outcomes (bounded)─► assemble ──batches (bounded)─► consumer
+//!        └───────────────────────────────────────────────────────┘
+//! ```
+//!
+//! - **fetch/parse**: `prefetch` threads take the plan's segments in read
+//!   order, open each as one byte range and walk its tar members, matching
+//!   samples to the plan by key. A damaged tar stream costs the sample it
+//!   damages: parsing restarts at the next planned sample's offset (one more
+//!   range request). A sample the shard lacks is reported missing.
+//! - **decode**: zstd + `.npy` into native integers, shape/dtype checks and,
+//!   when asked, the pixel hash; failures are reported, not fatal.
+//! - **assemble**: walks the plan's delivery order, holding what arrived
+//!   early in a map, and fills batches.
+//!
+//! Back-pressure and memory: every channel is bounded, and a parser may
+//! hand over read position `p` only when the assembler's progress lets the
+//! window reach `p` (`prefix_max` of the delivery order a few batches
+//! ahead); threads block on the channel or a condition variable, never spin.
+//! Decoded samples held at any time are therefore at most the shuffle
+//! buffer plus `prefetch_batches` batches plus the channel capacities.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use chess_schemas::{layout, PixelDtype};
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::batch::{Batch, EpochReport, LoaderState, Pixels, SkippedSample};
+use super::plan::Plan;
+use super::store::{Counters, Store};
+use super::{LoaderError, Table};
+use crate::error::ShardError;
+use crate::image::NpyZstDecoder;
+use crate::reader::{RawSample, ShardReader};
+use crate::tar::TarError;
+
+/// Settings of one epoch run.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSettings {
+    pub batch_size: usize,
+    pub decode_threads: usize,
+    pub prefetch_shards: usize,
+    pub prefetch_batches: usize,
+    pub verify_hashes: bool,
+    pub fields: Vec<String>,
+}
+
+/// A decoded sample.
+struct Decoded {
+    pixels: Pixels,
+    extras: Vec<Pixels>,
+    bytes: u64,
+}
+
+enum Msg {
+    Decoded { pos: usize, sample: Decoded },
+    Skipped { pos: usize, reason: String },
+    Fatal(LoaderError),
+}
+
+struct Job {
+    pos: usize,
+    row: usize,
+    raw: RawSample,
+}
+
+/// How far ahead parsers may read.
+struct Window {
+    state: Mutex<(usize, bool)>, // (horizon: positions < horizon may be handed over, cancelled)
+    cv: Condvar,
+}
+
+impl Window {
+    fn wait_for(&self, pos: usize) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !g.1 && pos >= g.0 {
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        !g.1
+    }
+    fn advance(&self, horizon: usize) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if horizon > g.0 {
+            g.0 = horizon;
+            self.cv.notify_all();
+        }
+    }
+    fn cancel(&self) {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        g.1 = true;
+        self.cv.notify_all();
+    }
+    fn cancelled(&self) -> bool {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+}
+
+struct Shared {
+    table: Arc<Table>,
+    store: Store,
+    plan: Arc<Plan>,
+    settings: RunSettings,
+    /// Read positions already delivered before a resume: not read again.
+    done: Vec<bool>,
+    window: Window,
+    next_segment: AtomicUsize,
+    counters: Arc<Counters>,
+}
+
+/// A running epoch: the receiving end of its batches, plus what is needed to
+/// stop it.
+pub(crate) struct Running {
+    pub rx: Receiver<Result<Batch, LoaderError>>,
+    shared: Arc<Shared>,
+    pub report: Arc<Mutex<Option<EpochReport>>>,
+}
+
+impl Running {
+    pub fn read_bytes(&self) -> u64 {
+        self.shared.counters.read_bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shared.window.cancel();
+    }
+}
+
+/// Starts the threads of an epoch from `start` (slot 0 for a fresh epoch).
+pub(crate) fn start(
+    table: Arc<Table>,
+    store: Store,
+    plan: Arc<Plan>,
+    settings: RunSettings,
+    start: LoaderState,
+) -> Running {
+    let n = plan.len();
+    let first_slot = (start.slot as usize).min(n);
+    let mut done = vec![false; n];
+    for &pos in &plan.order[..first_slot] {
+        done[pos] = true;
+    }
+    let lookahead = settings.batch_size.max(1) * settings.prefetch_batches.max(1);
+    let horizon = if n == 0 { 0 } else { plan.prefix_max[(first_slot + lookahead).min(n - 1)] + 1 };
+    let shared = Arc::new(Shared {
+        table,
+        store,
+        plan,
+        settings: settings.clone(),
+        done,
+        window: Window { state: Mutex::new((horizon, false)), cv: Condvar::new() },
+        next_segment: AtomicUsize::new(0),
+        counters: Arc::new(Counters::default()),
+    });
+    let cap = settings.batch_size.max(16);
+    let (job_tx, job_rx) = bounded::<Job>(cap);
+    let (msg_tx, msg_rx) = bounded::<Msg>(cap);
+    let (batch_tx, batch_rx) = bounded::<Result<Batch, LoaderError>>(settings.prefetch_batches.max(1));
+    let report = Arc::new(Mutex::new(None));
+
+    for i in 0..settings.prefetch_shards.max(1) {
+        let (shared, job_tx, msg_tx) = (shared.clone(), job_tx.clone(), msg_tx.clone());
+        spawn(format!("chess-fetch-{i}"), move || fetch_worker(&shared, &job_tx, &msg_tx));
+    }
+    for i in 0..settings.decode_threads.max(1) {
+        let (shared, job_rx, msg_tx) = (shared.clone(), job_rx.clone(), msg_tx.clone());
+        spawn(format!("chess-decode-{i}"), move || decode_worker(&shared, &job_rx, &msg_tx));
+    }
+    drop((job_tx, job_rx, msg_tx));
+    {
+        let (shared, report) = (shared.clone(), report.clone());
+        spawn("chess-assemble".into(), move || assemble(&shared, start, first_slot, lookahead, &msg_rx, &batch_tx, &report));
+    }
+    Running { rx: batch_rx, shared, report }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new().name(name).spawn(f).expect("spawning a loader thread");
+}
+
+fn fetch_worker(shared: &Shared, jobs: &Sender<Job>, msgs: &Sender<Msg>) {
+    loop {
+        let i = shared.next_segment.fetch_add(1, Ordering::Relaxed);
+        let Some(segment) = shared.plan.segments.get(i) else { return };
+        if let Err(e) = read_segment(shared, segment, jobs, msgs) {
+            match e {
+                SegmentEnd::Stopped => return,
+                SegmentEnd::Fatal(err) => {
+                    let _ = msgs.send(Msg::Fatal(err));
+                    shared.window.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+enum SegmentEnd {
+    /// The epoch was cancelled or a channel closed.
+    Stopped,
+    Fatal(LoaderError),
+}
+
+/// Reads one segment, handing every planned (and not yet delivered) sample
+/// over exactly once: as a decode job, or as skipped with a reason.
+fn read_segment(
+    shared: &Shared,
+    segment: &super::plan::Segment,
+    jobs: &Sender<Job>,
+    msgs: &Sender<Msg>,
+) -> Result<(), SegmentEnd> {
+    let table = &shared.table;
+    let shard = &table.shards[segment.shard as usize];
+    let samples = &segment.samples;
+    let index: HashMap<&str, usize> = samples.iter().enumerate().map(|(i, s)| (table.keys[s.row].as_str(), i)).collect();
+    let pending = |from: usize| (from..samples.len()).find(|&i| !shared.done[samples[i].pos]);
+    let skip = |i: usize, reason: String| -> Result<(), SegmentEnd> {
+        let s = samples[i];
+        if !shared.window.wait_for(s.pos) {
+            return Err(SegmentEnd::Stopped);
+        }
+        msgs.send(Msg::Skipped { pos: s.pos, reason }).map_err(|_| SegmentEnd::Stopped)
+    };
+    let mut next = pending(0);
+    while let Some(first) = next {
+        let start = table.locs[samples[first].row].sample_offset;
+        let reader = shared
+            .store
+            .open_range(shard, start, segment.end, shared.counters.clone())
+            .map_err(SegmentEnd::Fatal)?;
+        let failure = reader.failure_handle();
+        let mut parser = ShardReader::starting_at(reader, shard.clone(), start);
+        let mut at = first; // the planned sample expected next in the stream
+        let restart_from = loop {
+            if shared.window.cancelled() {
+                return Err(SegmentEnd::Stopped);
+            }
+            match parser.next_sample() {
+                Ok(Some(raw)) => {
+                    let Some(&j) = index.get(raw.key.as_str()).filter(|&&j| j >= at) else {
+                        tracing::debug!(shard = %shard, key = %raw.key, "sample not in the plan here; ignored");
+                        continue;
+                    };
+                    for k in at..j {
+                        if !shared.done[samples[k].pos] {
+                            skip(k, format!("missing: not found in {shard} at byte {}", table.locs[samples[k].row].sample_offset))?;
+                        }
+                    }
+                    let s = samples[j];
+                    if !shared.done[s.pos] {
+                        if !shared.window.wait_for(s.pos) {
+                            return Err(SegmentEnd::Stopped);
+                        }
+                        jobs.send(Job { pos: s.pos, row: s.row, raw }).map_err(|_| SegmentEnd::Stopped)?;
+                    }
+                    at = j + 1;
+                    if pending(at).is_none() {
+                        break None;
+                    }
+                }
+                Ok(None) => {
+                    for k in at..samples.len() {
+                        if !shared.done[samples[k].pos] {
+                            skip(k, format!("missing: {shard} ends before it"))?;
+                        }
+                    }
+                    break None;
+                }
+                Err(ShardError::Tar { source: TarError::Io(io), .. }) => {
+                    let err = failure
+                        .as_ref()
+                        .and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).take())
+                        .unwrap_or_else(|| LoaderError::Fetch { object: shared.store.name(shard), reason: io.to_string() });
+                    return Err(SegmentEnd::Fatal(err));
+                }
+                Err(e) => {
+                    // The stream is damaged where sample `at` (the next one
+                    // expected) should be: that sample is lost; parsing
+                    // restarts at the next planned one.
+                    let Some(lost) = pending(at) else { break None };
+                    skip(lost, format!("corrupt: {e}"))?;
+                    break pending(lost + 1);
+                }
+            }
+        };
+        next = restart_from;
+    }
+    Ok(())
+}
+
+fn decode_worker(shared: &Shared, jobs: &Receiver<Job>, msgs: &Sender<Msg>) {
+    let mut decoder = NpyZstDecoder::new();
+    for job in jobs {
+        let msg = match decode(shared, &mut decoder, &job) {
+            Ok(sample) => Msg::Decoded { pos: job.pos, sample },
+            Err(reason) => Msg::Skipped { pos: job.pos, reason },
+        };
+        if msgs.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+fn to_pixels(data: Vec<u8>, dtype: PixelDtype) -> Pixels {
+    match dtype {
+        PixelDtype::Uint8 => Pixels::U8(data),
+        PixelDtype::Uint16 => Pixels::U16(data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()),
+    }
+}
+
+fn decode(shared: &Shared, decoder: &mut NpyZstDecoder, job: &Job) -> Result<Decoded, String> {
+    let table = &shared.table;
+    let mut one = |suffix: &str| -> Result<(Pixels, u64), String> {
+        let member = job.raw.member(suffix).ok_or_else(|| format!("corrupt: member {}.{suffix} missing", job.raw.key))?;
+        let image = decoder.decode(&member.data).map_err(|e| format!("corrupt: {}.{suffix}: {e}", job.raw.key))?;
+        if image.dtype != table.dtype || image.height != table.height || image.width != table.width {
+            return Err(format!(
+                "corrupt: {}.{suffix} is {}x{} {}, the dataset is {}x{} {}",
+                job.raw.key, image.height, image.width, image.dtype, table.height, table.width, table.dtype
+            ));
+        }
+        if suffix == layout::IMAGE_SUFFIX && shared.settings.verify_hashes {
+            let hash = crate::image::pixel_hash(&image);
+            if hash != table.hashes[job.row] {
+                return Err(format!("corrupt: {}: pixel hash differs from the manifest", job.raw.key));
+            }
+        }
+        let bytes = image.data.len() as u64;
+        Ok((to_pixels(image.data, image.dtype), bytes))
+    };
+    let (pixels, mut bytes) = one(layout::IMAGE_SUFFIX)?;
+    let mut extras = Vec::with_capacity(shared.settings.fields.len());
+    for field in &shared.settings.fields {
+        let (px, b) = one(&format!("{field}.npy.zst"))?;
+        bytes += b;
+        extras.push(px);
+    }
+    Ok(Decoded { pixels, extras, bytes })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    shared: &Shared,
+    start: LoaderState,
+    first_slot: usize,
+    lookahead: usize,
+    msgs: &Receiver<Msg>,
+    out: &Sender<Result<Batch, LoaderError>>,
+    report_slot: &Mutex<Option<EpochReport>>,
+) {
+    let began = Instant::now();
+    let plan = &shared.plan;
+    let table = &shared.table;
+    let n = plan.len();
+    let b = shared.settings.batch_size.max(1);
+    let pixels_per = table.height as usize * table.width as usize;
+    let mut held: HashMap<usize, Result<Decoded, String>> = HashMap::new();
+    let mut state = start;
+    state.slot = first_slot as u64;
+    let mut report = EpochReport {
+        epoch: start.epoch,
+        rank: start.rank,
+        world: start.world,
+        expected: n as u64,
+        delivered: start.delivered,
+        padded: 0,
+        dropped_remainder: plan.dropped,
+        skipped: start.skipped,
+        skipped_samples: Vec::new(),
+        batches: start.batches,
+        bytes_read: 0,
+        bytes_delivered: 0,
+        resumed_reads: 0,
+        seconds: 0.0,
+        complete: false,
+    };
+    let new_batch = |index: u64, state: LoaderState| Batch {
+        epoch: start.epoch,
+        index,
+        keys: Vec::with_capacity(b),
+        rows: Vec::with_capacity(b),
+        padded: Vec::with_capacity(b),
+        height: table.height,
+        width: table.width,
+        pixels: Pixels::with_capacity_like(table.dtype, b * pixels_per),
+        extras: shared
+            .settings
+            .fields
+            .iter()
+            .map(|f| (f.clone(), Pixels::with_capacity_like(table.dtype, b * pixels_per)))
+            .collect(),
+        labels: Vec::with_capacity(b),
+        state,
+    };
+    let mut batch = new_batch(state.batches, state);
+    let finish = |report: &mut EpochReport, complete: bool| {
+        report.complete = complete;
+        report.seconds = began.elapsed().as_secs_f64();
+        report.bytes_read = shared.counters.read_bytes.load(Ordering::Relaxed);
+        report.resumed_reads = shared.counters.resumed.load(Ordering::Relaxed);
+        *report_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+    };
+    for t in first_slot..n {
+        let pos = plan.order[t];
+        let outcome = loop {
+            if let Some(o) = held.remove(&pos) {
+                break o;
+            }
+            match msgs.recv() {
+                Ok(Msg::Decoded { pos: p, sample }) => {
+                    held.insert(p, Ok(sample));
+                }
+                Ok(Msg::Skipped { pos: p, reason }) => {
+                    held.insert(p, Err(reason));
+                }
+                Ok(Msg::Fatal(err)) => {
+                    finish(&mut report, false);
+                    let _ = out.send(Err(err));
+                    return;
+                }
+                Err(_) => {
+                    // Every producer is gone without handing this position over:
+                    // only possible when the epoch was cancelled.
+                    finish(&mut report, false);
+                    return;
+                }
+            }
+        };
+        let row = plan.rows[pos];
+        match outcome {
+            Ok(sample) => {
+                batch.keys.push(table.keys[row].clone());
+                batch.rows.push(row);
+                batch.padded.push(plan.padded[pos]);
+                batch.pixels.extend(&sample.pixels);
+                for ((_, dst), src) in batch.extras.iter_mut().zip(&sample.extras) {
+                    dst.extend(src);
+                }
+                batch.labels.push(table.labels(row));
+                report.delivered += 1;
+                report.padded += plan.padded[pos] as u64;
+                report.bytes_delivered += sample.bytes;
+            }
+            Err(reason) => {
+                tracing::warn!(key = %table.keys[row], shard = %table.shards[table.locs[row].shard as usize], %reason, "sample skipped");
+                report.skipped += 1;
+                report.skipped_samples.push(SkippedSample {
+                    key: table.keys[row].clone(),
+                    shard: table.shards[table.locs[row].shard as usize].clone(),
+                    reason,
+                });
+            }
+        }
+        state.slot = t as u64 + 1;
+        if n > 0 {
+            shared.window.advance(plan.prefix_max[(t + 1 + lookahead).min(n - 1)] + 1);
+        }
+        if batch.len() == b || (t + 1 == n && !batch.is_empty()) {
+            state.batches += 1;
+            state.delivered = report.delivered;
+            state.skipped = report.skipped;
+            report.batches = state.batches;
+            let mut full = std::mem::replace(&mut batch, new_batch(state.batches, state));
+            full.state = state;
+            if out.send(Ok(full)).is_err() {
+                finish(&mut report, false);
+                return;
+            }
+        }
+    }
+    finish(&mut report, true);
+}
