@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int32Array, RecordBatch, UInt32Array};
+use arrow_array::{Int32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 use crate::dataset::Dataset;
 use crate::demo::Rng;
 use crate::error::{Result, ShardError};
 use crate::filter::{cell, Value};
-use crate::manifest::write_parquet;
+use crate::manifest::{take_rows, write_parquet};
 
 /// The balancing setting.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,14 +130,8 @@ pub fn balance(ds: &Dataset, column: &str, mode: &BalanceMode, seed: u64, out: &
         });
     }
     chosen.sort_unstable();
-    let indices = UInt32Array::from(chosen.iter().map(|&(i, _)| i as u32).collect::<Vec<_>>());
     let schema = batch.schema();
-    let mut columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| ShardError::Other(e.to_string()))?;
+    let mut columns = take_rows(batch, &chosen.iter().map(|&(i, _)| i).collect::<Vec<_>>())?;
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     if schema.field_with_name("copy").is_err() {
         fields.push(Field::new("copy", DataType::Int32, true));

@@ -12,14 +12,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use chess_schemas::col;
 
 use crate::dataset::Dataset;
 use crate::error::{Result, ShardError};
 use crate::filter::{cell, Value};
-use crate::manifest::write_parquet;
+use crate::manifest::{take_rows, write_parquet};
 
 /// CheXpert competition labels, the default targets.
 pub const COMPETITION_LABELS: [&str; 5] = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"];
@@ -267,13 +267,7 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
 
     let write = |name: &str, mut chosen: Vec<usize>| -> Result<ManifestSummary> {
         chosen.sort_unstable();
-        let indices = UInt32Array::from(chosen.iter().map(|&i| i as u32).collect::<Vec<_>>());
-        let mut columns: Vec<ArrayRef> = batch
-            .columns()
-            .iter()
-            .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| ShardError::Other(e.to_string()))?;
+        let mut columns = take_rows(batch, &chosen)?;
         let mut positives = Vec::new();
         for t in &targets {
             let values: Float32Array = chosen.iter().map(|&i| t[i]).collect();

@@ -18,7 +18,7 @@ use arrow_array::{
     RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use arrow_schema::SchemaRef;
-use chess_schemas::{col, LabelColumn, LabelType, ManifestColumns};
+use chess_schemas::{col, LabelColumn, LabelType, ManifestColumns, SampleMeta};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -77,6 +77,29 @@ pub struct ManifestRow {
 }
 
 impl ManifestRow {
+    /// The sample's `<key>.json` content: the row's values, labels by name.
+    pub fn sample_meta(&self, labels: &[LabelColumn]) -> SampleMeta {
+        SampleMeta {
+            key: self.key.clone(),
+            height: self.height,
+            width: self.width,
+            dtype: self.dtype.clone(),
+            patient_id: self.patient_id.clone(),
+            study_id: self.study_id.clone(),
+            series_id: self.series_id.clone(),
+            view_position: self.view_position.clone(),
+            sex: self.sex.clone(),
+            age_years: self.age_years,
+            modality: self.modality.clone(),
+            transfer_syntax: self.transfer_syntax.clone(),
+            clip_value: self.clip_value,
+            pixel_hash: self.pixel_hash.clone(),
+            extra_fields: self.extra_field_names().into_iter().map(str::to_string).collect(),
+            split: self.split.clone(),
+            labels: labels.iter().zip(&self.labels).map(|(c, v)| (c.name.clone(), v.to_json())).collect(),
+        }
+    }
+
     /// Names of the extra arrays of this sample.
     pub fn extra_field_names(&self) -> Vec<&str> {
         self.extra_fields.as_deref().map(|s| s.split(',').filter(|f| !f.is_empty()).collect()).unwrap_or_default()
@@ -330,6 +353,17 @@ impl Manifest {
     pub fn with_batch(&self, batch: RecordBatch) -> Manifest {
         Manifest { batch, ..self.clone() }
     }
+}
+
+/// The rows of `batch` at `indices`, in that order (repeats allowed).
+pub fn take_rows(batch: &RecordBatch, indices: &[usize]) -> Result<Vec<ArrayRef>> {
+    let indices = UInt32Array::from(indices.iter().map(|&i| i as u32).collect::<Vec<_>>());
+    batch
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| ShardError::Other(e.to_string()))
 }
 
 /// Downcast columns of a manifest batch, for fast row access.

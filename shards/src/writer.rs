@@ -15,7 +15,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow_schema::SchemaRef;
-use chess_schemas::{layout, DatasetInfo, LabelColumn, ManifestColumns, PixelDtype, SampleMeta};
+use chess_schemas::{layout, DatasetInfo, LabelColumn, ManifestColumns, PixelDtype};
 
 use crate::error::{Result, ShardError};
 use crate::image::{encode_npy_zst, pixel_hash, Image};
@@ -158,27 +158,6 @@ pub fn encode_sample(sample: &Sample, opts: &WriterOptions) -> Result<EncodedSam
     }
     let f = &sample.fields;
     let hash = pixel_hash(&sample.image);
-    let meta = SampleMeta {
-        key: sample.key.clone(),
-        height: sample.image.height,
-        width: sample.image.width,
-        dtype: sample.image.dtype.name().to_string(),
-        patient_id: f.patient_id.clone(),
-        study_id: f.study_id.clone(),
-        series_id: f.series_id.clone(),
-        view_position: f.view_position.clone(),
-        sex: f.sex.clone(),
-        age_years: f.age_years,
-        modality: f.modality.clone(),
-        transfer_syntax: f.transfer_syntax.clone(),
-        clip_value: f.clip_value,
-        pixel_hash: hash.clone(),
-        extra_fields: extra_names.clone(),
-        split: f.split.clone(),
-        labels: opts.labels.iter().zip(&f.labels).map(|(c, v)| (c.name.clone(), v.to_json())).collect(),
-    };
-    let json = serde_json::to_vec(&meta).map_err(|e| ShardError::Sample(e.to_string()))?;
-    members.push((format!("{}.{}", sample.key, layout::JSON_SUFFIX), json));
     let row = ManifestRow {
         key: sample.key.clone(),
         height: sample.image.height,
@@ -199,6 +178,8 @@ pub fn encode_sample(sample: &Sample, opts: &WriterOptions) -> Result<EncodedSam
         labels: f.labels.clone(),
         ..ManifestRow::default()
     };
+    let json = serde_json::to_vec(&row.sample_meta(&opts.labels)).map_err(|e| ShardError::Sample(e.to_string()))?;
+    members.push((format!("{}.{}", sample.key, layout::JSON_SUFFIX), json));
     Ok(EncodedSample { key: sample.key.clone(), members, row })
 }
 
