@@ -99,6 +99,10 @@ pub struct LoaderOptions {
     /// Dataset root for a manifest, overriding the one recorded in it.
     pub root: Option<String>,
     pub retry: Retry,
+    /// Object-store settings overriding the environment, with
+    /// `object_store`'s key names: `("endpoint", "http://127.0.0.1:9000")`,
+    /// `("allow_http", "true")`, `("access_key_id", ..)`, `("region", ..)`.
+    pub storage: Vec<(String, String)>,
 }
 
 impl Default for LoaderOptions {
@@ -121,6 +125,7 @@ impl Default for LoaderOptions {
             fields: Vec::new(),
             root: None,
             retry: Retry { retries: 5, backoff: Duration::from_millis(250) },
+            storage: Vec::new(),
         }
     }
 }
@@ -291,15 +296,15 @@ impl Loader {
         let is_manifest = location.ends_with(".parquet") && (is_url(location) || Path::new(location).is_file());
         let (store, manifest, info, auto) = if is_manifest {
             let (parent, file) = split_parent(location);
-            let holder = Store::open(&parent, opts.retry, &mut get_rt)?;
+            let holder = Store::open(&parent, opts.retry, &opts.storage, &mut get_rt)?;
             let manifest = read_manifest(&holder, &file)?;
             let recorded = manifest.dataset_root.clone().filter(|r| is_url(r) || !is_url(location));
             let root = opts.root.clone().or(recorded).unwrap_or(parent);
-            let store = Store::open(&root, opts.retry, &mut get_rt)?;
+            let store = Store::open(&root, opts.retry, &opts.storage, &mut get_rt)?;
             let info = read_info(&store).unwrap_or(None);
             (store, manifest, info, Access::Ranges)
         } else {
-            let store = Store::open(location, opts.retry, &mut get_rt)?;
+            let store = Store::open(location, opts.retry, &opts.storage, &mut get_rt)?;
             let info = read_info(&store)?.ok_or_else(|| {
                 LoaderError::Location(format!("{}: no dataset.json (not a dataset root)", store.name(layout::DATASET_JSON)))
             })?;

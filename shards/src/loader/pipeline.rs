@@ -210,6 +210,12 @@ enum SegmentEnd {
 
 /// Reads one segment, handing every planned (and not yet delivered) sample
 /// over exactly once: as a decode job, or as skipped with a reason.
+///
+/// The segment is read as runs of planned samples, each one byte range;
+/// the first run is the whole segment. When the tar stream is damaged, the
+/// sample holding the damaged byte is lost and the rest is read again as
+/// two runs: the samples before it (not yet handed over; the parser reads
+/// one member ahead) and those after it.
 fn read_segment(
     shared: &Shared,
     segment: &super::plan::Segment,
@@ -219,8 +225,9 @@ fn read_segment(
     let table = &shared.table;
     let shard = &table.shards[segment.shard as usize];
     let samples = &segment.samples;
+    let loc = |i: usize| table.locs[samples[i].row];
     let index: HashMap<&str, usize> = samples.iter().enumerate().map(|(i, s)| (table.keys[s.row].as_str(), i)).collect();
-    let pending = |from: usize| (from..samples.len()).find(|&i| !shared.done[samples[i].pos]);
+    let is_done = |i: usize| shared.done[samples[i].pos];
     let skip = |i: usize, reason: String| -> Result<(), SegmentEnd> {
         let s = samples[i];
         if !shared.window.wait_for(s.pos) {
@@ -228,50 +235,51 @@ fn read_segment(
         }
         msgs.send(Msg::Skipped { pos: s.pos, reason }).map_err(|_| SegmentEnd::Stopped)
     };
-    let mut next = pending(0);
-    while let Some(first) = next {
-        let start = table.locs[samples[first].row].sample_offset;
-        let reader = shared
-            .store
-            .open_range(shard, start, segment.end, shared.counters.clone())
-            .map_err(SegmentEnd::Fatal)?;
+    // Runs `[from, to)` of sample indices, in order.
+    let mut runs: std::collections::VecDeque<(usize, usize)> = std::collections::VecDeque::new();
+    runs.push_back((0, samples.len()));
+    while let Some((from, to)) = runs.pop_front() {
+        let Some(first) = (from..to).find(|&i| !is_done(i)) else { continue };
+        let start = loc(first).sample_offset;
+        let end = loc(to - 1).sample_offset + loc(to - 1).sample_size;
+        let reader = shared.store.open_range(shard, start, end, shared.counters.clone()).map_err(SegmentEnd::Fatal)?;
         let failure = reader.failure_handle();
         let mut parser = ShardReader::starting_at(reader, shard.clone(), start);
         let mut at = first; // the planned sample expected next in the stream
-        let restart_from = loop {
+        loop {
             if shared.window.cancelled() {
                 return Err(SegmentEnd::Stopped);
             }
             match parser.next_sample() {
                 Ok(Some(raw)) => {
-                    let Some(&j) = index.get(raw.key.as_str()).filter(|&&j| j >= at) else {
+                    let Some(&j) = index.get(raw.key.as_str()).filter(|&&j| j >= at && j < to) else {
                         tracing::debug!(shard = %shard, key = %raw.key, "sample not in the plan here; ignored");
                         continue;
                     };
                     for k in at..j {
-                        if !shared.done[samples[k].pos] {
-                            skip(k, format!("missing: not found in {shard} at byte {}", table.locs[samples[k].row].sample_offset))?;
+                        if !is_done(k) {
+                            skip(k, format!("missing: not found in {shard} at byte {}", loc(k).sample_offset))?;
                         }
                     }
-                    let s = samples[j];
-                    if !shared.done[s.pos] {
+                    if !is_done(j) {
+                        let s = samples[j];
                         if !shared.window.wait_for(s.pos) {
                             return Err(SegmentEnd::Stopped);
                         }
                         jobs.send(Job { pos: s.pos, row: s.row, raw }).map_err(|_| SegmentEnd::Stopped)?;
                     }
                     at = j + 1;
-                    if pending(at).is_none() {
-                        break None;
+                    if !(at..to).any(|i| !is_done(i)) {
+                        break;
                     }
                 }
                 Ok(None) => {
-                    for k in at..samples.len() {
-                        if !shared.done[samples[k].pos] {
+                    for k in at..to {
+                        if !is_done(k) {
                             skip(k, format!("missing: {shard} ends before it"))?;
                         }
                     }
-                    break None;
+                    break;
                 }
                 Err(ShardError::Tar { source: TarError::Io(io), .. }) => {
                     let err = failure
@@ -281,16 +289,30 @@ fn read_segment(
                     return Err(SegmentEnd::Fatal(err));
                 }
                 Err(e) => {
-                    // The stream is damaged where sample `at` (the next one
-                    // expected) should be: that sample is lost; parsing
-                    // restarts at the next planned one.
-                    let Some(lost) = pending(at) else { break None };
-                    skip(lost, format!("corrupt: {e}"))?;
-                    break pending(lost + 1);
+                    // Damage at a known byte: the planned sample holding it is
+                    // lost; without an offset, the next expected one is.
+                    let offset = match &e {
+                        ShardError::Tar { source: TarError::BadHeader { offset, .. } | TarError::Truncated { offset, .. }, .. } => {
+                            Some(*offset)
+                        }
+                        _ => None,
+                    };
+                    let lost = offset
+                        .and_then(|o| (at..to).find(|&i| o >= loc(i).sample_offset && o < loc(i).sample_offset + loc(i).sample_size))
+                        .unwrap_or(at);
+                    if !is_done(lost) {
+                        skip(lost, format!("corrupt: {e}"))?;
+                    }
+                    if lost + 1 < to {
+                        runs.push_front((lost + 1, to));
+                    }
+                    if at < lost {
+                        runs.push_front((at, lost));
+                    }
+                    break;
                 }
             }
-        };
-        next = restart_from;
+        }
     }
     Ok(())
 }

@@ -87,36 +87,44 @@ pub fn is_url(location: &str) -> bool {
 
 /// Builds an object store for a URL's bucket/container/host; returns it with
 /// the URL's path inside it.
-fn build_store(url_text: &str, retry: Retry) -> Result<(Arc<dyn ObjectStore>, ObjectPath), LoaderError> {
+/// `storage` holds `(key, value)` settings that override the environment,
+/// with `object_store`'s key names (`endpoint`, `allow_http`,
+/// `access_key_id`, `region`, `google_service_account`, ...).
+fn build_store(url_text: &str, retry: Retry, storage: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, ObjectPath), LoaderError> {
     let url = url::Url::parse(url_text).map_err(|e| LoaderError::Location(format!("{url_text}: {e}")))?;
     let bad = |e: object_store::Error| LoaderError::Location(format!("{url_text}: {e}"));
     let path = ObjectPath::from_url_path(url.path()).map_err(|e| LoaderError::Location(format!("{url_text}: {e}")))?;
+    let key_err = |k: &str, e: object_store::Error| LoaderError::Settings(format!("storage option `{k}`: {e}"));
     let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "s3" | "s3a" => Arc::new(
-            object_store::aws::AmazonS3Builder::from_env()
-                .with_url(url_text)
-                .with_retry(retry.config())
-                .build()
-                .map_err(bad)?,
-        ),
-        "gs" => Arc::new(
-            object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(url_text)
-                .with_retry(retry.config())
-                .build()
-                .map_err(bad)?,
-        ),
-        "az" | "abfs" | "abfss" | "azure" => Arc::new(
-            object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(url_text)
-                .with_retry(retry.config())
-                .build()
-                .map_err(bad)?,
-        ),
+        "s3" | "s3a" => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(url_text).with_retry(retry.config());
+            for (k, v) in storage {
+                b = b.with_config(k.parse().map_err(|e| key_err(k, e))?, v);
+            }
+            Arc::new(b.build().map_err(bad)?)
+        }
+        "gs" => {
+            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url_text).with_retry(retry.config());
+            for (k, v) in storage {
+                b = b.with_config(k.parse().map_err(|e| key_err(k, e))?, v);
+            }
+            Arc::new(b.build().map_err(bad)?)
+        }
+        "az" | "abfs" | "abfss" | "azure" => {
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url_text).with_retry(retry.config());
+            for (k, v) in storage {
+                b = b.with_config(k.parse().map_err(|e| key_err(k, e))?, v);
+            }
+            Arc::new(b.build().map_err(bad)?)
+        }
         "http" | "https" => {
             // The store is the server; paths are the URL's path.
             let base = format!("{}://{}", url.scheme(), url.authority());
-            Arc::new(object_store::http::HttpBuilder::new().with_url(base).with_retry(retry.config()).build().map_err(bad)?)
+            let mut b = object_store::http::HttpBuilder::new().with_url(base).with_retry(retry.config());
+            for (k, v) in storage {
+                b = b.with_config(k.parse().map_err(|e| key_err(k, e))?, v);
+            }
+            Arc::new(b.build().map_err(bad)?)
         }
         other => return Err(LoaderError::Location(format!("{url_text}: unsupported scheme `{other}`"))),
     };
@@ -125,9 +133,14 @@ fn build_store(url_text: &str, retry: Retry) -> Result<(Arc<dyn ObjectStore>, Ob
 
 impl Store {
     /// Opens a root. `runtime` is used (and needed) only for URLs.
-    pub fn open(location: &str, retry: Retry, runtime: impl FnOnce() -> Result<Arc<tokio::runtime::Runtime>, LoaderError>) -> Result<Store, LoaderError> {
+    pub fn open(
+        location: &str,
+        retry: Retry,
+        storage: &[(String, String)],
+        runtime: impl FnOnce() -> Result<Arc<tokio::runtime::Runtime>, LoaderError>,
+    ) -> Result<Store, LoaderError> {
         if is_url(location) {
-            let (store, prefix) = build_store(location.trim_end_matches('/'), retry)?;
+            let (store, prefix) = build_store(location.trim_end_matches('/'), retry, storage)?;
             Ok(Store::Remote { store, prefix, url: location.trim_end_matches('/').to_string(), runtime: runtime()?, retry })
         } else {
             Ok(Store::Local(PathBuf::from(location)))

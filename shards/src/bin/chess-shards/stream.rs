@@ -67,6 +67,10 @@ pub struct StreamArgs {
     /// First retry backoff in milliseconds (doubles, up to 8 s).
     #[arg(long, default_value_t = 250)]
     pub retry_backoff_ms: u64,
+    /// Object-store setting overriding the environment (repeatable), with
+    /// object_store's key names: endpoint=http://127.0.0.1:9000, allow_http=true.
+    #[arg(long = "storage", value_name = "KEY=VALUE", value_parser = parse_kv)]
+    pub storage: Vec<(String, String)>,
     /// Continue an epoch from a state file written by --state-out.
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -79,6 +83,10 @@ pub struct StreamArgs {
     /// Write the epoch report (JSON) here.
     #[arg(long)]
     pub report_json: Option<PathBuf>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
 /// Peak resident set size in bytes (VmHWM), where /proc has it.
@@ -107,6 +115,7 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
         fields: args.fields.clone(),
         root: args.root.clone(),
         retry: Retry { retries: args.retries, backoff: std::time::Duration::from_millis(args.retry_backoff_ms) },
+        storage: args.storage.clone(),
         ..defaults
     };
     let loader = Loader::open(&args.source, opts).with_context(|| format!("opening {}", args.source))?;
