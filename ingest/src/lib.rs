@@ -6,6 +6,7 @@
 //! shared pixels) → [`deid`] (allow-list de-identification, pseudonyms) and
 //! [`labels`] (CSV join) → [`run`] (threads, writer, [`journal`],
 //! accounting with [`reject`] reasons).
+pub mod chexpert;
 pub mod deid;
 pub mod dicom;
 pub mod discover;

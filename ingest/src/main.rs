@@ -14,11 +14,19 @@ use chess_ingest::run::{self, Config};
 use chess_ingest::select::Selection;
 use clap::{Parser, ValueEnum};
 
+mod chexpert_cli;
+
 /// Turn hospital DICOM exports (folders, .zip, .tar, .tar.gz) into a
 /// de-identified dataset of clipped, resized radiographs: tar shards,
 /// a Parquet manifest and dataset.json, with every input file accounted for.
 #[derive(Parser, Debug)]
-#[command(name = "chess-ingest", version, about, long_about = None)]
+#[command(
+    name = "chess-ingest",
+    version,
+    about,
+    long_about = None,
+    after_help = "CheXpert as released (train.csv, valid.csv, JPEG/PNG images): see `chess-ingest chexpert --help`."
+)]
 struct Args {
     /// Files, folders or archives to ingest (DICOM is recognised by content).
     #[arg(required = true)]
@@ -102,6 +110,10 @@ enum AspectArg {
 }
 
 fn main() -> ExitCode {
+    // `chess-ingest chexpert ...`: CheXpert import, its own parser (chexpert_cli.rs).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "chexpert") {
+        return chexpert_cli::main(std::env::args_os().skip(1));
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

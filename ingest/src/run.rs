@@ -151,8 +151,11 @@ pub struct Summary {
     pub images_without_labels: Option<u64>,
     pub label_rows_duplicate_keys: Option<u64>,
     /// Sources processed by this invocation (the rest were done before).
+    #[serde(skip)]
     pub processed_now: u64,
+    #[serde(skip)]
     pub resumed: bool,
+    #[serde(skip)]
     pub already_complete: bool,
     #[serde(skip)]
     pub timing: Timing,
@@ -284,6 +287,22 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject>
         .map_err(|e| Reject::new(Reason::DecodeError, format!("could not encode the sample: {e}")))?;
     tick(&ctx.clocks.encode, t);
     Ok(Outcome::Sample { key: d.key, hash, label_row, encoded: Box::new(encoded) })
+}
+
+/// Parse, decode and run the pixel pipeline on one in-memory file, with no
+/// selection, de-identification or writing: the fuzzing entry point (and a
+/// convenient way to look at one file).
+pub fn decode_and_process(bytes: &[u8], opts: &PipelineOptions) -> Result<pipeline::Processed, Reject> {
+    let obj = dicom::parse(bytes)?;
+    let h = Header::from_object(&obj);
+    let stored = dicom::decode(&obj, &h)?;
+    let sem = PixelSemantics {
+        monochrome1: h.photometric == "MONOCHROME1",
+        rescale_slope: h.rescale_slope,
+        rescale_intercept: h.rescale_intercept,
+        modality_lut: h.modality_lut.as_ref(),
+    };
+    Ok(pipeline::run(&stored.values, stored.rows, stored.columns, &sem, opts))
 }
 
 /// Final state of a source.
