@@ -242,6 +242,9 @@ def test_no_marker_in_any_shareable_byte(ingest_bin, seeded, tmp_path):
     t = pq.read_table(out / "manifest.parquet").to_pylist()
     assert len(t) == 4, "every seeded file becomes a sample"
     assert {row["Cardiomegaly"] for row in t} == {0.0, 1.0}
+    summary = json.loads((out / "dataset.json").read_text())["provenance"]["summary"]
+    assert (summary["label_rows"], summary["label_rows_unmatched"], summary["images_without_labels"]) == (5, 1, 0)
+    assert "AccessionNumber" not in pq.read_table(out / "manifest.parquet").column_names
     hits = scan(out, mk.all)
     assert not hits, f"identifying values leaked: {hits[:20]}"
     # Nothing but the documented layout is shareable.
