@@ -52,7 +52,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, LabelColumn, LabelType, PixelDtype};
-use chess_shards::{encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions};
+use chess_shards::{
+    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample,
+    SampleFields, WriterOptions,
+};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
@@ -129,13 +132,23 @@ pub enum ChexpertError {
     #[error("'{}': not CheXpert's header: {message}", path.display())]
     Header { path: PathBuf, message: String },
     #[error("'{}': {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("'{}': {source}", path.display())]
     Csv { path: PathBuf, source: csv::Error },
     #[error("dataset '{}': {source}", root.display())]
-    Shards { root: PathBuf, source: chess_shards::ShardError },
+    Shards {
+        root: PathBuf,
+        source: chess_shards::ShardError,
+    },
     #[error("'{}' holds an interrupted CheXpert import with different options (was {before}, now {now}); re-run with the same options or choose another --out", root.display())]
-    OptionsChanged { root: PathBuf, before: String, now: String },
+    OptionsChanged {
+        root: PathBuf,
+        before: String,
+        now: String,
+    },
     #[error("invalid option: {0}")]
     Invalid(String),
     #[error("{0}")]
@@ -145,7 +158,10 @@ pub enum ChexpertError {
 pub type Result<T, E = ChexpertError> = std::result::Result<T, E>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ChexpertError + '_ {
-    move |source| ChexpertError::Io { path: path.to_path_buf(), source }
+    move |source| ChexpertError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A CheXpert split.
@@ -177,7 +193,17 @@ pub enum CsvLayout {
 
 /// Checks a header row; says exactly what is wrong when it is not CheXpert's.
 pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> {
-    let fields: Vec<&str> = fields.iter().enumerate().map(|(i, f)| if i == 0 { f.trim_start_matches('\u{feff}') } else { f }).collect();
+    let fields: Vec<&str> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == 0 {
+                f.trim_start_matches('\u{feff}')
+            } else {
+                f
+            }
+        })
+        .collect();
     if fields == HEADER {
         return Ok(CsvLayout::Full);
     }
@@ -186,17 +212,23 @@ pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> 
         return Ok(CsvLayout::PathAndLabels);
     }
     // Compare against the layout it looks like.
-    let expected: &[&str] = if split == Split::Test && fields.get(1) == Some(&"No Finding") { &short } else { &HEADER };
+    let expected: &[&str] = if split == Split::Test && fields.get(1) == Some(&"No Finding") {
+        &short
+    } else {
+        &HEADER
+    };
     let mut problems = Vec::new();
     for (i, want) in expected.iter().enumerate() {
         match fields.get(i) {
             Some(got) if got == want => {}
-            Some(got) if got.trim() == *want => {
-                problems.push(format!("column {} is `{got}` with extra spaces; expected `{want}`", i + 1))
-            }
-            Some(got) if got.eq_ignore_ascii_case(want) => {
-                problems.push(format!("column {} is `{got}`; expected `{want}` (names are case-sensitive)", i + 1))
-            }
+            Some(got) if got.trim() == *want => problems.push(format!(
+                "column {} is `{got}` with extra spaces; expected `{want}`",
+                i + 1
+            )),
+            Some(got) if got.eq_ignore_ascii_case(want) => problems.push(format!(
+                "column {} is `{got}`; expected `{want}` (names are case-sensitive)",
+                i + 1
+            )),
             Some(got) => problems.push(format!("column {} is `{got}`; expected `{want}`", i + 1)),
             None => problems.push(format!("column {} `{want}` is missing", i + 1)),
         }
@@ -208,10 +240,18 @@ pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> 
         problems.push(format!(
             "unexpected extra column(s) after `{}`: {}",
             expected[expected.len() - 1],
-            fields[expected.len()..].iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            fields[expected.len()..]
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    let mut msg = format!("{}; CheXpert's header is `{}`", problems.join("; "), HEADER.join(","));
+    let mut msg = format!(
+        "{}; CheXpert's header is `{}`",
+        problems.join("; "),
+        HEADER.join(",")
+    );
     if split == Split::Test {
         msg.push_str(" (a test label file may also have just `Path` and the 14 observations)");
     }
@@ -236,7 +276,9 @@ pub fn parse_sex(cell: &str) -> Result<Option<String>, String> {
         "male" | "m" => Ok(Some("M".into())),
         "female" | "f" => Ok(Some("F".into())),
         "unknown" | "" => Ok(None),
-        other => Err(format!("Sex `{other}` is not Male, Female, Unknown or blank")),
+        other => Err(format!(
+            "Sex `{other}` is not Male, Female, Unknown or blank"
+        )),
     }
 }
 
@@ -256,14 +298,38 @@ pub fn parse_age(cell: &str) -> Result<Option<f32>, String> {
 pub fn view_position(frontal_lateral: &str, ap_pa: &str) -> Result<(bool, String), String> {
     let ap_pa = ap_pa.trim().to_ascii_uppercase();
     match frontal_lateral.trim().to_ascii_lowercase().as_str() {
-        "frontal" => Ok((true, if ap_pa == "AP" || ap_pa == "PA" { ap_pa } else { "FRONTAL".into() })),
-        "lateral" => Ok((false, if ap_pa == "LL" || ap_pa == "RL" { ap_pa } else { "LATERAL".into() })),
-        other => Err(format!("Frontal/Lateral `{other}` is neither Frontal nor Lateral")),
+        "frontal" => Ok((
+            true,
+            if ap_pa == "AP" || ap_pa == "PA" {
+                ap_pa
+            } else {
+                "FRONTAL".into()
+            },
+        )),
+        "lateral" => Ok((
+            false,
+            if ap_pa == "LL" || ap_pa == "RL" {
+                ap_pa
+            } else {
+                "LATERAL".into()
+            },
+        )),
+        other => Err(format!(
+            "Frontal/Lateral `{other}` is neither Frontal nor Lateral"
+        )),
     }
 }
 
 fn key_part(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// What a `Path` cell says: the file, patient, study and sample key.
@@ -287,9 +353,16 @@ pub fn parse_path(root: &Path, split: Split, cell: &str) -> Result<ImagePath, St
     let mut parts = Vec::new();
     for c in rel.components() {
         match c {
-            Component::Normal(p) => parts.push(p.to_str().ok_or_else(|| format!("Path `{cell}` is not UTF-8"))?),
+            Component::Normal(p) => parts.push(
+                p.to_str()
+                    .ok_or_else(|| format!("Path `{cell}` is not UTF-8"))?,
+            ),
             Component::CurDir => {}
-            _ => return Err(format!("Path `{cell}` must be relative and must not contain `..`")),
+            _ => {
+                return Err(format!(
+                    "Path `{cell}` must be relative and must not contain `..`"
+                ))
+            }
         }
     }
     if parts.len() < 3 {
@@ -303,13 +376,29 @@ pub fn parse_path(root: &Path, split: Split, cell: &str) -> Result<ImagePath, St
     };
     let n = parts.len();
     let (patient, study, name) = (parts[n - 3], parts[n - 2], parts[n - 1]);
-    let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_string();
-    let mut key = format!("{}_{}_{}_{}", split.name(), key_part(patient), key_part(study), key_part(&stem));
+    let stem = Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(name)
+        .to_string();
+    let mut key = format!(
+        "{}_{}_{}_{}",
+        split.name(),
+        key_part(patient),
+        key_part(study),
+        key_part(&stem)
+    );
     if key.len() > chess_schemas::MAX_KEY_LEN {
         let h = blake3::hash(cell.as_bytes());
         key = format!("{}_{}", split.name(), &h.to_hex()[..32]);
     }
-    Ok(ImagePath { file, patient_id: patient.to_string(), study_id: format!("{patient}/{study}"), key, stem })
+    Ok(ImagePath {
+        file,
+        patient_id: patient.to_string(),
+        study_id: format!("{patient}/{study}"),
+        key,
+        stem,
+    })
 }
 
 /// One usable CSV row.
@@ -351,22 +440,44 @@ pub struct CsvRows {
 /// Reads one CheXpert CSV. Header problems are errors; row problems are
 /// [`Rejected`] rows.
 pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
-    let csv_name = csv_path.file_name().and_then(|n| n.to_str()).unwrap_or("csv").to_string();
+    let csv_name = csv_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("csv")
+        .to_string();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_path(csv_path)
-        .map_err(|source| ChexpertError::Csv { path: csv_path.to_path_buf(), source })?;
+        .map_err(|source| ChexpertError::Csv {
+            path: csv_path.to_path_buf(),
+            source,
+        })?;
     let mut records = rdr.byte_records();
     let header = match records.next() {
-        None => return Err(ChexpertError::Header { path: csv_path.to_path_buf(), message: "the file is empty".into() }),
-        Some(Err(source)) => return Err(ChexpertError::Csv { path: csv_path.to_path_buf(), source }),
+        None => {
+            return Err(ChexpertError::Header {
+                path: csv_path.to_path_buf(),
+                message: "the file is empty".into(),
+            })
+        }
+        Some(Err(source)) => {
+            return Err(ChexpertError::Csv {
+                path: csv_path.to_path_buf(),
+                source,
+            })
+        }
         Some(Ok(h)) => h,
     };
-    let header_text: Vec<String> = header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+    let header_text: Vec<String> = header
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
     let header_refs: Vec<&str> = header_text.iter().map(String::as_str).collect();
-    let layout = check_header(&header_refs, split)
-        .map_err(|message| ChexpertError::Header { path: csv_path.to_path_buf(), message })?;
+    let layout = check_header(&header_refs, split).map_err(|message| ChexpertError::Header {
+        path: csv_path.to_path_buf(),
+        message,
+    })?;
     let width = header_refs.len();
     let mut rows = Vec::new();
     for (i, rec) in records.enumerate() {
@@ -376,7 +487,10 @@ pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
             Err(e) => {
                 let line = e.position().map_or(fallback_line, |p| p.line());
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(ChexpertError::Csv { path: csv_path.to_path_buf(), source: e });
+                    return Err(ChexpertError::Csv {
+                        path: csv_path.to_path_buf(),
+                        source: e,
+                    });
                 }
                 rows.push(Err(Rejected {
                     source: format!("{csv_name}:{line}"),
@@ -387,9 +501,16 @@ pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
             }
         };
         let line = rec.position().map_or(fallback_line, |p| p.line());
-        rows.push(parse_record(root, split, layout, &csv_name, line, &rec, width));
+        rows.push(parse_record(
+            root, split, layout, &csv_name, line, &rec, width,
+        ));
     }
-    Ok(CsvRows { path: csv_path.to_path_buf(), split, layout, rows })
+    Ok(CsvRows {
+        path: csv_path.to_path_buf(),
+        split,
+        layout,
+        rows,
+    })
 }
 
 fn parse_record(
@@ -401,15 +522,28 @@ fn parse_record(
     rec: &csv::ByteRecord,
     width: usize,
 ) -> Result<Row, Rejected> {
-    let path_cell = rec.get(0).map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
-    let source = if path_cell.is_empty() { format!("{csv_name}:{line}") } else { path_cell.clone() };
-    let bad = |message: String| Rejected { source: source.clone(), code: BAD_ROW.into(), message: format!("{csv_name} line {line}: {message}") };
+    let path_cell = rec
+        .get(0)
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .unwrap_or_default();
+    let source = if path_cell.is_empty() {
+        format!("{csv_name}:{line}")
+    } else {
+        path_cell.clone()
+    };
+    let bad = |message: String| Rejected {
+        source: source.clone(),
+        code: BAD_ROW.into(),
+        message: format!("{csv_name} line {line}: {message}"),
+    };
     if rec.len() != width {
         return Err(bad(format!("{} fields, the header has {width}", rec.len())));
     }
     let mut cells = Vec::with_capacity(width);
     for (j, b) in rec.iter().enumerate() {
-        cells.push(std::str::from_utf8(b).map_err(|_| bad(format!("column {} is not UTF-8", j + 1)))?);
+        cells.push(
+            std::str::from_utf8(b).map_err(|_| bad(format!("column {} is not UTF-8", j + 1)))?,
+        );
     }
     let image = parse_path(root, split, cells[0]).map_err(&bad)?;
     let (sex, age_years, frontal, view_position, first_label) = match layout {
@@ -435,7 +569,18 @@ fn parse_record(
     for (k, name) in OBSERVATIONS.iter().enumerate() {
         labels[k] = parse_label(cells[first_label + k]).map_err(|m| bad(format!("{name}: {m}")))?;
     }
-    Ok(Row { split, csv: csv_name.to_string(), line, path: path_cell, image, sex, age_years, frontal, view_position, labels })
+    Ok(Row {
+        split,
+        csv: csv_name.to_string(),
+        line,
+        path: path_cell,
+        image,
+        sex,
+        age_years,
+        frontal,
+        view_position,
+        labels,
+    })
 }
 
 /// The CSVs of a CheXpert folder: train, valid and the test labels if any.
@@ -457,7 +602,11 @@ pub fn find_csvs(root: &Path) -> Result<Vec<(Split, PathBuf)>> {
         }
         out.push((split, p));
     }
-    if let Some(p) = TEST_CSV_NAMES.iter().map(|n| root.join(n)).find(|p| p.is_file()) {
+    if let Some(p) = TEST_CSV_NAMES
+        .iter()
+        .map(|n| root.join(n))
+        .find(|p| p.is_file())
+    {
         out.push((Split::Test, p));
     }
     Ok(out)
@@ -491,7 +640,10 @@ fn luma(r: u32, g: u32, b: u32) -> i32 {
 
 fn check_dims(rows: u32, cols: u32) -> Result<(), DecodeFailure> {
     if rows == 0 || cols == 0 || rows > MAX_SIDE || cols > MAX_SIDE {
-        return Err((Reason::BadDimensions.code(), format!("{cols}×{rows} pixels (each side must be 1 to {MAX_SIDE})")));
+        return Err((
+            Reason::BadDimensions.code(),
+            format!("{cols}×{rows} pixels (each side must be 1 to {MAX_SIDE})"),
+        ));
     }
     Ok(())
 }
@@ -505,7 +657,10 @@ pub fn decode_image(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     } else if bytes.is_empty() {
         Err((Reason::DecodeError.code(), "the file is empty".into()))
     } else {
-        Err((UNSUPPORTED_FORMAT, "neither JPEG nor PNG (by content)".into()))
+        Err((
+            UNSUPPORTED_FORMAT,
+            "neither JPEG nor PNG (by content)".into(),
+        ))
     }
 }
 
@@ -513,7 +668,10 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     let fail = |e: jpeg_decoder::Error| (Reason::DecodeError.code(), format!("JPEG: {e}"));
     let mut dec = jpeg_decoder::Decoder::new(bytes);
     dec.read_info().map_err(fail)?;
-    let info = dec.info().ok_or((Reason::DecodeError.code(), "JPEG: no frame header".to_string()))?;
+    let info = dec.info().ok_or((
+        Reason::DecodeError.code(),
+        "JPEG: no frame header".to_string(),
+    ))?;
     let (rows, cols) = (info.height as u32, info.width as u32);
     check_dims(rows, cols)?;
     dec.set_max_decoding_buffer_size((MAX_SIDE as usize).pow(2) * 4);
@@ -522,28 +680,57 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     use jpeg_decoder::PixelFormat as F;
     let need = n * info.pixel_format.pixel_bytes();
     if data.len() < need {
-        return Err((Reason::DecodeError.code(), format!("JPEG: {} bytes decoded, {need} expected", data.len())));
+        return Err((
+            Reason::DecodeError.code(),
+            format!("JPEG: {} bytes decoded, {need} expected", data.len()),
+        ));
     }
     let (values, bits, from_colour) = match info.pixel_format {
         F::L8 => (data[..n].iter().map(|&v| v as i32).collect(), 8, false),
         // jpeg-decoder hands lossless 9-16-bit samples over in native byte order.
-        F::L16 => (data[..2 * n].chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]]) as i32).collect(), 16, false),
-        F::RGB24 => (data[..3 * n].chunks_exact(3).map(|c| luma(c[0] as u32, c[1] as u32, c[2] as u32)).collect(), 8, true),
+        F::L16 => (
+            data[..2 * n]
+                .chunks_exact(2)
+                .map(|c| u16::from_ne_bytes([c[0], c[1]]) as i32)
+                .collect(),
+            16,
+            false,
+        ),
+        F::RGB24 => (
+            data[..3 * n]
+                .chunks_exact(3)
+                .map(|c| luma(c[0] as u32, c[1] as u32, c[2] as u32))
+                .collect(),
+            8,
+            true,
+        ),
         F::CMYK32 => return Err((Reason::Colour.code(), "JPEG: CMYK image".into())),
     };
-    Ok(Gray { rows, cols, values, bits, format: "JPEG", from_colour })
+    Ok(Gray {
+        rows,
+        cols,
+        values,
+        bits,
+        format: "JPEG",
+        from_colour,
+    })
 }
 
 fn decode_png(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     let fail = |e: png::DecodingError| (Reason::DecodeError.code(), format!("PNG: {e}"));
-    let limits = png::Limits { bytes: (MAX_SIDE as usize).pow(2) * 8 };
+    let limits = png::Limits {
+        bytes: (MAX_SIDE as usize).pow(2) * 8,
+    };
     let mut dec = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits);
     // Palette → RGB, 1/2/4-bit grey → 8-bit; 16-bit stays 16-bit.
     dec.set_transformations(png::Transformations::EXPAND);
     let hdr = dec.read_header_info().map_err(fail)?;
     check_dims(hdr.height, hdr.width)?;
     let mut reader = dec.read_info().map_err(fail)?;
-    let size = reader.output_buffer_size().ok_or((Reason::BadDimensions.code(), "PNG: image too large".to_string()))?;
+    let size = reader.output_buffer_size().ok_or((
+        Reason::BadDimensions.code(),
+        "PNG: image too large".to_string(),
+    ))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(fail)?;
     let (rows, cols) = (info.height, info.width);
@@ -552,12 +739,22 @@ fn decode_png(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err((Reason::DecodeError.code(), "PNG: palette not expanded".into())),
+        png::ColorType::Indexed => {
+            return Err((
+                Reason::DecodeError.code(),
+                "PNG: palette not expanded".into(),
+            ))
+        }
     };
     let bits: u8 = match info.bit_depth {
         png::BitDepth::Sixteen => 16,
         png::BitDepth::Eight => 8,
-        other => return Err((Reason::DecodeError.code(), format!("PNG: unexpected output depth {other:?}"))),
+        other => {
+            return Err((
+                Reason::DecodeError.code(),
+                format!("PNG: unexpected output depth {other:?}"),
+            ))
+        }
     };
     let bps = bits as usize / 8;
     let n = rows as usize * cols as usize;
@@ -573,17 +770,37 @@ fn decode_png(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     for y in 0..rows as usize {
         let row = &buf[y * info.line_size..y * info.line_size + cols as usize * channels * bps];
         for x in 0..cols as usize {
-            values.push(if channels >= 3 { luma(sample(row, x, 0), sample(row, x, 1), sample(row, x, 2)) } else { sample(row, x, 0) as i32 });
+            values.push(if channels >= 3 {
+                luma(sample(row, x, 0), sample(row, x, 1), sample(row, x, 2))
+            } else {
+                sample(row, x, 0) as i32
+            });
         }
     }
-    Ok(Gray { rows, cols, values, bits, format: "PNG", from_colour: channels >= 3 })
+    Ok(Gray {
+        rows,
+        cols,
+        values,
+        bits,
+        format: "PNG",
+        from_colour: channels >= 3,
+    })
 }
 
 /// Decodes an image and runs the shared pixel pipeline on it, exactly as the
 /// import does (grey values as MONOCHROME2 stored values, no rescale).
-pub fn process_image(bytes: &[u8], opts: &PipelineOptions) -> Result<(Gray, pipeline::Processed), DecodeFailure> {
+pub fn process_image(
+    bytes: &[u8],
+    opts: &PipelineOptions,
+) -> Result<(Gray, pipeline::Processed), DecodeFailure> {
     let gray = decode_image(bytes)?;
-    let out = pipeline::run(&gray.values, gray.rows, gray.cols, &PixelSemantics::default(), opts);
+    let out = pipeline::run(
+        &gray.values,
+        gray.rows,
+        gray.cols,
+        &PixelSemantics::default(),
+        opts,
+    );
     Ok((gray, out))
 }
 
@@ -607,7 +824,9 @@ impl Config {
             root,
             out,
             pipeline: PipelineOptions::default(),
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             progress: false,
             max_shard_samples: 10_000,
             max_shard_bytes: 1 << 30,
@@ -664,25 +883,50 @@ pub struct Summary {
 }
 
 enum Outcome {
-    Sample { encoded: Box<EncodedSample>, colour: bool },
-    Reject { code: &'static str, message: String },
+    Sample {
+        encoded: Box<EncodedSample>,
+        colour: bool,
+    },
+    Reject {
+        code: &'static str,
+        message: String,
+    },
 }
 
 fn label_columns() -> Vec<LabelColumn> {
-    OBSERVATIONS.iter().map(|n| LabelColumn { name: n.to_string(), label_type: LabelType::Float32 }).collect()
+    OBSERVATIONS
+        .iter()
+        .map(|n| LabelColumn {
+            name: n.to_string(),
+            label_type: LabelType::Float32,
+        })
+        .collect()
 }
 
 fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Outcome {
     let bytes = match std::fs::read(&row.image.file) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Outcome::Reject { code: MISSING_IMAGE, message: format!("{} does not exist", row.image.file.display()) }
+            return Outcome::Reject {
+                code: MISSING_IMAGE,
+                message: format!("{} does not exist", row.image.file.display()),
+            }
         }
-        Err(e) => return Outcome::Reject { code: Reason::ReadError.code(), message: format!("{}: {e}", row.image.file.display()) },
+        Err(e) => {
+            return Outcome::Reject {
+                code: Reason::ReadError.code(),
+                message: format!("{}: {e}", row.image.file.display()),
+            }
+        }
     };
     let (gray, out) = match process_image(&bytes, opts) {
         Ok(x) => x,
-        Err((code, message)) => return Outcome::Reject { code, message: format!("{}: {message}", row.image.file.display()) },
+        Err((code, message)) => {
+            return Outcome::Reject {
+                code,
+                message: format!("{}: {message}", row.image.file.display()),
+            }
+        }
     };
     let n = out.size;
     let image = match opts.bit_depth {
@@ -704,12 +948,22 @@ fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Ou
             transfer_syntax: None,
             clip_value: Some(out.clip_value),
             split: Some(row.split.name().to_string()),
-            labels: row.labels.iter().map(|v| v.map_or(LabelValue::Null, |x| LabelValue::Float(x as f64))).collect(),
+            labels: row
+                .labels
+                .iter()
+                .map(|v| v.map_or(LabelValue::Null, |x| LabelValue::Float(x as f64)))
+                .collect(),
         },
     };
     match encode_sample(&sample, writer_opts) {
-        Ok(e) => Outcome::Sample { encoded: Box::new(e), colour: gray.from_colour },
-        Err(e) => Outcome::Reject { code: Reason::DecodeError.code(), message: format!("could not encode the sample: {e}") },
+        Ok(e) => Outcome::Sample {
+            encoded: Box::new(e),
+            colour: gray.from_colour,
+        },
+        Err(e) => Outcome::Reject {
+            code: Reason::DecodeError.code(),
+            message: format!("could not encode the sample: {e}"),
+        },
     }
 }
 
@@ -722,13 +976,23 @@ fn write_rejected(path: &Path, rows: &[&Rejected]) -> Result<()> {
         Field::new("message", DataType::Utf8, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.source.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.code.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.message.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.source.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.code.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.message.as_str()),
+        )),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| ChexpertError::Internal(e.to_string()))?;
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| ChexpertError::Internal(e.to_string()))?;
     let tmp = path.with_extension("parquet.tmp");
-    let other = |e: parquet::errors::ParquetError| ChexpertError::Io { path: tmp.clone(), source: std::io::Error::other(e) };
+    let other = |e: parquet::errors::ParquetError| ChexpertError::Io {
+        path: tmp.clone(),
+        source: std::io::Error::other(e),
+    };
     let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(other)?;
     w.write(&batch).map_err(other)?;
@@ -741,7 +1005,10 @@ fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     // stderr's draw target hides itself when stderr is not a terminal.
-    let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     pb.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images ({per_sec}, ETA {eta}) {msg}")
             .expect("static template"),
@@ -754,20 +1021,35 @@ fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     if cfg.pipeline.size == 0 || cfg.pipeline.size > 8192 {
-        return Err(ChexpertError::Invalid(format!("--size {} (1..=8192)", cfg.pipeline.size)));
+        return Err(ChexpertError::Invalid(format!(
+            "--size {} (1..=8192)",
+            cfg.pipeline.size
+        )));
     }
     if !(cfg.pipeline.clip_percentile > 0.0 && cfg.pipeline.clip_percentile <= 100.0) {
-        return Err(ChexpertError::Invalid(format!("--clip-percentile {} (0 < p <= 100)", cfg.pipeline.clip_percentile)));
+        return Err(ChexpertError::Invalid(format!(
+            "--clip-percentile {} (0 < p <= 100)",
+            cfg.pipeline.clip_percentile
+        )));
     }
     if cfg.max_shard_samples == 0 {
-        return Err(ChexpertError::Invalid("--shard-samples must be at least 1".into()));
+        return Err(ChexpertError::Invalid(
+            "--shard-samples must be at least 1".into(),
+        ));
     }
     let root_in = &cfg.root;
     let csv_files = find_csvs(root_in)?;
     // Resolve ROOT so that `Path` cells naming its folder work for `.`-style roots too.
     let root = std::fs::canonicalize(root_in).map_err(io_err(root_in))?;
-    let mut summary = Summary { root: cfg.out.clone(), ..Default::default() };
-    if csv_files.iter().any(|(_, p)| p.ends_with("test_labels.csv")) && root.join("test.csv").is_file() {
+    let mut summary = Summary {
+        root: cfg.out.clone(),
+        ..Default::default()
+    };
+    if csv_files
+        .iter()
+        .any(|(_, p)| p.ends_with("test_labels.csv"))
+        && root.join("test.csv").is_file()
+    {
         summary.ignored.push(root_in.join("test.csv"));
     }
     // Read and check every CSV before writing anything.
@@ -775,7 +1057,12 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let mut row_split: Vec<Split> = Vec::new();
     for (split, path) in &csv_files {
         let rows = read_csv(&root, path, *split)?;
-        summary.csvs.push(path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string());
+        summary.csvs.push(
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string(),
+        );
         row_split.extend(std::iter::repeat_n(*split, rows.rows.len()));
         all.extend(rows.rows);
     }
@@ -787,7 +1074,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 *r = Err(Rejected {
                     source: row.path.clone(),
                     code: DUPLICATE_ROW.into(),
-                    message: format!("{} line {}: same image key `{}` as `{prev}`, listed earlier", row.csv, row.line, row.image.key),
+                    message: format!(
+                        "{} line {}: same image key `{}` as `{prev}`, listed earlier",
+                        row.csv, row.line, row.image.key
+                    ),
                 });
             } else {
                 first.insert(row.image.key.clone(), row.path.clone());
@@ -831,11 +1121,17 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let private = out.join(layout::PRIVATE_DIR);
     let run_json = private.join(RUN_JSON);
     let resuming = run_json.exists() || out.join(chess_shards::writer::STAGING_DIR).exists();
-    let shards_err = |source| ChexpertError::Shards { root: out.clone(), source };
+    let shards_err = |source| ChexpertError::Shards {
+        root: out.clone(),
+        source,
+    };
     let (mut writer, done) = if resuming {
         if let Ok(text) = std::fs::read(&run_json) {
-            let before: RunOptions = serde_json::from_slice(&text)
-                .map_err(|e| ChexpertError::Io { path: run_json.clone(), source: std::io::Error::other(e) })?;
+            let before: RunOptions =
+                serde_json::from_slice(&text).map_err(|e| ChexpertError::Io {
+                    path: run_json.clone(),
+                    source: std::io::Error::other(e),
+                })?;
             if before != opts_now {
                 return Err(ChexpertError::OptionsChanged {
                     root: out.clone(),
@@ -846,15 +1142,30 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         }
         DatasetWriter::resume(out, writer_opts.clone()).map_err(shards_err)?
     } else {
-        (DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?, HashSet::new())
+        (
+            DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?,
+            HashSet::new(),
+        )
     };
     std::fs::create_dir_all(&private).map_err(io_err(&private))?;
-    std::fs::write(&run_json, serde_json::to_vec_pretty(&opts_now).expect("serialisable")).map_err(io_err(&run_json))?;
+    std::fs::write(
+        &run_json,
+        serde_json::to_vec_pretty(&opts_now).expect("serialisable"),
+    )
+    .map_err(io_err(&run_json))?;
     summary.resumed = resuming;
 
     // Rows still to process, in CSV order.
-    let todo: Vec<usize> =
-        all.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().filter(|row| !done.contains(&row.image.key)).map(|_| i)).collect();
+    let todo: Vec<usize> = all
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            r.as_ref()
+                .ok()
+                .filter(|row| !done.contains(&row.image.key))
+                .map(|_| i)
+        })
+        .collect();
     let mut outcome_of: Vec<Option<Result<(), Rejected>>> = vec![None; all.len()];
     for (i, r) in all.iter().enumerate() {
         match r {
@@ -878,15 +1189,21 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let colour = AtomicU64::new(0);
     let mut write_error: Option<ChexpertError> = None;
     std::thread::scope(|s| {
-        let (all, todo, pool, writer_opts, pipeline) = (&all, &todo, &pool, &writer_opts, &cfg.pipeline);
+        let (all, todo, pool, writer_opts, pipeline) =
+            (&all, &todo, &pool, &writer_opts, &cfg.pipeline);
         s.spawn(move || {
             for ids in todo.chunks(chunk) {
                 let outs: Vec<(usize, Outcome)> = pool.install(|| {
                     ids.par_iter()
                         .map(|&i| {
                             let row = all[i].as_ref().expect("todo rows parsed");
-                            let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(row, pipeline, writer_opts)))
-                                .unwrap_or_else(|_| Outcome::Reject { code: Reason::DecodeError.code(), message: "decoding panicked".into() });
+                            let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                process(row, pipeline, writer_opts)
+                            }))
+                            .unwrap_or_else(|_| Outcome::Reject {
+                                code: Reason::DecodeError.code(),
+                                message: "decoding panicked".into(),
+                            });
                             (i, o)
                         })
                         .collect()
@@ -896,7 +1213,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 }
             }
         });
-        let (mut n_samples, mut n_rejects) = (done.len() as u64, outcome_of.iter().filter(|o| matches!(o, Some(Err(_)))).count() as u64);
+        let (mut n_samples, mut n_rejects) = (
+            done.len() as u64,
+            outcome_of
+                .iter()
+                .filter(|o| matches!(o, Some(Err(_))))
+                .count() as u64,
+        );
         for outs in rx {
             for (i, o) in outs {
                 if write_error.is_some() {
@@ -907,7 +1230,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 match o {
                     Outcome::Sample { encoded, colour: c } => {
                         if let Err(e) = writer.write_encoded(*encoded) {
-                            write_error = Some(ChexpertError::Shards { root: out.clone(), source: e });
+                            write_error = Some(ChexpertError::Shards {
+                                root: out.clone(),
+                                source: e,
+                            });
                             continue;
                         }
                         if c {
@@ -948,7 +1274,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 c.samples += 1;
                 summary.samples += 1;
                 if let Ok(row) = &all[i] {
-                    patients.entry(split.name().to_string()).or_default().insert(row.image.patient_id.as_str());
+                    patients
+                        .entry(split.name().to_string())
+                        .or_default()
+                        .insert(row.image.patient_id.as_str());
                 }
             }
             Some(Err(rej)) => {
@@ -956,7 +1285,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 *summary.rejected.entry(rej.code.clone()).or_default() += 1;
                 rejected_rows.push(rej);
             }
-            None => return Err(ChexpertError::Internal(format!("row {i} was never processed"))),
+            None => {
+                return Err(ChexpertError::Internal(format!(
+                    "row {i} was never processed"
+                )))
+            }
         }
     }
     for (split, p) in patients {
@@ -973,9 +1306,18 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     }
 
     let mut provenance = BTreeMap::new();
-    provenance.insert("source".into(), serde_json::json!("CheXpert (Stanford ML Group); CSV layout and folder names as released"));
-    provenance.insert("options".into(), serde_json::to_value(&opts_now).expect("serialisable"));
-    provenance.insert("summary".into(), serde_json::to_value(&summary).expect("serialisable"));
+    provenance.insert(
+        "source".into(),
+        serde_json::json!("CheXpert (Stanford ML Group); CSV layout and folder names as released"),
+    );
+    provenance.insert(
+        "options".into(),
+        serde_json::to_value(&opts_now).expect("serialisable"),
+    );
+    provenance.insert(
+        "summary".into(),
+        serde_json::to_value(&summary).expect("serialisable"),
+    );
     provenance.insert(
         "mapping".into(),
         serde_json::json!({
@@ -998,7 +1340,12 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         deid_method: "none applied here: CheXpert is released de-identified; its patient/study folder names (public pseudonyms) are kept as patient_id/study_id".into(),
         provenance,
     };
-    writer.finish(info).map_err(|source| ChexpertError::Shards { root: out.clone(), source })?;
+    writer
+        .finish(info)
+        .map_err(|source| ChexpertError::Shards {
+            root: out.clone(),
+            source,
+        })?;
     summary.wall = started.elapsed();
     Ok(summary)
 }

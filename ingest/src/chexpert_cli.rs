@@ -83,7 +83,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = ChexpertArgs::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -105,7 +106,11 @@ fn real_main(args: ChexpertArgs) -> anyhow::Result<()> {
             AspectArg::Stretch => Aspect::Stretch,
             AspectArg::Pad => Aspect::Pad,
         },
-        bit_depth: if args.bit_depth == "8" { BitDepth::U8 } else { BitDepth::U16 },
+        bit_depth: if args.bit_depth == "8" {
+            BitDepth::U8
+        } else {
+            BitDepth::U16
+        },
     };
     if let Some(t) = args.threads {
         anyhow::ensure!(t > 0, "--threads must be at least 1");
@@ -113,12 +118,16 @@ fn real_main(args: ChexpertArgs) -> anyhow::Result<()> {
     }
     cfg.max_shard_samples = args.shard_samples;
     cfg.progress = !args.quiet;
-    let summary = chexpert::run(&cfg).with_context(|| format!("importing CheXpert into {}", cfg.out.display()))?;
+    let summary = chexpert::run(&cfg)
+        .with_context(|| format!("importing CheXpert into {}", cfg.out.display()))?;
     if args.quiet {
         return Ok(());
     }
     if summary.already_complete {
-        println!("{} already holds a finished dataset; nothing to do.", cfg.out.display());
+        println!(
+            "{} already holds a finished dataset; nothing to do.",
+            cfg.out.display()
+        );
         return Ok(());
     }
     print_summary(&summary);
@@ -136,21 +145,38 @@ fn print_summary(s: &Summary) {
         s.rows,
         s.samples,
         s.rejected.values().sum::<u64>(),
-        if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
+        if s.resumed {
+            format!(" (resumed; {} processed now)", s.processed_now)
+        } else {
+            String::new()
+        }
     );
     for (split, c) in &s.splits {
-        println!("  {split:<6} {} rows, {} samples from {} patients, {} rejected", c.rows, c.samples, c.patients, c.rejected);
+        println!(
+            "  {split:<6} {} rows, {} samples from {} patients, {} rejected",
+            c.rows, c.samples, c.patients, c.rejected
+        );
     }
     for (code, n) in &s.rejected {
         println!("  {code:<20} {n}");
     }
     if s.colour_converted > 0 {
-        println!("{} colour images were converted to grey (BT.601 luma)", s.colour_converted);
+        println!(
+            "{} colour images were converted to grey (BT.601 luma)",
+            s.colour_converted
+        );
     }
     let wall = s.wall.as_secs_f64();
-    println!("{:.1} s, {:.1} images/s", wall, s.processed_now as f64 / wall.max(1e-9));
+    println!(
+        "{:.1} s, {:.1} images/s",
+        wall,
+        s.processed_now as f64 / wall.max(1e-9)
+    );
     if !s.rejected.is_empty() {
-        println!("Rejected rows are listed in {}", s.root.join("private/rejected.parquet").display());
+        println!(
+            "Rejected rows are listed in {}",
+            s.root.join("private/rejected.parquet").display()
+        );
     }
     if !s.splits.contains_key("test") {
         println!("No test label CSV: give chess-shards fractions --test-fraction to carve a test split by patient.");
