@@ -62,6 +62,29 @@ PY_PACKAGES+=(
     "pylibjpeg-rle>=2.0"
 )
 # --- end ingest ---
+# --- loader ---
+# s3s-fs: the S3-compatible server the loader tests start on loopback. It
+# keeps objects as files, so a test can kill and restart it mid-epoch.
+# Built once (about 4 minutes on 2 cores) into $CHESS_CACHE/s3s; the tests
+# look for it there (or at $CHESS_S3S_FS) and fail, naming this script,
+# when it is missing. (torch for the loader benchmark's Python peer is
+# installed by scripts/bench/loader.sh itself: 4.7 GB.)
+S3S_FS="$CACHE/s3s/bin/s3s-fs"
+if [ ! -x "$S3S_FS" ]; then
+    log "building s3s-fs 0.14.1 into $CACHE/s3s (once, about 4 minutes)"
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$CACHE/s3s" >&2
+fi
+# --- end loader ---
+# --- trainer ---
+# chess-train links libtorch through tch 0.24, which expects PyTorch 2.11.0:
+# the build (LIBTORCH_USE_PYTORCH=1) and the tests use this venv's torch.
+# torchvision and safetensors are the references of the trainer's tests.
+PY_PACKAGES+=(
+    "torch==2.11.0"
+    "torchvision==0.26.0"
+    "safetensors>=0.4"
+)
+# --- end trainer ---
 
 stamp_text="$(printf '%s\n' "${PY_PACKAGES[@]}")"
 stamp="$VENV/.chess-packages"
@@ -74,5 +97,15 @@ else
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" >&2
     printf '%s' "$stamp_text" > "$stamp"
 fi
+
+# --- trainer ---
+# `.libtorch` → the venv's torch package: `.cargo/config.toml` points tch's
+# build (LIBTORCH) at it, so a plain `cargo build --workspace` links this
+# libtorch, and chess-train's binaries carry it as their runpath.
+torch_dir="$(echo "$VENV"/lib/python3*/site-packages/torch)"
+if [ -f "$torch_dir/lib/libtorch_cpu.so" ] && [ "$(readlink "$ROOT/.libtorch" 2>/dev/null)" != "$torch_dir" ]; then
+    ln -sfn "$torch_dir" "$ROOT/.libtorch"
+fi
+# --- end trainer ---
 
 echo "$VENV"
