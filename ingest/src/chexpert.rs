@@ -14,7 +14,10 @@
 //! name, `view1_frontal.jpg` / `view2_lateral.jpg`). `Path` is relative to
 //! the *parent* of ROOT when its first component is ROOT's folder name (as in
 //! the release: `CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg`),
-//! otherwise relative to ROOT; absolute paths and `..` are refused.
+//! otherwise relative to ROOT, or, when that file does not exist, relative
+//! to ROOT without its first component (a renamed release folder, e.g.
+//! `~/data/chexpert` holding `CheXpert-v1.0-small/...` paths); absolute paths
+//! and `..` are refused.
 //!
 //! Output: one sample per CSV row, in CSV order (train, valid, test), keyed
 //! `<split>_<patient>_<study>_<view file stem>` (e.g.
@@ -336,6 +339,9 @@ fn key_part(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImagePath {
     pub file: PathBuf,
+    /// Where else to look when `file` does not exist: ROOT plus the path
+    /// without its first component (a renamed CheXpert folder).
+    pub alt: Option<PathBuf>,
     pub patient_id: String,
     pub study_id: String,
     pub key: String,
@@ -369,10 +375,13 @@ pub fn parse_path(root: &Path, split: Split, cell: &str) -> Result<ImagePath, St
         return Err(format!("Path `{cell}` is not <patient>/<study>/<view file> (e.g. CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg)"));
     }
     let root_name = root.file_name().and_then(|n| n.to_str());
-    let file = if root_name.is_some_and(|n| n == parts[0]) {
-        root.parent().unwrap_or(Path::new("")).join(rel)
+    let (file, alt) = if root_name.is_some_and(|n| n == parts[0]) {
+        (root.parent().unwrap_or(Path::new("")).join(rel), None)
     } else {
-        root.join(rel)
+        (
+            root.join(rel),
+            Some(parts[1..].iter().fold(root.to_path_buf(), |p, c| p.join(c))),
+        )
     };
     let n = parts.len();
     let (patient, study, name) = (parts[n - 3], parts[n - 2], parts[n - 1]);
@@ -394,6 +403,7 @@ pub fn parse_path(root: &Path, split: Split, cell: &str) -> Result<ImagePath, St
     }
     Ok(ImagePath {
         file,
+        alt,
         patient_id: patient.to_string(),
         study_id: format!("{patient}/{study}"),
         key,
@@ -904,18 +914,32 @@ fn label_columns() -> Vec<LabelColumn> {
 }
 
 fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Outcome {
-    let bytes = match std::fs::read(&row.image.file) {
+    let mut file = &row.image.file;
+    let mut read = std::fs::read(file);
+    if let (Err(e), Some(alt)) = (&read, &row.image.alt) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            file = alt;
+            read = std::fs::read(file);
+        }
+    }
+    let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let also = row
+                .image
+                .alt
+                .as_ref()
+                .map(|a| format!(" (nor does {})", a.display()))
+                .unwrap_or_default();
             return Outcome::Reject {
                 code: MISSING_IMAGE,
-                message: format!("{} does not exist", row.image.file.display()),
-            }
+                message: format!("{} does not exist{also}", row.image.file.display()),
+            };
         }
         Err(e) => {
             return Outcome::Reject {
                 code: Reason::ReadError.code(),
-                message: format!("{}: {e}", row.image.file.display()),
+                message: format!("{}: {e}", file.display()),
             }
         }
     };
@@ -924,7 +948,7 @@ fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Ou
         Err((code, message)) => {
             return Outcome::Reject {
                 code,
-                message: format!("{}: {message}", row.image.file.display()),
+                message: format!("{}: {message}", file.display()),
             }
         }
     };
@@ -1154,6 +1178,18 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     )
     .map_err(io_err(&run_json))?;
     summary.resumed = resuming;
+    if !done.is_empty() {
+        let listed: HashSet<&str> = all
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|row| row.image.key.as_str()))
+            .collect();
+        if let Some(k) = done.iter().find(|k| !listed.contains(k.as_str())) {
+            return Err(ChexpertError::Layout {
+                path: out.clone(),
+                message: format!("the interrupted import wrote sample `{k}`, which the CSVs no longer list; import into a fresh --out"),
+            });
+        }
+    }
 
     // Rows still to process, in CSV order.
     let todo: Vec<usize> = all

@@ -24,7 +24,7 @@ use clap::{Parser, ValueEnum};
     about,
     after_help = "CSV `Path` cells are relative to the parent of ROOT (as in the release: \
 CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg), or to ROOT when they do not start \
-with ROOT's folder name. Every CSV row becomes a sample or a row of <out>/private/rejected.parquet \
+with ROOT's folder name (then also tried without their first component, for a renamed folder). Every CSV row becomes a sample or a row of <out>/private/rejected.parquet \
 (missing_image, bad_csv_row, duplicate_row, unsupported_format, read_error, decode_error, bad_dimensions). \
 view_position: AP/PA for frontal images (FRONTAL when the AP/PA cell is neither), LATERAL for lateral \
 ones (LL/RL when the AP/PA cell says so). CheXpert's patient/study folder names are public pseudonyms \

@@ -16,3 +16,4 @@ pub mod pipeline;
 pub mod reject;
 pub mod run;
 pub mod select;
+pub mod upload;

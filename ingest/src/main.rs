@@ -32,9 +32,17 @@ struct Args {
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
 
-    /// Output dataset directory.
+    /// Output dataset: a directory, or object storage (s3://bucket/prefix,
+    /// gs://…, az://…; credentials and endpoint from the environment, e.g.
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID). For object storage the dataset
+    /// is built in --work-dir and uploaded when complete.
     #[arg(long, default_value = "chess-dataset")]
     out: String,
+
+    /// Local working directory when --out is object storage (default:
+    /// $CHESS_CACHE/ingest-work/<hash of the URL>); re-running resumes there.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
 
     /// Secret key file (at least 32 bytes, e.g. `head -c 32 /dev/urandom`);
     /// created if missing. Default: <out>/private/key. Keep it to get the
@@ -131,10 +139,15 @@ fn main() -> ExitCode {
 }
 
 fn real_main(args: Args) -> anyhow::Result<()> {
-    if args.out.contains("://") {
-        anyhow::bail!("--out {}: object storage output is not supported yet; write to a local directory", args.out);
+    let remote = chess_ingest::upload::is_url(&args.out).then(|| args.out.trim_end_matches('/').to_string());
+    if remote.is_none() && args.out.contains("://") {
+        anyhow::bail!("--out {}: unsupported URL scheme (s3://, gs://, az:// or a local directory)", args.out);
     }
-    let mut cfg = Config::new(args.inputs.clone(), PathBuf::from(&args.out));
+    let local_out = match &remote {
+        Some(url) => args.work_dir.clone().unwrap_or_else(|| chess_ingest::upload::work_dir(url)),
+        None => PathBuf::from(&args.out),
+    };
+    let mut cfg = Config::new(args.inputs.clone(), local_out);
     cfg.key_file = args.key_file.clone();
     cfg.pipeline = PipelineOptions {
         size: args.size,
@@ -162,17 +175,31 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     cfg.progress = !args.quiet;
 
     let summary = run::run(&cfg).with_context(|| format!("ingesting into {}", cfg.dataset_root().display()))?;
-    if args.quiet {
-        return Ok(());
+    if !args.quiet {
+        if summary.already_complete {
+            println!("{} already holds a finished dataset; nothing to do.", summary.root.display());
+        } else {
+            if let Some(k) = &summary.key_created {
+                println!("Created a new secret key at {} (mode 0600). Keep it private; reuse it with --key-file for stable pseudonyms.", k.display());
+            }
+            print_summary(&summary);
+        }
     }
-    if summary.already_complete {
-        println!("{} already holds a finished dataset; nothing to do.", summary.root.display());
-        return Ok(());
+    if let Some(url) = remote {
+        // Partitions go to <url>/part-…, as they do locally.
+        let sub = cfg.dataset_root().strip_prefix(&cfg.out).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let target = if sub.is_empty() { url } else { format!("{url}/{sub}") };
+        let report = chess_ingest::upload::upload(&cfg.dataset_root(), &target).with_context(|| format!("uploading to {target}"))?;
+        if !args.quiet {
+            println!(
+                "Uploaded to {target}: {} objects ({:.1} MB), {} already there. The local copy stays in {}.",
+                report.uploaded,
+                report.bytes as f64 / 1e6,
+                report.skipped,
+                cfg.dataset_root().display()
+            );
+        }
     }
-    if let Some(k) = &summary.key_created {
-        println!("Created a new secret key at {} (mode 0600). Keep it private; reuse it with --key-file for stable pseudonyms.", k.display());
-    }
-    print_summary(&summary);
     Ok(())
 }
 

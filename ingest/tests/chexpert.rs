@@ -833,6 +833,44 @@ fn test_labels_with_path_and_observations_only() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
 }
 
+#[test]
+fn renamed_release_folder_still_finds_its_images() {
+    // `mv CheXpert-v1.0-small chexpert`: the CSV paths still start with the old name.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("chexpert");
+    let mut train = format!("{HEADER}\n");
+    for p in 1..=3 {
+        let rel = format!("{ROOT_NAME}/train/patient0000{p}/study1/view1_frontal.jpg");
+        write_jpeg(
+            &root.join(rel.strip_prefix(&format!("{ROOT_NAME}/")).unwrap()),
+            p,
+        );
+        train.push_str(&format!("{rel},Female,30,Frontal,PA{}\n", ",".repeat(14)));
+    }
+    std::fs::write(root.join("train.csv"), &train).unwrap();
+    std::fs::write(root.join("valid.csv"), format!("{HEADER}\n")).unwrap();
+    let out = dir.path().join("out");
+    let o = chess_ingest()
+        .arg("chexpert")
+        .arg(&root)
+        .arg("--out")
+        .arg(&out)
+        .args(["--size", "8", "-q"])
+        .output()
+        .unwrap();
+    check(&o, "chess-ingest chexpert");
+    let rows = Manifest::open(&out.join("manifest.parquet"))
+        .unwrap()
+        .rows();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|r| r.labels.iter().all(|l| *l == LabelValue::Null)),
+        "blank cells are null"
+    );
+    assert!(rejected(&out).is_empty());
+}
+
 fn fractions(dataset: &Path, out: &Path, extra: &[&str]) {
     let o = Command::new(chess_shards_bin())
         .arg("fractions")

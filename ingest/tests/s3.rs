@@ -1,0 +1,99 @@
+//! `--out s3://…` against a real S3-compatible server on loopback (`s3s-fs`,
+//! built by `scripts/setup.sh`): the dataset arrives complete (multipart for
+//! large shards), the key and journal stay local, a re-run skips what is
+//! already there.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Synth;
+
+const AK: &str = "ingest-test-key";
+const SK: &str = "ingest-test-secret";
+
+fn s3s_fs() -> PathBuf {
+    if let Ok(p) = std::env::var("CHESS_S3S_FS") {
+        return PathBuf::from(p);
+    }
+    let p = common::venv().parent().unwrap().join("s3s/bin/s3s-fs");
+    assert!(p.exists(), "s3s-fs not found at {}: run scripts/setup.sh (it builds s3s-fs)", p.display());
+    p
+}
+
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inp = tmp.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    for i in 0..30 {
+        let mut s = Synth::new(&format!("1.2.826.9.{i}"), 300 + i);
+        s.rows = 400;
+        s.columns = 380;
+        s.write(&inp.join(format!("{i:02}.dcm")));
+    }
+    let served = tmp.path().join("s3");
+    std::fs::create_dir_all(served.join("bkt")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _server = Server(
+        Command::new(s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", AK, "--secret-key", SK])
+            .arg(&served)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "s3s-fs did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let work = tmp.path().join("work");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
+            .arg(&inp)
+            .args(["--out", "s3://bkt/ds", "--shard-samples", "25"])
+            .arg("--work-dir")
+            .arg(&work)
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", AK)
+            .env("AWS_SECRET_ACCESS_KEY", SK)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            // Small parts so that the first shard (about 13 MB) goes up in parts.
+            .env("CHESS_UPLOAD_PART_BYTES", (5 << 20).to_string())
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Uploaded to s3://bkt/ds: 5 objects"), "{stdout}");
+    let remote = served.join("bkt/ds");
+    let shard0 = std::fs::metadata(work.join("shards/shard-000000.tar")).unwrap().len();
+    assert!(shard0 > 2 * (5 << 20), "the first shard must be big enough to need parts: {shard0}");
+    for rel in ["dataset.json", "manifest.parquet", "shards/shard-000000.tar", "shards/shard-000001.tar", "private/rejected.parquet"] {
+        assert_eq!(std::fs::read(remote.join(rel)).unwrap(), std::fs::read(work.join(rel)).unwrap(), "{rel}");
+    }
+    assert!(!remote.join("private/key").exists(), "the key must never be uploaded");
+    assert!(!remote.join("private/journal.jsonl").exists());
+    let ds = chess_shards::Dataset::open(&remote).unwrap();
+    assert_eq!(ds.manifest.len(), 30);
+    assert!(chess_shards::verify::verify(&ds, &|_| {}).unwrap().ok());
+    // Re-running finds everything done and only rewrites dataset.json.
+    let o = run();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 objects"), "{}", String::from_utf8_lossy(&o.stdout));
+}
