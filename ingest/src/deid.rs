@@ -206,7 +206,7 @@ pub fn age_years(h: &Header) -> Option<f32> {
         let days = parse_da(&h.study_date)? - parse_da(&h.birth_date)?;
         (days >= 0).then(|| (days as f64 / 365.25).floor())
     })?;
-    if !years.is_finite() || years < 0.0 || years > 150.0 {
+    if !years.is_finite() || !(0.0..=150.0).contains(&years) {
         return None;
     }
     Some(years.min(90.0) as f32)

@@ -268,7 +268,7 @@ mod tests {
         let sat = r.pixels.iter().filter(|&&p| p == 255).count();
         // 1% clipped, plus the values that round up to 255 (half a step: 0.2% of the range).
         assert!((100..=121).contains(&sat), "{sat}");
-        assert_eq!(run(&vec![5; 16], 4, 4, &PixelSemantics::default(), &opts).pixels, vec![0; 100 * 100]);
+        assert_eq!(run(&[5; 16], 4, 4, &PixelSemantics::default(), &opts).pixels, vec![0; 100 * 100]);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Selection {
         if !h.has_pixel_data && h.rows == 0 {
             return Err(Reject::new(Reason::NotAnImage, format!("no Pixel Data (SOP class {})", h.sop_class_uid)));
         }
-        if !self.modalities.iter().any(|m| *m == h.modality) {
+        if !self.modalities.contains(&h.modality) {
             return Err(Reject::new(Reason::Modality, format!("Modality {:?}", h.modality)));
         }
         if h.burned_in_annotation == "YES" {
@@ -61,7 +61,7 @@ impl Selection {
             return Err(Reject::new(Reason::BodyPart, format!("BodyPartExamined {:?}", h.body_part)));
         }
         if let Some(views) = &self.views {
-            if !views.iter().any(|v| *v == h.view_position) {
+            if !views.contains(&h.view_position) {
                 return Err(Reject::new(Reason::View, format!("ViewPosition {:?}", h.view_position)));
             }
         }
@@ -92,7 +92,8 @@ mod tests {
     fn each_rejection_has_its_reason() {
         let sel = Selection::default();
         assert_eq!(reason(&sel, &cr()), None);
-        let cases: Vec<(Box<dyn Fn(&mut Header)>, Reason)> = vec![
+        type Edit = Box<dyn Fn(&mut Header)>;
+        let cases: Vec<(Edit, Reason)> = vec![
             (Box::new(|h| h.sop_class_uid = DICOMDIR_CLASS.into()), Reason::Dicomdir),
             (Box::new(|h| h.sop_class_uid = "1.2.840.10008.5.1.4.1.1.11.1".into()), Reason::PresentationState),
             (Box::new(|h| h.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7".into()), Reason::SecondaryCapture),

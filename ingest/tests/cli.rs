@@ -273,8 +273,9 @@ fn partitions_are_disjoint_and_cover_the_inputs() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut all = Vec::new();
-    for i in 0..3 {
-        let part = out.join(format!("part-{i:05}-of-00003"));
+    let parts: Vec<PathBuf> = (0..3).map(|i| out.join(format!("part-{i:05}-of-00003"))).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let part = part.clone();
         verify(&part);
         let k = keys(&part);
         assert!(!k.is_empty() && k.len() < 24, "partition {i}: {}", k.len());
@@ -286,6 +287,13 @@ fn partitions_are_disjoint_and_cover_the_inputs() {
     expected.sort();
     all.sort();
     assert_eq!(all, expected);
+    // chess-shards merge joins the partitions into one dataset.
+    let merged = tmp.path().join("merged");
+    chess_shards::ops::merge(&parts, &merged, "shard").unwrap();
+    let mut m = keys(&merged);
+    m.sort();
+    assert_eq!(m, expected);
+    verify(&merged);
 }
 
 #[test]
