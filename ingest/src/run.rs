@@ -543,9 +543,17 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         if !ours(&path) {
                             continue;
                         }
+                        // The bar counts items: a file counts one; an
+                        // archive's members replace it as they are found.
                         let mut alive = true;
+                        let mut n = 0u64;
                         discover::expand_file(&path, &mut |item| {
+                            n += 1;
+                            if n > 1 {
+                                pb_producer.inc_length(1);
+                            }
                             if skip.contains(&item.source) {
+                                pb_producer.inc(1);
                                 return true;
                             }
                             alive = item_tx.send(item).is_ok();
@@ -554,9 +562,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         if !alive {
                             return;
                         }
+                        if n == 0 {
+                            pb_producer.inc(1);
+                        }
                     }
                 }
-                pb_producer.inc(1);
             }
         });
         let ctx = &ctx;
@@ -627,6 +637,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             if let Err(e) = journal.append(&entry) {
                 write_error = Some(IngestError::Io { path: journal_path.clone(), source: e });
             }
+            pb.inc(1);
             pb.set_message(format!("{n_samples} samples, {n_rejects} rejected"));
         }
         Ok(())
