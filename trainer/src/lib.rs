@@ -1,0 +1,46 @@
+//! chess-train: MoCo v2 pretraining of 1-channel ResNets on CheSS shards,
+//! with tch (libtorch). The only crate of the workspace that links libtorch.
+//!
+//! - [`resnet`]: ResNet-18/50 with torchvision's names and init.
+//! - [`moco`]: MoCo v2 (queue, momentum encoder, batch-shuffle BN, MLP head).
+//! - [`optim`]: SGD with momentum/weight decay and the cosine schedule.
+//! - [`augment`]: CheSS's augmentations, batched on the device.
+//! - [`data`]: loader batches → device tensors (float only on the device).
+//! - [`config`]: the resolved configuration (defaults → TOML → flags).
+//! - [`train`]: the loop, metrics; [`checkpoint`]: save/resume; [`weights`]:
+//!   safetensors I/O and torchvision export; [`plots`]: curves.
+
+pub mod augment;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod moco;
+pub mod optim;
+pub mod plots;
+pub mod resnet;
+pub mod train;
+pub mod weights;
+
+use std::path::PathBuf;
+
+/// What can go wrong while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Loader(#[from] chess_shards::LoaderError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {msg}", path.display())]
+    File { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.into();
+    move |source| TrainError::Io { path, source }
+}

@@ -1,0 +1,309 @@
+//! `chess-train`: MoCo v2 pretraining of 1-channel ResNets on CheSS datasets.
+//!
+//! Exit codes: 0 success; 1 training failed; 2 usage or settings error;
+//! 3 unreadable input or unwritable output.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chess_train::config::TrainConfig;
+use chess_train::resnet::{Arch, HeadKind, ResNet};
+use chess_train::{augment, checkpoint, data, train, weights, TrainError};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// MoCo v2 pretraining (CheSS) of 1-channel ResNets with libtorch.
+#[derive(Parser, Debug)]
+#[command(name = "chess-train", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// No progress bar or summary.
+    #[arg(long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pretrain an encoder with MoCo v2 on a dataset (directory, URL or manifest).
+    Pretrain(PretrainArgs),
+    /// Write a run's query encoder with torchvision names (loads into
+    /// `torchvision.models.resnet50` with a 1-channel conv1, strict, minus `fc`).
+    Export(ExportArgs),
+    /// Draw query/key pairs of augmented views as a PNG grid.
+    AugmentPreview(PreviewArgs),
+    /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
+    Curves {
+        /// Run directory.
+        run: PathBuf,
+        /// PNG to write (default: RUN/curves.png).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct PretrainArgs {
+    /// Dataset directory, object-store URL (s3://…), or manifest (.parquet).
+    input: String,
+    /// Run directory (created): config.toml, metrics.jsonl, curves.png, checkpoints/.
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML configuration (sections moco, optim, data, run, augment); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in --out from its latest checkpoint (its config.toml is the base).
+    #[arg(long)]
+    resume: bool,
+    /// resnet50 (CheSS) or resnet18.
+    #[arg(long)]
+    arch: Option<Arch>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Epochs of the cosine schedule (CheSS: 200).
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Stop after this many steps in all.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Images per step (CheSS: 256).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Queue size K, a multiple of the batch size (CheSS: 65536).
+    #[arg(long)]
+    queue: Option<i64>,
+    /// Network input side; images are resized on the device (CheSS: 512).
+    #[arg(long)]
+    size: Option<i64>,
+    /// Base learning rate (CheSS: 0.03).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of the data order, initialisation and augmentations.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Save a checkpoint every N steps (and at each epoch end).
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// libtorch CPU threads.
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Train on the images as they are (query = key input, no augmentation).
+    #[arg(long)]
+    no_augment: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Run directory (its latest checkpoint) or a checkpoint's step-N.json.
+    run: PathBuf,
+    /// safetensors file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Keep the MoCo projection head (`fc.0`, `fc.2`).
+    #[arg(long)]
+    keep_fc: bool,
+}
+
+#[derive(Args, Debug)]
+struct PreviewArgs {
+    /// Dataset directory, URL or manifest.
+    input: String,
+    /// PNG to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Images shown (one row each: input, query view, key view).
+    #[arg(long, default_value_t = 6)]
+    pairs: usize,
+    /// Side of each tile.
+    #[arg(long, default_value_t = 256)]
+    size: i64,
+    /// TOML configuration whose [augment] section is used.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<TrainError>() {
+        Some(TrainError::Io { .. } | TrainError::File { .. } | TrainError::Loader(_)) => 3,
+        Some(TrainError::Invalid(_)) => 2,
+        _ => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Pretrain(a) => pretrain(a, cli.quiet),
+        Command::Export(a) => export(a, cli.quiet),
+        Command::AugmentPreview(a) => preview(a, cli.quiet),
+        Command::Curves { run, out } => {
+            let out = out.unwrap_or_else(|| run.join("curves.png"));
+            chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chess-train: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Defaults (or the resumed run's config.toml), then --config, then flags.
+fn resolve(a: &PretrainArgs) -> anyhow::Result<TrainConfig> {
+    let saved = a.out.join("config.toml");
+    let mut cfg = match (&a.config, a.resume && saved.exists()) {
+        (Some(f), _) => TrainConfig::from_file(f)?,
+        (None, true) => TrainConfig::from_file(&saved)?,
+        (None, false) => TrainConfig::default(),
+    };
+    if let Some(v) = a.arch {
+        cfg.moco.arch = v;
+    }
+    if let Some(v) = &a.device {
+        cfg.run.device = v.clone();
+    }
+    if let Some(v) = a.epochs {
+        cfg.run.epochs = v;
+    }
+    if let Some(v) = a.steps {
+        cfg.run.steps = Some(v);
+    }
+    if let Some(v) = a.batch_size {
+        cfg.data.batch_size = v;
+    }
+    if let Some(v) = a.queue {
+        cfg.moco.queue = v;
+    }
+    if let Some(v) = a.size {
+        cfg.data.size = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.optim.lr = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.run.seed = v;
+    }
+    if let Some(v) = a.checkpoint_every {
+        cfg.run.checkpoint_every = v;
+    }
+    if let Some(v) = a.threads {
+        cfg.run.threads = v;
+    }
+    if a.no_augment {
+        cfg.augment.enabled = false;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn pretrain(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let cfg = resolve(&a)?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let summary = train::pretrain(&a.input, &a.out, &cfg, a.resume, |p| {
+        if bar.length() != Some(p.total) {
+            bar.set_length(p.total);
+        }
+        bar.set_position(p.step);
+        let m = &p.metrics;
+        bar.set_message(format!("epoch {} loss {:.4} top1 {:.1}% lr {:.4} {:.1} img/s", m.epoch, m.loss, m.acc1, m.lr, m.images_per_s));
+    })?;
+    bar.finish_and_clear();
+    if !quiet {
+        println!(
+            "{} steps on {} in {:.1}s, last loss {}",
+            summary.steps,
+            summary.device,
+            summary.seconds,
+            summary.last_loss.map_or("-".into(), |l| format!("{l:.4}"))
+        );
+        println!("run:        {}", summary.run.display());
+        println!("metrics:    {}", summary.run.join("metrics.jsonl").display());
+        println!("curves:     {}", summary.run.join("curves.png").display());
+        if let Some(c) = &summary.last_checkpoint {
+            println!("checkpoint: {}", c.display());
+        }
+    }
+    Ok(())
+}
+
+fn export(a: ExportArgs, quiet: bool) -> anyhow::Result<()> {
+    let (state, json) = checkpoint::read_state(&a.run)?;
+    let (t, file) = checkpoint::read_tensors(&state, &json)?;
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let m = &state.config.moco;
+    let head = if m.mlp { HeadKind::Mlp(m.dim) } else { HeadKind::Linear(m.dim) };
+    let _model = ResNet::new(&vs.root(), m.arch, head);
+    weights::load_into(&vs, &t, "encoder_q.", &file, true)?;
+    // BN counters as PyTorch keeps them: one per training forward pass.
+    let out = weights::torchvision_state(&vs, state.step as i64, !a.keep_fc);
+    weights::write_atomic(&a.out, &out).with_context(|| format!("writing {}", a.out.display()))?;
+    if !quiet {
+        println!("{} ({} tensors, {} after {} steps)", a.out.display(), out.len(), m.arch, state.step);
+    }
+    Ok(())
+}
+
+fn preview(a: PreviewArgs, quiet: bool) -> anyhow::Result<()> {
+    let aug = match &a.config {
+        Some(f) => TrainConfig::from_file(f)?.augment,
+        None => augment::AugmentConfig::default(),
+    };
+    let opts = chess_shards::loader::LoaderOptions {
+        batch_size: a.pairs.max(1),
+        shuffle: false,
+        remainder: chess_shards::loader::Remainder::Drop,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let loader = chess_shards::loader::Loader::open(&a.input, opts).map_err(TrainError::from)?;
+    let batch = loader.epoch(0).next().context("the dataset is empty")?.map_err(TrainError::from)?;
+    tch::manual_seed(a.seed as i64);
+    let unit = data::upload(&batch, tch::Device::Cpu).to_unit(a.size);
+    let q = augment::augment(&unit, &aug);
+    let k = augment::augment(&unit, &aug);
+    // Rows: input | query | key, 4 px gaps.
+    let n = unit.size()[0];
+    let s = a.size;
+    let gap = 4i64;
+    let (w, h) = (3 * s + 4 * gap, n * s + (n + 1) * gap);
+    let canvas = tch::Tensor::full([h, w], 1.0, (tch::Kind::Float, tch::Device::Cpu));
+    for i in 0..n {
+        for (c, t) in [&unit, &q, &k].iter().enumerate() {
+            let y0 = gap + i * (s + gap);
+            let x0 = gap + c as i64 * (s + gap);
+            canvas.narrow(0, y0, s).narrow(1, x0, s).copy_(&t.get(i).get(0));
+        }
+    }
+    let bytes: Vec<u8> = Vec::<u8>::try_from((canvas.clamp(0.0, 1.0) * 255.0).round().to_kind(tch::Kind::Uint8).flatten(0, -1))?;
+    write_gray_png(&a.out, w as u32, h as u32, &bytes)?;
+    if !quiet {
+        println!("{} ({n} rows: input, query view, key view)", a.out.display());
+    }
+    Ok(())
+}
+
+fn write_gray_png(path: &Path, w: u32, h: u32, pixels: &[u8]) -> anyhow::Result<()> {
+    let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display())).map_err(|e| {
+        anyhow::Error::from(TrainError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })
+    })?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(pixels)?;
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! The pretraining loop: loader → device → two augmented views → MoCo step,
+//! with metrics, checkpoints and exact resume.
+//!
+//! Determinism: before step `s` the torch generator is seeded from
+//! `(seed, s)`, so augmentations and the batch shuffle of a step do not
+//! depend on what ran before; with the loader's resume state and the saved
+//! tensors, "k steps, resume, k steps" equals "2k steps" on the CPU.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chess_shards::loader::{Loader, LoaderOptions, LoaderState, Remainder};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::checkpoint::{self, CheckpointState};
+use crate::config::{parse_device, TrainConfig};
+use crate::data;
+use crate::moco::Moco;
+use crate::optim::cosine_lr;
+use crate::{io_err, Result, TrainError};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub step: u64,
+    pub epoch: u64,
+    pub loss: f64,
+    pub acc1: f64,
+    pub lr: f64,
+    pub images_per_s: f64,
+    pub seconds: f64,
+}
+
+/// What the caller hears after each step (for a progress bar).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub step: u64,
+    pub total: u64,
+    pub metrics: Metrics,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub run: PathBuf,
+    pub steps: u64,
+    pub epochs_started: u64,
+    pub last_loss: Option<f64>,
+    pub last_checkpoint: Option<PathBuf>,
+    pub device: String,
+    pub seconds: f64,
+}
+
+/// The loader options a run uses (shared by pretrain and the tools).
+pub fn loader_options(cfg: &TrainConfig) -> LoaderOptions {
+    let mut o = LoaderOptions {
+        seed: cfg.run.seed,
+        batch_size: cfg.data.batch_size,
+        remainder: Remainder::Drop,
+        shuffle: true,
+        shuffle_buffer: cfg.data.shuffle_buffer,
+        ..LoaderOptions::default()
+    };
+    if cfg.data.decode_threads > 0 {
+        o.decode_threads = cfg.data.decode_threads;
+    }
+    o
+}
+
+/// Seed of the torch generator before step `step`.
+pub fn step_seed(seed: u64, step: u64) -> i64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs (or, with `resume`, continues) MoCo v2 pretraining of `input` into
+/// the run directory `out`. `cfg` is the resolved configuration; on resume
+/// the checkpoint's tensors and positions are restored and `cfg` (saved
+/// again) decides how far to go.
+pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut progress: impl FnMut(&Progress)) -> Result<Summary> {
+    cfg.validate()?;
+    let device = parse_device(&cfg.run.device)?;
+    if let Device::Cuda(n) = device {
+        if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
+            return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
+        }
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    if cfg.run.threads > 0 {
+        tch::set_num_threads(cfg.run.threads);
+    }
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let started = Instant::now();
+
+    let loader = Loader::open(input, loader_options(cfg))?;
+    // Full batches only (upstream's drop_last): the queue needs K % batch == 0.
+    let per_epoch = loader.samples_per_epoch() / cfg.data.batch_size as u64;
+    if per_epoch == 0 {
+        return Err(TrainError::Invalid(format!(
+            "{input}: {} samples make no full batch of {} (MoCo drops the remainder)",
+            loader.len(),
+            cfg.data.batch_size
+        )));
+    }
+    let total = cfg.run.steps.unwrap_or(u64::MAX).min(cfg.run.epochs.saturating_mul(per_epoch));
+    tracing::info!(samples = loader.len(), per_epoch, total, device = %device_name(device), "pretraining");
+
+    tch::manual_seed(cfg.run.seed as i64);
+    let mut moco = Moco::new(cfg.moco.clone(), device, cfg.optim.momentum, cfg.optim.weight_decay)?;
+    let mut step = 0u64;
+    let mut epoch = 0u64;
+    let mut resume_at: Option<LoaderState> = None;
+    let metrics_path = out.join("metrics.jsonl");
+    if resume {
+        let (state, file) = checkpoint::load_latest(out, &mut moco)?;
+        if state.config.moco != cfg.moco || state.config.data.batch_size != cfg.data.batch_size || state.config.run.seed != cfg.run.seed {
+            return Err(TrainError::File {
+                path: file,
+                msg: "the checkpoint was made with other MoCo, batch or seed settings; resume with the run's config.toml".into(),
+            });
+        }
+        step = state.step;
+        epoch = state.next_epoch;
+        resume_at = state.loader;
+        checkpoint::truncate_metrics(&metrics_path, step)?;
+        tracing::info!(step, epoch, "resumed from {}", file.display());
+    } else {
+        checkpoint::clear(out)?;
+        std::fs::write(&metrics_path, b"").map_err(io_err(&metrics_path))?;
+    }
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
+    let mut metrics_file = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path).map_err(io_err(&metrics_path))?;
+
+    let mut last_loss = None;
+    let mut last_ckpt = None;
+    let mut window_start = Instant::now();
+    let mut window_images = 0u64;
+    let mut saved_at = step;
+    'epochs: while step < total && epoch < cfg.run.epochs {
+        let lr = if cfg.optim.cos { cosine_lr(cfg.optim.lr, epoch, cfg.run.epochs) } else { cfg.optim.lr };
+        let mut it = match resume_at.take() {
+            Some(s) => loader.resume(s)?,
+            None => loader.epoch(epoch),
+        };
+        // One batch ahead: the next batch is read and sent to the device
+        // while the current step's kernels run.
+        let mut next = it.next().transpose()?.map(|b| (data::upload(&b, device), b.state, b.index));
+        while let Some((raw, state, index)) = next.take() {
+            if index >= per_epoch {
+                break; // the short last batch
+            }
+            tch::manual_seed(step_seed(cfg.run.seed, step));
+            let unit = raw.to_unit(cfg.data.size);
+            let (im_q, im_k) = data::views(&unit, &cfg.augment, cfg.data.mean, cfg.data.std);
+            let out_t = moco.step_lazy(&im_q, &im_k, lr)?;
+            step += 1;
+            if step < total {
+                next = it.next().transpose()?.map(|b| (data::upload(&b, device), b.state, b.index));
+            }
+            let (loss, acc1) = out_t.read();
+            last_loss = Some(loss);
+            window_images += cfg.data.batch_size as u64;
+            let secs = window_start.elapsed().as_secs_f64();
+            let m = Metrics {
+                step,
+                epoch,
+                loss,
+                acc1,
+                lr,
+                images_per_s: window_images as f64 / secs.max(1e-9),
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total {
+                let line = serde_json::to_string(&m).expect("metrics serialise");
+                writeln!(metrics_file, "{line}").map_err(io_err(&metrics_path))?;
+                window_start = Instant::now();
+                window_images = 0;
+            }
+            progress(&Progress { step, total, metrics: m });
+            let epoch_end = index + 1 == per_epoch;
+            let due = cfg.run.checkpoint_every > 0 && step.is_multiple_of(cfg.run.checkpoint_every);
+            if due || epoch_end || step == total {
+                let (next_epoch, loader_state) = if epoch_end { (epoch + 1, None) } else { (epoch, Some(state)) };
+                let st = CheckpointState::new(step, next_epoch, loader_state, &moco, cfg);
+                last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
+                saved_at = step;
+            }
+            if step >= total {
+                break 'epochs;
+            }
+        }
+        if let Some(r) = it.report() {
+            if !r.skipped_samples.is_empty() {
+                tracing::warn!(epoch, skipped = r.skipped, "samples skipped: {:?}", r.skipped_samples.iter().take(3).collect::<Vec<_>>());
+            }
+        }
+        epoch += 1;
+    }
+    if saved_at != step {
+        let st = CheckpointState::new(step, epoch, None, &moco, cfg);
+        last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
+    }
+    metrics_file.flush().map_err(io_err(&metrics_path))?;
+    let curves = out.join("curves.png");
+    if let Err(e) = crate::plots::curves(&metrics_path, &curves) {
+        tracing::warn!("no curves: {e}");
+    }
+    Ok(Summary {
+        run: out.to_path_buf(),
+        steps: step,
+        epochs_started: epoch,
+        last_loss,
+        last_checkpoint: last_ckpt,
+        device: device_name(device),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
