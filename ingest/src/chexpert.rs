@@ -1385,3 +1385,133 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     summary.wall = started.elapsed();
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_checked_exactly() {
+        assert_eq!(check_header(&HEADER, Split::Train), Ok(CsvLayout::Full));
+        let mut bom = HEADER;
+        bom[0] = "\u{feff}Path";
+        assert_eq!(check_header(&bom, Split::Valid), Ok(CsvLayout::Full));
+        let short: Vec<&str> = std::iter::once("Path").chain(OBSERVATIONS).collect();
+        assert_eq!(
+            check_header(&short, Split::Test),
+            Ok(CsvLayout::PathAndLabels)
+        );
+        let e = check_header(&short, Split::Train).unwrap_err();
+        assert!(
+            e.starts_with("column 2 is `No Finding`; expected `Sex`"),
+            "{e}"
+        );
+        let mut swapped = HEADER;
+        swapped.swap(5, 6);
+        let e = check_header(&swapped, Split::Train).unwrap_err();
+        assert!(
+            e.contains("column 6 is `Enlarged Cardiomediastinum`; expected `No Finding`"),
+            "{e}"
+        );
+        let mut spaced = HEADER;
+        spaced[2] = " Age";
+        assert!(check_header(&spaced, Split::Train)
+            .unwrap_err()
+            .contains("extra spaces"));
+    }
+
+    #[test]
+    fn cells_parse_as_chexpert_writes_them() {
+        assert_eq!(parse_label("1.0"), Ok(Some(1.0)));
+        assert_eq!(parse_label("0.0"), Ok(Some(0.0)));
+        assert_eq!(parse_label("-0.0"), Ok(Some(0.0)));
+        assert_eq!(parse_label("-1.0"), Ok(Some(-1.0)));
+        assert_eq!(parse_label("-1"), Ok(Some(-1.0)));
+        assert_eq!(parse_label(" "), Ok(None));
+        assert!(
+            parse_label("0.5").is_err()
+                && parse_label("yes").is_err()
+                && parse_label("NaN").is_err()
+        );
+        assert_eq!(parse_sex("Male"), Ok(Some("M".into())));
+        assert_eq!(parse_sex("Female"), Ok(Some("F".into())));
+        assert_eq!(parse_sex("Unknown"), Ok(None));
+        assert!(parse_sex("X").is_err());
+        assert_eq!(parse_age("68"), Ok(Some(68.0)));
+        assert_eq!(parse_age(""), Ok(None));
+        assert!(parse_age("-3").is_err() && parse_age("old").is_err());
+        assert_eq!(view_position("Frontal", "AP"), Ok((true, "AP".into())));
+        assert_eq!(view_position("Frontal", "PA"), Ok((true, "PA".into())));
+        assert_eq!(view_position("Frontal", ""), Ok((true, "FRONTAL".into())));
+        assert_eq!(view_position("Frontal", "LL"), Ok((true, "FRONTAL".into())));
+        assert_eq!(view_position("Lateral", ""), Ok((false, "LATERAL".into())));
+        assert_eq!(view_position("Lateral", "LL"), Ok((false, "LL".into())));
+        assert!(view_position("Oblique", "").is_err());
+    }
+
+    #[test]
+    fn paths_resolve_like_the_release() {
+        let root = Path::new("/data/CheXpert-v1.0-small");
+        let p = parse_path(
+            root,
+            Split::Train,
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg",
+        )
+        .unwrap();
+        assert_eq!(
+            p.file,
+            Path::new("/data/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg")
+        );
+        assert_eq!(p.alt, None);
+        assert_eq!(
+            (p.patient_id.as_str(), p.study_id.as_str(), p.key.as_str()),
+            (
+                "patient00001",
+                "patient00001/study1",
+                "train_patient00001_study1_view1_frontal"
+            )
+        );
+        // Relative to ROOT, or a renamed folder.
+        let p = parse_path(
+            root,
+            Split::Test,
+            "test/patient64741/study1/view1_frontal.jpg",
+        )
+        .unwrap();
+        assert_eq!(
+            p.file,
+            Path::new("/data/CheXpert-v1.0-small/test/patient64741/study1/view1_frontal.jpg")
+        );
+        assert_eq!(p.key, "test_patient64741_study1_view1_frontal");
+        let p = parse_path(
+            Path::new("/data/cx"),
+            Split::Valid,
+            "CheXpert-v1.0/valid/patient64541/study1/view1_frontal.jpg",
+        )
+        .unwrap();
+        assert_eq!(
+            p.alt.as_deref(),
+            Some(Path::new(
+                "/data/cx/valid/patient64541/study1/view1_frontal.jpg"
+            ))
+        );
+        for bad in [
+            "",
+            "/etc/passwd/x/y",
+            "CheXpert-v1.0-small/../../x/y/z.jpg",
+            "a/b.jpg",
+        ] {
+            assert!(parse_path(root, Split::Train, bad).is_err(), "{bad}");
+        }
+        // Odd characters are replaced; over-long keys fall back to a hash.
+        let p = parse_path(root, Split::Train, "x/patient 1/study.1/view1 frontal.jpg").unwrap();
+        assert_eq!(p.key, "train_patient-1_study-1_view1-frontal");
+        let long = format!("x/p/s/{}.jpg", "v".repeat(80));
+        let p = parse_path(root, Split::Train, &long).unwrap();
+        assert!(
+            chess_schemas::validate_key(&p.key).is_ok() && p.key.starts_with("train_"),
+            "{}",
+            p.key
+        );
+    }
+}
