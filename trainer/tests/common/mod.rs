@@ -28,3 +28,25 @@ pub fn python_reference(args: &[&str]) {
     let out = Command::new(python()).arg(&script).args(args).output().expect("running python");
     assert!(out.status.success(), "trainer_reference.py {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A demo dataset (synthetic phantoms, the shards crate's `demo`) of `count` images `size`².
+pub fn demo_dataset(dir: &std::path::Path, count: u64, size: u32, dtype: chess_schemas::PixelDtype) {
+    use chess_shards::{demo, DatasetWriter, FinishInfo};
+    let mut w = DatasetWriter::create(dir, demo::demo_options(dtype, 10, false)).unwrap();
+    for i in 0..count {
+        w.write(&demo::demo_sample(i, size, dtype, false)).unwrap();
+    }
+    w.finish(FinishInfo { tool_version: "chess-train tests".into(), deid_method: "synthetic".into(), provenance: Default::default() }).unwrap();
+}
+
+/// `chess-train ARGS` → (exit code, stdout, stderr).
+pub fn chess_train(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chess-train")).args(args).env("CHESS_LOG", "warn").output().expect("running chess-train");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let (code, out, err) = chess_train(args);
+    assert_eq!(code, 0, "chess-train {args:?} failed:\n{err}");
+    out
+}
