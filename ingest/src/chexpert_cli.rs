@@ -20,8 +20,8 @@ use clap::{Parser, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(
     name = "chess-ingest chexpert",
+    bin_name = "chess-ingest chexpert",
     version,
-    about,
     after_help = "CSV `Path` cells are relative to the parent of ROOT (as in the release: \
 CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg), or to ROOT when they do not start \
 with ROOT's folder name (then also tried without their first component, for a renamed folder). Every CSV row becomes a sample or a row of <out>/private/rejected.parquet \

@@ -758,7 +758,13 @@ fn header_problems_are_fatal_and_explained() {
         .args(["chexpert", "--help"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains("rejected.parquet"));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("rejected.parquet")
+            && help.contains("Usage: chess-ingest chexpert")
+            && help.starts_with("Import CheXpert"),
+        "{help}"
+    );
     let o = chess_ingest().arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("chess-ingest chexpert --help"));
 }
