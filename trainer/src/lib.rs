@@ -8,12 +8,14 @@
 //! - [`data`]: loader batches → device tensors (float only on the device).
 //! - [`config`]: the resolved configuration (defaults → TOML → flags).
 //! - [`train`]: the loop, metrics; [`checkpoint`]: save/resume; [`weights`]:
-//!   safetensors I/O and torchvision export; [`plots`]: curves.
+//!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
+//!   pooled features to Parquet.
 
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod embed;
 pub mod moco;
 pub mod optim;
 pub mod plots;

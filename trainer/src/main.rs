@@ -31,8 +31,13 @@ enum Command {
     /// Write a run's query encoder with torchvision names (loads into
     /// `torchvision.models.resnet50` with a 1-channel conv1, strict, minus `fc`).
     Export(ExportArgs),
+    /// Write the pooled encoder features of every image (key, features) to Parquet.
+    Embed(EmbedArgs),
     /// Draw query/key pairs of augmented views as a PNG grid.
     AugmentPreview(PreviewArgs),
+    /// Time MoCo v2 training steps on random input (no data loading): the
+    /// benchmark against scripts/bench/pretrain_reference.py.
+    Bench(BenchArgs),
     /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
     Curves {
         /// Run directory.
@@ -95,6 +100,45 @@ struct PretrainArgs {
 }
 
 #[derive(Args, Debug)]
+struct BenchArgs {
+    #[arg(long, default_value = "resnet50")]
+    arch: Arch,
+    #[arg(long, default_value_t = 32)]
+    batch_size: i64,
+    #[arg(long, default_value_t = 224)]
+    size: i64,
+    #[arg(long, default_value_t = 4096)]
+    queue: i64,
+    /// Timed steps (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Include the device augmentations (CheSS defaults) in each step.
+    #[arg(long)]
+    augment: bool,
+    #[arg(long, default_value_t = 0)]
+    threads: i32,
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Run directory (its latest checkpoint) or a checkpoint's step-N.json.
+    ckpt: PathBuf,
+    /// Dataset directory, URL or manifest.
+    input: String,
+    /// Parquet file to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+#[derive(Args, Debug)]
 struct ExportArgs {
     /// Run directory (its latest checkpoint) or a checkpoint's step-N.json.
     run: PathBuf,
@@ -144,6 +188,8 @@ fn main() -> ExitCode {
         Command::Pretrain(a) => pretrain(a, cli.quiet),
         Command::Export(a) => export(a, cli.quiet),
         Command::AugmentPreview(a) => preview(a, cli.quiet),
+        Command::Bench(a) => bench(a),
+        Command::Embed(a) => embed(a, cli.quiet),
         Command::Curves { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))
@@ -305,5 +351,66 @@ fn write_gray_png(path: &Path, w: u32, h: u32, pixels: &[u8]) -> anyhow::Result<
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
     enc.write_header()?.write_image_data(pixels)?;
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    use chess_train::moco::{Moco, MocoConfig};
+    let device = chess_train::config::parse_device(&a.device)?;
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads);
+    }
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    tch::manual_seed(0);
+    let cfg = MocoConfig { arch: a.arch, queue: a.queue, ..MocoConfig::default() };
+    let mut moco = Moco::new(cfg, device, 0.9, 1e-4)?;
+    let opts = (tch::Kind::Float, device);
+    let unit = tch::Tensor::rand([a.batch_size, 1, a.size, a.size], opts);
+    let aug = augment::AugmentConfig::default();
+    let step = |moco: &mut Moco| -> anyhow::Result<f64> {
+        let (q, k) = if a.augment {
+            data::views(&unit, &aug, 0.658, 0.221)
+        } else {
+            (data::normalise(&unit, 0.658, 0.221), data::normalise(&unit.flip([3]), 0.658, 0.221))
+        };
+        Ok(moco.step(&q, &k, 0.03)?.loss)
+    };
+    for _ in 0..a.warmup {
+        step(&mut moco)?;
+    }
+    let mut times = Vec::new();
+    for _ in 0..a.steps {
+        let t = std::time::Instant::now();
+        step(&mut moco)?;
+        if device.is_cuda() {
+            tch::Cuda::synchronize(match device { tch::Device::Cuda(n) => n as i64, _ => 0 });
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(|x, y| x.partial_cmp(y).expect("finite"));
+    let median = times[times.len() / 2];
+    let out = serde_json::json!({
+        "impl": "chess-train (tch)",
+        "arch": a.arch.name(), "batch": a.batch_size, "size": a.size, "queue": a.queue,
+        "device": a.device, "augment": a.augment, "threads": tch::get_num_threads(),
+        "median_step_s": median, "images_per_s": a.batch_size as f64 / median, "steps": a.steps,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn embed(a: EmbedArgs, quiet: bool) -> anyhow::Result<()> {
+    let device = chess_train::config::parse_device(&a.device)?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let s = chess_train::embed::embed(&a.ckpt, &a.input, &a.out, device, a.batch_size, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    if !quiet {
+        println!("{} ({} images × {} features)", a.out.display(), s.rows, s.dim);
+    }
     Ok(())
 }

@@ -156,7 +156,9 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
         };
         // One batch ahead: the next batch is read and sent to the device
         // while the current step's kernels run.
+        let t = Instant::now();
         let mut next = it.next().transpose()?.map(|b| (data::upload(&b, device), b.state, b.index));
+        tracing::debug!(epoch, seconds = t.elapsed().as_secs_f64(), "first batch of the epoch");
         while let Some((raw, state, index)) = next.take() {
             if index >= per_epoch {
                 break; // the short last batch
@@ -194,7 +196,9 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
             if due || epoch_end || step == total {
                 let (next_epoch, loader_state) = if epoch_end { (epoch + 1, None) } else { (epoch, Some(state)) };
                 let st = CheckpointState::new(step, next_epoch, loader_state, &moco, cfg);
+                let t = Instant::now();
                 last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
+                tracing::debug!(step, seconds = t.elapsed().as_secs_f64(), "checkpoint saved");
                 saved_at = step;
             }
             if step >= total {

@@ -150,3 +150,48 @@ fn config_file_then_flags() {
     let m: serde_json::Value = serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(m["lr"].as_f64(), Some(0.5));
 }
+
+/// `embed` writes one row per image in manifest order, and the features are
+/// what torchvision computes with the exported encoder on the same images.
+#[test]
+fn embed_matches_torchvision_on_the_exported_encoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("ds"), tmp.path().join("run"));
+    common::demo_dataset(&data, 12, 64, PixelDtype::Uint16);
+    pretrain(&data, &run, &["--steps", "2"]);
+    let enc = tmp.path().join("encoder.safetensors");
+    ok(&["export", run.to_str().unwrap(), "--out", enc.to_str().unwrap(), "--quiet"]);
+    let feats = tmp.path().join("features.parquet");
+    ok(&["embed", run.to_str().unwrap(), data.to_str().unwrap(), "--out", feats.to_str().unwrap(), "--device", "cpu", "--batch-size", "5", "--quiet"]);
+    let script = r#"
+import sys, glob, numpy as np, torch, torch.nn as nn, torchvision, pyarrow.parquet as pq, webdataset as wds
+sys.path.insert(0, sys.argv[4])
+import chess_shards
+from safetensors.torch import load_file
+m = torchvision.models.resnet18()
+m.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+m.fc = nn.Identity()
+m.load_state_dict(load_file(sys.argv[1]), strict=True)
+m.eval()
+t = pq.read_table(sys.argv[2]).to_pylist()
+manifest = [r["key"] for r in pq.read_table(sys.argv[3] + "/manifest.parquet").to_pylist()]
+assert [r["key"] for r in t] == manifest, "rows not in manifest order"
+images = {}
+for s in wds.WebDataset(sorted(glob.glob(sys.argv[3] + "/shards/*.tar")), shardshuffle=False).decode(chess_shards.decode):
+    images[s["__key__"]] = s["npy.zst"]
+x = torch.stack([torch.from_numpy(images[k].astype(np.float32) / 65535.0) for k in manifest]).unsqueeze(1)
+with torch.no_grad():
+    ref = m((x - 0.658) / 0.221)
+ours = torch.tensor(np.array([r["features"] for r in t], dtype=np.float32))
+d = (ours - ref).abs().max().item()
+assert ours.shape == (12, 512), ours.shape
+assert d <= 1e-4, d
+print("embed ok", d)
+"#;
+    let out = std::process::Command::new(common::python())
+        .args(["-c", script, enc.to_str().unwrap(), feats.to_str().unwrap(), data.to_str().unwrap(), common::repo_root().join("scripts/python").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}
