@@ -53,11 +53,18 @@ impl Pixels {
         }
     }
 
-    pub(crate) fn extend(&mut self, other: &Pixels) {
-        match (self, other) {
-            (Pixels::U8(a), Pixels::U8(b)) => a.extend_from_slice(b),
-            (Pixels::U16(a), Pixels::U16(b)) => a.extend_from_slice(b),
-            _ => unreachable!("dtype checked when decoded"),
+    pub(crate) fn clear(&mut self) {
+        match self {
+            Pixels::U8(v) => v.clear(),
+            Pixels::U16(v) => v.clear(),
+        }
+    }
+
+    /// Appends little-endian pixel bytes of this dtype.
+    pub(crate) fn extend_le(&mut self, le: &[u8]) {
+        match self {
+            Pixels::U8(v) => v.extend_from_slice(le),
+            Pixels::U16(v) => v.extend(le.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))),
         }
     }
 }

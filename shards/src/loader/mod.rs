@@ -475,6 +475,7 @@ impl Loader {
             prefetch_batches: self.opts.prefetch_batches.max(1),
             verify_hashes: self.opts.verify_hashes,
             fields: self.opts.fields.clone(),
+            shuffle_slots: if self.access == Access::Shards && self.opts.shuffle { self.opts.shuffle_buffer } else { 0 },
         };
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
         let running = pipeline::start(self.table.clone(), self.store.clone(), plan, settings, state);
@@ -511,6 +512,15 @@ impl EpochIter {
     /// The epoch's report, once the iterator has ended.
     pub fn report(&self) -> Option<&EpochReport> {
         self.report.as_ref()
+    }
+
+    /// Hands a batch back once its pixels have been consumed (e.g. copied
+    /// to the GPU), so that its buffers are reused for a later batch instead
+    /// of being allocated (and page-faulted) again. Optional.
+    pub fn recycle(&self, batch: Batch) {
+        if let Some(r) = &self.running {
+            let _ = r.recycle.try_send(batch);
+        }
     }
 
     /// Bytes fetched so far by this run.

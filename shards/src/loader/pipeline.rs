@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use chess_schemas::{layout, PixelDtype};
+use chess_schemas::layout;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::batch::{Batch, EpochReport, LoaderState, Pixels, SkippedSample};
@@ -36,7 +36,7 @@ use super::plan::Plan;
 use super::store::{Counters, Store};
 use super::{LoaderError, Table};
 use crate::error::ShardError;
-use crate::image::NpyZstDecoder;
+use crate::image::{NpyZstDecoder, MAX_DECODED_BYTES};
 use crate::reader::{RawSample, ShardReader};
 use crate::tar::TarError;
 
@@ -49,12 +49,14 @@ pub(crate) struct RunSettings {
     pub prefetch_batches: usize,
     pub verify_hashes: bool,
     pub fields: Vec<String>,
+    /// Shuffle-buffer slots (bounds the samples held).
+    pub shuffle_slots: usize,
 }
 
 /// A decoded sample.
 struct Decoded {
-    pixels: Pixels,
-    extras: Vec<Pixels>,
+    image: Npy,
+    extras: Vec<Npy>,
     bytes: u64,
 }
 
@@ -111,12 +113,16 @@ struct Shared {
     window: Window,
     next_segment: AtomicUsize,
     counters: Arc<Counters>,
+    pool: Pool,
+    /// Batches the consumer handed back ([`super::EpochIter::recycle`]).
+    recycled: Receiver<Batch>,
 }
 
 /// A running epoch: the receiving end of its batches, plus what is needed to
 /// stop it.
 pub(crate) struct Running {
     pub rx: Receiver<Result<Batch, LoaderError>>,
+    pub recycle: Sender<Batch>,
     shared: Arc<Shared>,
     pub report: Arc<Mutex<Option<EpochReport>>>,
 }
@@ -148,6 +154,7 @@ pub(crate) fn start(
         done[pos] = true;
     }
     let lookahead = settings.batch_size.max(1) * settings.prefetch_batches.max(1);
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(settings.prefetch_batches.max(1) + 1);
     let horizon = if n == 0 { 0 } else { plan.prefix_max[(first_slot + lookahead).min(n - 1)] + 1 };
     let shared = Arc::new(Shared {
         table,
@@ -158,6 +165,8 @@ pub(crate) fn start(
         window: Window { state: Mutex::new((horizon, false)), cv: Condvar::new() },
         next_segment: AtomicUsize::new(0),
         counters: Arc::new(Counters::default()),
+        pool: Pool::new(lookahead + settings.shuffle_slots + 4 * settings.decode_threads.max(1) + 64),
+        recycled: recycle_rx,
     });
     let cap = settings.batch_size.max(16);
     let (job_tx, job_rx) = bounded::<Job>(cap);
@@ -178,7 +187,7 @@ pub(crate) fn start(
         let (shared, report) = (shared.clone(), report.clone());
         spawn("chess-assemble".into(), move || assemble(&shared, start, first_slot, lookahead, &msg_rx, &batch_tx, &report));
     }
-    Running { rx: batch_rx, shared, report }
+    Running { rx: batch_rx, recycle: recycle_tx, shared, report }
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) {
@@ -318,7 +327,7 @@ fn read_segment(
 }
 
 fn decode_worker(shared: &Shared, jobs: &Receiver<Job>, msgs: &Sender<Msg>) {
-    let mut decoder = NpyZstDecoder::new();
+    let mut decoder = SampleDecoder::new();
     for job in jobs {
         let msg = match decode(shared, &mut decoder, &job) {
             Ok(sample) => Msg::Decoded { pos: job.pos, sample },
@@ -330,41 +339,121 @@ fn decode_worker(shared: &Shared, jobs: &Receiver<Job>, msgs: &Sender<Msg>) {
     }
 }
 
-fn to_pixels(data: Vec<u8>, dtype: PixelDtype) -> Pixels {
-    match dtype {
-        PixelDtype::Uint8 => Pixels::U8(data),
-        PixelDtype::Uint16 => Pixels::U16(data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()),
+/// A zstd context and a scratch buffer: decoding allocates nothing in the
+/// steady state (fresh 512 KiB buffers cost page faults that show up as a
+/// large share of the time). The scratch, holding the whole `.npy`, is what
+/// travels to the assembler, which converts its little-endian pixels
+/// straight into the batch; the assembler hands it back through the pool.
+struct SampleDecoder {
+    ctx: zstd::bulk::Decompressor<'static>,
+    fallback: NpyZstDecoder,
+}
+
+impl SampleDecoder {
+    fn new() -> Self {
+        SampleDecoder { ctx: zstd::bulk::Decompressor::new().expect("zstd context allocation"), fallback: NpyZstDecoder::new() }
+    }
+
+    /// Decodes a `.npy.zst` member into `npy` (the whole `.npy` file).
+    fn decode_into(&mut self, compressed: &[u8], npy: &mut Vec<u8>) -> Result<crate::npy::NpyHeader, String> {
+        npy.clear();
+        match zstd::zstd_safe::get_frame_content_size(compressed) {
+            Ok(Some(size)) if size <= MAX_DECODED_BYTES => {
+                npy.reserve(size as usize);
+                self.ctx.decompress_to_buffer(compressed, npy).map_err(|e| format!("zstd: {e}"))?;
+                if npy.len() as u64 != size {
+                    return Err(format!("zstd: frame announced {size} bytes, produced {}", npy.len()));
+                }
+            }
+            _ => {
+                // No content size in the frame (or too large): the bounded streaming path.
+                let image = self.fallback.decode(compressed).map_err(|e| e.to_string())?;
+                crate::npy::write_header(npy, image.dtype, image.height, image.width);
+                npy.extend_from_slice(&image.data);
+            }
+        }
+        crate::npy::parse(npy).map_err(|e| e.to_string())
     }
 }
 
-fn decode(shared: &Shared, decoder: &mut NpyZstDecoder, job: &Job) -> Result<Decoded, String> {
+/// One decoded array: a whole `.npy` buffer and where its pixels start.
+struct Npy {
+    buf: Vec<u8>,
+    data_offset: usize,
+}
+
+impl Npy {
+    fn pixels(&self) -> &[u8] {
+        &self.buf[self.data_offset..]
+    }
+}
+
+fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &Job) -> Result<Decoded, String> {
     let table = &shared.table;
-    let mut one = |suffix: &str| -> Result<(Pixels, u64), String> {
+    let mut one = |suffix: &str| -> Result<Npy, String> {
         let member = job.raw.member(suffix).ok_or_else(|| format!("corrupt: member {}.{suffix} missing", job.raw.key))?;
-        let image = decoder.decode(&member.data).map_err(|e| format!("corrupt: {}.{suffix}: {e}", job.raw.key))?;
-        if image.dtype != table.dtype || image.height != table.height || image.width != table.width {
-            return Err(format!(
+        let mut buf = shared.pool.take();
+        let checked = match decoder.decode_into(&member.data, &mut buf) {
+            Err(e) => Err(format!("corrupt: {}.{suffix}: {e}", job.raw.key)),
+            Ok(h) if h.dtype != table.dtype || h.height != table.height || h.width != table.width => Err(format!(
                 "corrupt: {}.{suffix} is {}x{} {}, the dataset is {}x{} {}",
-                job.raw.key, image.height, image.width, image.dtype, table.height, table.width, table.dtype
-            ));
-        }
-        if suffix == layout::IMAGE_SUFFIX && shared.settings.verify_hashes {
-            let hash = crate::image::pixel_hash(&image);
-            if hash != table.hashes[job.row] {
-                return Err(format!("corrupt: {}: pixel hash differs from the manifest", job.raw.key));
+                job.raw.key, h.height, h.width, h.dtype, table.height, table.width, table.dtype
+            )),
+            Ok(h) => {
+                if suffix == layout::IMAGE_SUFFIX
+                    && shared.settings.verify_hashes
+                    && blake3::hash(&buf[h.data_offset..]).to_hex().as_str() != table.hashes[job.row]
+                {
+                    Err(format!("corrupt: {}: pixel hash differs from the manifest", job.raw.key))
+                } else {
+                    Ok(h.data_offset)
+                }
+            }
+        };
+        match checked {
+            Ok(data_offset) => Ok(Npy { buf, data_offset }),
+            Err(e) => {
+                shared.pool.give(buf);
+                Err(e)
             }
         }
-        let bytes = image.data.len() as u64;
-        Ok((to_pixels(image.data, image.dtype), bytes))
     };
-    let (pixels, mut bytes) = one(layout::IMAGE_SUFFIX)?;
+    let image = one(layout::IMAGE_SUFFIX)?;
+    let mut bytes = image.pixels().len() as u64;
     let mut extras = Vec::with_capacity(shared.settings.fields.len());
     for field in &shared.settings.fields {
-        let (px, b) = one(&format!("{field}.npy.zst"))?;
-        bytes += b;
-        extras.push(px);
+        match one(&format!("{field}.npy.zst")) {
+            Ok(npy) => {
+                bytes += npy.pixels().len() as u64;
+                extras.push(npy);
+            }
+            Err(e) => {
+                shared.pool.give(image.buf);
+                extras.into_iter().for_each(|n: Npy| shared.pool.give(n.buf));
+                return Err(e);
+            }
+        }
     }
-    Ok(Decoded { pixels, extras, bytes })
+    Ok(Decoded { image, extras, bytes })
+}
+
+/// Buffers handed back by the assembler for the decoders to reuse.
+pub(crate) struct Pool {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+}
+
+impl Pool {
+    fn new(cap: usize) -> Pool {
+        let (tx, rx) = bounded(cap.max(1));
+        Pool { tx, rx }
+    }
+    fn take(&self) -> Vec<u8> {
+        self.rx.try_recv().unwrap_or_default()
+    }
+    fn give(&self, buf: Vec<u8>) {
+        let _ = self.tx.try_send(buf);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -403,23 +492,39 @@ fn assemble(
         seconds: 0.0,
         complete: false,
     };
-    let new_batch = |index: u64, state: LoaderState| Batch {
-        epoch: start.epoch,
-        index,
-        keys: Vec::with_capacity(b),
-        rows: Vec::with_capacity(b),
-        padded: Vec::with_capacity(b),
-        height: table.height,
-        width: table.width,
-        pixels: Pixels::with_capacity_like(table.dtype, b * pixels_per),
-        extras: shared
-            .settings
-            .fields
-            .iter()
-            .map(|f| (f.clone(), Pixels::with_capacity_like(table.dtype, b * pixels_per)))
-            .collect(),
-        labels: Vec::with_capacity(b),
-        state,
+    let new_batch = |index: u64, state: LoaderState| match shared.recycled.try_recv() {
+        Ok(mut b) if b.height == table.height && b.width == table.width && b.extras.len() == shared.settings.fields.len() => {
+            b.epoch = start.epoch;
+            b.index = index;
+            b.keys.clear();
+            b.rows.clear();
+            b.padded.clear();
+            b.labels.clear();
+            b.pixels.clear();
+            for (_, p) in &mut b.extras {
+                p.clear();
+            }
+            b.state = state;
+            b
+        }
+        _ => Batch {
+            epoch: start.epoch,
+            index,
+            keys: Vec::with_capacity(b),
+            rows: Vec::with_capacity(b),
+            padded: Vec::with_capacity(b),
+            height: table.height,
+            width: table.width,
+            pixels: Pixels::with_capacity_like(table.dtype, b * pixels_per),
+            extras: shared
+                .settings
+                .fields
+                .iter()
+                .map(|f| (f.clone(), Pixels::with_capacity_like(table.dtype, b * pixels_per)))
+                .collect(),
+            labels: Vec::with_capacity(b),
+            state,
+        },
     };
     let mut batch = new_batch(state.batches, state);
     let finish = |report: &mut EpochReport, complete: bool| {
@@ -461,10 +566,12 @@ fn assemble(
                 batch.keys.push(table.keys[row].clone());
                 batch.rows.push(row);
                 batch.padded.push(plan.padded[pos]);
-                batch.pixels.extend(&sample.pixels);
+                batch.pixels.extend_le(sample.image.pixels());
                 for ((_, dst), src) in batch.extras.iter_mut().zip(&sample.extras) {
-                    dst.extend(src);
+                    dst.extend_le(src.pixels());
                 }
+                shared.pool.give(sample.image.buf);
+                sample.extras.into_iter().for_each(|n| shared.pool.give(n.buf));
                 batch.labels.push(table.labels(row));
                 report.delivered += 1;
                 report.padded += plan.padded[pos] as u64;

@@ -133,7 +133,7 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut samples, mut bytes, mut batches) = (0u64, 0u64, 0u64);
     let mut stopped = false;
-    for batch in &mut iter {
+    while let Some(batch) = iter.next() {
         let batch = batch?;
         samples += batch.len() as u64;
         bytes += (batch.pixels.byte_len() + batch.extras.iter().map(|(_, p)| p.byte_len()).sum::<usize>()) as u64;
@@ -143,6 +143,7 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
                 writeln!(out, "{key}")?;
             }
         }
+        iter.recycle(batch);
         if args.stop_after.is_some_and(|n| batches >= n) {
             stopped = true;
             break;
