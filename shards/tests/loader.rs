@@ -154,6 +154,30 @@ fn pixels_labels_and_extras_match_the_manifest() {
 }
 
 #[test]
+fn eight_bit_datasets_give_u8_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds8");
+    let mut writer = DatasetWriter::create(&root, demo::demo_options(PixelDtype::Uint8, 4, false)).unwrap();
+    for i in 0..10 {
+        writer.write(&demo::demo_sample(i, 32, PixelDtype::Uint8, false)).unwrap();
+    }
+    writer.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() }).unwrap();
+    let ds = Dataset::open(&root).unwrap();
+    let rows = ds.manifest.rows();
+    let loader = open(&root, opts(1, 0, 4));
+    assert_eq!(loader.dtype(), PixelDtype::Uint8);
+    let (batches, report) = run_epoch(&loader, 0);
+    assert!(report.accounted() && report.delivered == 10);
+    let mut decoder = NpyZstDecoder::new();
+    for b in &batches {
+        let px = b.pixels.as_u8().expect("uint8 pixels");
+        for (i, &row) in b.rows.iter().enumerate() {
+            assert_eq!(&px[i * 1024..(i + 1) * 1024], &ds.read_image(&rows[row], &mut decoder).unwrap().data[..]);
+        }
+    }
+}
+
+#[test]
 fn order_depends_on_seed_epoch_world_only() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path(), 50, 6, false);

@@ -1,0 +1,109 @@
+"""Driver of the loader benchmark (run by scripts/bench/loader.sh).
+
+Runs `chess-shards stream` and the Python peer (loader_python.py) as child
+processes pinned with taskset, each REPEATS times, and records for the best
+run: wall-clock samples/s, CPU seconds of the process and all its children
+(so "per core" is also samples per CPU-second, which a busy machine does not
+distort), and peak RSS. Prints a Markdown table.
+
+Usage: loader_bench.py BIN DATASET SMALL_DATASET REPEATS SHUFFLE S3_ENDPOINT
+"""
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+
+BIN, DS, SMALL, REPEATS, SHUFFLE, ENDPOINT = sys.argv[1:7]
+REPEATS = int(REPEATS)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed(cmd, env=None):
+    """Runs cmd; returns (stdout, wall seconds, CPU seconds incl. descendants)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return out, wall, cpu
+
+
+def best(runs):
+    return max(runs, key=lambda r: r["samples_per_s"])
+
+
+def rust(cpus, threads, src, env=None):
+    runs = []
+    for _ in range(REPEATS):
+        out, wall, cpu = timed(["taskset", "-c", cpus, BIN, "-q", "--threads", str(threads), "stream", src,
+                                "--batch", "64", "--shuffle-buffer", SHUFFLE], env)
+        m = re.search(r"^(\d+) samples in \d+ batches, ([\d.]+) s: ([\d.]+) samples/s.*peak RSS ([\d.]+) MB", out)
+        n, secs, sps, rss = int(m[1]), float(m[2]), float(m[3]), float(m[4])
+        runs.append({"samples": n, "samples_per_s": sps, "cpu_per_sample": cpu / n, "rss_mb": rss, "wall": wall})
+    return best(runs)
+
+
+def python(cpus, workers):
+    runs = []
+    for _ in range(REPEATS):
+        out, wall, cpu = timed(["taskset", "-c", cpus, sys.executable, os.path.join(HERE, "loader_python.py"),
+                                DS, str(workers), "1", SHUFFLE])
+        d = json.loads(out)
+        runs.append({"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": cpu / d["samples"],
+                     "rss_mb": (d["peak_rss_main"] + max(workers, 1 if workers else 0) * d["peak_rss_worker"]) / 1e6,
+                     "wall": wall})
+    return best(runs)
+
+
+results = {
+    "rust1": rust("0", 1, DS),
+    "rust2": rust("0,1", 2, DS),
+    "rust_small": rust("0,1", 2, SMALL),
+    "py0": python("0", 0),
+    "py1": python("0", 1),
+    "py2": python("0,1", 2),
+}
+env = dict(os.environ, AWS_ENDPOINT_URL=ENDPOINT, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="AK",
+           AWS_SECRET_ACCESS_KEY="SK", AWS_DEFAULT_REGION="us-east-1")
+results["s3"] = rust("0,1", 2, "s3://bkt/ds", env)
+
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+load = os.getloadavg()[0]
+n = results["rust1"]["samples"]
+print(f"{n} samples of 512x512 uint16 (synthetic phantoms, zstd-3, 128 per shard), batch 64, shuffle buffer {SHUFFLE}, "
+      f"page cache warm, best of {REPEATS}; {cpu}; load average {load:.1f} when done\n")
+print("| pipeline | cores | samples/s (wall) | per core (wall) | samples per CPU-second | peak RSS |")
+print("|---|---:|---:|---:|---:|---:|")
+
+
+def row(name, cores, r):
+    print(f"| {name} | {cores} | {r['samples_per_s']:.0f} | {r['samples_per_s'] / cores:.0f} | "
+          f"{1 / r['cpu_per_sample']:.0f} | {r['rss_mb']:.0f} MB |")
+
+
+row("Rust loader, local shards, `--threads 1`", 1, results["rust1"])
+row("Rust loader, local shards, `--threads 2`", 2, results["rust2"])
+row("Python webdataset + DataLoader, num_workers=0", 1, results["py0"])
+row("Python webdataset + DataLoader, num_workers=1", 1, results["py1"])
+row("Python webdataset + DataLoader, num_workers=2", 2, results["py2"])
+row("Rust loader, S3 on loopback (s3s-fs, same 2 cores)", 2, results["s3"])
+small = results["rust_small"]
+print()
+py1 = max(results["py0"], results["py1"], key=lambda r: r["samples_per_s"])
+print(f"- Rust / Python per core, wall clock: {results['rust1']['samples_per_s'] / py1['samples_per_s']:.2f}x on one core "
+      f"(best Python setting), {results['rust2']['samples_per_s'] / results['py2']['samples_per_s']:.2f}x on two.")
+print(f"- Rust / Python in samples per CPU-second: "
+      f"{results['py1']['cpu_per_sample'] / results['rust1']['cpu_per_sample']:.2f}x (1 core, vs num_workers=1), "
+      f"{results['py0']['cpu_per_sample'] / results['rust1']['cpu_per_sample']:.2f}x (vs num_workers=0), "
+      f"{results['py2']['cpu_per_sample'] / results['rust2']['cpu_per_sample']:.2f}x (2 cores).")
+print(f"- S3 on loopback / local disk, 2 cores: {results['s3']['samples_per_s'] / results['rust2']['samples_per_s']:.2f}x "
+      f"(wall), {results['rust2']['cpu_per_sample'] / results['s3']['cpu_per_sample']:.2f}x (per CPU-second of the loader; "
+      f"the server's CPU is not counted).")
+print(f"- Peak RSS does not grow with the dataset: {small['rss_mb']:.0f} MB for {small['samples']} samples, "
+      f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores).")
+print("- Python peak RSS: main process plus each worker's peak.")
