@@ -86,6 +86,24 @@ fn every_sample_exactly_once_per_epoch_across_world_sizes() {
 }
 
 #[test]
+fn ranks_split_further_among_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dataset(dir.path(), 36, 5, false);
+    let mut union = Vec::new();
+    for rank in 0..2 {
+        for worker in 0..3 {
+            let loader = open(&root, LoaderOptions { workers: 3, worker, ..opts(2, rank, 4) });
+            let (batches, report) = run_epoch(&loader, 1);
+            assert_eq!(report.expected, 6);
+            union.extend(keys(&batches));
+        }
+    }
+    let c = counts(union);
+    assert_eq!(c.keys().cloned().collect::<BTreeSet<_>>(), all_keys(&root));
+    assert!(c.values().all(|&n| n == 1));
+}
+
+#[test]
 fn remainder_policies_drop_or_pad() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path(), 61, 8, false);

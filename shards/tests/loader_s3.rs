@@ -19,13 +19,13 @@ const AK: &str = "chess-test-key";
 const SK: &str = "chess-test-secret";
 
 fn s3s_fs() -> PathBuf {
-    if let Ok(p) = std::env::var("CHESS_S3S_FS") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var("CHESS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/chess"));
-    let path = cache.join("s3s/bin/s3s-fs");
+    let path = match std::env::var("CHESS_S3S_FS") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => std::env::var("CHESS_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/chess"))
+            .join("s3s/bin/s3s-fs"),
+    };
     assert!(
         path.exists(),
         "s3s-fs not found at {}: the S3 loader tests need it; run scripts/setup.sh (it builds s3s-fs 0.14.1), \

@@ -26,6 +26,13 @@ pub struct StreamArgs {
     /// Number of ranks.
     #[arg(long, default_value_t = 1)]
     pub world: u64,
+    /// Independent loaders per rank (e.g. processes feeding one GPU): each
+    /// sample goes to exactly one (rank, worker).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u64,
+    /// This loader's index among the rank's workers.
+    #[arg(long, default_value_t = 0)]
+    pub worker: u64,
     /// Samples per batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
@@ -103,6 +110,8 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
         seed: args.seed,
         rank: args.rank,
         world: args.world,
+        workers: args.workers,
+        worker: args.worker,
         batch_size: args.batch,
         remainder: args.remainder,
         shuffle: !args.no_shuffle,
