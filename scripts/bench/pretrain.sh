@@ -26,8 +26,12 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-cargo build --release -q -p chess-train
-BIN=target/release/chess-train
+# PROFILE=release for an optimised build of the Rust side (the step's work
+# is libtorch's either way; the dev profile only leaves the thin Rust glue
+# unoptimised).
+PROFILE="${PROFILE:-dev}"
+cargo build -q --profile "$PROFILE" -p chess-train
+BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/chess-train
 common=(--arch "$ARCH" --batch-size "$BATCH" --size "$SIZE" --queue "$QUEUE" --steps "$STEPS" --device "$DEVICE" --threads "$THREADS")
 out=$(mktemp)
 for r in $(seq "$ROUNDS"); do

@@ -66,6 +66,10 @@ pub struct RunConfig {
     pub log_every: u64,
     /// CPU threads for libtorch (0: libtorch's default).
     pub threads: i32,
+    /// `fp32` or `bf16` (autocast; weights, optimizer and queue stay fp32).
+    pub precision: crate::amp::Precision,
+    /// Channels-last memory order for convolutions (faster with cuDNN).
+    pub channels_last: bool,
 }
 
 impl Default for RunConfig {
@@ -79,6 +83,8 @@ impl Default for RunConfig {
             keep_checkpoints: 2,
             log_every: 1,
             threads: 0,
+            precision: crate::amp::Precision::Fp32,
+            channels_last: false,
         }
     }
 }

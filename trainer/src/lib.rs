@@ -4,6 +4,7 @@
 //! - [`resnet`]: ResNet-18/50 with torchvision's names and init.
 //! - [`moco`]: MoCo v2 (queue, momentum encoder, batch-shuffle BN, MLP head).
 //! - [`optim`]: SGD with momentum/weight decay and the cosine schedule.
+//! - [`amp`]: bf16 autocast (a C++ shim, `csrc/autocast.cpp`).
 //! - [`augment`]: CheSS's augmentations, batched on the device.
 //! - [`data`]: loader batches → device tensors (float only on the device).
 //! - [`config`]: the resolved configuration (defaults → TOML → flags).
@@ -11,6 +12,7 @@
 //!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
 //!   pooled features to Parquet.
 
+pub mod amp;
 pub mod augment;
 pub mod checkpoint;
 pub mod config;

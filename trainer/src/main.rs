@@ -97,6 +97,12 @@ struct PretrainArgs {
     /// Train on the images as they are (query = key input, no augmentation).
     #[arg(long)]
     no_augment: bool,
+    /// fp32 or bf16 (autocast on the forward passes).
+    #[arg(long)]
+    precision: Option<chess_train::amp::Precision>,
+    /// Channels-last memory order for the convolutions (use on CUDA).
+    #[arg(long)]
+    channels_last: bool,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +127,10 @@ struct BenchArgs {
     augment: bool,
     #[arg(long, default_value_t = 0)]
     threads: i32,
+    #[arg(long, default_value = "fp32")]
+    precision: chess_train::amp::Precision,
+    #[arg(long)]
+    channels_last: bool,
 }
 
 #[derive(Args, Debug)]
@@ -248,6 +258,12 @@ fn resolve(a: &PretrainArgs) -> anyhow::Result<TrainConfig> {
     if a.no_augment {
         cfg.augment.enabled = false;
     }
+    if let Some(p) = a.precision {
+        cfg.run.precision = p;
+    }
+    if a.channels_last {
+        cfg.run.channels_last = true;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -366,6 +382,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     tch::manual_seed(0);
     let cfg = MocoConfig { arch: a.arch, queue: a.queue, ..MocoConfig::default() };
     let mut moco = Moco::new(cfg, device, 0.9, 1e-4)?;
+    moco.precision = a.precision;
+    if a.channels_last {
+        moco.set_channels_last();
+    }
     let opts = (tch::Kind::Float, device);
     let unit = tch::Tensor::rand([a.batch_size, 1, a.size, a.size], opts);
     let aug = augment::AugmentConfig::default();
@@ -394,7 +414,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let out = serde_json::json!({
         "impl": "chess-train (tch)",
         "arch": a.arch.name(), "batch": a.batch_size, "size": a.size, "queue": a.queue,
-        "device": a.device, "augment": a.augment, "threads": tch::get_num_threads(),
+        "device": a.device, "augment": a.augment, "precision": format!("{:?}", a.precision).to_lowercase(), "channels_last": a.channels_last, "threads": tch::get_num_threads(),
         "median_step_s": median, "images_per_s": a.batch_size as f64 / median, "steps": a.steps,
     });
     println!("{out}");

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
+use crate::amp::{self, Precision};
 use crate::optim::Sgd;
 use crate::resnet::{Arch, HeadKind, ResNet};
 use crate::{Result, TrainError};
@@ -67,6 +68,10 @@ pub struct Moco {
     pub q_params: Vec<Tensor>,
     pub k_params: Vec<Tensor>,
     pub sgd: Sgd,
+    /// Forward passes under autocast at this precision (parameters stay fp32).
+    pub precision: Precision,
+    /// Inputs (and, after [`Moco::set_channels_last`], conv weights) in NHWC memory order.
+    pub channels_last: bool,
 }
 
 impl Moco {
@@ -91,7 +96,21 @@ impl Moco {
         let q_params = param_names.iter().map(|n| qv[n].shallow_clone()).collect();
         let k_params = param_names.iter().map(|n| kv[n].shallow_clone()).collect();
         let sgd = Sgd::new(param_names.len(), sgd_momentum, weight_decay);
-        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd })
+        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd, precision: Precision::Fp32, channels_last: false })
+    }
+
+    /// Puts every 4-D weight of both encoders in channels-last memory order
+    /// (values unchanged) and makes [`Moco::step`] feed channels-last inputs.
+    pub fn set_channels_last(&mut self) {
+        for vs in [&self.vs_q, &self.vs_k] {
+            for (_, mut v) in vs.variables() {
+                if v.dim() == 4 {
+                    let nhwc = tch::no_grad(|| to_channels_last(&v));
+                    v.set_data(&nhwc);
+                }
+            }
+        }
+        self.channels_last = true;
     }
 
     /// `param_k = m·param_k + (1 − m)·param_q` (parameters only, not BN buffers).
@@ -155,12 +174,16 @@ impl Moco {
         if self.cfg.queue % n != 0 {
             return Err(TrainError::Invalid(format!("the queue size {} is not a multiple of the batch size {n}", self.cfg.queue)));
         }
-        let q = normalize(&self.enc_q.forward_t(im_q, true), 1);
+        let (im_q, im_k) = if self.channels_last { (to_channels_last(im_q), to_channels_last(im_k)) } else { (im_q.shallow_clone(), im_k.shallow_clone()) };
+        let q = amp::autocast(self.device, self.precision, || normalize(&self.enc_q.forward_t(&im_q, true), 1));
         self.momentum_update();
-        let k = self.keys(im_k);
-        let logits = self.logits(&q, &k);
-        let target = Tensor::zeros([n], (Kind::Int64, self.device));
-        let loss = logits.cross_entropy_for_logits(&target);
+        let (k, logits, loss) = amp::autocast(self.device, self.precision, || {
+            let k = self.keys(&im_k);
+            let logits = self.logits(&q, &k);
+            let target = Tensor::zeros([n], (Kind::Int64, self.device));
+            let loss = logits.cross_entropy_for_logits(&target);
+            (k, logits, loss)
+        });
         Sgd::zero_grad(&self.q_params);
         loss.backward();
         self.sgd.step(&self.q_params, lr);
@@ -188,6 +211,11 @@ impl From<StepTensors> for StepOutput {
         let (loss, acc1) = t.read();
         StepOutput { loss, acc1 }
     }
+}
+
+/// NHWC memory order, NCHW shape: `permute(0,2,3,1).contiguous().permute(0,3,1,2)`.
+pub fn to_channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// `F.normalize(x, dim)`: `x / max(‖x‖₂, 1e-12)`.

@@ -119,6 +119,10 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
 
     tch::manual_seed(cfg.run.seed as i64);
     let mut moco = Moco::new(cfg.moco.clone(), device, cfg.optim.momentum, cfg.optim.weight_decay)?;
+    moco.precision = cfg.run.precision;
+    if cfg.run.channels_last {
+        moco.set_channels_last();
+    }
     let mut step = 0u64;
     let mut epoch = 0u64;
     let mut resume_at: Option<LoaderState> = None;

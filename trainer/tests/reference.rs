@@ -13,6 +13,13 @@ use chess_train::weights;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
+/// libtorch's generator is global: tests that seed it take turns.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     (a - b).abs().max().double_value(&[])
@@ -59,6 +66,7 @@ fn resnet50_mlp_head_matches_moco_upstream() {
 /// BN weight 1 / bias 0, linear uniform ±1/√fan_in.
 #[test]
 fn init_is_torchvision() {
+    let _g = rng();
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let _m = ResNet::new(&vs.root(), Arch::Resnet50, HeadKind::Mlp(128));
@@ -78,6 +86,9 @@ fn init_is_torchvision() {
 }
 
 fn moco_step_case(steps: usize) {
+    // The batch shuffle draws from the global generator: seeded, in turn.
+    let _g = rng();
+    tch::manual_seed(0);
     let dir = tempfile::tempdir().unwrap();
     let steps_s = steps.to_string();
     // m = 0.9 so that the momentum update is visible at 1e-4.
@@ -132,4 +143,68 @@ fn moco_one_step_matches_pytorch_reference() {
 #[test]
 fn moco_three_steps_match_pytorch_reference() {
     moco_step_case(3);
+}
+
+/// bf16 autocast through the C++ shim: convolutions run in bf16 inside,
+/// the state is restored outside, and a bf16 MoCo step stays close to fp32
+/// with fp32 weights.
+#[test]
+fn bf16_autocast_on_cpu() {
+    let _g = rng();
+    use chess_train::amp::{self, Precision};
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = ResNet::new(&vs.root(), Arch::Resnet18, HeadKind::None);
+    let x = Tensor::randn([2, 1, 32, 32], (tch::Kind::Float, Device::Cpu));
+    assert!(!amp::state(Device::Cpu).0);
+    let (kind, inside) = amp::autocast(Device::Cpu, Precision::Bf16, || (x.conv2d(&vs.variables()["conv1.weight"], None::<Tensor>, [2, 2], [3, 3], [1, 1], 1).kind(), amp::state(Device::Cpu)));
+    assert_eq!(kind, tch::Kind::BFloat16);
+    assert_eq!(inside, (true, Some(tch::Kind::BFloat16)));
+    assert!(!amp::state(Device::Cpu).0, "autocast left on");
+    let f32_out = tch::no_grad(|| model.forward_t(&x, false));
+    let bf_out = tch::no_grad(|| amp::autocast(Device::Cpu, Precision::Bf16, || model.forward_t(&x, false)));
+    let rel = (f32_out - bf_out.to_kind(tch::Kind::Float)).abs().max().double_value(&[]);
+    assert!(rel < 0.1, "bf16 features off by {rel}");
+
+    let cfg = MocoConfig { arch: Arch::Resnet18, queue: 16, ..MocoConfig::default() };
+    let step = |p: Precision| {
+        tch::manual_seed(1);
+        let mut m = Moco::new(cfg.clone(), Device::Cpu, 0.9, 1e-4).unwrap();
+        m.precision = p;
+        tch::manual_seed(2);
+        let im = Tensor::randn([8, 1, 32, 32], (tch::Kind::Float, Device::Cpu));
+        let loss = m.step(&im, &im.flip([3]), 0.03).unwrap().loss;
+        (loss, m.vs_q.variables()["conv1.weight"].kind())
+    };
+    let (l32, _) = step(Precision::Fp32);
+    let (l16, kind) = step(Precision::Bf16);
+    assert_eq!(kind, tch::Kind::Float, "weights must stay fp32");
+    assert!((l32 - l16).abs() < 0.05 * l32.abs().max(1.0), "bf16 loss {l16} vs fp32 {l32}");
+}
+
+/// Channels-last weights and inputs compute the same step.
+#[test]
+fn channels_last_step_equals_default() {
+    let _g = rng();
+    let cfg = MocoConfig { arch: Arch::Resnet18, queue: 16, ..MocoConfig::default() };
+    let run = |cl: bool| {
+        tch::manual_seed(1);
+        let mut m = Moco::new(cfg.clone(), Device::Cpu, 0.9, 1e-4).unwrap();
+        if cl {
+            m.set_channels_last();
+            let w = &m.vs_q.variables()["layer1.0.conv1.weight"];
+            assert!(!w.is_contiguous(), "weights not in channels-last order");
+        }
+        tch::manual_seed(2);
+        let im = Tensor::randn([8, 1, 32, 32], (tch::Kind::Float, Device::Cpu));
+        let loss = m.step(&im, &im.flip([3]), 0.03).unwrap().loss;
+        (loss, weights::named(&m.vs_q, ""))
+    };
+    let (l0, w0) = run(false);
+    let (l1, w1) = run(true);
+    assert!((l0 - l1).abs() < 1e-4, "{l0} vs {l1}");
+    for ((n, a), (_, b)) in w0.iter().zip(&w1) {
+        let d = max_abs_diff(a, b);
+        assert!(d < 1e-4, "{n}: {d}");
+    }
 }
