@@ -289,21 +289,7 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject>
     Ok(Outcome::Sample { key: d.key, hash, label_row, encoded: Box::new(encoded) })
 }
 
-/// Parse, decode and run the pixel pipeline on one in-memory file, with no
-/// selection, de-identification or writing: the fuzzing entry point (and a
-/// convenient way to look at one file).
-pub fn decode_and_process(bytes: &[u8], opts: &PipelineOptions) -> Result<pipeline::Processed, Reject> {
-    let obj = dicom::parse(bytes)?;
-    let h = Header::from_object(&obj);
-    let stored = dicom::decode(&obj, &h)?;
-    let sem = PixelSemantics {
-        monochrome1: h.photometric == "MONOCHROME1",
-        rescale_slope: h.rescale_slope,
-        rescale_intercept: h.rescale_intercept,
-        modality_lut: h.modality_lut.as_ref(),
-    };
-    Ok(pipeline::run(&stored.values, stored.rows, stored.columns, &sem, opts))
-}
+pub use crate::decode_and_process;
 
 /// Final state of a source.
 #[derive(Debug, Clone)]
