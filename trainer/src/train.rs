@@ -10,13 +10,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chess_shards::loader::{Loader, LoaderOptions, LoaderState, Remainder};
+use chess_shards::loader::{EpochIter, Loader, LoaderOptions, LoaderState, Remainder};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::{parse_device, TrainConfig};
-use crate::data;
+use crate::data::{self, RawBatch};
 use crate::moco::Moco;
 use crate::optim::cosine_lr;
 use crate::{io_err, Result, TrainError};
@@ -75,6 +75,20 @@ pub fn step_seed(seed: u64, step: u64) -> i64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// The next batch, copied into a host tensor and on its way to `device`;
+/// its buffers go straight back to the loader for reuse.
+fn fetch(it: &mut EpochIter, device: Device) -> Result<Option<(RawBatch, LoaderState, u64)>> {
+    match it.next().transpose()? {
+        None => Ok(None),
+        Some(b) => {
+            let raw = data::upload(&b, device);
+            let (state, index) = (b.state, b.index);
+            it.recycle(b);
+            Ok(Some((raw, state, index)))
+        }
+    }
 }
 
 fn device_name(d: Device) -> String {
@@ -161,7 +175,7 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
         // One batch ahead: the next batch is read and sent to the device
         // while the current step's kernels run.
         let t = Instant::now();
-        let mut next = it.next().transpose()?.map(|b| (data::upload(&b, device), b.state, b.index));
+        let mut next = fetch(&mut it, device)?;
         tracing::debug!(epoch, seconds = t.elapsed().as_secs_f64(), "first batch of the epoch");
         while let Some((raw, state, index)) = next.take() {
             if index >= per_epoch {
@@ -173,7 +187,7 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
             let out_t = moco.step_lazy(&im_q, &im_k, lr)?;
             step += 1;
             if step < total {
-                next = it.next().transpose()?.map(|b| (data::upload(&b, device), b.state, b.index));
+                next = fetch(&mut it, device)?;
             }
             let (loss, acc1) = out_t.read();
             last_loss = Some(loss);
