@@ -47,10 +47,10 @@ impl RawBatch {
     }
 }
 
-/// Resizes `[N, 1, H, W]` to `size × size` (area-weighted, antialiased bilinear) when needed.
+/// Resizes `[N, 1, H, W]` to `size × size` (antialiased bilinear) when needed; `size` ≤ 0 keeps it.
 pub fn resize(x: &Tensor, size: i64) -> Tensor {
     let s = x.size();
-    if s[2] == size && s[3] == size {
+    if size <= 0 || (s[2] == size && s[3] == size) {
         return x.shallow_clone();
     }
     x.internal_upsample_bilinear2d_aa([size, size], false, None, None)

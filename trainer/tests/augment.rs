@@ -241,3 +241,48 @@ fn full_pipeline_is_seeded_bounded_and_views_differ() {
     let off = augment::augment(&x, &AugmentConfig { enabled: false, ..c });
     assert_eq!(maxabs(&(off - &x)), 0.0);
 }
+
+fn batch(pixels: chess_shards::loader::Pixels, n: usize, h: u32, w: u32) -> chess_shards::loader::Batch {
+    use chess_shards::loader::{Batch, LoaderState};
+    let state = LoaderState { seed: 0, epoch: 0, world: 1, rank: 0, workers: 1, worker: 0, batch_size: n as u64, slot: 0, batches: 0, delivered: 0, skipped: 0, plan_id: 0 };
+    Batch {
+        epoch: 0,
+        index: 0,
+        keys: (0..n).map(|i| format!("k{i}")).collect(),
+        rows: (0..n).collect(),
+        padded: vec![false; n],
+        height: h,
+        width: w,
+        pixels,
+        extras: Vec::new(),
+        labels: vec![Vec::new(); n],
+        state,
+    }
+}
+
+/// uint16 (carried as int16 bits) and uint8 become value / max on the device, full range.
+#[test]
+fn raw_pixels_become_unit_floats() {
+    use chess_shards::loader::Pixels;
+    use chess_train::data;
+    let v16: Vec<u16> = vec![0, 1, 32767, 32768, 40000, 65535];
+    let u = data::upload(&batch(Pixels::U16(v16.clone()), 1, 2, 3), Device::Cpu).to_unit(0);
+    assert_eq!(u.size(), vec![1, 1, 2, 3]);
+    let got: Vec<f32> = Vec::try_from(u.flatten(0, -1)).unwrap();
+    for (g, v) in got.iter().zip(&v16) {
+        assert!((g - *v as f32 / 65535.0).abs() < 1e-7, "{v} → {g}");
+    }
+    let v8: Vec<u8> = vec![0, 1, 127, 128, 200, 255, 3, 4];
+    let u = data::upload(&batch(Pixels::U8(v8.clone()), 2, 2, 2), Device::Cpu).to_unit(0);
+    let got: Vec<f32> = Vec::try_from(u.flatten(0, -1)).unwrap();
+    for (g, v) in got.iter().zip(&v8) {
+        assert!((g - *v as f32 / 255.0).abs() < 1e-7);
+    }
+    // Resizing on the device: a flat image stays flat at the new side.
+    let flat = data::upload(&batch(Pixels::U16(vec![30000; 2 * 64 * 64]), 2, 64, 64), Device::Cpu).to_unit(32);
+    assert_eq!(flat.size(), vec![2, 1, 32, 32]);
+    assert!(maxabs(&(flat - 30000.0 / 65535.0)) < 1e-6);
+    // Normalisation with CheSS's mean and std.
+    let n = data::normalise(&Tensor::from_slice(&[0.658f32, 0.879]), 0.658, 0.221);
+    assert!(maxabs(&(n - Tensor::from_slice(&[0.0f32, 1.0]))) < 1e-6);
+}
