@@ -1,10 +1,12 @@
 """Driver of the loader benchmark (run by scripts/bench/loader.sh).
 
 Runs `chess-shards stream` and the Python peer (loader_python.py) as child
-processes pinned with taskset, each REPEATS times, and records for the best
-run: wall-clock samples/s, CPU seconds of the process and all its children
-(so "per core" is also samples per CPU-second, which a busy machine does not
-distort), and peak RSS. Prints a Markdown table.
+processes pinned with taskset, in REPEATS interleaved rounds (so that both
+see the same machine load), and records for the best run of each:
+wall-clock samples/s, CPU seconds (the Rust process; the Python epoch
+including its DataLoader workers), so "per core" is also given as samples per
+CPU-second, which other work on the machine distorts less, and peak RSS.
+Prints a Markdown table.
 
 Usage: loader_bench.py BIN DATASET SMALL_DATASET REPEATS SHUFFLE S3_ENDPOINT
 """
@@ -38,45 +40,47 @@ def best(runs):
 
 
 def rust(cpus, threads, src, env=None):
-    runs = []
-    for _ in range(REPEATS):
-        out, wall, cpu = timed(["taskset", "-c", cpus, BIN, "-q", "--threads", str(threads), "stream", src,
-                                "--batch", "64", "--shuffle-buffer", SHUFFLE], env)
-        m = re.search(r"^(\d+) samples in \d+ batches, ([\d.]+) s: ([\d.]+) samples/s.*peak RSS ([\d.]+) MB", out)
-        n, secs, sps, rss = int(m[1]), float(m[2]), float(m[3]), float(m[4])
-        runs.append({"samples": n, "samples_per_s": sps, "cpu_per_sample": cpu / n, "rss_mb": rss, "wall": wall})
-    return best(runs)
+    out, wall, cpu = timed(["taskset", "-c", cpus, BIN, "-q", "--threads", str(threads), "stream", src,
+                            "--batch", "64", "--shuffle-buffer", SHUFFLE], env)
+    m = re.search(r"^(\d+) samples in \d+ batches, ([\d.]+) s: ([\d.]+) samples/s.*peak RSS ([\d.]+) MB", out)
+    n, sps, rss = int(m[1]), float(m[3]), float(m[4])
+    return {"samples": n, "samples_per_s": sps, "cpu_per_sample": cpu / n, "rss_mb": rss, "wall": wall}
 
 
 def python(cpus, workers):
-    runs = []
-    for _ in range(REPEATS):
-        out, wall, cpu = timed(["taskset", "-c", cpus, sys.executable, os.path.join(HERE, "loader_python.py"),
-                                DS, str(workers), "1", SHUFFLE])
-        d = json.loads(out)
-        runs.append({"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": cpu / d["samples"],
-                     "rss_mb": (d["peak_rss_main"] + max(workers, 1 if workers else 0) * d["peak_rss_worker"]) / 1e6,
-                     "wall": wall})
-    return best(runs)
+    out, wall, cpu = timed(["taskset", "-c", cpus, sys.executable, os.path.join(HERE, "loader_python.py"),
+                            DS, str(workers), "1", SHUFFLE])
+    d = json.loads(out)
+    # CPU of the epoch itself, measured inside the peer (its start-up and
+    # `import torch` would otherwise count against it).
+    return {"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": d["cpu_seconds"] / d["samples"],
+            "rss_mb": (d["peak_rss_main"] + workers * d["peak_rss_worker"]) / 1e6, "wall": wall}
 
 
-results = {
-    "rust1": rust("0", 1, DS),
-    "rust2": rust("0,1", 2, DS),
-    "rust_small": rust("0,1", 2, SMALL),
-    "py0": python("0", 0),
-    "py1": python("0", 1),
-    "py2": python("0,1", 2),
-}
 env = dict(os.environ, AWS_ENDPOINT_URL=ENDPOINT, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="AK",
            AWS_SECRET_ACCESS_KEY="SK", AWS_DEFAULT_REGION="us-east-1")
-results["s3"] = rust("0,1", 2, "s3://bkt/ds", env)
+configs = {
+    "rust1": lambda: rust("0", 1, DS),
+    "py0": lambda: python("0", 0),
+    "py1": lambda: python("0", 1),
+    "rust2": lambda: rust("0,1", 2, DS),
+    "py2": lambda: python("0,1", 2),
+    "s3": lambda: rust("0,1", 2, "s3://bkt/ds", env),
+    "rust_small": lambda: rust("0,1", 2, SMALL),
+}
+# Interleaved rounds, so that Rust and Python see the same machine load;
+# the best run of each configuration counts (CPU figures from that run).
+runs = {k: [] for k in configs}
+for _ in range(REPEATS):
+    for k, f in configs.items():
+        runs[k].append(f())
+results = {k: best(v) for k, v in runs.items()}
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 load = os.getloadavg()[0]
 n = results["rust1"]["samples"]
 print(f"{n} samples of 512x512 uint16 (synthetic phantoms, zstd-3, 128 per shard), batch 64, shuffle buffer {SHUFFLE}, "
-      f"page cache warm, best of {REPEATS}; {cpu}; load average {load:.1f} when done\n")
+      f"page cache warm, best of {REPEATS} interleaved rounds; {cpu}; load average {load:.1f} when done\n")
 print("| pipeline | cores | samples/s (wall) | per core (wall) | samples per CPU-second | peak RSS |")
 print("|---|---:|---:|---:|---:|---:|")
 
