@@ -14,6 +14,13 @@ command -v cargo-fuzz >/dev/null 2>&1 || { echo "cargo-fuzz not found: cargo ins
 CORPUS="fuzz/corpus/parse_decode_pipeline"
 mkdir -p "$CORPUS"
 cp -n tests/data/*.dcm "$CORPUS"/ 2>/dev/null || true
+# -O: optimised, without debug assertions. With them (cargo fuzz's default)
+# the very first seed, a valid JPEG 2000 file, stops on a UB precondition
+# check inside openjp2 0.6.1 (NonNull::new_unchecked(null) in
+# opj_tcd_code_block_dec_deallocate, reached from jpeg2k's Decoder drop):
+# an upstream bug that is harmless in release builds and would hide every
+# other finding. Set FUZZ_FLAGS=-a to fuzz with debug assertions anyway.
+# AddressSanitizer stays on either way.
 # Limits: 2 GB RSS (no unbounded allocation), 10 s per input (no hang).
-cargo +nightly fuzz run parse_decode_pipeline "$CORPUS" -- \
+cargo +nightly fuzz run ${FUZZ_FLAGS:--O} parse_decode_pipeline "$CORPUS" -- \
     -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -max_len=200000
