@@ -11,6 +11,15 @@ VENV="$(scripts/setup.sh)"
 export PATH="$VENV/bin:$PATH"
 export CHESS_VENV="$VENV"
 
+# Every binary first: tests of one crate run the tools of another
+# (chess-ingest's tests call chess-shards), and pytest runs them all.
+echo "== cargo build (workspace binaries)"
+cargo build --workspace --bins
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CHESS_SHARDS_BIN="$TARGET/debug/chess-shards"
+export CHESS_INGEST_BIN="$TARGET/debug/chess-ingest"
+export CHESS_TRAIN_BIN="$TARGET/debug/chess-train"
+
 echo "== cargo test (workspace)"
 cargo test --workspace --bins --lib --tests "$@"
 
