@@ -85,6 +85,17 @@ PY_PACKAGES+=(
     "safetensors>=0.4"
 )
 # --- end trainer ---
+# --- metrics ---
+# The peers the trainer's metrics are tested against: scikit-learn
+# (roc_auc_score), SciPy (ttest_rel, special functions, sqrtm for FID),
+# scikit-image (structural_similarity, PSNR) and statsmodels (Stuart-Maxwell).
+PY_PACKAGES+=(
+    "scipy==1.17.1"
+    "scikit-learn==1.9.1"
+    "scikit-image==0.26.0"
+    "statsmodels==0.14.6"
+)
+# --- end metrics ---
 
 stamp_text="$(printf '%s\n' "${PY_PACKAGES[@]}")"
 stamp="$VENV/.chess-packages"
