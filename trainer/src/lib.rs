@@ -8,6 +8,8 @@
 //! - [`augment`]: CheSS's augmentations, batched on the device.
 //! - [`data`]: loader batches → device tensors (float only on the device).
 //! - [`config`]: the resolved configuration (defaults → TOML → flags).
+//! - [`metrics`]: evaluation metrics and statistics (AUC, accuracy,
+//!   t-test, Stuart–Maxwell, bootstrap, PSNR/SSIM/RMSE, Fréchet distance).
 //! - [`train`]: the loop, metrics; [`checkpoint`]: save/resume; [`weights`]:
 //!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
 //!   pooled features to Parquet.
@@ -18,6 +20,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod embed;
+pub mod metrics;
 pub mod moco;
 pub mod optim;
 pub mod plots;
@@ -40,6 +43,8 @@ pub enum TrainError {
     File { path: PathBuf, msg: String },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,188 @@
+"""Peer values for chess-train's metrics tests (trainer/tests/metrics.rs).
+
+Usage: metrics_reference.py REQUEST.json RESULT.json
+
+REQUEST holds {"cases": [{"kind": ..., ...}, ...]}; RESULT gets one result
+object per case, in order. Every value comes from the library that users
+would otherwise reach for: scikit-learn (ROC AUC, ROC curve, confusion
+matrix, accuracy), SciPy (special functions, ttest_rel, chi2, sqrtm),
+statsmodels (Stuart-Maxwell), scikit-image (PSNR, SSIM), NumPy (quantile,
+RMSE, mean/SD). JSON has no NaN or infinity: NaN is written as null and
++/-inf as the strings "inf" / "-inf"; an input target of -1 is masked.
+"""
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import scipy.linalg
+import scipy.special as sp
+import scipy.stats as st
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score, roc_curve
+from statsmodels.stats.contingency_tables import SquareTable
+
+warnings.simplefilter("ignore")
+
+
+def enc(x):
+    """NaN → None, ±inf → "inf"/"-inf", numpy → Python, recursively."""
+    if isinstance(x, dict):
+        return {k: enc(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [enc(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return enc(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if np.isnan(x):
+            return None
+        if np.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    return x
+
+
+def auc(case):
+    t = np.asarray(case["targets"], dtype=float)
+    s = np.asarray(case["scores"], dtype=float)
+    keep = t != -1
+    t, s = t[keep], s[keep]
+    try:
+        value = roc_auc_score(t, s)
+    except ValueError as e:
+        return {"error": str(e)}
+    fpr, tpr, thr = roc_curve(t, s)
+    return {"auc": value, "fpr": fpr, "tpr": tpr, "thresholds": thr}
+
+
+def auc_macro(case):
+    t = np.asarray(case["targets"], dtype=float).T  # labels × samples → samples × labels
+    s = np.asarray(case["scores"], dtype=float).T
+    return {"mean": roc_auc_score(t, s, average="macro"), "per_label": roc_auc_score(t, s, average=None)}
+
+
+def confusion(case):
+    t, p, k = case["targets"], case["predictions"], case["classes"]
+    return {"matrix": confusion_matrix(t, p, labels=list(range(k))), "accuracy": accuracy_score(t, p)}
+
+
+SPECIAL = {
+    "betainc": lambda a, b, x: sp.betainc(a, b, x),
+    "betaincc": lambda a, b, x: sp.betaincc(a, b, x),
+    "gammainc": lambda a, x: sp.gammainc(a, x),
+    "gammaincc": lambda a, x: sp.gammaincc(a, x),
+    "gammaln": lambda x: sp.gammaln(x),
+    "t_two_sided": lambda t, df: 2 * st.t.sf(abs(t), df),
+    "t_cdf": lambda t, df: st.t.cdf(t, df),
+    "chi2_sf": lambda x, df: st.chi2.sf(x, df),
+    "chi2_cdf": lambda x, df: st.chi2.cdf(x, df),
+}
+
+
+def special(case):
+    return {"values": [SPECIAL[f](*args) for f, args in case["calls"]]}
+
+
+def ttest(case):
+    r = st.ttest_rel(np.asarray(case["a"], dtype=float), np.asarray(case["b"], dtype=float))
+    return {"t": r.statistic, "p": r.pvalue, "df": float(r.df)}
+
+
+def stuart_maxwell(case):
+    table = np.asarray(case["table"], dtype=float)
+    r = SquareTable(table, shift_zeros=False).homogeneity(method="stuart_maxwell")
+    # statsmodels reports 1 - chi2.cdf, which underflows to 0 for tiny p:
+    # the survival function gives the same p with its relative precision.
+    return {"statistic": r.statistic, "df": r.df, "p": r.pvalue, "p_sf": st.chi2.sf(r.statistic, r.df)}
+
+
+def stuart_maxwell_pinv(case):
+    """Generalised-inverse Stuart-Maxwell (for tables statsmodels cannot do):
+    unused classes dropped, n d' V^+ d with df = rank V."""
+    table = np.asarray(case["table"], dtype=float)
+    used = (table.sum(0) + table.sum(1)) > 0
+    table = table[used][:, used]
+    n = table.sum()
+    pr = table / n
+    row, col = pr.sum(1), pr.sum(0)
+    d = col - row
+    v = -(pr + pr.T)
+    np.fill_diagonal(v, row + col - 2 * np.diag(pr))
+    stat = n * d @ np.linalg.pinv(v, rcond=1e-10, hermitian=True) @ d
+    df = np.linalg.matrix_rank(v, tol=1e-10)
+    return {"statistic": stat, "df": int(df), "p": st.chi2.sf(stat, df) if df > 0 else 1.0}
+
+
+def quantile(case):
+    v = np.asarray(case["values"], dtype=float)
+    return {"values": [np.quantile(v, q) for q in case["qs"]]}
+
+
+def mean_sd(case):
+    v = np.asarray(case["values"], dtype=float)
+    return {"mean": v.mean(), "sd": v.std(ddof=1)}
+
+
+def images(case):
+    shape = case["shape"]
+    dtype = np.dtype(case["dtype"])
+    ref = np.asarray(case["reference"], dtype=dtype).reshape(shape)
+    test = np.asarray(case["test"], dtype=dtype).reshape(shape)
+    r = case["data_range"]
+    return {
+        "psnr": peak_signal_noise_ratio(ref, test, data_range=r),
+        "rmse": np.sqrt(mean_squared_error(ref, test)),
+        "ssim": structural_similarity(ref, test, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=r),
+    }
+
+
+def fid(case):
+    """The usual FID formula (pytorch-fid's calculate_frechet_distance)."""
+    d = case["dim"]
+    a = np.asarray(case["a"], dtype=np.float64).reshape(-1, d)
+    b = np.asarray(case["b"], dtype=np.float64).reshape(-1, d)
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    diff = mu1 - mu2
+    covmean, _ = scipy.linalg.sqrtm(s1.dot(s2), disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(d) * 1e-6
+        covmean = scipy.linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    covmean = covmean.real
+    return {
+        "fid": diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean),
+        "mean_a": mu1,
+        "cov_a_diag": np.diag(s1),
+        "cov_a_01": s1[0, 1] if d > 1 else 0.0,
+    }
+
+
+KINDS = {
+    "auc": auc,
+    "auc_macro": auc_macro,
+    "confusion": confusion,
+    "special": special,
+    "ttest": ttest,
+    "stuart_maxwell": stuart_maxwell,
+    "stuart_maxwell_pinv": stuart_maxwell_pinv,
+    "quantile": quantile,
+    "mean_sd": mean_sd,
+    "images": images,
+    "fid": fid,
+}
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        request = json.load(f)
+    results = [enc(KINDS[c["kind"]](c)) for c in request["cases"]]
+    with open(sys.argv[2], "w") as f:
+        json.dump({"results": results}, f)
+
+
+if __name__ == "__main__":
+    main()
