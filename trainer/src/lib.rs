@@ -13,6 +13,8 @@
 //! - [`train`]: the loop, metrics; [`checkpoint`]: save/resume; [`weights`]:
 //!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
 //!   pooled features to Parquet.
+//! - [`import`]: published PyTorch checkpoints (CheSS/MoCo, torchvision) → encoder safetensors;
+//!   [`finetune`]: downstream classification (fine-tuning, linear probe, predictions).
 
 pub mod amp;
 pub mod augment;
@@ -20,6 +22,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod embed;
+pub mod finetune;
+pub mod import;
 pub mod metrics;
 pub mod moco;
 pub mod optim;

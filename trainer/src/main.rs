@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod downstream_cli;
+
 use anyhow::Context;
 use chess_train::config::TrainConfig;
 use chess_train::resnet::{Arch, HeadKind, ResNet};
@@ -38,6 +40,13 @@ enum Command {
     /// Time MoCo v2 training steps on random input (no data loading): the
     /// benchmark against scripts/bench/pretrain_reference.py.
     Bench(BenchArgs),
+    /// Convert a published PyTorch checkpoint (CheSS/MoCo `state_dict` with
+    /// `module.encoder_q.*`, or a torchvision ResNet state dict, conv1 summed
+    /// over RGB) into a 1-channel encoder with torchvision names (safetensors).
+    Import(downstream_cli::ImportArgs),
+    /// Fine-tune a classifier (CheSS downstream): train on a manifest, pick
+    /// the best epoch on another, write test predictions and metrics.
+    Finetune(downstream_cli::FinetuneArgs),
     /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
     Curves {
         /// Run directory.
@@ -200,6 +209,8 @@ fn main() -> ExitCode {
         Command::AugmentPreview(a) => preview(a, cli.quiet),
         Command::Bench(a) => bench(a),
         Command::Embed(a) => embed(a, cli.quiet),
+        Command::Finetune(a) => downstream_cli::finetune(a, cli.quiet),
+        Command::Import(a) => downstream_cli::import(a, cli.quiet),
         Command::Curves { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))

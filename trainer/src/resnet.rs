@@ -214,16 +214,22 @@ impl ResNet {
 
     /// Pooled features `[N, feature_dim]` of `x` `[N, 1, H, W]`.
     pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.feature_map_t(x, train).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    /// layer4's output `[N, feature_dim, H/32, W/32]` (before pooling; Grad-CAM's default layer).
+    pub fn feature_map_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for b in layer {
                 y = b.forward_t(&y, train);
             }
         }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        y
     }
 
-    fn head(&self, f: Tensor) -> Tensor {
+    /// The head applied to pooled features.
+    pub fn head(&self, f: Tensor) -> Tensor {
         match &self.head {
             Head::None => f,
             Head::Linear(l) => l.forward(&f),
