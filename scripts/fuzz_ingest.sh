@@ -17,11 +17,10 @@ cp -n tests/data/*.dcm "$CORPUS"/ 2>/dev/null || true
 # FUZZ_FLAGS: cargo-fuzz build flags, default -O (optimised, no debug
 # assertions); FUZZ_FLAGS=-a adds debug assertions and overflow checks.
 # AddressSanitizer is on either way.
-# Known finding (2026-11): dicom-parser reserves an element's declared length
-# (up to 4 GiB) before reading it, so a small file with a bogus length asks
-# malloc for gigabytes; libFuzzer reports it as out-of-memory. On Linux the
-# reservation is virtual and the read then fails (parse_error), but it is an
-# unbounded allocation to fix upstream or with a length pre-check.
+# Finding (2026-11), fixed: dicom-parser reserves an element's declared
+# length (up to 4 GiB) before reading it, so a small file with a bogus length
+# asked malloc for gigabytes (libFuzzer: out-of-memory). ingest/src/lengths.rs
+# now checks every declared length against the bytes left before parsing.
 # Limits: 2 GB RSS (no unbounded allocation), 10 s per input (no hang).
 cargo +nightly fuzz run ${FUZZ_FLAGS:--O} parse_decode_pipeline "$CORPUS" -- \
     -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -max_len=200000

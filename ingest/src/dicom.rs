@@ -32,6 +32,7 @@ pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Reject> {
         return Err(Reject::new(Reason::NotDicom, "no DICM magic at offset 0 or 128"));
     };
     let data = &bytes[off..];
+    crate::lengths::check_declared_lengths(data).map_err(|msg| Reject::new(Reason::ParseError, msg))?;
     std::panic::catch_unwind(|| OpenFileOptions::new().read_preamble(ReadPreamble::Never).from_reader(data))
         .map_err(|_| Reject::new(Reason::ParseError, "parser panicked"))?
         .map_err(|e| Reject::new(Reason::ParseError, error_chain(&e)))

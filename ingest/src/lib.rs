@@ -19,6 +19,7 @@ pub mod discover;
 pub mod journal;
 #[cfg(feature = "dataset")]
 pub mod labels;
+pub mod lengths;
 pub mod pipeline;
 pub mod reject;
 #[cfg(feature = "dataset")]
