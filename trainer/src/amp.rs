@@ -1,8 +1,8 @@
 //! Mixed precision: libtorch's autocast for CPU or CUDA with a chosen dtype
-//! (bf16; fp16 would need loss scaling, which is not implemented), through
-//! the small C++ shim in `csrc/autocast.cpp`. Parameters, gradients, the
-//! optimizer and the queue stay float32; only the autocast ops (convs,
-//! matmuls) run in bf16, as `torch.autocast(dtype=torch.bfloat16)` does.
+//! (bf16, or fp16 together with the loss scaling of [`crate::scaler`]),
+//! through the small C++ shim in `csrc/autocast.cpp`. Parameters,
+//! gradients, the optimizer and the queue stay float32; only the autocast
+//! ops (convs, matmuls) run in bf16/fp16, as `torch.autocast(dtype=…)` does.
 #![allow(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,8 @@ pub enum Precision {
     #[default]
     Fp32,
     Bf16,
+    /// fp16 autocast with dynamic loss scaling (GradScaler semantics).
+    Fp16,
 }
 
 impl std::str::FromStr for Precision {
@@ -34,7 +36,8 @@ impl std::str::FromStr for Precision {
         match s {
             "fp32" => Ok(Precision::Fp32),
             "bf16" => Ok(Precision::Bf16),
-            other => Err(format!("precision `{other}`: fp32 or bf16")),
+            "fp16" => Ok(Precision::Fp16),
+            other => Err(format!("precision `{other}`: fp32, bf16 or fp16")),
         }
     }
 }
@@ -75,7 +78,8 @@ pub fn autocast<T>(device: Device, precision: Precision, f: impl FnOnce() -> T) 
     // SAFETY: as above; the previous state is restored below.
     let (prev_on, prev_dtype) = unsafe { (ffi::chess_autocast_is_enabled(cuda), ffi::chess_autocast_get_dtype(cuda)) };
     unsafe {
-        ffi::chess_autocast_set(cuda, 1, scalar_type(Kind::BFloat16));
+        let dtype = if precision == Precision::Fp16 { Kind::Half } else { Kind::BFloat16 };
+        ffi::chess_autocast_set(cuda, 1, scalar_type(dtype));
         ffi::chess_autocast_increment_nesting();
     }
     let r = f();

@@ -38,6 +38,9 @@ pub struct CheckpointState {
     pub tensors: String,
     pub config: TrainConfig,
     pub tool_version: String,
+    /// The fp16 loss scaler's state (absent in older checkpoints: its defaults).
+    #[serde(default)]
+    pub scaler: crate::scaler::GradScaler,
 }
 
 impl CheckpointState {
@@ -53,6 +56,7 @@ impl CheckpointState {
             tensors: format!("step-{step:08}.safetensors"),
             config: cfg.clone(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
+            scaler: moco.scaler,
         }
     }
 }
@@ -153,6 +157,7 @@ pub fn load_latest(run: &Path, moco: &mut Moco) -> Result<(CheckpointState, Path
     }
     tch::no_grad(|| moco.queue.copy_(queue));
     moco.queue_ptr = state.queue_ptr;
+    moco.scaler = state.scaler;
     for (name, buf) in moco.param_names.iter().zip(moco.sgd.buffers.iter_mut()) {
         *buf = t.get(&format!("optimizer.momentum_buffer.{name}")).map(|b| b.to_device(moco.device));
     }

@@ -66,7 +66,7 @@ pub struct RunConfig {
     pub log_every: u64,
     /// CPU threads for libtorch (0: libtorch's default).
     pub threads: i32,
-    /// `fp32` or `bf16` (autocast; weights, optimizer and queue stay fp32).
+    /// `fp32`, `bf16` or `fp16` (autocast; fp16 with loss scaling; weights, optimizer and queue stay fp32).
     pub precision: crate::amp::Precision,
     /// Channels-last memory order for convolutions (faster with cuDNN).
     pub channels_last: bool,
@@ -98,6 +98,8 @@ pub struct TrainConfig {
     pub data: DataConfig,
     pub run: RunConfig,
     pub augment: AugmentConfig,
+    /// The optional kNN monitor (off unless `manifest` is set).
+    pub knn: crate::knn::KnnConfig,
 }
 
 impl TrainConfig {
@@ -133,7 +135,7 @@ impl TrainConfig {
         if self.optim.lr < 0.0 {
             return bad(format!("negative learning rate {}", self.optim.lr));
         }
-        Ok(())
+        self.knn.validate()
     }
 }
 

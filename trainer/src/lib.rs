@@ -4,15 +4,17 @@
 //! - [`resnet`]: ResNet-18/50 with torchvision's names and init.
 //! - [`moco`]: MoCo v2 (queue, momentum encoder, batch-shuffle BN, MLP head).
 //! - [`optim`]: SGD with momentum/weight decay and the cosine schedule.
-//! - [`amp`]: bf16 autocast (a C++ shim, `csrc/autocast.cpp`).
+//! - [`amp`]: bf16/fp16 autocast (a C++ shim, `csrc/autocast.cpp`);
+//!   [`scaler`]: fp16 dynamic loss scaling (GradScaler semantics).
 //! - [`augment`]: CheSS's augmentations, batched on the device.
-//! - [`data`]: loader batches → device tensors (float only on the device).
+//! - [`data`]: loader batches → device tensors (float only on the device);
+//!   [`prefetch`]: the thread that readies the next batch during a step.
 //! - [`config`]: the resolved configuration (defaults → TOML → flags).
 //! - [`metrics`]: evaluation metrics and statistics (AUC, accuracy,
 //!   t-test, Stuart–Maxwell, bootstrap, PSNR/SSIM/RMSE, Fréchet distance).
 //! - [`train`]: the loop, metrics; [`checkpoint`]: save/resume; [`weights`]:
 //!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
-//!   pooled features to Parquet.
+//!   pooled features to Parquet; [`knn`]: the kNN monitor.
 //! - [`import`]: published PyTorch checkpoints (CheSS/MoCo, torchvision) → encoder safetensors;
 //!   [`finetune`]: downstream classification (fine-tuning, linear probe, predictions).
 
@@ -24,11 +26,14 @@ pub mod data;
 pub mod embed;
 pub mod finetune;
 pub mod import;
+pub mod knn;
 pub mod metrics;
 pub mod moco;
 pub mod optim;
 pub mod plots;
+pub mod prefetch;
 pub mod resnet;
+pub mod scaler;
 pub mod train;
 pub mod weights;
 

@@ -106,12 +106,26 @@ struct PretrainArgs {
     /// Train on the images as they are (query = key input, no augmentation).
     #[arg(long)]
     no_augment: bool,
-    /// fp32 or bf16 (autocast on the forward passes).
+    /// fp32, bf16 (autocast on the forward passes) or fp16 (autocast with dynamic loss scaling).
     #[arg(long)]
     precision: Option<chess_train::amp::Precision>,
     /// Channels-last memory order for the convolutions (use on CUDA).
     #[arg(long)]
     channels_last: bool,
+    /// kNN monitor: a small labelled dataset or manifest, embedded every --knn-every steps
+    /// (leave-one-out weighted kNN accuracy in metrics.jsonl and curves.png).
+    #[arg(long)]
+    knn_manifest: Option<String>,
+    /// Run the kNN monitor every N steps (and after the last).
+    #[arg(long)]
+    knn_every: Option<u64>,
+    /// Neighbours voting in the kNN monitor (default 20).
+    #[arg(long)]
+    knn_k: Option<usize>,
+    /// Manifest column with the class for the kNN monitor (default: its first label column),
+    /// e.g. view_position or sex.
+    #[arg(long)]
+    knn_label: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +288,18 @@ fn resolve(a: &PretrainArgs) -> anyhow::Result<TrainConfig> {
     }
     if a.channels_last {
         cfg.run.channels_last = true;
+    }
+    if let Some(v) = &a.knn_manifest {
+        cfg.knn.manifest = v.clone();
+    }
+    if let Some(v) = a.knn_every {
+        cfg.knn.every = v;
+    }
+    if let Some(v) = a.knn_k {
+        cfg.knn.k = v;
+    }
+    if let Some(v) = &a.knn_label {
+        cfg.knn.label = v.clone();
     }
     cfg.validate()?;
     Ok(cfg)

@@ -16,6 +16,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::amp::{self, Precision};
 use crate::optim::Sgd;
+use crate::scaler::GradScaler;
 use crate::resnet::{Arch, HeadKind, ResNet};
 use crate::{Result, TrainError};
 
@@ -72,6 +73,10 @@ pub struct Moco {
     pub precision: Precision,
     /// Inputs (and, after [`Moco::set_channels_last`], conv weights) in NHWC memory order.
     pub channels_last: bool,
+    /// Loss scaling, used when `precision` is fp16.
+    pub scaler: GradScaler,
+    /// Optimizer steps skipped by the scaler (inf/NaN gradients).
+    pub skipped_steps: u64,
 }
 
 impl Moco {
@@ -96,7 +101,7 @@ impl Moco {
         let q_params = param_names.iter().map(|n| qv[n].shallow_clone()).collect();
         let k_params = param_names.iter().map(|n| kv[n].shallow_clone()).collect();
         let sgd = Sgd::new(param_names.len(), sgd_momentum, weight_decay);
-        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd, precision: Precision::Fp32, channels_last: false })
+        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd, precision: Precision::Fp32, channels_last: false, scaler: GradScaler::default(), skipped_steps: 0 })
     }
 
     /// Puts every 4-D weight of both encoders in channels-last memory order
@@ -185,8 +190,22 @@ impl Moco {
             (k, logits, loss)
         });
         Sgd::zero_grad(&self.q_params);
-        loss.backward();
-        self.sgd.step(&self.q_params, lr);
+        if self.precision == Precision::Fp16 {
+            // fp16 gradients underflow without scaling; a step whose
+            // unscaled gradients hold inf/NaN is skipped (GradScaler.step).
+            self.scaler.scale_loss(&loss).backward();
+            let found_inf = self.scaler.unscale(&self.q_params);
+            if found_inf {
+                self.skipped_steps += 1;
+                tracing::debug!(scale = self.scaler.scale, "inf/NaN gradients: optimizer step skipped");
+            } else {
+                self.sgd.step(&self.q_params, lr);
+            }
+            self.scaler.update(found_inf);
+        } else {
+            loss.backward();
+            self.sgd.step(&self.q_params, lr);
+        }
         self.enqueue(&k)?;
         let acc1 = tch::no_grad(|| logits.argmax(1, false).eq(0).to_kind(Kind::Float).mean(Kind::Float) * 100.0);
         Ok(StepTensors { loss: loss.detach(), acc1 })

@@ -5,18 +5,24 @@
 //! `(seed, s)`, so augmentations and the batch shuffle of a step do not
 //! depend on what ran before; with the loader's resume state and the saved
 //! tensors, "k steps, resume, k steps" equals "2k steps" on the CPU.
+//!
+//! Batches come through a [`Prefetcher`] thread, so the next batch is read,
+//! wrapped and on its way to the device while the current step runs. The
+//! optional kNN monitor ([`crate::knn`]) runs between steps in eval mode.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chess_shards::loader::{EpochIter, Loader, LoaderOptions, LoaderState, Remainder};
+use chess_shards::loader::{Loader, LoaderOptions, LoaderState, Remainder};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::{parse_device, TrainConfig};
-use crate::data::{self, RawBatch};
+use crate::data;
+use crate::knn::KnnMonitor;
+use crate::prefetch::Prefetcher;
 use crate::moco::Moco;
 use crate::optim::cosine_lr;
 use crate::{io_err, Result, TrainError};
@@ -31,6 +37,9 @@ pub struct Metrics {
     pub lr: f64,
     pub images_per_s: f64,
     pub seconds: f64,
+    /// Leave-one-out kNN accuracy (%) on the monitor's manifest, on steps where it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_acc: Option<f64>,
 }
 
 /// What the caller hears after each step (for a progress bar).
@@ -77,20 +86,6 @@ pub fn step_seed(seed: u64, step: u64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
-/// The next batch, copied into a host tensor and on its way to `device`;
-/// its buffers go straight back to the loader for reuse.
-fn fetch(it: &mut EpochIter, device: Device) -> Result<Option<(RawBatch, LoaderState, u64)>> {
-    match it.next().transpose()? {
-        None => Ok(None),
-        Some(b) => {
-            let raw = data::upload(&b, device);
-            let (state, index) = (b.state, b.index);
-            it.recycle(b);
-            Ok(Some((raw, state, index)))
-        }
-    }
-}
-
 fn device_name(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),
@@ -117,6 +112,14 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
     }
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let started = Instant::now();
+    let knn = if cfg.knn.enabled() {
+        let t = Instant::now();
+        let m = KnnMonitor::load(&cfg.knn, cfg.data.size)?;
+        tracing::info!(images = m.len(), seconds = t.elapsed().as_secs_f64(), "kNN monitor ready");
+        Some(m)
+    } else {
+        None
+    };
 
     let loader = Loader::open(input, loader_options(cfg))?;
     // Full batches only (upstream's drop_last): the queue needs K % batch == 0.
@@ -168,28 +171,42 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
     let mut saved_at = step;
     'epochs: while step < total && epoch < cfg.run.epochs {
         let lr = if cfg.optim.cos { cosine_lr(cfg.optim.lr, epoch, cfg.run.epochs) } else { cfg.optim.lr };
-        let mut it = match resume_at.take() {
+        let it = match resume_at.take() {
             Some(s) => loader.resume(s)?,
             None => loader.epoch(epoch),
         };
-        // One batch ahead: the next batch is read and sent to the device
+        // Batches ahead: the next batch is read and sent to the device
         // while the current step's kernels run.
+        let mut batches = Prefetcher::start(it, device, 1);
         let t = Instant::now();
-        let mut next = fetch(&mut it, device)?;
+        let mut next = batches.next_batch()?;
         tracing::debug!(epoch, seconds = t.elapsed().as_secs_f64(), "first batch of the epoch");
-        while let Some((raw, state, index)) = next.take() {
+        while let Some(fetched) = next.take() {
+            let (state, index) = (fetched.state, fetched.index);
             if index >= per_epoch {
                 break; // the short last batch
             }
             tch::manual_seed(step_seed(cfg.run.seed, step));
-            let unit = raw.to_unit(cfg.data.size);
+            let unit = fetched.raw.to_unit(cfg.data.size);
+            batches.recycle(fetched.raw);
             let (im_q, im_k) = data::views(&unit, &cfg.augment, cfg.data.mean, cfg.data.std);
             let out_t = moco.step_lazy(&im_q, &im_k, lr)?;
             step += 1;
             if step < total {
-                next = fetch(&mut it, device)?;
+                next = batches.next_batch()?;
             }
             let (loss, acc1) = out_t.read();
+            let knn_acc = match &knn {
+                Some(m) if m.due(step, total) => {
+                    let t = Instant::now();
+                    let a = m.accuracy(&moco.enc_q, device, cfg.data.mean, cfg.data.std);
+                    tracing::debug!(step, accuracy = a, seconds = t.elapsed().as_secs_f64(), "kNN monitor");
+                    // The monitor's time is not training time (images/s).
+                    window_start += t.elapsed();
+                    Some(a)
+                }
+                _ => None,
+            };
             last_loss = Some(loss);
             window_images += cfg.data.batch_size as u64;
             let secs = window_start.elapsed().as_secs_f64();
@@ -201,8 +218,9 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
                 lr,
                 images_per_s: window_images as f64 / secs.max(1e-9),
                 seconds: started.elapsed().as_secs_f64(),
+                knn_acc,
             };
-            if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total {
+            if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total || knn_acc.is_some() {
                 let line = serde_json::to_string(&m).expect("metrics serialise");
                 writeln!(metrics_file, "{line}").map_err(io_err(&metrics_path))?;
                 window_start = Instant::now();
@@ -223,7 +241,7 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
                 break 'epochs;
             }
         }
-        if let Some(r) = it.report() {
+        if let Some(r) = batches.finish() {
             if !r.skipped_samples.is_empty() {
                 tracing::warn!(epoch, skipped = r.skipped, "samples skipped: {:?}", r.skipped_samples.iter().take(3).collect::<Vec<_>>());
             }
