@@ -12,7 +12,10 @@
 //!   positives × negatives with midranks), which is exactly
 //!   `sklearn.metrics.roc_auc_score`;
 //! - constant scores give AUC 0.5 (as scikit-learn); a label whose unmasked
-//!   targets are all one class has no AUC: [`MetricsError::SingleClass`].
+//!   targets are all one class has no AUC: [`MetricsError::SingleClass`]
+//!   (scikit-learn 1.9 warns and returns NaN; an error here, so that a
+//!   mean over labels or repeats never swallows a NaN silently — callers
+//!   that want NaN write `roc_auc(..).unwrap_or(f64::NAN)`).
 
 use super::{same_len, MetricsError, Result};
 

@@ -5,12 +5,19 @@
 //! `FD = |μ₁ − μ₂|² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2}` with unbiased
 //! covariances (`numpy.cov(rowvar=False)`). `tr (Σ₁Σ₂)^{1/2}` is the sum of
 //! the square roots of the eigenvalues of Σ₁Σ₂; those are real and ≥ 0, and
-//! equal to the eigenvalues of the symmetric `Σ₁^{1/2} Σ₂ Σ₁^{1/2}`, which
-//! is what is decomposed here (symmetric eigensolvers are exact about
-//! realness; round-off negatives are clipped at 0). The decompositions run
-//! in libtorch (LAPACK `syevd`, f64, CPU): the trainer links it anyway,
-//! it is fast at 2048×2048 even in debug builds, and a pure-Rust Jacobi
-//! would take minutes at that size.
+//! equal to the eigenvalues of a symmetric PSD matrix, which is what is
+//! decomposed here (symmetric eigensolvers are exact about realness;
+//! round-off negatives are clipped at 0):
+//! - in general `Σ₁^{1/2} Σ₂ Σ₁^{1/2}` (d × d);
+//! - when a set has n ≤ d vectors (its centred rows `A`, `Σ₁ = AᵀA/(n−1)`
+//!   are kept), `A Σ₂ Aᵀ/(n−1)` (n × n), whose eigenvalues are the nonzero
+//!   ones of Σ₁Σ₂. Exact, cheap, and free of the d − n round-off
+//!   eigenvalues whose square roots bias the d × d route (and `sqrtm`) on
+//!   small sets.
+//!
+//! The decompositions run in libtorch (LAPACK, f64, CPU): the trainer links
+//! it anyway, it takes seconds at 2048×2048 even in debug builds, and a
+//! pure-Rust Jacobi would take minutes at that size.
 //!
 //! Features: ResNet-50 pooled features (2048-d) from CheSS weights or
 //! ImageNet weights (safetensors with torchvision names, as
@@ -38,6 +45,9 @@ pub struct FeatureStats {
     pub mean: Vec<f64>,
     /// Row-major `dim × dim` unbiased covariance (divided by n − 1).
     pub cov: Vec<f64>,
+    /// The centred vectors (row-major `n × dim`) when `n ≤ dim`, for the
+    /// exact small-set formula; `None` for larger sets.
+    pub centred: Option<Vec<f64>>,
 }
 
 /// Streams feature batches into mean and covariance without keeping them:
@@ -49,13 +59,15 @@ pub struct FeatureAccumulator {
     shift: Option<Tensor>,
     sum: Tensor,
     outer: Tensor,
+    /// The rows themselves while there are at most `dim` of them.
+    kept: Vec<Tensor>,
 }
 
 impl FeatureAccumulator {
     pub fn new(dim: usize) -> Self {
         let d = dim as i64;
         let opts = (Kind::Double, Device::Cpu);
-        FeatureAccumulator { dim: d, n: 0, shift: None, sum: Tensor::zeros([d], opts), outer: Tensor::zeros([d, d], opts) }
+        FeatureAccumulator { dim: d, n: 0, shift: None, sum: Tensor::zeros([d], opts), outer: Tensor::zeros([d, d], opts), kept: Vec::new() }
     }
 
     /// Adds the rows of `x` (`[N, dim]`, any float kind and device).
@@ -76,6 +88,11 @@ impl FeatureAccumulator {
         self.sum += c.sum_dim_intlist(0, false, Kind::Double);
         self.outer += c.tr().mm(&c);
         self.n += s[0];
+        if self.n <= self.dim {
+            self.kept.push(x);
+        } else {
+            self.kept.clear();
+        }
         Ok(())
     }
 
@@ -89,7 +106,8 @@ impl FeatureAccumulator {
         let m = &self.sum / n;
         let cov = (&self.outer - m.outer(&m) * n) / (n - 1.0);
         let mean = &m + shift;
-        Ok(FeatureStats { n: self.n as usize, dim: self.dim as usize, mean: to_vec(&mean)?, cov: to_vec(&((&cov + cov.tr()) * 0.5))? })
+        let centred = if self.kept.is_empty() { None } else { Some(to_vec(&(Tensor::cat(&self.kept, 0) - &mean))?) };
+        Ok(FeatureStats { n: self.n as usize, dim: self.dim as usize, mean: to_vec(&mean)?, cov: to_vec(&((&cov + cov.tr()) * 0.5))?, centred })
     }
 }
 
@@ -108,6 +126,12 @@ impl FeatureStats {
         acc.finish()
     }
 
+    /// The same statistics without the centred rows: [`frechet_distance`]
+    /// then takes the general d × d route.
+    pub fn without_rows(self) -> FeatureStats {
+        FeatureStats { centred: None, ..self }
+    }
+
     fn tensors(&self) -> (Tensor, Tensor) {
         let d = self.dim as i64;
         (Tensor::from_slice(&self.mean), Tensor::from_slice(&self.cov).view([d, d]))
@@ -123,10 +147,20 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64> {
     let ((mu1, s1), (mu2, s2)) = (a.tensors(), b.tensors());
     let diff = &mu1 - &mu2;
     let mean_term = diff.dot(&diff).double_value(&[]);
-    // Σ₁^{1/2} = V diag(√λ) Vᵀ (λ clipped at 0: Σ₁ is PSD).
-    let (w, v) = s1.f_linalg_eigh("L")?;
-    let root1 = (&v * w.clamp_min(0.0).sqrt().unsqueeze(0)).mm(&v.tr());
-    let m = root1.mm(&s2).mm(&root1);
+    // The smaller set whose centred rows are at hand, if any.
+    let small = [(a, &s2), (b, &s1)].into_iter().filter(|(x, _)| x.centred.is_some()).min_by_key(|(x, _)| x.n);
+    let m = match small {
+        Some((x, other)) => {
+            let rows = Tensor::from_slice(x.centred.as_deref().expect("filtered")).view([x.n as i64, x.dim as i64]);
+            rows.mm(other).mm(&rows.tr()) / (x.n as f64 - 1.0)
+        }
+        None => {
+            // Σ₁^{1/2} = V diag(√λ) Vᵀ (λ clipped at 0: Σ₁ is PSD).
+            let (w, v) = s1.f_linalg_eigh("L")?;
+            let root1 = (&v * w.clamp_min(0.0).sqrt().unsqueeze(0)).mm(&v.tr());
+            root1.mm(&s2).mm(&root1)
+        }
+    };
     let m = (&m + m.tr()) * 0.5;
     let eig = m.f_linalg_eigvalsh("L")?;
     let tr_covmean = eig.clamp_min(0.0).sqrt().sum(Kind::Double).double_value(&[]);
