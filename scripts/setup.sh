@@ -23,7 +23,9 @@ fi
 
 # --- Debian packages ---------------------------------------------------------
 # Listed here, installed only when missing (root or sudo needed then).
-APT_PACKAGES=(cmake)
+# cmake builds CharLS (ingest); libgloo-dev gives the trainer's c10d shim
+# Gloo's headers (headers only: Gloo itself is inside libtorch).
+APT_PACKAGES=(cmake libgloo-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -12,6 +12,8 @@
 //! - [`config`]: the resolved configuration (defaults → TOML → flags).
 //! - [`metrics`]: evaluation metrics and statistics (AUC, accuracy,
 //!   t-test, Stuart–Maxwell, bootstrap, PSNR/SSIM/RMSE, Fréchet distance).
+//! - [`dist`]: multi-process training on c10d (a C++ shim, `csrc/dist.cpp`):
+//!   torchrun/Slurm environment, Gloo/NCCL groups, bucketed all-reduce.
 //! - [`train`]: the loop, metrics; [`checkpoint`]: save/resume; [`weights`]:
 //!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
 //!   pooled features to Parquet; [`knn`]: the kNN monitor.
@@ -23,6 +25,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod embed;
 pub mod finetune;
 pub mod import;
@@ -54,6 +57,9 @@ pub enum TrainError {
     Invalid(String),
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
+    /// A c10d store or collective failed (a peer died, a timeout, a bad address).
+    #[error("distributed: {0}")]
+    Dist(String),
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -130,6 +130,14 @@ struct PretrainArgs {
     /// e.g. view_position or sex.
     #[arg(long)]
     knn_label: Option<String>,
+    /// Process-group backend when launched by torchrun or srun: auto (NCCL on
+    /// CUDA, Gloo on CPU), gloo or nccl. --batch-size is per process.
+    #[arg(long, default_value = "auto")]
+    dist_backend: chess_train::dist::BackendChoice,
+    /// Seconds to wait for the peers and for each collective before failing
+    /// (a dead rank becomes an error); default CHESS_DIST_TIMEOUT or 1800.
+    #[arg(long)]
+    dist_timeout: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -251,8 +259,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench(a),
         Command::Embed(a) => embed(a, cli.quiet),
         Command::Fid(a) => fid(a, cli.quiet),
-        Command::Finetune(a) => downstream_cli::finetune(a, cli.quiet),
         Command::Import(a) => downstream_cli::import(a, cli.quiet),
+        Command::Finetune(a) => downstream_cli::finetune(a, cli.quiet),
         Command::Curves { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))
@@ -335,13 +343,16 @@ fn resolve(a: &PretrainArgs) -> anyhow::Result<TrainConfig> {
 
 fn pretrain(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
     let cfg = resolve(&a)?;
+    let dist = chess_train::dist::init_from_env(&cfg.run.device, a.dist_backend, a.dist_timeout)?.map(std::sync::Arc::new);
+    // One progress bar and summary per job: rank 0's.
+    let quiet = quiet || dist.as_ref().is_some_and(|d| !d.is_main());
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}")
             .expect("template")
             .progress_chars("=> "),
     );
-    let summary = train::pretrain(&a.input, &a.out, &cfg, a.resume, |p| {
+    let summary = train::pretrain_with(&a.input, &a.out, &cfg, a.resume, dist, |p| {
         if bar.length() != Some(p.total) {
             bar.set_length(p.total);
         }
@@ -454,12 +465,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let opts = (tch::Kind::Float, device);
     let unit = tch::Tensor::rand([a.batch_size, 1, a.size, a.size], opts);
     let aug = augment::AugmentConfig::default();
+    // Without augmentation the views are made once, as the reference does.
+    let fixed = (data::normalise(&unit, 0.658, 0.221), data::normalise(&unit.flip([3]), 0.658, 0.221));
     let step = |moco: &mut Moco| -> anyhow::Result<f64> {
-        let (q, k) = if a.augment {
-            data::views(&unit, &aug, 0.658, 0.221)
-        } else {
-            (data::normalise(&unit, 0.658, 0.221), data::normalise(&unit.flip([3]), 0.658, 0.221))
-        };
+        let (q, k) = if a.augment { data::views(&unit, &aug, 0.658, 0.221) } else { (fixed.0.shallow_clone(), fixed.1.shallow_clone()) };
         Ok(moco.step(&q, &k, 0.03)?.loss)
     };
     for _ in 0..a.warmup {

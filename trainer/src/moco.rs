@@ -8,13 +8,18 @@
 //! batch and un-permuted afterwards, as upstream's `_batch_shuffle_ddp`
 //! does. On one device the key encoder's BN still sees the whole batch, so
 //! (as in upstream with one GPU) the shuffle changes nothing but the order
-//! of summation; shuffling across devices belongs to multi-GPU training.
+//! of summation. With a [`Dist`] (several processes) the shuffle runs
+//! across ranks ([`Moco::keys_shuffled_across`]), gradients are averaged
+//! and the gathered keys of all ranks are enqueued, as upstream under DDP.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::amp::{self, Precision};
+use crate::dist::Dist;
 use crate::optim::Sgd;
 use crate::scaler::GradScaler;
 use crate::resnet::{Arch, HeadKind, ResNet};
@@ -77,6 +82,9 @@ pub struct Moco {
     pub scaler: GradScaler,
     /// Optimizer steps skipped by the scaler (inf/NaN gradients).
     pub skipped_steps: u64,
+    /// Data-parallel training across processes (`None`: this process alone):
+    /// shuffle-BN across ranks, averaged gradients, gathered keys enqueued.
+    pub dist: Option<Arc<Dist>>,
 }
 
 impl Moco {
@@ -101,7 +109,7 @@ impl Moco {
         let q_params = param_names.iter().map(|n| qv[n].shallow_clone()).collect();
         let k_params = param_names.iter().map(|n| kv[n].shallow_clone()).collect();
         let sgd = Sgd::new(param_names.len(), sgd_momentum, weight_decay);
-        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd, precision: Precision::Fp32, channels_last: false, scaler: GradScaler::default(), skipped_steps: 0 })
+        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd, precision: Precision::Fp32, channels_last: false, scaler: GradScaler::default(), skipped_steps: 0, dist: None })
     }
 
     /// Puts every 4-D weight of both encoders in channels-last memory order
@@ -144,6 +152,27 @@ impl Moco {
         })
     }
 
+    /// Keys of this rank's `im_k` with the batch shuffled across all ranks,
+    /// as upstream's `_batch_shuffle_ddp` / `_batch_unshuffle_ddp`: gather
+    /// every rank's key inputs, permute them with rank 0's permutation, run
+    /// this rank's slice through the key encoder (its BN sees samples from
+    /// every rank), gather the keys and take back this rank's own, unshuffled.
+    pub fn keys_shuffled_across(&self, dist: &Dist, im_k: &Tensor) -> Result<Tensor> {
+        tch::no_grad(|| {
+            let (n, world, rank) = (im_k.size()[0], dist.world_size as i64, dist.rank as i64);
+            let x_all = dist.all_gather(im_k)?;
+            let idx_shuffle = dist.shared_randperm(n * world, im_k.device())?;
+            let idx_unshuffle = idx_shuffle.argsort(0, false);
+            let mut x = x_all.index_select(0, &idx_shuffle.view([world, n]).get(rank));
+            if self.channels_last {
+                x = to_channels_last(&x);
+            }
+            let k = normalize(&self.enc_k.forward_t(&x, true), 1);
+            let k_all = dist.all_gather(&k)?;
+            Ok(k_all.index_select(0, &idx_unshuffle.view([world, n]).get(rank)))
+        })
+    }
+
     /// MoCo logits `[N, 1 + K]` (positive first) for queries `q` and keys `k`, both normalised.
     pub fn logits(&self, q: &Tensor, k: &Tensor) -> Tensor {
         let l_pos = (q * k).sum_dim_intlist(1, true, Kind::Float);
@@ -182,18 +211,26 @@ impl Moco {
         let (im_q, im_k) = if self.channels_last { (to_channels_last(im_q), to_channels_last(im_k)) } else { (im_q.shallow_clone(), im_k.shallow_clone()) };
         let q = amp::autocast(self.device, self.precision, || normalize(&self.enc_q.forward_t(&im_q, true), 1));
         self.momentum_update();
-        let (k, logits, loss) = amp::autocast(self.device, self.precision, || {
-            let k = self.keys(&im_k);
+        let dist = self.dist.clone().filter(|d| d.world_size > 1);
+        let (k, logits, loss) = amp::autocast(self.device, self.precision, || -> Result<_> {
+            let k = match &dist {
+                Some(d) if self.cfg.shuffle_bn => self.keys_shuffled_across(d, &im_k)?,
+                _ => self.keys(&im_k),
+            };
             let logits = self.logits(&q, &k);
             let target = Tensor::zeros([n], (Kind::Int64, self.device));
             let loss = logits.cross_entropy_for_logits(&target);
-            (k, logits, loss)
-        });
+            Ok((k, logits, loss))
+        })?;
         Sgd::zero_grad(&self.q_params);
         if self.precision == Precision::Fp16 {
             // fp16 gradients underflow without scaling; a step whose
             // unscaled gradients hold inf/NaN is skipped (GradScaler.step).
             self.scaler.scale_loss(&loss).backward();
+            if let Some(d) = &dist {
+                // Averaged before unscaling, so every rank finds the same inf/NaN.
+                d.average_gradients(&self.q_params)?;
+            }
             let found_inf = self.scaler.unscale(&self.q_params);
             if found_inf {
                 self.skipped_steps += 1;
@@ -204,9 +241,16 @@ impl Moco {
             self.scaler.update(found_inf);
         } else {
             loss.backward();
+            if let Some(d) = &dist {
+                d.average_gradients(&self.q_params)?;
+            }
             self.sgd.step(&self.q_params, lr);
         }
-        self.enqueue(&k)?;
+        // Every rank enqueues every rank's keys: the queues stay identical.
+        match &dist {
+            Some(d) => self.enqueue(&d.all_gather(&k)?)?,
+            None => self.enqueue(&k)?,
+        }
         let acc1 = tch::no_grad(|| logits.argmax(1, false).eq(0).to_kind(Kind::Float).mean(Kind::Float) * 100.0);
         Ok(StepTensors { loss: loss.detach(), acc1 })
     }

@@ -9,9 +9,14 @@
 //! Batches come through a [`Prefetcher`] thread, so the next batch is read,
 //! wrapped and on its way to the device while the current step runs. The
 //! optional kNN monitor ([`crate::knn`]) runs between steps in eval mode.
+//!
+//! Data-parallel ([`pretrain_with`] with a [`Dist`]): one process per
+//! device, each with its share of the data; [`Moco`] averages gradients and
+//! shuffles the key batch across ranks; rank 0 alone writes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chess_shards::loader::{Loader, LoaderOptions, LoaderState, Remainder};
@@ -21,6 +26,7 @@ use tch::Device;
 use crate::checkpoint::{self, CheckpointState};
 use crate::config::{parse_device, TrainConfig};
 use crate::data;
+use crate::dist::{self, Dist};
 use crate::knn::KnnMonitor;
 use crate::prefetch::Prefetcher;
 use crate::moco::Moco;
@@ -98,9 +104,36 @@ fn device_name(d: Device) -> String {
 /// the run directory `out`. `cfg` is the resolved configuration; on resume
 /// the checkpoint's tensors and positions are restored and `cfg` (saved
 /// again) decides how far to go.
-pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut progress: impl FnMut(&Progress)) -> Result<Summary> {
+pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, progress: impl FnMut(&Progress)) -> Result<Summary> {
+    pretrain_with(input, out, cfg, resume, None, progress)
+}
+
+/// [`pretrain`] as one rank of a data-parallel job when `dist` is given:
+/// `cfg.data.batch_size` is per rank, the loader reads this rank's share,
+/// rank 0's weights are broadcast at the start, and only rank 0 writes
+/// checkpoints, metrics and plots and reports progress.
+pub fn pretrain_with(
+    input: &str,
+    out: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    dist: Option<Arc<Dist>>,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Summary> {
     cfg.validate()?;
-    let device = parse_device(&cfg.run.device)?;
+    let (rank, world) = dist.as_ref().map_or((0, 1), |d| (d.rank, d.world_size));
+    let is_main = rank == 0;
+    let device = match &dist {
+        Some(d) => dist::device_for(&cfg.run.device, d.local_rank)?,
+        None => parse_device(&cfg.run.device)?,
+    };
+    let global_batch = (cfg.data.batch_size * world) as i64;
+    if cfg.moco.queue % global_batch != 0 {
+        return Err(TrainError::Invalid(format!(
+            "the queue size {} is not a multiple of the global batch {} ({world} processes × {})",
+            cfg.moco.queue, global_batch, cfg.data.batch_size
+        )));
+    }
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
             return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
@@ -112,7 +145,8 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
     }
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let started = Instant::now();
-    let knn = if cfg.knn.enabled() {
+    // The monitor runs (and logs) on rank 0 only.
+    let knn = if cfg.knn.enabled() && is_main {
         let t = Instant::now();
         let m = KnnMonitor::load(&cfg.knn, cfg.data.size)?;
         tracing::info!(images = m.len(), seconds = t.elapsed().as_secs_f64(), "kNN monitor ready");
@@ -121,7 +155,7 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
         None
     };
 
-    let loader = Loader::open(input, loader_options(cfg))?;
+    let loader = Loader::open(input, LoaderOptions { rank: rank as u64, world: world as u64, ..loader_options(cfg) })?;
     // Full batches only (upstream's drop_last): the queue needs K % batch == 0.
     let per_epoch = loader.samples_per_epoch() / cfg.data.batch_size as u64;
     if per_epoch == 0 {
@@ -140,6 +174,7 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
     if cfg.run.channels_last {
         moco.set_channels_last();
     }
+    moco.dist = dist.clone();
     let mut step = 0u64;
     let mut epoch = 0u64;
     let mut resume_at: Option<LoaderState> = None;
@@ -155,14 +190,27 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
         step = state.step;
         epoch = state.next_epoch;
         resume_at = state.loader;
-        checkpoint::truncate_metrics(&metrics_path, step)?;
+        if is_main {
+            checkpoint::truncate_metrics(&metrics_path, step)?;
+        }
         tracing::info!(step, epoch, "resumed from {}", file.display());
-    } else {
+    } else if is_main {
         checkpoint::clear(out)?;
         std::fs::write(&metrics_path, b"").map_err(io_err(&metrics_path))?;
     }
-    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
-    let mut metrics_file = std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path).map_err(io_err(&metrics_path))?;
+    if let Some(d) = &dist {
+        // Every rank starts from rank 0's weights, BN buffers and queue.
+        d.broadcast_vars(&moco.vs_q)?;
+        d.broadcast_vars(&moco.vs_k)?;
+        d.broadcast_all(std::slice::from_ref(&moco.queue), 0)?;
+        tracing::info!(rank, world, "process group ready");
+    }
+    let mut metrics_file = if is_main {
+        std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
+        Some(std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path).map_err(io_err(&metrics_path))?)
+    } else {
+        None
+    };
 
     let mut last_loss = None;
     let mut last_ckpt = None;
@@ -186,7 +234,8 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
             if index >= per_epoch {
                 break; // the short last batch
             }
-            tch::manual_seed(step_seed(cfg.run.seed, step));
+            // Each rank draws its own augmentations; rank 0 keeps the single-process seeds.
+            tch::manual_seed(step_seed(cfg.run.seed ^ (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), step));
             let unit = fetched.raw.to_unit(cfg.data.size);
             batches.recycle(fetched.raw);
             let (im_q, im_k) = data::views(&unit, &cfg.augment, cfg.data.mean, cfg.data.std);
@@ -208,7 +257,7 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
                 _ => None,
             };
             last_loss = Some(loss);
-            window_images += cfg.data.batch_size as u64;
+            window_images += global_batch as u64;
             let secs = window_start.elapsed().as_secs_f64();
             let m = Metrics {
                 step,
@@ -221,15 +270,19 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
                 knn_acc,
             };
             if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total || knn_acc.is_some() {
-                let line = serde_json::to_string(&m).expect("metrics serialise");
-                writeln!(metrics_file, "{line}").map_err(io_err(&metrics_path))?;
+                if let Some(f) = metrics_file.as_mut() {
+                    let line = serde_json::to_string(&m).expect("metrics serialise");
+                    writeln!(f, "{line}").map_err(io_err(&metrics_path))?;
+                }
                 window_start = Instant::now();
                 window_images = 0;
             }
-            progress(&Progress { step, total, metrics: m });
+            if is_main {
+                progress(&Progress { step, total, metrics: m });
+            }
             let epoch_end = index + 1 == per_epoch;
             let due = cfg.run.checkpoint_every > 0 && step.is_multiple_of(cfg.run.checkpoint_every);
-            if due || epoch_end || step == total {
+            if (due || epoch_end || step == total) && is_main {
                 let (next_epoch, loader_state) = if epoch_end { (epoch + 1, None) } else { (epoch, Some(state)) };
                 let st = CheckpointState::new(step, next_epoch, loader_state, &moco, cfg);
                 let t = Instant::now();
@@ -248,14 +301,20 @@ pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, mut pr
         }
         epoch += 1;
     }
-    if saved_at != step {
+    if saved_at != step && is_main {
         let st = CheckpointState::new(step, epoch, None, &moco, cfg);
         last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
     }
-    metrics_file.flush().map_err(io_err(&metrics_path))?;
-    let curves = out.join("curves.png");
-    if let Err(e) = crate::plots::curves(&metrics_path, &curves) {
-        tracing::warn!("no curves: {e}");
+    if let Some(mut f) = metrics_file.take() {
+        f.flush().map_err(io_err(&metrics_path))?;
+        let curves = out.join("curves.png");
+        if let Err(e) = crate::plots::curves(&metrics_path, &curves) {
+            tracing::warn!("no curves: {e}");
+        }
+    }
+    if let Some(d) = &dist {
+        // Nobody leaves (and tears the group down) before rank 0's last checkpoint is written.
+        d.barrier()?;
     }
     Ok(Summary {
         run: out.to_path_buf(),

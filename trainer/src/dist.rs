@@ -1,0 +1,569 @@
+//! Multi-process training on PyTorch's c10d (the engine under
+//! `torch.distributed`), through the C++ shim `csrc/dist.cpp`: who this
+//! process is ([`DistEnv`]: torchrun's or Slurm's variables), the process
+//! group ([`Dist`]: a TCPStore plus Gloo on CPU or NCCL on CUDA), and the
+//! collectives data-parallel MoCo needs: bucketed all-reduce of gradients,
+//! broadcast, all-gather and barrier.
+//!
+//! Launch protocols:
+//! - `torchrun` sets `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`,
+//!   `MASTER_PORT` and `TORCHELASTIC_USE_AGENT_STORE=True`: its agent already
+//!   serves the TCPStore, so every rank connects as a client and keys go
+//!   under a prefix (per restart attempt), as `torch.distributed` does.
+//! - Plain `env://` (the same variables without the agent store): rank 0
+//!   serves the store.
+//! - `srun`: `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`; the store host
+//!   is `MASTER_ADDR` or the first node of the step's node list, the port
+//!   `MASTER_PORT` or 29500 + job id mod 1000.
+//!
+//! Every wait is bounded by the store/process-group timeout, so a dead peer
+//! turns into an error (`TrainError::Dist`) instead of a hang.
+//
+// FFI into the shim: raw pointers cross the boundary, which the workspace's
+// `unsafe_code = deny` forbids elsewhere.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::time::Duration;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::{Result, TrainError};
+
+mod ffi {
+    use std::ffi::{c_char, c_void};
+    extern "C" {
+        pub fn chess_dist_free_error(msg: *mut c_char);
+        pub fn chess_dist_nccl_compiled() -> i32;
+        pub fn chess_dist_init(
+            host: *const c_char,
+            port: i32,
+            rank: i32,
+            world: i32,
+            agent_store: i32,
+            prefix: *const c_char,
+            nccl: i32,
+            device_index: i32,
+            timeout_ms: i64,
+            out: *mut *mut c_void,
+        ) -> *mut c_char;
+        pub fn chess_dist_destroy(group: *mut c_void);
+        pub fn chess_dist_all_reduce_sum(group: *mut c_void, t: *const c_void) -> *mut c_char;
+        pub fn chess_dist_broadcast(group: *mut c_void, t: *const c_void, root: i32) -> *mut c_char;
+        pub fn chess_dist_all_gather(group: *mut c_void, out: *const c_void, input: *const c_void) -> *mut c_char;
+        pub fn chess_dist_barrier(group: *mut c_void) -> *mut c_char;
+    }
+}
+
+/// Gradients are all-reduced in flat buckets of about this size (DDP's default, 25 MB).
+pub const BUCKET_BYTES: usize = 25 << 20;
+
+/// Default store/collective timeout when neither `--dist-timeout` nor
+/// `CHESS_DIST_TIMEOUT` says otherwise (torch's default for Gloo, 30 min).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Which launcher's variables described this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launcher {
+    /// `torchrun` (its agent serves the store).
+    Torchrun,
+    /// `RANK`/`WORLD_SIZE`/`MASTER_*` set by hand or another launcher; rank 0 serves the store.
+    Env,
+    /// `srun`.
+    Slurm,
+}
+
+/// Who this process is in the job, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistEnv {
+    pub rank: usize,
+    pub world_size: usize,
+    pub local_rank: usize,
+    pub master_addr: String,
+    pub master_port: u16,
+    pub launcher: Launcher,
+    /// Store key prefix (torchrun: one per restart attempt).
+    pub prefix: String,
+}
+
+/// Process-group backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// NCCL on CUDA devices, Gloo on the CPU.
+    #[default]
+    Auto,
+    Gloo,
+    Nccl,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "gloo" => Ok(BackendChoice::Gloo),
+            "nccl" => Ok(BackendChoice::Nccl),
+            other => Err(format!("backend `{other}`: auto, gloo or nccl")),
+        }
+    }
+}
+
+fn invalid(msg: String) -> TrainError {
+    TrainError::Invalid(msg)
+}
+
+fn parse_var<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<T>> {
+    match get(name) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(format!("environment variable {name}=`{v}` is not a valid number"))),
+    }
+}
+
+/// The first host of a Slurm node list: `node[03-05,9]` → `node03`,
+/// `gpu-a,gpu-b` → `gpu-a`, `n[1-2]-ib` → `n1-ib`.
+pub fn first_slurm_host(list: &str) -> Option<String> {
+    let list = list.trim();
+    // The first entry ends at a comma outside brackets.
+    let mut depth = 0;
+    let mut end = list.len();
+    for (i, c) in list.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let entry = &list[..end];
+    let host = match (entry.find('['), entry.find(']')) {
+        (Some(open), Some(close)) if open < close => {
+            let first = entry[open + 1..close].split([',', '-']).next()?;
+            format!("{}{}{}", &entry[..open], first, &entry[close + 1..])
+        }
+        (None, None) => entry.to_string(),
+        _ => return None,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+impl DistEnv {
+    /// This process's place in a multi-process job, or `None` when it runs alone.
+    pub fn from_env() -> Result<Option<DistEnv>> {
+        DistEnv::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`DistEnv::from_env`] over any variable lookup (tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Option<DistEnv>> {
+        let rank: Option<usize> = parse_var(&get, "RANK")?;
+        let world: Option<usize> = parse_var(&get, "WORLD_SIZE")?;
+        let env = match (rank, world) {
+            (Some(rank), Some(world_size)) => {
+                let agent = get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v == "True");
+                let master_addr = get("MASTER_ADDR").ok_or_else(|| invalid("RANK and WORLD_SIZE are set but MASTER_ADDR is not".into()))?;
+                let master_port =
+                    parse_var(&get, "MASTER_PORT")?.ok_or_else(|| invalid("RANK and WORLD_SIZE are set but MASTER_PORT is not".into()))?;
+                let restart: u64 = parse_var(&get, "TORCHELASTIC_RESTART_COUNT")?.unwrap_or(0);
+                DistEnv {
+                    rank,
+                    world_size,
+                    local_rank: parse_var(&get, "LOCAL_RANK")?.unwrap_or(0),
+                    master_addr,
+                    master_port,
+                    launcher: if agent { Launcher::Torchrun } else { Launcher::Env },
+                    prefix: format!("chess/attempt_{restart}/"),
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => return Err(invalid("set both RANK and WORLD_SIZE (or neither)".into())),
+            (None, None) => {
+                // srun sets SLURM_STEP_ID for its tasks; a batch script alone is one process.
+                let (Some(rank), Some(world_size), Some(_)) =
+                    (parse_var::<usize>(&get, "SLURM_PROCID")?, parse_var::<usize>(&get, "SLURM_NTASKS")?, get("SLURM_STEP_ID"))
+                else {
+                    return Ok(None);
+                };
+                if world_size <= 1 {
+                    return Ok(None);
+                }
+                let master_addr = match get("MASTER_ADDR") {
+                    Some(a) => a,
+                    None => {
+                        let list = get("SLURM_STEP_NODELIST")
+                            .or_else(|| get("SLURM_JOB_NODELIST"))
+                            .ok_or_else(|| invalid("under srun: no MASTER_ADDR and no SLURM_STEP_NODELIST".into()))?;
+                        first_slurm_host(&list).ok_or_else(|| invalid(format!("SLURM node list `{list}`: no first host")))?
+                    }
+                };
+                let master_port = match parse_var(&get, "MASTER_PORT")? {
+                    Some(p) => p,
+                    None => 29500 + (parse_var::<u64>(&get, "SLURM_JOB_ID")?.unwrap_or(0) % 1000) as u16,
+                };
+                DistEnv {
+                    rank,
+                    world_size,
+                    local_rank: parse_var(&get, "SLURM_LOCALID")?.unwrap_or(0),
+                    master_addr,
+                    master_port,
+                    launcher: Launcher::Slurm,
+                    prefix: format!("chess/slurm_{}_{}/", get("SLURM_JOB_ID").unwrap_or_default(), get("SLURM_STEP_ID").unwrap_or_default()),
+                }
+            }
+        };
+        if env.world_size == 0 || env.rank >= env.world_size {
+            return Err(invalid(format!("rank {} of world size {}: the rank must be below the world size", env.rank, env.world_size)));
+        }
+        Ok(Some(env))
+    }
+}
+
+/// The store/collective timeout: `CHESS_DIST_TIMEOUT` (seconds) or [`DEFAULT_TIMEOUT`].
+pub fn timeout_from_env() -> Result<Duration> {
+    match std::env::var("CHESS_DIST_TIMEOUT") {
+        Err(_) => Ok(DEFAULT_TIMEOUT),
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| invalid(format!("CHESS_DIST_TIMEOUT=`{v}`: seconds > 0"))),
+    }
+}
+
+/// The device of rank `local_rank`: `auto` is `cuda:LOCAL_RANK` when CUDA is
+/// available (else the CPU); other specs as [`crate::config::parse_device`].
+pub fn device_for(spec: &str, local_rank: usize) -> Result<Device> {
+    if spec == "auto" {
+        return Ok(if tch::Cuda::is_available() { Device::Cuda(local_rank) } else { Device::Cpu });
+    }
+    crate::config::parse_device(spec)
+}
+
+/// Joins the job this process was launched into (torchrun, srun, or the
+/// `env://` variables), or `None` when it runs alone. `device` is the run's
+/// device spec (`auto` → `cuda:LOCAL_RANK`); `timeout_s` overrides
+/// `CHESS_DIST_TIMEOUT`.
+pub fn init_from_env(device: &str, backend: BackendChoice, timeout_s: Option<f64>) -> Result<Option<Dist>> {
+    let Some(env) = DistEnv::from_env()? else { return Ok(None) };
+    let timeout = match timeout_s {
+        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s),
+        Some(s) => return Err(invalid(format!("--dist-timeout {s}: seconds > 0"))),
+        None => timeout_from_env()?,
+    };
+    let device = device_for(device, env.local_rank)?;
+    Dist::init(&env, device, backend, timeout).map(Some)
+}
+
+/// Whether this build has the NCCL process group.
+pub fn nccl_compiled() -> bool {
+    // SAFETY: a constant query.
+    unsafe { ffi::chess_dist_nccl_compiled() != 0 }
+}
+
+/// A c10d process group (and its store) that this process belongs to.
+pub struct Dist {
+    group: *mut c_void,
+    pub rank: usize,
+    pub world_size: usize,
+    pub local_rank: usize,
+    pub nccl: bool,
+}
+
+// SAFETY: the c10d objects behind `group` are used through their public,
+// thread-safe API (ProcessGroup collectives may be issued from any thread);
+// the pointer is only freed in Drop.
+unsafe impl Send for Dist {}
+unsafe impl Sync for Dist {}
+
+/// Turns the shim's error message (malloc'd, or NULL) into a Result.
+fn check(what: &str, msg: *mut c_char) -> Result<()> {
+    if msg.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a NUL-terminated string from the shim, freed by the shim's own free.
+    let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned();
+    unsafe { ffi::chess_dist_free_error(msg) };
+    // c10d messages carry a C++ backtrace after the first lines: keep the head.
+    let head: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(3).collect();
+    Err(TrainError::Dist(format!("{what}: {}", head.join(" | "))))
+}
+
+fn ptr(t: &Tensor) -> *const c_void {
+    t.as_ptr() as *const c_void
+}
+
+impl Dist {
+    /// Joins the job `env` describes, on `device` (NCCL for CUDA unless
+    /// `backend` says Gloo), waiting at most `timeout` for the store, the
+    /// peers and every later collective.
+    pub fn init(env: &DistEnv, device: Device, backend: BackendChoice, timeout: Duration) -> Result<Dist> {
+        let nccl = match (backend, device) {
+            (BackendChoice::Gloo, _) => false,
+            (BackendChoice::Nccl, Device::Cuda(_)) | (BackendChoice::Auto, Device::Cuda(_)) => true,
+            (BackendChoice::Nccl, d) => return Err(invalid(format!("the NCCL backend needs a CUDA device, not {d:?}"))),
+            (BackendChoice::Auto, _) => false,
+        };
+        if nccl && !nccl_compiled() {
+            return Err(invalid(
+                "this chess-train was built without NCCL (CUDA's full headers were missing at build time): use --dist-backend gloo or rebuild with CUDA_HOME set"
+                    .into(),
+            ));
+        }
+        let device_index = match device {
+            Device::Cuda(i) => i as i32,
+            _ => -1,
+        };
+        let host = CString::new(env.master_addr.clone()).map_err(|_| invalid("MASTER_ADDR holds a NUL byte".into()))?;
+        let prefix = CString::new(env.prefix.clone()).map_err(|_| invalid("store prefix holds a NUL byte".into()))?;
+        let mut group = std::ptr::null_mut();
+        tracing::debug!(rank = env.rank, world = env.world_size, addr = %env.master_addr, port = env.master_port, launcher = ?env.launcher, nccl, "joining the process group");
+        // SAFETY: valid C strings for the call's duration; `group` is written on success only.
+        let msg = unsafe {
+            ffi::chess_dist_init(
+                host.as_ptr(),
+                env.master_port as i32,
+                env.rank as i32,
+                env.world_size as i32,
+                (env.launcher == Launcher::Torchrun) as i32,
+                prefix.as_ptr(),
+                nccl as i32,
+                device_index,
+                timeout.as_millis().min(i64::MAX as u128) as i64,
+                &mut group,
+            )
+        };
+        check(&format!("joining the process group at {}:{} as rank {} of {}", env.master_addr, env.master_port, env.rank, env.world_size), msg)?;
+        Ok(Dist { group, rank: env.rank, world_size: env.world_size, local_rank: env.local_rank, nccl })
+    }
+
+    /// Rank 0 writes checkpoints and logs.
+    pub fn is_main(&self) -> bool {
+        self.rank == 0
+    }
+
+    /// In-place sum of `t` over all ranks.
+    pub fn all_reduce_sum(&self, t: &Tensor) -> Result<()> {
+        // SAFETY: `t` is a live tensor; the shim only reads/writes its data.
+        check("all-reduce", unsafe { ffi::chess_dist_all_reduce_sum(self.group, ptr(t)) })
+    }
+
+    /// In place: every rank gets `root`'s values of `t`.
+    pub fn broadcast(&self, t: &Tensor, root: usize) -> Result<()> {
+        // SAFETY: as above.
+        check("broadcast", unsafe { ffi::chess_dist_broadcast(self.group, ptr(t), root as i32) })
+    }
+
+    /// `[world · n, …]`: every rank's `t` `[n, …]` stacked in rank order.
+    pub fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        let input = t.contiguous();
+        let mut shape = input.size();
+        shape[0] *= self.world_size as i64;
+        let out = Tensor::empty(shape.as_slice(), (input.kind(), input.device()));
+        // SAFETY: both tensors live across the call; `out` has room for every rank's rows.
+        check("all-gather", unsafe { ffi::chess_dist_all_gather(self.group, ptr(&out), ptr(&input)) })?;
+        Ok(out)
+    }
+
+    /// Waits until every rank has reached this point.
+    pub fn barrier(&self) -> Result<()> {
+        // SAFETY: no tensors cross.
+        check("barrier", unsafe { ffi::chess_dist_barrier(self.group) })
+    }
+
+    /// Runs `op` on flat buckets of about [`BUCKET_BYTES`] made of
+    /// `tensors` (grouped by dtype and device, in order), then copies the
+    /// results back into the tensors.
+    fn bucketed(&self, tensors: &[Tensor], mut op: impl FnMut(&Tensor) -> Result<()>) -> Result<()> {
+        let mut start = 0;
+        while start < tensors.len() {
+            let (kind, device) = (tensors[start].kind(), tensors[start].device());
+            let mut end = start;
+            let mut bytes = 0usize;
+            while end < tensors.len() && tensors[end].kind() == kind && tensors[end].device() == device {
+                let b = tensors[end].numel() * kind.elt_size_in_bytes();
+                if end > start && bytes + b > BUCKET_BYTES {
+                    break;
+                }
+                bytes += b;
+                end += 1;
+            }
+            let group = &tensors[start..end];
+            tch::no_grad(|| -> Result<()> {
+                let flats: Vec<Tensor> = group.iter().map(|t| t.reshape([-1])).collect();
+                let flat = Tensor::cat(&flats, 0);
+                op(&flat)?;
+                let mut offset = 0;
+                for t in group {
+                    let n = t.numel() as i64;
+                    let mut dst = t.shallow_clone();
+                    dst.copy_(&flat.narrow(0, offset, n).view(t.size().as_slice()));
+                    offset += n;
+                }
+                Ok(())
+            })?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Replaces each tensor by its mean over all ranks (bucketed all-reduce).
+    pub fn all_reduce_mean(&self, tensors: &[Tensor]) -> Result<()> {
+        let world = self.world_size as f64;
+        self.bucketed(tensors, |flat| {
+            self.all_reduce_sum(flat)?;
+            let mut f = flat.shallow_clone();
+            // Integer tensors (e.g. BN's batch counters) divide exactly or floor.
+            let _ = if f.is_floating_point() { f.g_div_scalar_(world) } else { f.floor_divide_scalar_(self.world_size as i64) };
+            Ok(())
+        })
+    }
+
+    /// Averages the gradients of `params` over all ranks (DDP's all-reduce,
+    /// bucketed). Parameters without a gradient are skipped, identically on
+    /// every rank since the graphs are the same.
+    pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
+        if self.world_size == 1 {
+            return Ok(());
+        }
+        let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
+        self.all_reduce_mean(&grads)
+    }
+
+    /// Every rank gets rank `root`'s values of `tensors` (bucketed broadcast).
+    pub fn broadcast_all(&self, tensors: &[Tensor], root: usize) -> Result<()> {
+        if self.world_size == 1 {
+            return Ok(());
+        }
+        self.bucketed(tensors, |flat| self.broadcast(flat, root))
+    }
+
+    /// Broadcasts every variable (parameters and buffers) of `vs` from rank 0, in name order.
+    pub fn broadcast_vars(&self, vs: &tch::nn::VarStore) -> Result<()> {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let tensors: Vec<Tensor> = vars.into_iter().map(|(_, t)| t).collect();
+        self.broadcast_all(&tensors, 0)
+    }
+
+    /// A random permutation of `0..n` drawn on rank 0 and shared with every rank.
+    pub fn shared_randperm(&self, n: i64, device: Device) -> Result<Tensor> {
+        let idx = if self.is_main() { Tensor::randperm(n, (Kind::Int64, device)) } else { Tensor::zeros([n], (Kind::Int64, device)) };
+        self.broadcast(&idx, 0)?;
+        Ok(idx)
+    }
+}
+
+impl Drop for Dist {
+    fn drop(&mut self) {
+        // SAFETY: created by chess_dist_init, freed once.
+        unsafe { ffi::chess_dist_destroy(self.group) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn alone_without_variables() {
+        assert_eq!(DistEnv::from_vars(vars(&[])).unwrap(), None);
+        // A Slurm batch script (no srun step) or a one-task step is one process.
+        assert_eq!(DistEnv::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "8")])).unwrap(), None);
+        assert_eq!(DistEnv::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1"), ("SLURM_STEP_ID", "0")])).unwrap(), None);
+    }
+
+    #[test]
+    fn torchrun_variables() {
+        let e = DistEnv::from_vars(vars(&[
+            ("RANK", "3"),
+            ("WORLD_SIZE", "8"),
+            ("LOCAL_RANK", "1"),
+            ("MASTER_ADDR", "10.0.0.1"),
+            ("MASTER_PORT", "29400"),
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("TORCHELASTIC_RESTART_COUNT", "2"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!((e.rank, e.world_size, e.local_rank, e.master_port), (3, 8, 1, 29400));
+        assert_eq!(e.launcher, Launcher::Torchrun);
+        assert_eq!(e.prefix, "chess/attempt_2/");
+        let plain = DistEnv::from_vars(vars(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")])).unwrap().unwrap();
+        assert_eq!(plain.launcher, Launcher::Env);
+    }
+
+    #[test]
+    fn slurm_variables() {
+        let e = DistEnv::from_vars(vars(&[
+            ("SLURM_PROCID", "5"),
+            ("SLURM_NTASKS", "16"),
+            ("SLURM_LOCALID", "5"),
+            ("SLURM_STEP_ID", "0"),
+            ("SLURM_JOB_ID", "123456"),
+            ("SLURM_STEP_NODELIST", "gpu[07-08]"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!((e.rank, e.world_size, e.local_rank), (5, 16, 5));
+        assert_eq!(e.master_addr, "gpu07");
+        assert_eq!(e.master_port, 29500 + 456);
+        assert_eq!(e.launcher, Launcher::Slurm);
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        let e = DistEnv::from_vars(vars(&[("RANK", "x"), ("WORLD_SIZE", "2")])).unwrap_err().to_string();
+        assert!(e.contains("RANK=`x`"), "{e}");
+        let e = DistEnv::from_vars(vars(&[("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")])).unwrap_err().to_string();
+        assert!(e.contains("below the world size"), "{e}");
+        let e = DistEnv::from_vars(vars(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")])).unwrap_err().to_string();
+        assert!(e.contains("MASTER_ADDR"), "{e}");
+        assert!(DistEnv::from_vars(vars(&[("RANK", "0")])).is_err());
+    }
+
+    #[test]
+    fn slurm_host_lists() {
+        assert_eq!(first_slurm_host("node[03-05,9]").as_deref(), Some("node03"));
+        assert_eq!(first_slurm_host("gpu-a,gpu-b").as_deref(), Some("gpu-a"));
+        assert_eq!(first_slurm_host("n[1-2]-ib,m3").as_deref(), Some("n1-ib"));
+        assert_eq!(first_slurm_host("single").as_deref(), Some("single"));
+        assert_eq!(first_slurm_host("bad[").as_deref(), None);
+    }
+
+    /// A world of one: the collectives run through Gloo and leave values as they are.
+    #[test]
+    fn world_of_one_collectives() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let env = DistEnv {
+            rank: 0,
+            world_size: 1,
+            local_rank: 0,
+            master_addr: "127.0.0.1".into(),
+            master_port: port,
+            launcher: Launcher::Env,
+            prefix: "test/".into(),
+        };
+        let d = Dist::init(&env, Device::Cpu, BackendChoice::Auto, Duration::from_secs(20)).unwrap();
+        let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        d.all_reduce_sum(&t).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&t).unwrap(), vec![1.0, 2.0, 3.0]);
+        let g = d.all_gather(&t.view([3, 1])).unwrap();
+        assert_eq!(g.size(), vec![3, 1]);
+        d.barrier().unwrap();
+        let p = d.shared_randperm(5, Device::Cpu).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&p.sort(0, false).0).unwrap(), vec![0, 1, 2, 3, 4]);
+        // Bucketing: many tensors, mixed dtypes, values unchanged by a mean over one rank.
+        let ts = vec![Tensor::from_slice(&[1.0f32, 2.0]), Tensor::from_slice(&[3i64]), Tensor::ones([4, 4], (Kind::Float, Device::Cpu))];
+        d.all_reduce_mean(&ts).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&ts[0]).unwrap(), vec![1.0, 2.0]);
+        assert_eq!(ts[2].sum(Kind::Float).double_value(&[]), 16.0);
+    }
+}
