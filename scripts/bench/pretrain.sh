@@ -2,7 +2,7 @@
 # MoCo v2 training-step benchmark: chess-train (tch) against the PyTorch
 # reference doing the same step, on the same device, alternating runs.
 #
-#   scripts/bench/pretrain.sh [--device cpu|cuda] [--arch resnet50] [--batch-size 32] [--size 224] [--steps 10] [--rounds 2]
+#   scripts/bench/pretrain.sh [--device cpu|cuda] [--arch resnet50] [--batch-size 32] [--size 224] [--steps 10] [--rounds 2] [--threads N]
 #
 # Prints one JSON line per run and the ratio of median step times.
 set -euo pipefail
@@ -11,7 +11,8 @@ cd "$ROOT"
 VENV="$(scripts/setup.sh)"
 export PATH="$VENV/bin:$PATH"
 
-DEVICE=cpu ARCH=resnet50 BATCH=32 SIZE=224 STEPS=10 ROUNDS=2 QUEUE=4096 THREADS=0
+# Both sides get the same explicit intra-op thread count (default: all cores).
+DEVICE=cpu ARCH=resnet50 BATCH=32 SIZE=224 STEPS=10 ROUNDS=2 QUEUE=4096 THREADS="$(nproc)"
 while [ $# -gt 0 ]; do
     case "$1" in
         --device) DEVICE="$2"; shift 2 ;;
@@ -34,6 +35,7 @@ cargo build -q --profile "$PROFILE" -p chess-train
 BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/chess-train
 common=(--arch "$ARCH" --batch-size "$BATCH" --size "$SIZE" --queue "$QUEUE" --steps "$STEPS" --device "$DEVICE" --threads "$THREADS")
 out=$(mktemp)
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2
 for r in $(seq "$ROUNDS"); do
     "$BIN" bench "${common[@]}" | tee -a "$out"
     python scripts/bench/pretrain_reference.py "${common[@]}" | tee -a "$out"
@@ -45,4 +47,5 @@ ours = statistics.median(r["median_step_s"] for r in rows if r["impl"].startswit
 ref = statistics.median(r["median_step_s"] for r in rows if r["impl"].startswith("pytorch"))
 print(f"median step: chess-train {ours:.3f}s ({rows[0]['batch']/ours:.1f} img/s), pytorch {ref:.3f}s ({rows[0]['batch']/ref:.1f} img/s), ratio {ours/ref:.3f}")
 PY
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 rm -f "$out"

@@ -23,12 +23,22 @@ impl Sgd {
     pub fn step(&mut self, params: &[Tensor], lr: f64) {
         assert_eq!(params.len(), self.buffers.len(), "parameter count changed");
         tch::no_grad(|| {
+            let neg_lr = params.first().map(|p| Tensor::from(-lr).to_kind(p.kind()).to_device(p.device()));
+            let Some(neg_lr) = neg_lr else { return };
             for (p, buf) in params.iter().zip(self.buffers.iter_mut()) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let d = if self.weight_decay != 0.0 { g + p * self.weight_decay } else { g.copy() };
+                // One temporary per parameter, as torch's single-tensor SGD
+                // (`grad.add(param, alpha=wd)`): d = wd·p, then d += g.
+                let d = if self.weight_decay != 0.0 {
+                    let mut d = p * self.weight_decay;
+                    let _ = d.g_add_(&g);
+                    d
+                } else {
+                    g.copy()
+                };
                 let b = match buf.take() {
                     None => d,
                     Some(mut b) => {
@@ -36,8 +46,9 @@ impl Sgd {
                         b
                     }
                 };
+                // p += b · (−lr) in one kernel (torch: `param.add_(buf, alpha=-lr)`).
                 let mut p = p.shallow_clone();
-                let _ = p.g_add_(&(&b * -lr));
+                let _ = p.addcmul_(&b, &neg_lr);
                 *buf = Some(b);
             }
         });
