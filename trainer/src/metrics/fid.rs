@@ -118,7 +118,7 @@ fn to_vec(t: &Tensor) -> Result<Vec<f64>> {
 impl FeatureStats {
     /// Statistics of `rows` (row-major, `dim` values per row).
     pub fn from_rows(rows: &[f64], dim: usize) -> Result<FeatureStats> {
-        if dim == 0 || rows.len() % dim != 0 {
+        if dim == 0 || !rows.len().is_multiple_of(dim) {
             return Err(MetricsError::Invalid(format!("{} values do not make rows of {dim}", rows.len())).into());
         }
         let mut acc = FeatureAccumulator::new(dim);

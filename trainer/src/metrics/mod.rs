@@ -2,24 +2,32 @@
 //! against the Python peer that computes the same thing (scikit-learn,
 //! SciPy, scikit-image, statsmodels; `trainer/tests/metrics.rs`).
 //!
-//! - [`classification`]: [`accuracy`](classification::accuracy),
-//!   [`confusion_matrix`](classification::confusion_matrix),
-//!   [`roc_auc`](classification::roc_auc) (ties as midranks, masked targets
-//!   skipped), [`per_label_auc`](classification::per_label_auc),
-//!   [`mean_auc`](classification::mean_auc), [`roc_curve`](classification::roc_curve).
-//! - [`stats`]: [`paired_t_test`](stats::paired_t_test) (= `scipy.stats.ttest_rel`),
-//!   [`stuart_maxwell`](stats::stuart_maxwell) (= statsmodels'
-//!   `SquareTable(t, shift_zeros=False).homogeneity()`),
-//!   [`bootstrap_ci`](stats::bootstrap_ci) (percentile, seeded),
-//!   [`mean_sd`](stats::mean_sd) (sample SD, ddof = 1).
-//! - [`special`]: log-gamma, regularised incomplete beta and gamma functions,
-//!   Student t and χ² tails (the p-values above).
-//! - [`image`]: [`psnr`](image::psnr), [`rmse`](image::rmse),
-//!   [`ssim`](image::ssim) (scikit-image's Gaussian SSIM, σ = 1.5).
-//! - [`fid`]: [`frechet_distance`](fid::frechet_distance) between two
-//!   feature sets' Gaussian statistics, and the `chess-train fid` feature
-//!   extraction (ResNet-50 pooled features).
+//! - [`classification`] — `accuracy(targets, preds) -> f64` in [0, 1];
+//!   `confusion_matrix(targets, preds, k) -> Vec<Vec<u64>>`
+//!   (`[true][predicted]`); `roc_auc(targets, scores) -> f64` (ties as
+//!   midranks; NaN / −1 targets masked; one class → `SingleClass` error);
+//!   `per_label_auc(&[targets], &[scores]) -> Vec<f64>`;
+//!   `mean_auc(..) -> f64` (macro mean); `roc_curve(..) -> RocCurve
+//!   { fpr, tpr, thresholds }`; `argmax(row) -> Option<usize>`.
+//! - [`stats`] — `paired_t_test(a, b) -> TTest { t, df, p }`
+//!   (= `scipy.stats.ttest_rel`); `stuart_maxwell(preds_a, preds_b, k)` and
+//!   `stuart_maxwell_table(table) -> StuartMaxwell { statistic, df, p, table }`
+//!   (= statsmodels' `SquareTable(t, shift_zeros=False).homogeneity()`);
+//!   `bootstrap_ci(n, resamples, confidence, seed, |indices| stat) ->
+//!   BootstrapCi { estimate, lower, upper, .. }` (percentile, seeded);
+//!   `mean_sd(values) -> MeanSd { mean, sd, n }` (ddof = 1; `{:.3}` prints
+//!   `0.812 ± 0.010`); `quantile(values, q) -> f64` (NumPy's linear).
+//! - [`special`] — log-gamma, regularised incomplete beta and gamma
+//!   functions, Student t and χ² tails (the p-values above).
+//! - [`image`] — `psnr(reference, test, data_range) -> f64` (dB, +∞ when
+//!   identical), `rmse(reference, test) -> f64`, `ssim(reference, test, h,
+//!   w, data_range) -> f64` (scikit-image's Gaussian SSIM, σ = 1.5); any
+//!   pixel type that converts to `f64` (u8, u16, f32, f64).
+//! - [`fid`] — `FeatureStats::from_rows(rows, dim)`, `frechet_distance(a, b)
+//!   -> f64`, and the `chess-train fid` feature extraction (ResNet-50
+//!   pooled features).
 //!
+//! Errors are [`MetricsError`] (convertible into `TrainError`).
 //! Everything but [`fid`] is pure Rust on slices of `f64`; [`fid`] uses
 //! libtorch (LAPACK) for the 2048-d covariance algebra.
 

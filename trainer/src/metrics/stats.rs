@@ -123,9 +123,9 @@ pub fn stuart_maxwell_table(table: &[Vec<u64>]) -> Result<StuartMaxwell> {
         }
         i
     }
-    for i in 0..k {
-        for j in 0..k {
-            if i != j && table[i][j] > 0 {
+    for (i, counts) in table.iter().enumerate() {
+        for (j, &count) in counts.iter().enumerate() {
+            if i != j && count > 0 {
                 let (ri, rj) = (root(&mut group, i), root(&mut group, j));
                 group[ri] = rj;
             }
@@ -173,13 +173,15 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(c, pivot);
         b.swap(c, pivot);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
+        let (upper, lower) = a.split_at_mut(c + 1);
+        let pivot_row = &upper[c];
+        for (k, row) in lower.iter_mut().enumerate() {
+            let f = row[c] / pivot_row[c];
             if f != 0.0 {
-                for j in c..n {
-                    a[r][j] -= f * a[c][j];
+                for (x, p) in row[c..].iter_mut().zip(&pivot_row[c..]) {
+                    *x -= f * p;
                 }
-                b[r] -= f * b[c];
+                b[c + 1 + k] -= f * b[c];
             }
         }
     }
