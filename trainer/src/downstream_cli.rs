@@ -211,3 +211,36 @@ pub fn finetune(a: FinetuneArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Fine-tune run directory (its model.json) or a model.json.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// One dataset directory, URL or manifest; or DICOM and PNG files.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// CSV to write: key, [predicted,] <output>_score ...
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+pub fn predict(a: PredictArgs, quiet: bool) -> anyhow::Result<()> {
+    let device = chess_train::config::parse_device(&a.device)?;
+    let input = chess_train::predict::PredictInput::from_args(&a.inputs);
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images").expect("template").progress_chars("=> "));
+    let rows = chess_train::predict::predict(&a.ckpt, &input, &a.out, device, a.batch_size, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    if !quiet {
+        println!("{} ({rows} images)", a.out.display());
+    }
+    Ok(())
+}

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod moco;
 pub mod optim;
 pub mod plots;
+pub mod predict;
 pub mod prefetch;
 pub mod resnet;
 pub mod scaler;

@@ -51,6 +51,9 @@ enum Command {
     /// Fine-tune a classifier (CheSS downstream): train on a manifest, pick
     /// the best epoch on another, write test predictions and metrics.
     Finetune(downstream_cli::FinetuneArgs),
+    /// Score images with a fine-tuned classifier: a dataset (or manifest), or
+    /// DICOM files (through the ingest pixel pipeline) and PNGs → CSV.
+    Predict(downstream_cli::PredictArgs),
     /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
     Curves {
         /// Run directory.
@@ -258,6 +261,7 @@ fn main() -> ExitCode {
         Command::AugmentPreview(a) => preview(a, cli.quiet),
         Command::Bench(a) => bench(a),
         Command::Embed(a) => embed(a, cli.quiet),
+        Command::Predict(a) => downstream_cli::predict(a, cli.quiet),
         Command::Fid(a) => fid(a, cli.quiet),
         Command::Import(a) => downstream_cli::import(a, cli.quiet),
         Command::Finetune(a) => downstream_cli::finetune(a, cli.quiet),

@@ -223,3 +223,87 @@ fn plateau_schedule_matches_pytorch() {
     let theirs: Vec<f64> = String::from_utf8_lossy(&py.stdout).split_whitespace().map(|v| v.parse().unwrap()).collect();
     assert_eq!(ours, theirs);
 }
+
+fn read_scores(csv: &Path) -> Vec<(String, Vec<f64>)> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cols: Vec<usize> = header.iter().enumerate().filter(|(_, h)| h.ends_with("_score")).map(|(i, _)| i).collect();
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), cols.iter().map(|&i| f[i].parse().unwrap()).collect())
+        })
+        .collect()
+}
+
+fn write_png16(path: &Path, w: u32, h: u32, px: &[u16]) {
+    let mut enc = png::Encoder::new(std::fs::File::create(path).unwrap(), w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Sixteen);
+    let bytes: Vec<u8> = px.iter().flat_map(|v| v.to_be_bytes()).collect();
+    enc.write_header().unwrap().write_image_data(&bytes).unwrap();
+}
+
+/// `predict` gives the scores `finetune` wrote for the test manifest; a PNG of
+/// a sample's pixels scores as the sample; a raw DICOM scores as the same
+/// file's pixels after chess-ingest's pipeline.
+#[test]
+fn predict_on_datasets_pngs_and_dicoms_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (train, valid, test, run) = (d.join("train"), d.join("valid"), d.join("test"), d.join("run"));
+    disc_dataset(&train, 32, 9, 2);
+    disc_dataset(&valid, 16, 10, 2);
+    disc_dataset(&test, 12, 11, 2);
+    ok(&[
+        "finetune", "--train", s(&train), "--valid", s(&valid), "--test", s(&test), "--out", s(&run), "--arch", "resnet18",
+        "--size", "64", "--batch-size", "8", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+    ]);
+    let preds = d.join("preds.csv");
+    ok(&["predict", "--ckpt", s(&run), s(&test), "--out", s(&preds), "--device", "cpu", "--batch-size", "5", "--quiet"]);
+    let ours = read_scores(&preds);
+    let theirs = read_scores(&run.join("predictions.csv"));
+    assert_eq!(ours.len(), 12);
+    let by_key: std::collections::HashMap<_, _> = theirs.into_iter().collect();
+    for (k, v) in &ours {
+        assert!((v[0] - by_key[k][0]).abs() < 1e-5, "{k}: predict {} vs finetune {}", v[0], by_key[k][0]);
+    }
+
+    // PNGs (8-bit of a sample's pixels; 16-bit of the same values × 257) score as the sample.
+    let ds = chess_shards::Dataset::open(&test).unwrap();
+    let row = ds.manifest.view().row(0);
+    let img = ds.read_image(&row, &mut chess_shards::NpyZstDecoder::new()).unwrap();
+    let png8 = d.join(format!("{}.png", row.key));
+    let mut enc = png::Encoder::new(std::fs::File::create(&png8).unwrap(), 64, 64);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(&img.data).unwrap();
+    let png16 = d.join("wide.png");
+    write_png16(&png16, 64, 64, &img.data.iter().map(|&v| v as u16 * 257).collect::<Vec<_>>());
+    let png_preds = d.join("png.csv");
+    ok(&["predict", "--ckpt", s(&run.join("model.json")), s(&png8), s(&png16), "--out", s(&png_preds), "--device", "cpu", "--quiet"]);
+    let p = read_scores(&png_preds);
+    assert_eq!((p[0].0.as_str(), p[1].0.as_str()), (row.key.as_str(), "wide"));
+    let want = by_key[&row.key][0];
+    assert!((p[0].1[0] - want).abs() < 1e-5 && (p[1].1[0] - want).abs() < 1e-5, "{p:?} vs {want}");
+
+    // A DICOM: the ingest pipeline's 512² 16-bit pixels, as a PNG, score the same.
+    let out = Command::new(python()).args(["-c", "import pydicom.data as d; print(d.get_testdata_file('CT_small.dcm'))"]).output().unwrap();
+    let dcm = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let processed = chess_ingest::decode_and_process(&std::fs::read(&dcm).unwrap(), &Default::default()).unwrap();
+    let via_png = d.join("ct_pipeline.png");
+    write_png16(&via_png, processed.size, processed.size, &processed.pixels);
+    let dcm_preds = d.join("dcm.csv");
+    ok(&["predict", "--ckpt", s(&run), dcm.to_str().unwrap(), s(&via_png), "--out", s(&dcm_preds), "--device", "cpu", "--quiet"]);
+    let p = read_scores(&dcm_preds);
+    assert_eq!(p[0].0, "CT_small");
+    assert!((p[0].1[0] - p[1].1[0]).abs() < 1e-6, "{p:?}");
+
+    // A file that is neither is an error naming it.
+    let junk = d.join("junk.dcm");
+    std::fs::write(&junk, b"garbage").unwrap();
+    let (code, _, err) = chess_train(&["predict", "--ckpt", s(&run), s(&junk), "--out", s(&d.join("x.csv")), "--device", "cpu"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("junk.dcm") && err.contains("not a usable DICOM"), "{err}");
+}
