@@ -41,6 +41,9 @@ pub struct CheckpointState {
     /// The fp16 loss scaler's state (absent in older checkpoints: its defaults).
     #[serde(default)]
     pub scaler: crate::scaler::GradScaler,
+    /// Data-parallel runs: every rank's loader position, by rank (`loader` is rank 0's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_loaders: Vec<LoaderState>,
 }
 
 impl CheckpointState {
@@ -57,6 +60,7 @@ impl CheckpointState {
             config: cfg.clone(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             scaler: moco.scaler,
+            rank_loaders: Vec::new(),
         }
     }
 }

@@ -447,6 +447,18 @@ impl Dist {
         self.broadcast_all(&tensors, 0)
     }
 
+    /// Every rank's `bytes`, by rank (e.g. each rank's serialised loader position).
+    pub fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let len = Tensor::from_slice(&[bytes.len() as i64]);
+        let lens: Vec<i64> = Vec::try_from(&self.all_gather(&len)?).map_err(TrainError::from)?;
+        let max = lens.iter().copied().max().unwrap_or(0);
+        let mut padded = bytes.to_vec();
+        padded.resize(max as usize, 0);
+        let all = self.all_gather(&Tensor::from_slice(&padded).view([1, max]))?;
+        let all: Vec<u8> = Vec::try_from(&all.flatten(0, -1)).map_err(TrainError::from)?;
+        Ok(all.chunks(max.max(1) as usize).zip(&lens).map(|(c, &n)| c[..n as usize].to_vec()).collect())
+    }
+
     /// A random permutation of `0..n` drawn on rank 0 and shared with every rank.
     pub fn shared_randperm(&self, n: i64, device: Device) -> Result<Tensor> {
         let idx = if self.is_main() { Tensor::randperm(n, (Kind::Int64, device)) } else { Tensor::zeros([n], (Kind::Int64, device)) };
@@ -563,6 +575,7 @@ mod tests {
         // Bucketing: many tensors, mixed dtypes, values unchanged by a mean over one rank.
         let ts = vec![Tensor::from_slice(&[1.0f32, 2.0]), Tensor::from_slice(&[3i64]), Tensor::ones([4, 4], (Kind::Float, Device::Cpu))];
         d.all_reduce_mean(&ts).unwrap();
+        assert_eq!(d.all_gather_bytes(b"abc").unwrap(), vec![b"abc".to_vec()]);
         assert_eq!(Vec::<f32>::try_from(&ts[0]).unwrap(), vec![1.0, 2.0]);
         assert_eq!(ts[2].sum(Kind::Float).double_value(&[]), 16.0);
     }

@@ -189,7 +189,18 @@ pub fn pretrain_with(
         }
         step = state.step;
         epoch = state.next_epoch;
-        resume_at = state.loader;
+        resume_at = match (&dist, state.loader) {
+            (Some(_), Some(_)) => Some(state.rank_loaders.get(rank).filter(|_| state.rank_loaders.len() == world).cloned().ok_or_else(|| {
+                TrainError::File {
+                    path: file.clone(),
+                    msg: format!(
+                        "written mid-epoch by a run of {} process(es): resume with as many, or from an epoch-end checkpoint",
+                        state.rank_loaders.len().max(1)
+                    ),
+                }
+            })?),
+            (_, loader) => loader,
+        };
         if is_main {
             checkpoint::truncate_metrics(&metrics_path, step)?;
         }
@@ -282,12 +293,23 @@ pub fn pretrain_with(
             }
             let epoch_end = index + 1 == per_epoch;
             let due = cfg.run.checkpoint_every > 0 && step.is_multiple_of(cfg.run.checkpoint_every);
-            if (due || epoch_end || step == total) && is_main {
+            if due || epoch_end || step == total {
                 let (next_epoch, loader_state) = if epoch_end { (epoch + 1, None) } else { (epoch, Some(state)) };
-                let st = CheckpointState::new(step, next_epoch, loader_state, &moco, cfg);
-                let t = Instant::now();
-                last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
-                tracing::debug!(step, seconds = t.elapsed().as_secs_f64(), "checkpoint saved");
+                let mut st = CheckpointState::new(step, next_epoch, loader_state, &moco, cfg);
+                if let (Some(d), Some(own)) = (&dist, &st.loader) {
+                    // Rank 0 records where every rank's loader stands (a collective: all ranks are here).
+                    let json = serde_json::to_vec(own).expect("loader state serialises");
+                    st.rank_loaders = d
+                        .all_gather_bytes(&json)?
+                        .iter()
+                        .map(|b| serde_json::from_slice(b).map_err(|e| TrainError::Dist(format!("a rank's loader state: {e}"))))
+                        .collect::<Result<_>>()?;
+                }
+                if is_main {
+                    let t = Instant::now();
+                    last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
+                    tracing::debug!(step, seconds = t.elapsed().as_secs_f64(), "checkpoint saved");
+                }
                 saved_at = step;
             }
             if step >= total {

@@ -1,0 +1,315 @@
+//! Data-parallel MoCo on c10d with Gloo, on the CPU, in several processes:
+//! two ranks equal one process that sees the same samples the same way,
+//! a `torchrun` launch (and resume) writes one checkpoint stream, and a
+//! killed rank makes its peer fail quickly instead of hanging.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chess_schemas::PixelDtype;
+use chess_train::dist::{BackendChoice, Dist, DistEnv};
+use chess_train::moco::{normalize, Moco, MocoConfig};
+use chess_train::optim::Sgd;
+use chess_train::resnet::Arch;
+use chess_train::weights;
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Tensor};
+
+/// Per-rank batch b, ranks, steps of the equivalence test.
+const B: i64 = 4;
+const WORLD: i64 = 2;
+const STEPS: u64 = 3;
+const SIZE: i64 = 32;
+
+fn moco_config() -> MocoConfig {
+    // m = 0.9 so that the key encoder visibly follows; K a multiple of 2b.
+    MocoConfig { arch: Arch::Resnet18, dim: 16, queue: 32, momentum: 0.9, temperature: 0.2, mlp: true, shuffle_bn: true }
+}
+
+/// The global batch of step `s` (query and key inputs `[2b, 1, S, S]`), the same in every process.
+fn global_batch(step: u64) -> (Tensor, Tensor) {
+    tch::manual_seed(1000 + step as i64);
+    let q = Tensor::randn([WORLD * B, 1, SIZE, SIZE], (Kind::Float, Device::Cpu));
+    let k = Tensor::randn([WORLD * B, 1, SIZE, SIZE], (Kind::Float, Device::Cpu));
+    (q, k)
+}
+
+/// The generator seed before step `s` on rank 0 (it draws the shuffle).
+fn step_seed(step: u64) -> i64 {
+    7 + step as i64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn trained_state(moco: &Moco) -> Vec<(String, Tensor)> {
+    let mut t: Vec<(String, Tensor)> = moco.param_names.iter().zip(&moco.q_params).map(|(n, p)| (format!("q.{n}"), p.shallow_clone())).collect();
+    t.extend(moco.param_names.iter().zip(&moco.k_params).map(|(n, p)| (format!("k.{n}"), p.shallow_clone())));
+    t.push(("queue".into(), moco.queue.shallow_clone()));
+    t
+}
+
+/// The body of one rank, run in a child process of
+/// `two_ranks_equal_one_process_with_the_split_batch` (environment
+/// `CHESS_DIST_TEST_OUT`); outside that it has nothing to do.
+#[test]
+#[ignore = "a worker process of two_ranks_equal_one_process_with_the_split_batch"]
+fn equivalence_worker() {
+    let Some(out) = std::env::var_os("CHESS_DIST_TEST_OUT").map(PathBuf::from) else { return };
+    tch::set_num_threads(1);
+    let env = DistEnv::from_env().unwrap().expect("RANK/WORLD_SIZE set by the parent test");
+    let dist = Arc::new(Dist::init(&env, Device::Cpu, BackendChoice::Gloo, Duration::from_secs(60)).unwrap());
+    tch::manual_seed(0);
+    let mut moco = Moco::new(moco_config(), Device::Cpu, 0.9, 1e-4).unwrap();
+    dist.broadcast_vars(&moco.vs_q).unwrap();
+    dist.broadcast_vars(&moco.vs_k).unwrap();
+    dist.broadcast_all(std::slice::from_ref(&moco.queue), 0).unwrap();
+    moco.dist = Some(dist.clone());
+    let r = env.rank as i64;
+    for step in 0..STEPS {
+        let (q, k) = global_batch(step);
+        // Rank 0's generator draws the shuffle; rank 1's is seeded apart (unused).
+        tch::manual_seed(step_seed(step) + 100 * r);
+        moco.step(&q.narrow(0, r * B, B), &k.narrow(0, r * B, B), 0.03).unwrap();
+    }
+    weights::write_atomic(&out.join(format!("rank{}.safetensors", env.rank)), &trained_state(&moco)).unwrap();
+}
+
+/// One process doing exactly what two ranks of b do together: the query
+/// encoder's BN sees each rank's b samples apart, the key encoder's BN sees
+/// each half of the shuffled 2b batch apart (shuffle-BN across ranks), the
+/// loss is the mean over 2b (= the mean of the ranks' means, which is what
+/// averaging gradients computes), and all 2b keys are enqueued.
+fn emulate_two_ranks(moco: &mut Moco, im_q: &Tensor, im_k: &Tensor, lr: f64) {
+    let n = im_q.size()[0];
+    let b = n / WORLD;
+    let q = Tensor::cat(&(0..WORLD).map(|r| normalize(&moco.enc_q.forward_t(&im_q.narrow(0, r * b, b), true), 1)).collect::<Vec<_>>(), 0);
+    moco.momentum_update();
+    let k = tch::no_grad(|| {
+        let idx = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
+        let unshuffle = idx.argsort(0, false);
+        let x = im_k.index_select(0, &idx);
+        let parts: Vec<Tensor> = (0..WORLD).map(|r| normalize(&moco.enc_k.forward_t(&x.narrow(0, r * b, b), true), 1)).collect();
+        Tensor::cat(&parts, 0).index_select(0, &unshuffle)
+    });
+    let logits = moco.logits(&q, &k);
+    let loss = logits.cross_entropy_for_logits(&Tensor::zeros([n], (Kind::Int64, Device::Cpu)));
+    Sgd::zero_grad(&moco.q_params);
+    loss.backward();
+    moco.sgd.step(&moco.q_params, lr);
+    moco.enqueue(&k).unwrap();
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+/// (a) Two Gloo ranks with batch b each equal one process with batch 2b
+/// that splits BN the way the ranks do (train-mode BN, shuffle-BN across
+/// ranks emulated exactly): query and key weights and the queue agree after
+/// three steps. A plain 2b step (BN over all 2b) does not, which shows the
+/// comparison can fail.
+#[test]
+fn two_ranks_equal_one_process_with_the_split_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..WORLD)
+        .map(|r| {
+            Command::new(&exe)
+                .args(["--exact", "equivalence_worker", "--ignored", "--nocapture", "--test-threads=1"])
+                .env("CHESS_DIST_TEST_OUT", dir.path())
+                .env("RANK", r.to_string())
+                .env("WORLD_SIZE", WORLD.to_string())
+                .env("LOCAL_RANK", r.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (r, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "rank {r} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let ranks: Vec<_> = (0..WORLD).map(|r| weights::read(&dir.path().join(format!("rank{r}.safetensors"))).unwrap()).collect();
+
+    tch::set_num_threads(1);
+    tch::manual_seed(0);
+    let mut single = Moco::new(moco_config(), Device::Cpu, 0.9, 1e-4).unwrap();
+    tch::manual_seed(0);
+    let mut plain = Moco::new(moco_config(), Device::Cpu, 0.9, 1e-4).unwrap();
+    let start: Vec<(String, Tensor)> = trained_state(&single).into_iter().map(|(n, t)| (n, t.copy())).collect();
+    for step in 0..STEPS {
+        let (q, k) = global_batch(step);
+        tch::manual_seed(step_seed(step));
+        emulate_two_ranks(&mut single, &q, &k, 0.03);
+        tch::manual_seed(step_seed(step));
+        plain.step(&q, &k, 0.03).unwrap();
+    }
+    let (mut worst, mut worst_plain, mut replicas) = (0f64, 0f64, 0f64);
+    let plain_state: std::collections::HashMap<String, Tensor> = trained_state(&plain).into_iter().collect();
+    for (name, t) in trained_state(&single) {
+        let d = max_abs_diff(&t, &ranks[0][&name]);
+        assert!(d <= 1e-4, "{name}: two ranks vs one process differ by {d}");
+        worst = worst.max(d);
+        replicas = replicas.max(max_abs_diff(&ranks[0][&name], &ranks[1][&name]));
+        worst_plain = worst_plain.max(max_abs_diff(&plain_state[&name], &ranks[0][&name]));
+    }
+    assert!(replicas <= 1e-6, "the ranks' replicas drifted apart by {replicas}");
+    let moved = max_abs_diff(&start[0].1, &ranks[0][&start[0].0]);
+    assert!(moved > 1e-5, "the weights did not move ({moved})");
+    assert!(worst_plain > 1e-3, "BN over all 2b should differ from the split ({worst_plain}): the test would not see a wrong split");
+    eprintln!("max |Δ| two ranks vs emulation {worst:.2e}; replicas {replicas:.2e}; vs plain 2b BN {worst_plain:.2e}");
+}
+
+fn torchrun() -> PathBuf {
+    let t = common::python().parent().unwrap().join("torchrun");
+    assert!(t.exists(), "{} not found: run scripts/setup.sh", t.display());
+    t
+}
+
+fn step_jsons(run: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-") && n.ends_with(".json"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn run_torchrun(data: &Path, run: &Path, extra: &[&str]) -> String {
+    let port = free_port().to_string();
+    let out = Command::new(torchrun())
+        .args(["--no-python", "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", &port])
+        .arg(env!("CARGO_BIN_EXE_chess-train"))
+        .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "32", "--device", "auto", "--threads", "1"])
+        .args(["--dist-timeout", "60"])
+        .args(extra)
+        .env("CHESS_LOG", "warn")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "torchrun failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// (b) `torchrun --no-python --nproc-per-node 2 chess-train pretrain …`
+/// finishes with one checkpoint, one metrics stream and one summary (rank
+/// 0's); both ranks resume from it under torchrun again.
+#[test]
+fn torchrun_launch_writes_one_checkpoint_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    common::demo_dataset(&data, 32, 48, PixelDtype::Uint8);
+    let stdout = run_torchrun(&data, &run, &["--steps", "3", "--no-augment"]);
+    assert_eq!(stdout.matches(" steps on ").count(), 1, "one summary, from rank 0:\n{stdout}");
+    assert_eq!(step_jsons(&run), vec!["step-00000003.json"]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![1, 2, 3], "one metrics line per step, from rank 0 only");
+
+    run_torchrun(&data, &run, &["--resume", "--steps", "5", "--no-augment"]);
+    // 16 images per rank make 4 steps an epoch: the epoch end (4) and the last step (5).
+    assert_eq!(step_jsons(&run), vec!["step-00000004.json", "step-00000005.json"]);
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("checkpoints/latest.json")).unwrap()).unwrap();
+    assert_eq!(state["step"].as_u64(), Some(5));
+    // 2 ranks × 4 images per step enqueue 8 keys: after 5 steps the pointer is at 40 mod 32.
+    assert_eq!(state["queue_ptr"].as_i64(), Some(8));
+}
+
+/// (c) A rank killed with SIGKILL mid-run: the other fails with a
+/// distributed error well within its timeout instead of hanging.
+#[test]
+fn a_killed_rank_makes_the_other_fail_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    common::demo_dataset(&data, 32, 48, PixelDtype::Uint8);
+    let port = free_port().to_string();
+    let timeout_s = 20u64;
+    let mut children: Vec<_> = (0..2)
+        .map(|r| {
+            Command::new(env!("CARGO_BIN_EXE_chess-train"))
+                .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
+                .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "32", "--device", "cpu", "--threads", "1"])
+                .args(["--steps", "100000", "--epochs", "100000", "--no-augment", "--dist-timeout", &timeout_s.to_string()])
+                .env("RANK", r.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("LOCAL_RANK", r.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env("CHESS_LOG", "chess_train=info")
+                .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Wait until rank 1 is training (the group is up), then give it a few steps.
+    let rank1_err = BufReader::new(children[1].stderr.take().unwrap());
+    let mut ready = false;
+    for line in rank1_err.lines() {
+        if line.unwrap().contains("process group ready") {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "rank 1 never joined the group");
+    std::thread::sleep(Duration::from_millis(1500));
+    children[1].kill().unwrap(); // SIGKILL
+    children[1].wait().unwrap();
+    let killed_at = Instant::now();
+    let mut survivor = children.remove(0);
+    let status = loop {
+        if let Some(s) = survivor.try_wait().unwrap() {
+            break s;
+        }
+        if killed_at.elapsed() > Duration::from_secs(timeout_s + 30) {
+            survivor.kill().unwrap();
+            panic!("rank 0 still running {:?} after its peer died", killed_at.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let waited = killed_at.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut survivor.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "rank 0 succeeded without its peer");
+    assert_eq!(status.code(), Some(1), "training failure exit code; stderr:\n{err}");
+    assert!(err.contains("distributed:"), "no distributed error on stderr:\n{err}");
+    eprintln!("rank 0 failed {waited:?} after its peer was killed: {}", err.lines().last().unwrap_or(""));
+}
+
+/// A rank whose peers never come: joining fails after the timeout, naming the store.
+#[test]
+fn a_missing_peer_times_out_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    common::demo_dataset(&data, 8, 32, PixelDtype::Uint8);
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_chess-train"))
+        .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet", "--device", "cpu", "--dist-timeout", "2"])
+        .env("RANK", "0")
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", free_port().to_string())
+        .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("distributed: joining the process group at 127.0.0.1:"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+}
