@@ -285,9 +285,10 @@ fn check(what: &str, msg: *mut c_char) -> Result<()> {
     // SAFETY: a NUL-terminated string from the shim, freed by the shim's own free.
     let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned();
     unsafe { ffi::chess_dist_free_error(msg) };
-    // c10d messages carry a C++ backtrace after the first lines: keep the head.
-    let head: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(3).collect();
-    Err(TrainError::Dist(format!("{what}: {}", head.join(" | "))))
+    // c10d messages carry a C++ backtrace after "Exception raised from": keep the message.
+    let head = text.split("Exception raised from").next().unwrap_or(&text);
+    let head: Vec<&str> = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    Err(TrainError::Dist(format!("{what}: {}", head.join(" "))))
 }
 
 fn ptr(t: &Tensor) -> *const c_void {
