@@ -1,5 +1,5 @@
 //! The downstream-classification subcommands of `chess-train` (import,
-//! finetune): their arguments, how flags override the TOML config, and what
+//! finetune, predict, sweep): their arguments, how flags override the TOML config, and what
 //! they print. The work itself is in the library (`import`, `finetune`).
 
 use std::path::PathBuf;
@@ -241,6 +241,42 @@ pub fn predict(a: PredictArgs, quiet: bool) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if !quiet {
         println!("{} ({rows} images)", a.out.display());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The plan (TOML): out, valid, test, fractions_dir + fractions + repeats
+    /// and/or [[settings]], [[inits]], optional config and [finetune] overrides.
+    pub plan: PathBuf,
+    /// Only summarise the runs already finished (run nothing).
+    #[arg(long)]
+    pub summarise: bool,
+}
+
+pub fn sweep(a: SweepArgs, quiet: bool) -> anyhow::Result<()> {
+    let sweep = chess_train::sweep::load(&a.plan)?;
+    let rows = if a.summarise {
+        chess_train::sweep::summarise(&sweep)?
+    } else {
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(sweep.runs.len() as u64) };
+        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs  {msg}").expect("template").progress_chars("=> "));
+        let rows = chess_train::sweep::run(&sweep, |p| {
+            bar.set_position(p.run_index as u64 + u64::from(p.skipped));
+            let what = format!("{} / {} / r{:02}", p.run.setting, p.run.init.name, p.run.repeat);
+            match p.inner {
+                Some(i) => bar.set_message(format!("{what}: epoch {}/{} batch {}/{} loss {:.4}", i.epoch, i.epochs, i.batch, i.batches, i.train_loss)),
+                None => bar.set_message(format!("{what}: done earlier, skipped")),
+            }
+        })?;
+        bar.finish_and_clear();
+        rows
+    };
+    if !quiet {
+        print!("{}", std::fs::read_to_string(sweep.out.join("summary.md")).unwrap_or_default());
+        println!("{} rows: {}", rows.len(), sweep.out.join("summary.csv").display());
+        println!("figure:  {}", sweep.out.join("summary.png").display());
     }
     Ok(())
 }

@@ -18,7 +18,9 @@
 //!   safetensors I/O and torchvision export; [`plots`]: curves; [`embed`]:
 //!   pooled features to Parquet; [`knn`]: the kNN monitor.
 //! - [`import`]: published PyTorch checkpoints (CheSS/MoCo, torchvision) → encoder safetensors;
-//!   [`finetune`]: downstream classification (fine-tuning, linear probe, predictions).
+//!   [`finetune`]: downstream classification (fine-tuning, linear probe, predictions);
+//!   [`predict`]: inference on datasets, DICOMs (ingest's pixel pipeline) and PNGs;
+//!   [`sweep`]: inits × settings × repeats with the paper's tables and figure.
 
 pub mod amp;
 pub mod augment;
@@ -38,6 +40,7 @@ pub mod predict;
 pub mod prefetch;
 pub mod resnet;
 pub mod scaler;
+pub mod sweep;
 pub mod train;
 pub mod weights;
 

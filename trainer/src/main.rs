@@ -54,6 +54,9 @@ enum Command {
     /// Score images with a fine-tuned classifier: a dataset (or manifest), or
     /// DICOM files (through the ingest pixel pipeline) and PNGs → CSV.
     Predict(downstream_cli::PredictArgs),
+    /// Run a downstream plan (inits × fractions or imbalance settings ×
+    /// repeats; resumable) and summarise it like the paper's tables and Fig. 2.
+    Sweep(downstream_cli::SweepArgs),
     /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
     Curves {
         /// Run directory.
@@ -261,6 +264,7 @@ fn main() -> ExitCode {
         Command::AugmentPreview(a) => preview(a, cli.quiet),
         Command::Bench(a) => bench(a),
         Command::Embed(a) => embed(a, cli.quiet),
+        Command::Sweep(a) => downstream_cli::sweep(a, cli.quiet),
         Command::Predict(a) => downstream_cli::predict(a, cli.quiet),
         Command::Fid(a) => fid(a, cli.quiet),
         Command::Import(a) => downstream_cli::import(a, cli.quiet),

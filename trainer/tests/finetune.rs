@@ -5,71 +5,13 @@
 //! multi-class task reads a class column; the plateau schedule is PyTorch's.
 
 mod common;
+mod disc;
 
 use std::path::Path;
 use std::process::Command;
 
-use chess_schemas::{LabelColumn, LabelType, PixelDtype};
-use chess_shards::demo::Rng;
-use chess_shards::{DatasetWriter, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions};
 use common::{chess_train, ok, python};
-
-/// A noisy 64² image with, when `disc`, a bright disc (radius 5–8) somewhere;
-/// `square` draws a bright square instead (the third class of the multi-class test).
-fn image(rng: &mut Rng, size: u32, shape: u8) -> Vec<u8> {
-    let s = size as f64;
-    let (cx, cy, r) = (rng.range(12.0, s - 12.0), rng.range(12.0, s - 12.0), rng.range(5.0, 8.0));
-    let tilt = rng.range(-0.5, 0.5);
-    let mut px = Vec::with_capacity((size * size) as usize);
-    for y in 0..size {
-        for x in 0..size {
-            let (fx, fy) = (x as f64, y as f64);
-            let mut v = 70.0 + 30.0 * tilt * (fx / s - 0.5) + rng.range(-25.0, 25.0);
-            let inside = match shape {
-                1 => (fx - cx).powi(2) + (fy - cy).powi(2) <= r * r,
-                2 => (fx - cx).abs() <= r && (fy - cy).abs() <= r,
-                _ => false,
-            };
-            if inside {
-                v += 110.0;
-            }
-            px.push(v.clamp(0.0, 255.0) as u8);
-        }
-    }
-    px
-}
-
-/// A dataset of `n` images: `target_Disc` (1/0) and `shape` (none/disc/square).
-fn disc_dataset(dir: &Path, n: u64, seed: u64, classes: u8) {
-    let opts = WriterOptions {
-        shard_name: "disc".into(),
-        dtype: PixelDtype::Uint8,
-        labels: vec![
-            LabelColumn { name: "target_Disc".into(), label_type: LabelType::Float32 },
-            LabelColumn { name: "shape".into(), label_type: LabelType::Utf8 },
-        ],
-        ..WriterOptions::default()
-    };
-    let mut w = DatasetWriter::create(dir, opts).unwrap();
-    let mut rng = Rng::new(seed);
-    for i in 0..n {
-        let shape = (i % classes as u64) as u8;
-        let px = image(&mut rng, 64, shape);
-        let name = ["none", "disc", "square"][shape as usize];
-        w.write(&Sample {
-            key: format!("s{seed}x{i:05}"),
-            image: Image::from_u8(64, 64, px),
-            extras: Vec::new(),
-            fields: SampleFields {
-                patient_id: Some(format!("p{i}")),
-                labels: vec![LabelValue::Float((shape == 1) as u8 as f64), LabelValue::Str(name.into())],
-                ..SampleFields::default()
-            },
-        })
-        .unwrap();
-    }
-    w.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), provenance: Default::default() }).unwrap();
-}
+use disc::disc_dataset;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
