@@ -86,6 +86,13 @@ PY_PACKAGES+=(
     "torchvision==0.26.0"
     "safetensors>=0.4"
 )
+# CUDA headers the torch wheel leaves out (crt/, libcu++'s nv/target) but
+# c10d's ProcessGroupNCCL.hpp includes: with them trainer/build.rs compiles
+# the NCCL backend of csrc/dist.cpp (headers only, 3 MB).
+PY_PACKAGES+=(
+    "nvidia-cuda-crt==13.0.88"
+    "nvidia-cuda-cccl==13.0.85"
+)
 # --- end trainer ---
 # --- metrics ---
 # The peers the trainer's metrics are tested against: scikit-learn

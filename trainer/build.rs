@@ -4,8 +4,9 @@
 //!   against the same headers plus Gloo's own (Debian `libgloo-dev`,
 //!   headers only: the Gloo code itself is inside libtorch_cpu.so). The
 //!   NCCL path is compiled only when the venv has NCCL's header, libtorch_cuda.so
-//!   and CUDA's full headers (venv `nvidia/cu13/include` with `crt/`, i.e. the
-//!   nvcc wheel, or `$CUDA_HOME/include`); `CHESS_DIST_NCCL=0` turns it off.
+//!   and CUDA's full headers (venv `nvidia/cu13/include` with `crt/` and
+//!   `nv/target`, which setup.sh installs, or `$CUDA_HOME/include`);
+//!   `CHESS_DIST_NCCL=0` turns it off.
 //! - Gives chess-train's binaries and tests that libtorch as their runpath,
 //!   so they run without LD_LIBRARY_PATH (which, searched first, still wins,
 //!   e.g. on a machine with another venv).
@@ -40,18 +41,19 @@ fn main() {
     let mut dist = torch_build(&include);
     dist.include(include.join("torch/csrc/api/include")).include(&gloo).define("USE_C10D_GLOO", None);
     // The venv's wheel: site-packages/torch/lib → site-packages/nvidia/….
-    let site = lib.parent().and_then(Path::parent).map(Path::to_path_buf);
+    // (`.libtorch` is a symlink into the venv: resolve it first.)
+    let site = lib.canonicalize().ok().and_then(|l| l.parent().and_then(Path::parent).map(Path::to_path_buf));
     let nccl_wanted = std::env::var("CHESS_DIST_NCCL").map_or(true, |v| v != "0");
     let nccl = site.filter(|_| nccl_wanted && lib.join("libtorch_cuda.so").exists()).and_then(|s| {
         let nccl = s.join("nvidia/nccl/include");
-        // The CUDA runtime wheel lacks `crt/` (it comes with nvcc's wheel or a toolkit):
-        // ProcessGroupNCCL.hpp needs the full header set.
+        // The CUDA runtime wheel lacks `crt/` and `nv/target` (the nvidia-cuda-crt and
+        // nvidia-cuda-cccl wheels, or a toolkit): ProcessGroupNCCL.hpp needs them.
         let toolkit = std::env::var_os("CUDA_HOME").map(|h| PathBuf::from(h).join("include"));
         let cuda = ["cu13", "cu12", "cuda_runtime"]
             .iter()
             .map(|d| s.join("nvidia").join(d).join("include"))
             .chain(toolkit)
-            .find(|d| d.join("cuda_runtime_api.h").exists() && d.join("crt/host_config.h").exists())?;
+            .find(|d| d.join("cuda_runtime_api.h").exists() && d.join("crt/host_config.h").exists() && d.join("nv/target").exists())?;
         nccl.join("nccl.h").exists().then_some((nccl, cuda))
     });
     if let Some((nccl_inc, cuda_inc)) = &nccl {

@@ -302,13 +302,18 @@ impl Dist {
     pub fn init(env: &DistEnv, device: Device, backend: BackendChoice, timeout: Duration) -> Result<Dist> {
         let nccl = match (backend, device) {
             (BackendChoice::Gloo, _) => false,
-            (BackendChoice::Nccl, Device::Cuda(_)) | (BackendChoice::Auto, Device::Cuda(_)) => true,
+            (BackendChoice::Nccl, Device::Cuda(_)) => true,
+            (BackendChoice::Auto, Device::Cuda(_)) if !nccl_compiled() => {
+                tracing::warn!("this chess-train was built without NCCL: Gloo between the GPUs (slower); see the README");
+                false
+            }
+            (BackendChoice::Auto, Device::Cuda(_)) => true,
             (BackendChoice::Nccl, d) => return Err(invalid(format!("the NCCL backend needs a CUDA device, not {d:?}"))),
             (BackendChoice::Auto, _) => false,
         };
         if nccl && !nccl_compiled() {
             return Err(invalid(
-                "this chess-train was built without NCCL (CUDA's full headers were missing at build time): use --dist-backend gloo or rebuild with CUDA_HOME set"
+                "this chess-train was built without NCCL (CUDA's full headers were missing at build time): use --dist-backend gloo, or run scripts/setup.sh and rebuild"
                     .into(),
             ));
         }
@@ -549,6 +554,13 @@ mod tests {
         assert_eq!(first_slurm_host("n[1-2]-ib,m3").as_deref(), Some("n1-ib"));
         assert_eq!(first_slurm_host("single").as_deref(), Some("single"));
         assert_eq!(first_slurm_host("bad[").as_deref(), None);
+    }
+
+    #[test]
+    fn nccl_needs_cuda() {
+        let env = DistEnv { rank: 0, world_size: 1, local_rank: 0, master_addr: "127.0.0.1".into(), master_port: 1, launcher: Launcher::Env, prefix: "t/".into() };
+        let e = Dist::init(&env, Device::Cpu, BackendChoice::Nccl, Duration::from_secs(1)).err().expect("NCCL on the CPU").to_string();
+        assert!(e.contains("needs a CUDA device"), "{e}");
     }
 
     /// A world of one: the collectives run through Gloo and leave values as they are.
