@@ -313,3 +313,46 @@ fn a_missing_peer_times_out_at_startup() {
     assert!(err.contains("distributed: joining the process group at 127.0.0.1:"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }
+
+/// What `srun --ntasks 2 chess-train pretrain …` gives each task (Slurm's
+/// variables only, the store on the step's first node): the run finishes
+/// with rank 0's checkpoint.
+#[test]
+fn srun_variables_launch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = (dir.path().join("data"), dir.path().join("run"));
+    // 16 images per task: 4 steps an epoch, so step 2 is mid-epoch.
+    common::demo_dataset(&data, 32, 32, PixelDtype::Uint8);
+    let port = free_port().to_string();
+    let children: Vec<_> = (0..2)
+        .map(|r| {
+            Command::new(env!("CARGO_BIN_EXE_chess-train"))
+                .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
+                .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "32", "--device", "auto", "--threads", "1"])
+                .args(["--steps", "2", "--no-augment", "--dist-timeout", "60"])
+                .env("SLURM_PROCID", r.to_string())
+                .env("SLURM_NTASKS", "2")
+                .env("SLURM_LOCALID", r.to_string())
+                .env("SLURM_STEP_ID", "0")
+                .env("SLURM_JOB_ID", "4242")
+                .env("SLURM_STEP_NODELIST", "localhost")
+                .env("MASTER_PORT", &port)
+                .env_remove("MASTER_ADDR")
+                .env_remove("RANK")
+                .env_remove("WORLD_SIZE")
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (r, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "task {r} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(step_jsons(&run), vec!["step-00000002.json"]);
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("checkpoints/latest.json")).unwrap()).unwrap();
+    let loaders = state["rank_loaders"].as_array().expect("both tasks' loader positions");
+    let ranks: Vec<u64> = loaders.iter().map(|l| l["rank"].as_u64().unwrap()).collect();
+    assert_eq!(ranks, vec![0, 1]);
+    assert_eq!(state["queue_ptr"].as_i64(), Some(16));
+}
