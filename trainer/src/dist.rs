@@ -269,6 +269,8 @@ pub struct Dist {
     pub world_size: usize,
     pub local_rank: usize,
     pub nccl: bool,
+    /// Where this group's tensors must live: the CUDA device for NCCL, else the CPU.
+    pub comm_device: Device,
 }
 
 // SAFETY: the c10d objects behind `group` are used through their public,
@@ -341,7 +343,8 @@ impl Dist {
             )
         };
         check(&format!("joining the process group at {}:{} as rank {} of {}", env.master_addr, env.master_port, env.rank, env.world_size), msg)?;
-        Ok(Dist { group, rank: env.rank, world_size: env.world_size, local_rank: env.local_rank, nccl })
+        let comm_device = if nccl { device } else { Device::Cpu };
+        Ok(Dist { group, rank: env.rank, world_size: env.world_size, local_rank: env.local_rank, nccl, comm_device })
     }
 
     /// Rank 0 writes checkpoints and logs.
@@ -455,13 +458,13 @@ impl Dist {
 
     /// Every rank's `bytes`, by rank (e.g. each rank's serialised loader position).
     pub fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let len = Tensor::from_slice(&[bytes.len() as i64]);
-        let lens: Vec<i64> = Vec::try_from(&self.all_gather(&len)?).map_err(TrainError::from)?;
+        let len = Tensor::from_slice(&[bytes.len() as i64]).to_device(self.comm_device);
+        let lens: Vec<i64> = Vec::try_from(&self.all_gather(&len)?.to_device(Device::Cpu)).map_err(TrainError::from)?;
         let max = lens.iter().copied().max().unwrap_or(0);
         let mut padded = bytes.to_vec();
         padded.resize(max as usize, 0);
-        let all = self.all_gather(&Tensor::from_slice(&padded).view([1, max]))?;
-        let all: Vec<u8> = Vec::try_from(&all.flatten(0, -1)).map_err(TrainError::from)?;
+        let all = self.all_gather(&Tensor::from_slice(&padded).view([1, max]).to_device(self.comm_device))?;
+        let all: Vec<u8> = Vec::try_from(&all.flatten(0, -1).to_device(Device::Cpu)).map_err(TrainError::from)?;
         Ok(all.chunks(max.max(1) as usize).zip(&lens).map(|(c, &n)| c[..n as usize].to_vec()).collect())
     }
 
