@@ -97,12 +97,14 @@ PY_PACKAGES+=(
 # --- metrics ---
 # The peers the trainer's metrics are tested against: scikit-learn
 # (roc_auc_score), SciPy (ttest_rel, special functions, sqrtm for FID),
-# scikit-image (structural_similarity, PSNR) and statsmodels (Stuart-Maxwell).
+# scikit-image (structural_similarity, PSNR), statsmodels (Stuart-Maxwell)
+# and pytorch-fid (the FID Inception-v3 that `chess-train fid` rebuilds).
 PY_PACKAGES+=(
     "scipy==1.17.1"
     "scikit-learn==1.9.1"
     "scikit-image==0.26.0"
     "statsmodels==0.14.6"
+    "pytorch-fid==0.3.0"
 )
 # --- end metrics ---
 

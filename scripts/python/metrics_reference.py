@@ -12,6 +12,7 @@ RMSE, mean/SD). JSON has no NaN or infinity: NaN is written as null and
 """
 
 import json
+import os
 import sys
 import warnings
 
@@ -163,6 +164,56 @@ def fid(case):
     }
 
 
+def inception(case):
+    """pytorch-fid's FID Inception-v3 with seeded random weights (the real
+    ones are a download away): BN statistics calibrated on one random batch
+    so that activations stay O(1) through the network. Writes the state dict
+    to case["weights"] (safetensors), returns the pooled features of
+    case["images"] (grey, unit range) and, for each of case["dirs"], the
+    activations pytorch-fid computes from the PNGs it finds there (its own
+    reading: PIL, convert("RGB"), ToTensor). Its FID itself needs sqrtm of
+    a 2048 x 2048 matrix (a minute here); the "fid" case checks that formula."""
+    import torch
+    import pytorch_fid.inception as pfi
+    from pytorch_fid.fid_score import get_activations
+    from safetensors.torch import save_file
+
+    torch.manual_seed(case["seed"])
+    net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+            torch.nn.init.uniform_(m.weight, 0.8, 1.2)
+            torch.nn.init.normal_(m.bias, 0.0, 0.1)
+    net.train()
+    with torch.no_grad():
+        net(torch.rand(4, 3, 299, 299) * 2 - 1)
+    net.eval()
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    save_file(state, case["weights"])
+
+    pfi.load_state_dict_from_url = lambda *args, **kwargs: state
+    model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
+    shape = case["shape"]
+    x = torch.tensor(case["images"], dtype=torch.float32).reshape(-1, 1, *shape).repeat(1, 3, 1, 1)
+    with torch.no_grad():
+        feats = model(x)[0].flatten(1)
+    out = {"features": feats.double().numpy().ravel()}
+    for i, d in enumerate(case.get("dirs", [])):
+        files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".png"))
+        out[f"dir{i}"] = get_activations(files, model, batch_size=50, dims=2048, device="cpu", num_workers=0).ravel()
+    return out
+
+
 KINDS = {
     "auc": auc,
     "auc_macro": auc_macro,
@@ -175,6 +226,7 @@ KINDS = {
     "mean_sd": mean_sd,
     "images": images,
     "fid": fid,
+    "inception": inception,
 }
 
 

@@ -40,9 +40,10 @@ enum Command {
     /// Time MoCo v2 training steps on random input (no data loading): the
     /// benchmark against scripts/bench/pretrain_reference.py.
     Bench(BenchArgs),
-    /// Fréchet distance between the images of two sets (FID formula) on
-    /// ResNet-50 pooled features: CheSS or ImageNet weights. Inception-v3 is
-    /// not built in, so the values are not comparable to published FIDs.
+    /// Fréchet distance between the images of two sets: FID with the FID
+    /// Inception-v3 (pytorch-fid's network and weights), or the same formula
+    /// on ResNet-50 features (CheSS or ImageNet weights; not comparable to
+    /// published FIDs).
     Fid(FidArgs),
     /// Convert a published PyTorch checkpoint (CheSS/MoCo `state_dict` with
     /// `module.encoder_q.*`, or a torchvision ResNet state dict, conv1 summed
@@ -229,12 +230,13 @@ struct FidArgs {
     /// Generated images: dataset directory, URL or manifest, or a directory of PNGs.
     #[arg(long)]
     fake: String,
-    /// Feature network: chess=W.safetensors (`chess-train export`) or
-    /// imagenet=W.safetensors (`chess-train import`, or torchvision's with an
-    /// RGB conv1). inception=W is recognised and refused: not built in.
+    /// Feature network: inception=W.safetensors (pytorch-fid's
+    /// pt_inception-2015-12-05 state dict as safetensors), chess=W.safetensors
+    /// (`chess-train export`) or imagenet=W.safetensors (`chess-train import`,
+    /// or torchvision's with an RGB conv1).
     #[arg(long)]
     features: chess_train::metrics::fid::FeatureSpec,
-    /// Images are resized to S×S before the network.
+    /// ResNet input side (images resized to S×S); Inception always takes 299.
     #[arg(long, default_value_t = 512)]
     size: i64,
     /// auto, cpu, cuda or cuda:N.
@@ -531,8 +533,13 @@ fn fid(a: FidArgs, quiet: bool) -> anyhow::Result<()> {
     println!("FID {:.4}", r.fid.max(0.0));
     if !quiet {
         println!("real: {} images ({}), fake: {} images ({})", r.real, a.real, r.fake, a.fake);
-        println!("features: {}, images resized to {}x{}", r.features, a.size, a.size);
-        println!("note: ResNet-50 features; only Inception-v3 features give FIDs comparable to published values");
+        if r.inception {
+            println!("features: {}, images resized to 299x299", r.features);
+            println!("note: comparable to published FIDs only with pytorch-fid's weights (pt_inception-2015-12-05)");
+        } else {
+            println!("features: {}, images resized to {}x{}", r.features, a.size, a.size);
+            println!("note: ResNet-50 features; only Inception-v3 features give FIDs comparable to published values");
+        }
     }
     Ok(())
 }

@@ -549,13 +549,61 @@ fn fid_command_on_datasets_and_png_directories() {
     assert!(fd_same.abs() < 1e-6 * fd_other.max(1.0), "identical images: FID {fd_same} (other: {fd_other})");
     assert!(fd_other > 0.0, "{fd_other}");
 
-    // Inception is refused with a usage error; a missing weights file is an input error.
-    let (code, _, err) = common::chess_train(&["fid", "--real", "a", "--fake", "b", "--features", "inception=x.safetensors", "--device", "cpu"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("Inception-v3 features are not built"), "{err}");
+    // A missing weights file is an input error, an unknown network a usage error.
     let (code, _, err) = common::chess_train(&["fid", "--real", "a", "--fake", "b", "--features", "chess=/nonexistent.safetensors", "--device", "cpu"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("/nonexistent.safetensors"), "{err}");
     let (code, _, err) = common::chess_train(&["fid", "--real", "a", "--fake", "b", "--features", "resnet=x"]);
     assert_eq!(code, 2, "{err}");
+}
+
+fn write_png8(path: &Path, h: u32, w: u32, px: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(px).unwrap();
+}
+
+#[test]
+fn fid_inception_matches_pytorch_fid() {
+    use chess_train::metrics::fid::{FeatureNet, FeatureSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (h, w) = (64usize, 80usize);
+    let mut rng = Rng::new(8);
+    // 8-bit images, so that the PNGs pytorch-fid reads hold exactly the same values.
+    let images: Vec<Vec<u8>> = (0..6).map(|_| smooth_image(&mut rng, h, w).iter().map(|v| ((v - 0.5) * 4.0 * 255.0 + 128.0).clamp(0.0, 255.0).round() as u8).collect()).collect();
+    for (i, img) in images.iter().enumerate() {
+        let sub = if i < 3 { "real" } else { "fake" };
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        write_png8(&d.join(format!("{sub}/{i}.png")), h as u32, w as u32, img);
+    }
+    let unit: Vec<f32> = images[..3].iter().flatten().map(|&v| v as f32 / 255.0).collect();
+    let weights = d.join("inception.safetensors");
+    let r = &reference(vec![json!({
+        "kind": "inception", "seed": 0, "weights": weights, "shape": [h, w],
+        "images": unit, "dirs": [d.join("real"), d.join("fake")],
+    })])[0];
+    let net = FeatureNet::load(&FeatureSpec::Inception(weights.clone()), 0, tch::Device::Cpu).unwrap();
+    assert!(net.is_inception());
+    let ours: Vec<f32> = Vec::try_from(net.features(&tch::Tensor::from_slice(&unit).view([3, 1, h as i64, w as i64])).flatten(0, -1)).unwrap();
+    let theirs = nums(&r["features"]);
+    assert_eq!(ours.len(), theirs.len());
+    let scale = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = ours.iter().zip(&theirs).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+    eprintln!("Inception features: max |Δ| {worst:.2e} of max |f| {scale:.2e}");
+    assert!(scale > 1e-3, "features vanished: {scale}");
+    assert!(worst <= 1e-4 * scale, "features differ by {worst} (scale {scale})");
+
+    let out = common::ok(&["fid", "--real", d.join("real").to_str().unwrap(), "--fake", d.join("fake").to_str().unwrap(), "--features", &format!("inception={}", weights.display()), "--device", "cpu"]);
+    assert!(out.contains("FID Inception-v3") && out.contains("pt_inception-2015-12-05"), "{out}");
+    // The command's FID equals the Fréchet distance of pytorch-fid's own
+    // activations for the two directories (the formula is checked against
+    // SciPy's sqrtm above).
+    let peer = |k: &str| FeatureStats::from_rows(&nums(&r[k]), 2048).unwrap();
+    let theirs = frechet_distance(&peer("dir0"), &peer("dir1")).unwrap();
+    let ours = fid_value(&out);
+    eprintln!("FID: chess-train {ours}, on pytorch-fid's activations {theirs}");
+    assert!(close(ours, theirs, 1e-6, 1e-4), "FID: chess-train {ours}, on pytorch-fid's activations {theirs}");
 }

@@ -19,11 +19,11 @@
 //! it anyway, it takes seconds at 2048×2048 even in debug builds, and a
 //! pure-Rust Jacobi would take minutes at that size.
 //!
-//! Features: ResNet-50 pooled features (2048-d) from CheSS weights or
-//! ImageNet weights (safetensors with torchvision names, as
-//! `chess-train export` / `import` write them). Inception-v3 is not built
-//! into chess-train, so no value computed here is comparable to published
-//! FID figures; the report says which features were used.
+//! Features (2048-d, pooled): pytorch-fid's FID Inception-v3
+//! ([`super::inception`]; only these give values comparable to published
+//! FIDs, with the FID weights), or ResNet-50 with CheSS or ImageNet weights
+//! (safetensors with torchvision names, as `chess-train export` / `import`
+//! write them). The report says which features were used.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,6 +32,7 @@ use chess_shards::loader::{Loader, LoaderOptions};
 use tch::nn::{self};
 use tch::{Device, Kind, Tensor};
 
+use super::inception::{FidInception, INCEPTION_SIZE};
 use super::MetricsError;
 use crate::resnet::{Arch, HeadKind, ResNet};
 use crate::{data, weights, Result, TrainError};
@@ -177,7 +178,7 @@ pub enum FeatureSpec {
     /// over RGB as `chess-train import` does), ImageNet normalisation
     /// averaged over RGB.
     Imagenet(PathBuf),
-    /// Inception-v3 (pytorch-fid): recognised, refused (not built).
+    /// pytorch-fid's FID Inception-v3 (torchvision names; its `fc` is ignored).
     Inception(PathBuf),
 }
 
@@ -200,7 +201,9 @@ impl FeatureSpec {
     fn normalisation(&self) -> (f64, f64) {
         match self {
             // CheSS's pretraining statistics (config defaults).
-            FeatureSpec::Chess(_) | FeatureSpec::Inception(_) => (0.658, 0.221),
+            FeatureSpec::Chess(_) => (0.658, 0.221),
+            // Inception scales to [−1, 1] itself.
+            FeatureSpec::Inception(_) => (0.0, 1.0),
             // torchvision's ImageNet mean/std, averaged over R, G, B.
             FeatureSpec::Imagenet(_) => ((0.485 + 0.456 + 0.406) / 3.0, (0.229 + 0.224 + 0.225) / 3.0),
         }
@@ -210,14 +213,21 @@ impl FeatureSpec {
         match self {
             FeatureSpec::Chess(p) => format!("CheSS ResNet-50 pooled features (2048-d) from {}", p.display()),
             FeatureSpec::Imagenet(p) => format!("ImageNet ResNet-50 pooled features (2048-d) from {}", p.display()),
-            FeatureSpec::Inception(p) => format!("Inception-v3 from {}", p.display()),
+            FeatureSpec::Inception(p) => format!("FID Inception-v3 pooled features (2048-d, pytorch-fid) from {}", p.display()),
         }
     }
 }
 
-/// A frozen ResNet-50 feature extractor.
+/// The network behind a [`FeatureNet`].
+enum Network {
+    // Boxed: both hold many layer structs inline.
+    ResNet(Box<ResNet>),
+    Inception(Box<FidInception>),
+}
+
+/// A frozen feature extractor (eval mode).
 pub struct FeatureNet {
-    model: ResNet,
+    model: Network,
     _vs: nn::VarStore,
     device: Device,
     size: i64,
@@ -226,16 +236,17 @@ pub struct FeatureNet {
 }
 
 impl FeatureNet {
-    /// Loads the weights of `spec`; images are resized to `size` (≤ 0 keeps them).
+    /// Loads the weights of `spec`; ResNet input is resized to `size` (≤ 0
+    /// keeps it), Inception input always to 299 (as pytorch-fid).
     pub fn load(spec: &FeatureSpec, size: i64, device: Device) -> Result<FeatureNet> {
         let path = match spec {
             FeatureSpec::Chess(p) | FeatureSpec::Imagenet(p) => p,
             FeatureSpec::Inception(p) => {
-                return Err(TrainError::Invalid(format!(
-                    "{}: Inception-v3 features are not built into chess-train; use chess=FILE or imagenet=FILE \
-                     (ResNet-50 features; their FIDs are not comparable to published values)",
-                    p.display()
-                )))
+                let t = weights::read(p)?;
+                let vs = nn::VarStore::new(device);
+                let model = FidInception::new(&vs.root());
+                weights::load_into(&vs, &t, "", p, false)?;
+                return Ok(FeatureNet { model: Network::Inception(Box::new(model)), _vs: vs, device, size: INCEPTION_SIZE, mean: 0.0, std: 1.0 });
             }
         };
         let mut t = weights::read(path)?;
@@ -253,13 +264,32 @@ impl FeatureNet {
         let model = ResNet::new(&vs.root(), Arch::Resnet50, HeadKind::None);
         weights::load_into(&vs, &t, prefix, path, false)?;
         let (mean, std) = spec.normalisation();
-        Ok(FeatureNet { model, _vs: vs, device, size, mean, std })
+        Ok(FeatureNet { model: Network::ResNet(Box::new(model)), _vs: vs, device, size, mean, std })
     }
 
-    /// Pooled features `[N, 2048]` (CPU, f32) of unit-range images `[N, 1, H, W]`.
+    /// One unit-range image `[1, 1, H, W]` brought to the network's input
+    /// size: antialiased for ResNet (as training), plain bilinear for
+    /// Inception (as pytorch-fid's `F.interpolate`).
+    pub fn prepare(&self, unit: &Tensor) -> Tensor {
+        match &self.model {
+            Network::ResNet(_) => data::resize(unit, self.size),
+            Network::Inception(_) => unit.upsample_bilinear2d([self.size, self.size], false, None, None),
+        }
+    }
+
+    /// Pooled features `[N, 2048]` (CPU) of unit-range images `[N, 1, H, W]`.
     pub fn features(&self, unit: &Tensor) -> Tensor {
-        let x = data::normalise(&data::resize(&unit.to_device(self.device), self.size), self.mean, self.std);
-        tch::no_grad(|| self.model.features_t(&x, false)).to_device(Device::Cpu)
+        let unit = unit.to_device(self.device);
+        let f = tch::no_grad(|| match &self.model {
+            Network::ResNet(m) => m.features_t(&data::normalise(&data::resize(&unit, self.size), self.mean, self.std), false),
+            Network::Inception(m) => m.features(&unit),
+        });
+        f.to_device(Device::Cpu)
+    }
+
+    /// Whether these are the FID Inception's features.
+    pub fn is_inception(&self) -> bool {
+        matches!(self.model, Network::Inception(_))
     }
 }
 
@@ -363,7 +393,7 @@ pub fn source_stats(net: &FeatureNet, source: &ImageSource, batch_size: usize, m
                 // Each image to the network size first, so that sizes may differ.
                 let imgs = chunk
                     .iter()
-                    .map(|f| Ok(data::resize(&read_png_unit(f)?, net.size)))
+                    .map(|f| Ok(net.prepare(&read_png_unit(f)?)))
                     .collect::<Result<Vec<Tensor>>>()?;
                 let shapes: Vec<Vec<i64>> = imgs.iter().map(|t| t.size()).collect();
                 if shapes.iter().any(|s| s != &shapes[0]) {
@@ -384,6 +414,8 @@ pub struct FidReport {
     pub real: usize,
     pub fake: usize,
     pub features: String,
+    /// FID Inception features (comparable to published FIDs given its weights).
+    pub inception: bool,
 }
 
 /// FID-style Fréchet distance between the images of `real` and `fake`.
@@ -391,5 +423,5 @@ pub fn fid(real: &str, fake: &str, spec: &FeatureSpec, size: i64, device: Device
     let net = FeatureNet::load(spec, size, device)?;
     let a = source_stats(&net, &ImageSource::parse(real), batch_size, |d, t| progress("real", d, t))?;
     let b = source_stats(&net, &ImageSource::parse(fake), batch_size, |d, t| progress("fake", d, t))?;
-    Ok(FidReport { fid: frechet_distance(&a, &b)?, real: a.n, fake: b.n, features: spec.describe() })
+    Ok(FidReport { fid: frechet_distance(&a, &b)?, real: a.n, fake: b.n, features: spec.describe(), inception: net.is_inception() })
 }

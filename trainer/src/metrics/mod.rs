@@ -24,8 +24,8 @@
 //!   w, data_range) -> f64` (scikit-image's Gaussian SSIM, σ = 1.5); any
 //!   pixel type that converts to `f64` (u8, u16, f32, f64).
 //! - [`fid`] — `FeatureStats::from_rows(rows, dim)`, `frechet_distance(a, b)
-//!   -> f64`, and the `chess-train fid` feature extraction (ResNet-50
-//!   pooled features).
+//!   -> f64`, and the `chess-train fid` feature extraction;
+//!   [`inception`] — pytorch-fid's FID Inception-v3.
 //!
 //! Errors are [`MetricsError`] (convertible into `TrainError`).
 //! Everything but [`fid`] is pure Rust on slices of `f64`; [`fid`] uses
@@ -34,6 +34,7 @@
 pub mod classification;
 pub mod fid;
 pub mod image;
+pub mod inception;
 pub mod special;
 pub mod stats;
 
