@@ -430,21 +430,15 @@ impl Dist {
     }
 
     /// Averages the gradients of `params` over all ranks (DDP's all-reduce,
-    /// bucketed). Parameters without a gradient are skipped, identically on
+    /// bucketed; a world of one runs it too, so its cost can be measured). Parameters without a gradient are skipped, identically on
     /// every rank since the graphs are the same.
     pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
-        if self.world_size == 1 {
-            return Ok(());
-        }
         let grads: Vec<Tensor> = params.iter().map(|p| p.grad()).filter(|g| g.defined()).collect();
         self.all_reduce_mean(&grads)
     }
 
     /// Every rank gets rank `root`'s values of `tensors` (bucketed broadcast).
     pub fn broadcast_all(&self, tensors: &[Tensor], root: usize) -> Result<()> {
-        if self.world_size == 1 {
-            return Ok(());
-        }
         self.bucketed(tensors, |flat| self.broadcast(flat, root))
     }
 

@@ -211,7 +211,7 @@ impl Moco {
         let (im_q, im_k) = if self.channels_last { (to_channels_last(im_q), to_channels_last(im_k)) } else { (im_q.shallow_clone(), im_k.shallow_clone()) };
         let q = amp::autocast(self.device, self.precision, || normalize(&self.enc_q.forward_t(&im_q, true), 1));
         self.momentum_update();
-        let dist = self.dist.clone().filter(|d| d.world_size > 1);
+        let dist = self.dist.clone();
         let (k, logits, loss) = amp::autocast(self.device, self.precision, || -> Result<_> {
             let k = match &dist {
                 Some(d) if self.cfg.shuffle_bn => self.keys_shuffled_across(d, &im_k)?,

@@ -356,3 +356,37 @@ fn srun_variables_launch() {
     assert_eq!(ranks, vec![0, 1]);
     assert_eq!(state["queue_ptr"].as_i64(), Some(16));
 }
+
+/// A world of one through c10d (every collective and the bucketed
+/// all-reduce run) trains exactly like the single-process path.
+#[test]
+fn world_of_one_equals_the_single_process_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::demo_dataset(&data, 16, 32, PixelDtype::Uint8);
+    let mut finals = Vec::new();
+    for (name, dist) in [("single", false), ("world1", true)] {
+        let run = dir.path().join(name);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chess-train"));
+        cmd.args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
+            .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "16", "--device", "cpu", "--threads", "1"])
+            .args(["--steps", "3"])
+            .env_remove("RANK")
+            .env_remove("WORLD_SIZE")
+            .env_remove("TORCHELASTIC_USE_AGENT_STORE");
+        if dist {
+            cmd.env("RANK", "0").env("WORLD_SIZE", "1").env("MASTER_ADDR", "127.0.0.1").env("MASTER_PORT", free_port().to_string());
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        finals.push(weights::read(&run.join("checkpoints/step-00000003.safetensors")).unwrap());
+    }
+    assert_eq!(finals[0].len(), finals[1].len());
+    let mut worst = 0f64;
+    for (name, t) in &finals[0] {
+        if t.is_floating_point() {
+            worst = worst.max(max_abs_diff(t, &finals[1][name]));
+        }
+    }
+    assert!(worst <= 1e-6, "world of one differs from one process by {worst}");
+}
