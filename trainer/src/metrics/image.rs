@@ -1,7 +1,8 @@
 //! Image-to-image metrics (bone suppression): MSE, RMSE, PSNR and SSIM of a
 //! test image against its reference, both row-major `height × width`
 //! greyscale buffers of any numeric type (converted to `f64`, as
-//! scikit-image does for integer and float64 input).
+//! scikit-image does for integer and float64 input; for float32 input
+//! scikit-image stays in float32, so expect differences near 1e-7 there).
 //!
 //! [`ssim`] is scikit-image's `structural_similarity(reference, test,
 //! gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
