@@ -242,6 +242,7 @@ struct FidArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
 }
