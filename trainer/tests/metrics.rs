@@ -607,3 +607,32 @@ fn fid_inception_matches_pytorch_fid() {
     eprintln!("FID: chess-train {ours}, on pytorch-fid's activations {theirs}");
     assert!(close(ours, theirs, 1e-6, 1e-4), "FID: chess-train {ours}, on pytorch-fid's activations {theirs}");
 }
+
+#[test]
+fn imagenet_features_sum_an_rgb_conv1() {
+    use chess_train::metrics::fid::{FeatureNet, FeatureSpec};
+    use chess_train::resnet::{Arch, HeadKind, ResNet};
+    use tch::nn::ModuleT;
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(1);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let model = ResNet::new(&vs.root(), Arch::Resnet50, HeadKind::None);
+    // A torchvision-style state dict: conv1 over RGB, a third of the grey kernel each.
+    let mut state = chess_train::weights::torchvision_state(&vs, 0, true);
+    for (name, t) in state.iter_mut() {
+        if name == "conv1.weight" {
+            *t = t.repeat([1, 3, 1, 1]) / 3.0;
+        }
+    }
+    let w = dir.path().join("imagenet.safetensors");
+    chess_train::weights::write_atomic(&w, &state).unwrap();
+    let net = FeatureNet::load(&FeatureSpec::Imagenet(w), 64, tch::Device::Cpu).unwrap();
+    let x = tch::Tensor::rand([2, 1, 64, 64], (tch::Kind::Float, tch::Device::Cpu));
+    let ours = net.features(&x);
+    let mean = (0.485 + 0.456 + 0.406) / 3.0;
+    let std = (0.229 + 0.224 + 0.225) / 3.0;
+    let want = tch::no_grad(|| model.forward_t(&((&x - mean) / std), false));
+    let diff = (&ours - &want).abs().max().double_value(&[]);
+    let scale = want.abs().max().double_value(&[]);
+    assert!(scale > 0.0 && diff <= 1e-5 * scale, "max |Δ| {diff} (scale {scale})");
+}
