@@ -1,5 +1,5 @@
 //! The downstream-classification subcommands of `chess-train` (import,
-//! finetune, predict, sweep): their arguments, how flags override the TOML config, and what
+//! finetune, predict, sweep, gradcam): their arguments, how flags override the TOML config, and what
 //! they print. The work itself is in the library (`import`, `finetune`).
 
 use std::path::PathBuf;
@@ -277,6 +277,46 @@ pub fn sweep(a: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         print!("{}", std::fs::read_to_string(sweep.out.join("summary.md")).unwrap_or_default());
         println!("{} rows: {}", rows.len(), sweep.out.join("summary.csv").display());
         println!("figure:  {}", sweep.out.join("summary.png").display());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct GradcamArgs {
+    /// Fine-tune run directory (its model.json) or a model.json.
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// A DICOM or PNG file; or, with --dataset, a sample key.
+    #[arg(long)]
+    pub input: String,
+    /// Dataset directory or manifest holding the key given as --input.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// The class or label to explain (default: every label; the predicted class for multi-class).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Folder for the overlays (<key>_<class>.png).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The ResNet stage whose activations are explained: 1–4 (layer1 … layer4).
+    #[arg(long, default_value_t = 4)]
+    pub layer: usize,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn gradcam(a: GradcamArgs, quiet: bool) -> anyhow::Result<()> {
+    use chess_train::gradcam::GradcamInput;
+    let device = chess_train::config::parse_device(&a.device)?;
+    let input = match &a.dataset {
+        Some(d) => GradcamInput::Key { dataset: d.clone(), key: a.input.clone() },
+        None => GradcamInput::File(PathBuf::from(&a.input)),
+    };
+    let results = chess_train::gradcam::gradcam(&a.ckpt, &input, a.class.as_deref(), a.layer, &a.out, device)?;
+    if !quiet {
+        for r in &results {
+            println!("{}  {} {:.4}, heat peak at x={} y={} of {}x{}", r.png.display(), r.class, r.score, r.peak.0, r.peak.1, r.width, r.height);
+        }
     }
     Ok(())
 }

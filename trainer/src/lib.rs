@@ -20,7 +20,8 @@
 //! - [`import`]: published PyTorch checkpoints (CheSS/MoCo, torchvision) → encoder safetensors;
 //!   [`finetune`]: downstream classification (fine-tuning, linear probe, predictions);
 //!   [`predict`]: inference on datasets, DICOMs (ingest's pixel pipeline) and PNGs;
-//!   [`sweep`]: inits × settings × repeats with the paper's tables and figure.
+//!   [`sweep`]: inits × settings × repeats with the paper's tables and figure;
+//!   [`gradcam`]: Grad-CAM overlays on layer4.
 
 pub mod amp;
 pub mod augment;
@@ -30,6 +31,7 @@ pub mod data;
 pub mod dist;
 pub mod embed;
 pub mod finetune;
+pub mod gradcam;
 pub mod import;
 pub mod knn;
 pub mod metrics;

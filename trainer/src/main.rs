@@ -58,6 +58,9 @@ enum Command {
     /// Run a downstream plan (inits × fractions or imbalance settings ×
     /// repeats; resumable) and summarise it like the paper's tables and Fig. 2.
     Sweep(downstream_cli::SweepArgs),
+    /// Grad-CAM heat maps (layer4) of a fine-tuned classifier over a dataset
+    /// sample, a DICOM or a PNG, as overlay PNGs with the class scores.
+    Gradcam(downstream_cli::GradcamArgs),
     /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
     Curves {
         /// Run directory.
@@ -267,6 +270,7 @@ fn main() -> ExitCode {
         Command::AugmentPreview(a) => preview(a, cli.quiet),
         Command::Bench(a) => bench(a),
         Command::Embed(a) => embed(a, cli.quiet),
+        Command::Gradcam(a) => downstream_cli::gradcam(a, cli.quiet),
         Command::Sweep(a) => downstream_cli::sweep(a, cli.quiet),
         Command::Predict(a) => downstream_cli::predict(a, cli.quiet),
         Command::Fid(a) => fid(a, cli.quiet),

@@ -219,8 +219,19 @@ impl ResNet {
 
     /// layer4's output `[N, feature_dim, H/32, W/32]` (before pooling; Grad-CAM's default layer).
     pub fn feature_map_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        for layer in &self.layers {
+        self.layers_t(&self.stem_t(x, train), 0, 4, train)
+    }
+
+    /// conv1, bn1, ReLU, max pool: the input of layer1.
+    pub fn stem_t(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+    }
+
+    /// Runs `layer{from+1}` … `layer{to}` on `y` (0 ≤ from ≤ to ≤ 4): the
+    /// output of layer `k` is `layers_t(stem, 0, k)`, and `layers_t(that, k, 4)` continues it.
+    pub fn layers_t(&self, y: &Tensor, from: usize, to: usize, train: bool) -> Tensor {
+        let mut y = y.shallow_clone();
+        for layer in &self.layers[from..to] {
             for b in layer {
                 y = b.forward_t(&y, train);
             }

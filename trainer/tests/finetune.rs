@@ -2,7 +2,9 @@
 //! there a bright disc?) reaches test AUC > 0.9 from scratch with ResNet-18
 //! at 64²; the test AUC agrees with scikit-learn on predictions.csv; a linear
 //! probe from imported torchvision weights leaves the encoder untouched; the
-//! multi-class task reads a class column; the plateau schedule is PyTorch's.
+//! multi-class task reads a class column; the plateau schedule is PyTorch's;
+//! `predict` agrees with finetune's scores on datasets, PNGs and DICOMs;
+//! Grad-CAM maps equal PyTorch's (hooks on torchvision's resnet18).
 
 mod common;
 mod disc;
@@ -27,7 +29,7 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     let t = std::time::Instant::now();
     let out = ok(&[
         "finetune", "--task", "multilabel", "--train", s(&train), "--valid", s(&valid), "--test", s(&test), "--out", s(&run),
-        "--arch", "resnet18", "--size", "64", "--batch-size", "32", "--epochs", "4", "--lr", "0.01", "--device", "cpu", "--no-augment",
+        "--arch", "resnet18", "--size", "64", "--batch-size", "32", "--epochs", "8", "--lr", "0.02", "--device", "cpu", "--no-augment",
         "--threads", "1",
     ]);
     eprintln!("{out}finetune: {:.1}s", t.elapsed().as_secs_f64());
@@ -53,7 +55,7 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     // One metrics line per epoch, the best one's weights and card, the curves.
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 8);
     let best = summary["best_epoch"].as_u64().unwrap();
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["epoch"].as_u64(), Some(best));
@@ -62,8 +64,56 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     assert_eq!(card["valid_metric"].as_f64(), Some(best_metric));
     assert!(run.join("curves.png").exists() && run.join("best.safetensors").exists());
     let cfg = chess_train::finetune::FinetuneConfig::from_file(&run.join("config.toml")).unwrap();
-    assert_eq!((cfg.optim.lr, cfg.optim.momentum, cfg.optim.plateau_factor, cfg.optim.plateau_patience), (0.01, 0.9, 0.5, 10));
+    assert_eq!((cfg.optim.lr, cfg.optim.momentum, cfg.optim.plateau_factor, cfg.optim.plateau_patience), (0.02, 0.9, 0.5, 10));
     assert!(!cfg.augment.enabled);
+
+    // Grad-CAM: our heat maps (layer3 and layer4) equal PyTorch's, computed
+    // with hooks on torchvision's resnet18 holding the run's best weights.
+    let cams = tmp.path().join("cams");
+    let ds = chess_shards::Dataset::open(&test).unwrap();
+    let mut ours = Vec::new();
+    for (key, _, _) in disc::layout(64, 3, 2).into_iter().filter(|(_, shape, _)| *shape == 1).take(2) {
+        let row = ds.manifest.view().row(ds.find_key(&key).unwrap());
+        let img = ds.read_image(&row, &mut chess_shards::NpyZstDecoder::new()).unwrap();
+        let png = tmp.path().join(format!("{key}.png"));
+        write_png8(&png, 64, 64, &img.data);
+        for layer in [3usize, 4] {
+            let input = chess_train::gradcam::GradcamInput::File(png.clone());
+            let r = chess_train::gradcam::gradcam(&run, &input, Some("Disc"), layer, &cams, tch::Device::Cpu).unwrap();
+            assert_eq!(r.len(), 1);
+            assert!(r[0].png.exists() && r[0].png.ends_with(format!("{key}_Disc.png")));
+            ours.push((png.clone(), layer, r[0].heat.clone()));
+        }
+    }
+    let items: Vec<String> = ours.iter().map(|(p, l, _)| format!("(r'{}', {l})", p.display())).collect();
+    let script = format!(
+        "import json, numpy as np, torch, torchvision, torch.nn.functional as F\nfrom PIL import Image\nfrom safetensors.torch import load_file\n\
+         run = r'{}'\ncard = json.load(open(run + '/model.json'))\nm = torchvision.models.resnet18(num_classes=1)\n\
+         m.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)\nm.load_state_dict(load_file(run + '/best.safetensors')); m.eval()\n\
+         acts = {{}}\nfor l in (3, 4): getattr(m, f'layer{{l}}').register_forward_hook(lambda mod, i, o, l=l: acts.__setitem__(l, o))\n\
+         for png, layer in [{}]:\n\
+         \x20   x = torch.tensor(np.array(Image.open(png)), dtype=torch.float32)[None, None] / 255\n\
+         \x20   out = m((x - card['mean']) / card['std'])\n\
+         \x20   g, = torch.autograd.grad(out[0, 0], acts[layer])\n\
+         \x20   cam = F.relu((g.mean((2, 3), keepdim=True) * acts[layer]).sum(1))\n\
+         \x20   up = F.interpolate(cam[None], size=(64, 64), mode='bilinear', align_corners=False)[0, 0]\n\
+         \x20   up = up / up.max() if up.max() > 0 else up\n\
+         \x20   print(' '.join(repr(float(v)) for v in up.flatten()))",
+        run.display(),
+        items.join(", ")
+    );
+    let py = Command::new(python()).arg("-c").arg(script).output().unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let text = String::from_utf8_lossy(&py.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), ours.len());
+    for ((png, layer, heat), line) in ours.iter().zip(lines) {
+        let theirs: Vec<f64> = line.split_whitespace().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(theirs.len(), heat.len());
+        let diff = theirs.iter().zip(heat).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
+        assert!(diff < 1e-4, "{} layer{layer}: heat differs from PyTorch's by {diff}", png.display());
+        assert!(theirs.iter().any(|v| *v > 0.99), "{} layer{layer}: an all-zero map tests nothing", png.display());
+    }
 }
 
 /// Linear probe from a torchvision ResNet-18 state dict (imported, conv1 summed):
@@ -177,6 +227,13 @@ fn read_scores(csv: &Path) -> Vec<(String, Vec<f64>)> {
             (f[0].to_string(), cols.iter().map(|&i| f[i].parse().unwrap()).collect())
         })
         .collect()
+}
+
+fn write_png8(path: &Path, w: u32, h: u32, px: &[u8]) {
+    let mut enc = png::Encoder::new(std::fs::File::create(path).unwrap(), w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().unwrap().write_image_data(px).unwrap();
 }
 
 fn write_png16(path: &Path, w: u32, h: u32, px: &[u16]) {

@@ -81,3 +81,15 @@ pub fn dataset(dir: &Path, n: u64, seed: u64, spec: &Spec<'_>) {
 pub fn disc_dataset(dir: &Path, n: u64, seed: u64, classes: u8) {
     dataset(dir, n, seed, &Spec { label: "target_Disc", classes, splits: &[] });
 }
+
+/// The samples [`dataset`] writes for (`n`, `seed`, `classes`): key, shape and the shape's centre (x, y).
+pub fn layout(n: u64, seed: u64, classes: u8) -> Vec<(String, u8, (f64, f64))> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let shape = (i % classes as u64) as u8;
+            let (_, centre) = image(&mut rng, 64, shape);
+            (format!("s{seed}x{i:05}"), shape, centre)
+        })
+        .collect()
+}
