@@ -220,10 +220,11 @@ impl FinetuneConfig {
         if self.run.epochs == 0 {
             return bad("epochs must be at least 1".into());
         }
-        if !(self.optim.lr > 0.0) {
+        if self.optim.lr.is_nan() || self.optim.lr <= 0.0 {
             return bad(format!("learning rate {} must be positive", self.optim.lr));
         }
-        if !(self.optim.plateau_factor > 0.0 && self.optim.plateau_factor < 1.0) {
+        let f = self.optim.plateau_factor;
+        if f.is_nan() || f <= 0.0 || f >= 1.0 {
             return bad(format!("plateau factor {} must be in (0, 1)", self.optim.plateau_factor));
         }
         if self.data.std.is_nan() || self.data.std <= 0.0 {

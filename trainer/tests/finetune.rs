@@ -306,3 +306,33 @@ fn predict_on_datasets_pngs_and_dicoms_agrees() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("junk.dcm") && err.contains("not a usable DICOM"), "{err}");
 }
+
+/// Raw CheXpert-style columns (1, 0, −1, blank): `--uncertain` decides −1,
+/// blank is negative; the targets land in predictions.csv as read.
+#[test]
+fn raw_label_columns_follow_the_uncertainty_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    // Demo labels by index: i % 7 == 0 blank, i % 7 == 1 uncertain (−1), else 0/1.
+    common::demo_dataset(&data, 21, 64, chess_schemas::PixelDtype::Uint16);
+    for (policy, uncertain_as) in [("ones", "1"), ("zeros", "0"), ("ignore", "")] {
+        let run = tmp.path().join(policy);
+        ok(&[
+            "finetune", "--labels", "Cardiomegaly", "--uncertain", policy, "--train", s(&data), "--valid", s(&data), "--test", s(&data),
+            "--out", s(&run), "--arch", "resnet18", "--size", "64", "--batch-size", "7", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+        ]);
+        let csv = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
+        assert_eq!(csv.lines().next(), Some("key,Cardiomegaly,Cardiomegaly_score"));
+        let mut seen = [0; 3];
+        for line in csv.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let i: u64 = f[0].trim_start_matches("demo").parse().unwrap();
+            match i % 7 {
+                0 => (assert_eq!(f[1], "0", "blank → 0 ({line})"), seen[0] += 1),
+                1 => (assert_eq!(f[1], uncertain_as, "{policy}: −1 → `{uncertain_as}` ({line})"), seen[1] += 1),
+                _ => (assert!(f[1] == "0" || f[1] == "1", "{line}"), seen[2] += 1),
+            };
+        }
+        assert_eq!(seen, [3, 3, 15]);
+    }
+}
