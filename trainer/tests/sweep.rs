@@ -165,6 +165,7 @@ fn imbalance_sweep_reports_accuracy_and_stuart_maxwell_like_table_2() {
     );
     let want: f64 = py(&script).trim().parse().unwrap_or(f64::NAN);
     let got: f64 = other["stuart_maxwell_p"].parse().unwrap_or(f64::NAN);
+    eprintln!("Stuart–Maxwell p: ours {got}, statsmodels {want}");
     if want.is_finite() {
         assert!((got - want).abs() < 1e-9, "Stuart–Maxwell p {got} vs statsmodels {want}");
     } else {
