@@ -48,6 +48,15 @@ pub fn gradcam(ckpt: &Path, input: &GradcamInput, class: Option<&str>, layer: us
         return Err(TrainError::Invalid(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
     }
     let model = Classifier::load(ckpt, device)?;
+    explain(&model, input, class, layer, out_dir)
+}
+
+/// [`gradcam`] with a classifier already loaded (many images, one model).
+pub fn explain(model: &Classifier, input: &GradcamInput, class: Option<&str>, layer: usize, out_dir: &Path) -> Result<Vec<CamResult>> {
+    if !(1..=4).contains(&layer) {
+        return Err(TrainError::Invalid(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
+    }
+    let device = model.vs.device();
     let card = &model.card;
     let (unit, key) = match input {
         GradcamInput::File(f) => (unit_from_file(f)?, f.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())),
@@ -63,7 +72,7 @@ pub fn gradcam(ckpt: &Path, input: &GradcamInput, class: Option<&str>, layer: us
     let probs: Vec<f32> = Vec::try_from(model.scores(&unit.to_device(device)).to_device(Device::Cpu).flatten(0, -1))?;
     let classes: Vec<usize> = match class {
         Some(c) => vec![card.outputs.iter().position(|o| o == c).ok_or_else(|| {
-            TrainError::Invalid(format!("class `{c}` is not an output of {} (outputs: {})", ckpt.display(), card.outputs.join(", ")))
+            TrainError::Invalid(format!("class `{c}` is not an output of the model (outputs: {})", card.outputs.join(", ")))
         })?],
         None => match card.task {
             Task::Multilabel => (0..card.outputs.len()).collect(),
@@ -73,7 +82,7 @@ pub fn gradcam(ckpt: &Path, input: &GradcamInput, class: Option<&str>, layer: us
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     let mut results = Vec::new();
     for c in classes {
-        let heat = cam(&model, &x, c, layer)?;
+        let heat = cam(model, &x, c, layer)?;
         // Upsample the map to the displayed size (bilinear) and scale to [0, 1].
         let up = heat.view([1, 1, heat.size()[0], heat.size()[1]]).upsample_bilinear2d([h, w], false, None, None).view([h, w]);
         let max = up.max().double_value(&[]);

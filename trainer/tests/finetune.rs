@@ -4,7 +4,8 @@
 //! probe from imported torchvision weights leaves the encoder untouched; the
 //! multi-class task reads a class column; the plateau schedule is PyTorch's;
 //! `predict` agrees with finetune's scores on datasets, PNGs and DICOMs;
-//! Grad-CAM maps equal PyTorch's (hooks on torchvision's resnet18).
+//! Grad-CAM maps equal PyTorch's (hooks on torchvision's resnet18) and, on layer2,
+//! peak near the disc.
 
 mod common;
 mod disc;
@@ -85,6 +86,20 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
             ours.push((png.clone(), layer, r[0].heat.clone()));
         }
     }
+    // Where it looks: at 64² layer4 is a 2×2 grid and layer3 4×4, too coarse to
+    // place a disc; layer2's 8×8 map peaks within 12 px of the disc's centre.
+    let (mut near, mut discs) = (0, 0);
+    let model = chess_train::finetune::Classifier::load(&run, tch::Device::Cpu).unwrap();
+    for (key, _, (cx, cy)) in disc::layout(64, 3, 2).into_iter().filter(|(_, shape, _)| *shape == 1) {
+        let input = chess_train::gradcam::GradcamInput::Key { dataset: test.clone(), key: key.clone() };
+        let r = chess_train::gradcam::explain(&model, &input, None, 2, &tmp.path().join("cams2")).unwrap();
+        let (px, py) = r[0].peak;
+        discs += 1;
+        near += (((px as f64 - cx).powi(2) + (py as f64 - cy).powi(2)).sqrt() < 12.0) as usize;
+    }
+    assert_eq!(discs, 32);
+    assert!(near as f64 >= 0.7 * discs as f64, "layer2 heat peaked near the disc for only {near} of {discs}");
+    eprintln!("layer2 Grad-CAM peaked within 12 px of the disc for {near} of {discs}");
     let items: Vec<String> = ours.iter().map(|(p, l, _)| format!("(r'{}', {l})", p.display())).collect();
     let script = format!(
         "import json, numpy as np, torch, torchvision, torch.nn.functional as F\nfrom PIL import Image\nfrom safetensors.torch import load_file\n\
