@@ -224,7 +224,12 @@ impl ResNet {
 
     /// conv1, bn1, ReLU, max pool: the input of layer1.
     pub fn stem_t(&self, x: &Tensor, train: bool) -> Tensor {
-        x.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+        self.conv1_relu_t(x, train).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+    }
+
+    /// conv1, bn1, ReLU (before the max pool): the perceptual loss's first feature map.
+    pub fn conv1_relu_t(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.conv1).apply_t(&self.bn1, train).relu()
     }
 
     /// Runs `layer{from+1}` … `layer{to}` on `y` (0 ≤ from ≤ to ≤ 4): the
