@@ -22,9 +22,12 @@
 //!   [`predict`]: inference on datasets, DICOMs (ingest's pixel pipeline) and PNGs;
 //!   [`sweep`]: inits × settings × repeats with the paper's tables and figure;
 //!   [`gradcam`]: Grad-CAM overlays on layer4.
+//! - [`perceptual`]: CheSS's perceptual loss (frozen ResNet, L1 over five layers);
+//!   [`unet`]: the dilated U-Net; [`bone`]: bone suppression (train, test images, per-image metrics, t-tests).
 
 pub mod amp;
 pub mod augment;
+pub mod bone;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -37,6 +40,7 @@ pub mod knn;
 pub mod metrics;
 pub mod moco;
 pub mod optim;
+pub mod perceptual;
 pub mod plots;
 pub mod predict;
 pub mod prefetch;
@@ -44,6 +48,7 @@ pub mod resnet;
 pub mod scaler;
 pub mod sweep;
 pub mod train;
+pub mod unet;
 pub mod weights;
 
 use std::path::PathBuf;

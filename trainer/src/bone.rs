@@ -1,0 +1,579 @@
+//! Bone suppression (`chess-train bone-suppression`): a dilated U-Net
+//! ([`crate::unet`]) learns source → bone-free target on a paired dataset
+//! (`<key>.target.npy.zst` next to each image) with an L1 loss plus,
+//! optionally, the CheSS/ImageNet perceptual loss ([`crate::perceptual`]).
+//!
+//! The split is the manifest's `split` column (`train`, `valid`/`val`,
+//! `test`) when it has one, else a seeded shuffle. Paired datasets are small
+//! (JSRT has 247 images), so every sample is held in memory at the training
+//! side. The best epoch (validation PSNR) scores the test set: suppressed
+//! images and residual maps (source − output) as PNG, per-image PSNR, SSIM
+//! and RMSE ([`crate::metrics::image`], in 8-bit grey levels, data range
+//! 255) in `test_metrics.csv`, their means in `summary.json`.
+//! [`compare`] runs paired t-tests between two runs' per-image metrics.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chess_shards::loader::{Pixels, Remainder};
+use chess_shards::{Loader, LoaderOptions};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::config::parse_device;
+use crate::data::resize;
+use crate::metrics::image as im;
+use crate::metrics::stats::{paired_t_test, SplitMix64};
+use crate::perceptual::{PerceptualLoss, PerceptualSpec};
+use crate::unet::{UNet, UNetConfig};
+use crate::{io_err, weights, Result, TrainError};
+
+/// The loss.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoneLossConfig {
+    /// `none`, `chess=W.safetensors` or `imagenet=W.safetensors`.
+    pub perceptual: String,
+    /// Weight of the perceptual term next to the L1 term's 1.
+    pub perceptual_weight: f64,
+}
+
+impl Default for BoneLossConfig {
+    fn default() -> Self {
+        BoneLossConfig { perceptual: "none".into(), perceptual_weight: 1.0 }
+    }
+}
+
+/// Data and split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoneDataConfig {
+    /// Training side (a multiple of 2^depth); images are resized to it.
+    pub size: i64,
+    pub batch_size: usize,
+    /// Without a `split` column: fractions of samples for validation and test.
+    pub valid_fraction: f64,
+    pub test_fraction: f64,
+    /// Loader decode threads (0: the available cores).
+    pub decode_threads: usize,
+}
+
+impl Default for BoneDataConfig {
+    fn default() -> Self {
+        BoneDataConfig { size: 512, batch_size: 4, valid_fraction: 0.1, test_fraction: 0.2, decode_threads: 0 }
+    }
+}
+
+/// Adam and the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoneRunConfig {
+    pub epochs: u64,
+    /// Adam's learning rate.
+    pub lr: f64,
+    pub device: String,
+    pub seed: u64,
+    /// libtorch CPU threads (0: its default).
+    pub threads: i32,
+}
+
+impl Default for BoneRunConfig {
+    fn default() -> Self {
+        BoneRunConfig { epochs: 50, lr: 1e-3, device: "auto".into(), seed: 0, threads: 0 }
+    }
+}
+
+/// Everything a bone-suppression run needs besides its data and output folder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoneConfig {
+    pub model: UNetConfig,
+    pub loss: BoneLossConfig,
+    pub data: BoneDataConfig,
+    pub run: BoneRunConfig,
+}
+
+impl BoneConfig {
+    /// Reads a TOML file (missing keys keep their defaults; unknown keys are errors).
+    pub fn from_file(path: &Path) -> Result<BoneConfig> {
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        toml::from_str(&text).map_err(|e| TrainError::File { path: path.to_path_buf(), msg: e.to_string() })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        UNet::check_size(&self.model, self.data.size).map_err(TrainError::Invalid)?;
+        if self.data.batch_size < 2 {
+            return bad(format!("batch size {}: batch norm needs at least 2", self.data.batch_size));
+        }
+        if self.run.epochs == 0 {
+            return bad("epochs must be at least 1".into());
+        }
+        if !(self.run.lr.is_finite() && self.run.lr > 0.0) {
+            return bad(format!("learning rate {} must be positive", self.run.lr));
+        }
+        let (v, t) = (self.data.valid_fraction, self.data.test_fraction);
+        if !(v >= 0.0 && t > 0.0 && v + t < 1.0) {
+            return bad(format!("valid fraction {v} and test fraction {t}: need 0 ≤ valid, 0 < test, valid + test < 1"));
+        }
+        if !(self.loss.perceptual_weight.is_finite() && self.loss.perceptual_weight >= 0.0) {
+            return bad(format!("perceptual weight {} must be ≥ 0", self.loss.perceptual_weight));
+        }
+        self.perceptual_spec()?;
+        Ok(())
+    }
+
+    pub fn perceptual_spec(&self) -> Result<PerceptualSpec> {
+        self.loss.perceptual.parse().map_err(TrainError::Invalid)
+    }
+}
+
+/// One paired sample at the training side, `[1, size, size]` in [0, 1].
+struct Pair {
+    key: String,
+    source: Tensor,
+    target: Tensor,
+}
+
+/// Pixels `[B, H, W]` → `[B, 1, size, size]` float in [0, 1] (CPU).
+fn unit(p: &Pixels, b: i64, h: i64, w: i64, size: i64) -> Tensor {
+    let x = match p {
+        Pixels::U8(v) => Tensor::from_slice(v).to_kind(Kind::Float) / 255.0,
+        Pixels::U16(v) => Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<f32>>()) / 65535.0,
+    };
+    resize(&x.view([b, 1, h, w]), size)
+}
+
+/// The samples of each split.
+struct Splits {
+    train: Vec<Pair>,
+    valid: Vec<Pair>,
+    test: Vec<Pair>,
+    /// Where the split came from: `manifest` or `seeded`.
+    origin: &'static str,
+}
+
+fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
+    let mut opts = LoaderOptions { batch_size: 16, shuffle: false, remainder: Remainder::Drop, fields: vec!["target".into()], ..LoaderOptions::default() };
+    if cfg.data.decode_threads > 0 {
+        opts.decode_threads = cfg.data.decode_threads;
+    }
+    let loader = Loader::open(location, opts)?;
+    let bad = |msg: String| TrainError::File { path: PathBuf::from(location), msg };
+    let view = loader.manifest().view();
+    let mut pairs: Vec<(Option<String>, Pair)> = Vec::new();
+    for batch in &mut loader.epoch(0) {
+        let batch = batch?;
+        let [b, h, w] = batch.shape().map(|v| v as i64);
+        let target = batch
+            .extras
+            .iter()
+            .find(|(n, _)| n == "target")
+            .map(|(_, p)| p)
+            .ok_or_else(|| bad("no `target` arrays: bone suppression needs a paired dataset (`<key>.target.npy.zst`)".into()))?;
+        let s = unit(&batch.pixels, b, h, w, cfg.data.size);
+        let t = unit(target, b, h, w, cfg.data.size);
+        for i in 0..batch.len() {
+            if batch.padded[i] {
+                continue;
+            }
+            let split = view.row(batch.rows[i]).split;
+            pairs.push((split, Pair { key: batch.keys[i].clone(), source: s.get(i as i64), target: t.get(i as i64) }));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(bad("no samples".into()));
+    }
+    let has_split = pairs.iter().any(|(s, _)| s.is_some());
+    let mut out = Splits { train: Vec::new(), valid: Vec::new(), test: Vec::new(), origin: if has_split { "manifest" } else { "seeded" } };
+    if has_split {
+        for (split, p) in pairs {
+            match split.as_deref() {
+                Some("train") => out.train.push(p),
+                Some("valid" | "val" | "validation") => out.valid.push(p),
+                Some("test") => out.test.push(p),
+                _ => {}
+            }
+        }
+    } else {
+        let n = pairs.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = SplitMix64::new(cfg.run.seed ^ 0xb0e5);
+        for i in (1..n).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let n_test = ((n as f64 * cfg.data.test_fraction).round() as usize).max(1);
+        let n_valid = (n as f64 * cfg.data.valid_fraction).round() as usize;
+        let mut slots: Vec<Option<Pair>> = pairs.into_iter().map(|(_, p)| Some(p)).collect();
+        for (rank, &i) in order.iter().enumerate() {
+            let p = slots[i].take().expect("each sample once");
+            if rank < n_test {
+                out.test.push(p);
+            } else if rank < n_test + n_valid {
+                out.valid.push(p);
+            } else {
+                out.train.push(p);
+            }
+        }
+    }
+    if out.train.len() < 2 || out.test.is_empty() {
+        return Err(bad(format!(
+            "{} split: {} training and {} test samples; need at least 2 and 1",
+            out.origin,
+            out.train.len(),
+            out.test.len()
+        )));
+    }
+    Ok(out)
+}
+
+fn stack(pairs: &[&Pair], device: Device) -> (Tensor, Tensor) {
+    let s: Vec<&Tensor> = pairs.iter().map(|p| &p.source).collect();
+    let t: Vec<&Tensor> = pairs.iter().map(|p| &p.target).collect();
+    (Tensor::stack(&s, 0).to_device(device), Tensor::stack(&t, 0).to_device(device))
+}
+
+/// Outputs `[N, 1, size, size]` in [0, 1] for `pairs` (eval mode), on the CPU.
+fn predict(net: &UNet, pairs: &[Pair], batch: usize, device: Device) -> Vec<Tensor> {
+    let mut out = Vec::with_capacity(pairs.len());
+    tch::no_grad(|| {
+        for chunk in pairs.chunks(batch) {
+            let refs: Vec<&Pair> = chunk.iter().collect();
+            let (s, _) = stack(&refs, device);
+            let y = net.forward_t(&s, false).clamp(0.0, 1.0).to_device(Device::Cpu);
+            for i in 0..chunk.len() {
+                out.push(y.get(i as i64));
+            }
+        }
+    });
+    out
+}
+
+/// 8-bit grey levels of a `[1, H, W]` image in [0, 1], as `f64` (what the metrics see).
+fn grey_levels(x: &Tensor) -> Vec<f64> {
+    let v = Vec::<f32>::try_from((x.clamp(0.0, 1.0) * 255.0).round().flatten(0, -1).to_kind(Kind::Float)).expect("float image");
+    v.into_iter().map(f64::from).collect()
+}
+
+/// One test image's scores.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageScores {
+    pub key: String,
+    pub psnr: f64,
+    pub ssim: f64,
+    pub rmse: f64,
+}
+
+fn score(output: &Tensor, target: &Tensor, key: &str) -> Result<ImageScores> {
+    let side = output.size()[2] as usize;
+    let (o, t) = (grey_levels(output), grey_levels(target));
+    Ok(ImageScores {
+        key: key.to_string(),
+        psnr: im::psnr(&t, &o, 255.0)?,
+        ssim: im::ssim(&t, &o, side, o.len() / side, 255.0)?,
+        rmse: im::rmse(&t, &o)?,
+    })
+}
+
+/// Means of a list of scores (PSNR over finite values: identical images give +∞).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct MeanScores {
+    pub psnr: f64,
+    pub ssim: f64,
+    pub rmse: f64,
+}
+
+fn means(s: &[ImageScores]) -> MeanScores {
+    let mean = |f: &dyn Fn(&ImageScores) -> f64| {
+        let v: Vec<f64> = s.iter().map(f).filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    MeanScores { psnr: mean(&|x| x.psnr), ssim: mean(&|x| x.ssim), rmse: mean(&|x| x.rmse) }
+}
+
+/// One epoch's line in `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoneEpoch {
+    pub epoch: u64,
+    pub train_loss: f64,
+    /// Mean validation PSNR (NaN without a validation split).
+    pub valid_psnr: f64,
+    pub valid_l1: f64,
+    pub best: bool,
+    pub seconds: f64,
+}
+
+/// Progress of a run, for a bar.
+#[derive(Debug, Clone)]
+pub struct BoneProgress {
+    pub epoch: u64,
+    pub epochs: u64,
+    pub batch: u64,
+    pub batches: u64,
+    pub train_loss: f64,
+    pub last: Option<BoneEpoch>,
+}
+
+/// How a run ended (also `summary.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoneSummary {
+    pub perceptual: String,
+    pub split: String,
+    pub train_samples: usize,
+    pub valid_samples: usize,
+    pub test_samples: usize,
+    pub best_epoch: u64,
+    /// Test set, best epoch's outputs against the targets.
+    pub test: MeanScores,
+    /// Test set, the sources themselves against the targets (no suppression).
+    pub test_input: MeanScores,
+    pub seconds: f64,
+}
+
+/// A key as a file name (path separators and odd characters become `_`).
+fn file_stem(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+fn write_png(path: &Path, x: &Tensor) -> Result<()> {
+    let s = x.size();
+    let (h, w) = (s[1] as u32, s[2] as u32);
+    let px: Vec<u8> = grey_levels(x).into_iter().map(|v| v as u8).collect();
+    let f = std::fs::File::create(path).map_err(io_err(path))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let err = |e: png::EncodingError| TrainError::File { path: path.to_path_buf(), msg: e.to_string() };
+    enc.write_header().map_err(err)?.write_image_data(&px).map_err(err)
+}
+
+/// Trains on `location` (a dataset directory or manifest) and writes the run into `out`.
+pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progress: impl FnMut(&BoneProgress)) -> Result<BoneSummary> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let device = parse_device(&cfg.run.device)?;
+    if let Device::Cuda(n) = device {
+        if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
+            return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
+        }
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    if cfg.run.threads > 0 {
+        tch::set_num_threads(cfg.run.threads);
+    }
+    let spec = cfg.perceptual_spec()?;
+    let perceptual = PerceptualLoss::load(&spec, device)?;
+    let data = load(location, cfg)?;
+    tracing::info!(train = data.train.len(), valid = data.valid.len(), test = data.test.len(), split = data.origin, "bone suppression data");
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
+
+    tch::manual_seed(cfg.run.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = UNet::new(&vs.root(), &cfg.model);
+    let mut adam = nn::Adam::default().build(&vs, cfg.run.lr)?;
+
+    let metrics_path = out.join("metrics.jsonl");
+    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(io_err(&metrics_path))?;
+    let best_path = out.join("best.safetensors");
+    let bs = cfg.data.batch_size;
+    let batches = data.train.len().div_ceil(bs) as u64;
+    let mut best: Option<(u64, f64)> = None;
+    let mut last: Option<BoneEpoch> = None;
+    for epoch in 1..=cfg.run.epochs {
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        let mut rng = SplitMix64::new(cfg.run.seed.wrapping_mul(0x9e37_79b9).wrapping_add(epoch));
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let (mut loss_sum, mut loss_n) = (0.0, 0u64);
+        for chunk in order.chunks(bs) {
+            if chunk.len() < 2 {
+                continue; // batch norm cannot train on one sample
+            }
+            let refs: Vec<&Pair> = chunk.iter().map(|&i| &data.train[i]).collect();
+            let (s, t) = stack(&refs, device);
+            let y = net.forward_t(&s, true);
+            let mut loss = y.l1_loss(&t, Reduction::Mean);
+            if let Some(p) = &perceptual {
+                loss = loss + p.loss(&y, &t) * cfg.loss.perceptual_weight;
+            }
+            adam.backward_step(&loss);
+            loss_sum += loss.double_value(&[]);
+            loss_n += 1;
+            progress(&BoneProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss: loss_sum / loss_n as f64, last: last.clone() });
+        }
+        let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
+        let (valid_psnr, valid_l1) = if data.valid.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            let outs = predict(&net, &data.valid, bs, device);
+            let mut scores = Vec::with_capacity(outs.len());
+            let mut l1 = 0.0;
+            for (o, p) in outs.iter().zip(&data.valid) {
+                scores.push(score(o, &p.target, &p.key)?);
+                l1 += o.l1_loss(&p.target, Reduction::Mean).double_value(&[]);
+            }
+            (means(&scores).psnr, l1 / outs.len() as f64)
+        };
+        // Without a validation split the last epoch is kept.
+        let key = if valid_psnr.is_finite() { valid_psnr } else { epoch as f64 };
+        let is_best = best.is_none_or(|(_, k)| key > k);
+        if is_best {
+            weights::write_atomic(&best_path, &weights::named(&vs, ""))?;
+            best = Some((epoch, key));
+        }
+        let em = BoneEpoch { epoch, train_loss, valid_psnr, valid_l1, best: is_best, seconds: started.elapsed().as_secs_f64() };
+        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise")).map_err(io_err(&metrics_path))?;
+        tracing::info!(epoch, train_loss, valid_psnr, valid_l1, "epoch");
+        last = Some(em);
+        progress(&BoneProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss, last: last.clone() });
+    }
+    drop(metrics_file);
+    let (best_epoch, _) = best.ok_or_else(|| TrainError::Invalid("no epoch finished".into()))?;
+
+    // The test set through the best weights.
+    let t = weights::read(&best_path)?;
+    weights::load_into(&vs, &t, "", &best_path, true)?;
+    let outs = predict(&net, &data.test, bs, device);
+    let (img_dir, res_dir) = (out.join("suppressed"), out.join("residuals"));
+    for d in [&img_dir, &res_dir] {
+        std::fs::create_dir_all(d).map_err(io_err(d))?;
+    }
+    let csv_path = out.join("test_metrics.csv");
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(io_err(&csv_path))?);
+    writeln!(csv, "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse").map_err(io_err(&csv_path))?;
+    let (mut scores, mut inputs) = (Vec::new(), Vec::new());
+    for (o, p) in outs.iter().zip(&data.test) {
+        let stem = file_stem(&p.key);
+        write_png(&img_dir.join(format!("{stem}.png")), o)?;
+        // source − output in [−1, 1], shown with 0 at mid-grey.
+        write_png(&res_dir.join(format!("{stem}.png")), &((&p.source - o + 1.0) / 2.0))?;
+        let s = score(o, &p.target, &p.key)?;
+        let i = score(&p.source, &p.target, &p.key)?;
+        writeln!(csv, "{},{},{},{},{},{},{}", crate::finetune::csv_cell(&p.key), s.psnr, s.ssim, s.rmse, i.psnr, i.ssim, i.rmse).map_err(io_err(&csv_path))?;
+        scores.push(s);
+        inputs.push(i);
+    }
+    csv.flush().map_err(io_err(&csv_path))?;
+    let summary = BoneSummary {
+        perceptual: spec.to_string(),
+        split: data.origin.into(),
+        train_samples: data.train.len(),
+        valid_samples: data.valid.len(),
+        test_samples: data.test.len(),
+        best_epoch,
+        test: means(&scores),
+        test_input: means(&inputs),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    weights::write_bytes_atomic(&out.join("summary.json"), json.as_bytes())?;
+    Ok(summary)
+}
+
+/// Reads a run's `test_metrics.csv`: key → (PSNR, SSIM, RMSE).
+pub fn read_test_metrics(run: &Path) -> Result<HashMap<String, [f64; 3]>> {
+    let path = run.join("test_metrics.csv");
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let bad = |line: usize, msg: String| TrainError::File { path: path.clone(), msg: format!("line {line}: {msg}") };
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(h) if h.starts_with("key,psnr,ssim,rmse") => {}
+        _ => return Err(bad(1, "expected the header `key,psnr,ssim,rmse,…`".into())),
+    }
+    let mut out = HashMap::new();
+    for (i, line) in lines.enumerate() {
+        // The key may be quoted and hold commas: the numbers are the last six fields.
+        let fields: Vec<&str> = line.rsplitn(7, ',').collect();
+        if fields.len() != 7 {
+            return Err(bad(i + 2, format!("expected 7 fields: `{line}`")));
+        }
+        let num = |s: &str| s.parse::<f64>().map_err(|_| bad(i + 2, format!("`{s}` is not a number")));
+        let key = fields[6].trim_matches('"').replace("\"\"", "\"");
+        out.insert(key, [num(fields[5])?, num(fields[4])?, num(fields[3])?]);
+    }
+    Ok(out)
+}
+
+/// One metric compared between two runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricComparison {
+    pub metric: String,
+    pub mean_a: f64,
+    pub mean_b: f64,
+    /// Paired t-test of A − B (`scipy.stats.ttest_rel(a, b)`).
+    pub t: f64,
+    pub p: f64,
+    pub n: usize,
+}
+
+/// Paired t-tests of PSNR, SSIM and RMSE between two runs over the test images both scored.
+pub fn compare(run_a: &Path, run_b: &Path) -> Result<Vec<MetricComparison>> {
+    let (a, b) = (read_test_metrics(run_a)?, read_test_metrics(run_b)?);
+    let mut keys: Vec<&String> = a.keys().filter(|k| b.contains_key(*k)).collect();
+    keys.sort();
+    if keys.len() != a.len() || keys.len() != b.len() {
+        return Err(TrainError::Invalid(format!(
+            "{} and {} scored different test images ({} and {}, {} in common): compare runs on the same test set",
+            run_a.display(),
+            run_b.display(),
+            a.len(),
+            b.len(),
+            keys.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for (j, name) in ["psnr", "ssim", "rmse"].iter().enumerate() {
+        let va: Vec<f64> = keys.iter().map(|k| a[*k][j]).collect();
+        let vb: Vec<f64> = keys.iter().map(|k| b[*k][j]).collect();
+        if va.iter().chain(&vb).any(|v| !v.is_finite()) {
+            return Err(TrainError::Invalid(format!("{name}: a test image has an infinite value (an output equal to its target); no t-test")));
+        }
+        let t = paired_t_test(&va, &vb)?;
+        let n = va.len();
+        out.push(MetricComparison { metric: name.to_string(), mean_a: va.iter().sum::<f64>() / n as f64, mean_b: vb.iter().sum::<f64>() / n as f64, t: t.t, p: t.p, n });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_and_rejects_bad_values() {
+        let c = BoneConfig::default();
+        let back: BoneConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        assert!(c.validate().is_ok());
+        let mut bad = c.clone();
+        bad.data.size = 100;
+        assert!(bad.validate().unwrap_err().to_string().contains("multiple of 16"));
+        let mut bad = c.clone();
+        bad.loss.perceptual = "vgg".into();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn test_metrics_csv_reads_quoted_keys() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("test_metrics.csv"), "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\n\"a,b\",30,0.9,5,20,0.8,9\nc,31,0.95,4,21,0.85,8\n").unwrap();
+        let m = read_test_metrics(d.path()).unwrap();
+        assert_eq!(m["a,b"], [30.0, 0.9, 5.0]);
+        assert_eq!(m["c"], [31.0, 0.95, 4.0]);
+        std::fs::write(d.path().join("test_metrics.csv"), "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\nc,x,0.95,4,21,0.85,8\n").unwrap();
+        assert!(read_test_metrics(d.path()).unwrap_err().to_string().contains("line 2"));
+    }
+}
