@@ -351,3 +351,36 @@ fn raw_label_columns_follow_the_uncertainty_policy() {
         assert_eq!(seen, [3, 3, 15]);
     }
 }
+
+/// `--init` with a pretraining run directory: the query encoder of its latest
+/// checkpoint, exactly what `chess-train export` writes, is where fine-tuning
+/// starts (a linear probe keeps it).
+#[test]
+fn init_from_a_pretrain_run_uses_its_query_encoder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (data, pre) = (d.join("demo"), d.join("pre"));
+    common::demo_dataset(&data, 16, 64, chess_schemas::PixelDtype::Uint8);
+    ok(&[
+        "pretrain", s(&data), "--out", s(&pre), "--arch", "resnet18", "--size", "64", "--batch-size", "8", "--queue", "64", "--steps", "2",
+        "--device", "cpu", "--threads", "1", "--quiet",
+    ]);
+    let exported = d.join("encoder.safetensors");
+    ok(&["export", s(&pre), "--out", s(&exported), "--quiet"]);
+    let run = d.join("probe");
+    ok(&[
+        "finetune", "--labels", "Cardiomegaly", "--train", s(&data), "--valid", s(&data), "--out", s(&run), "--init", s(&pre), "--linear-probe",
+        "--arch", "resnet18", "--size", "64", "--batch-size", "8", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+    ]);
+    let want = chess_train::weights::read(&exported).unwrap();
+    let got = chess_train::weights::read(&run.join("best.safetensors")).unwrap();
+    let mut compared = 0;
+    for (name, t) in &want {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        assert!(got[name].equal(t), "{name} differs from the pretrain run's exported encoder");
+        compared += 1;
+    }
+    assert!(compared > 50, "{compared}");
+}
