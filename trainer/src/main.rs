@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod bone_cli;
 mod downstream_cli;
 
 use anyhow::Context;
@@ -58,6 +59,13 @@ enum Command {
     /// Run a downstream plan (inits × fractions or imbalance settings ×
     /// repeats; resumable) and summarise it like the paper's tables and Fig. 2.
     Sweep(downstream_cli::SweepArgs),
+    /// Bone suppression: train a dilated U-Net (L1 + optional CheSS/ImageNet
+    /// perceptual loss) on a paired dataset, write the test set's suppressed
+    /// images, residual maps and per-image PSNR/SSIM/RMSE.
+    BoneSuppression(bone_cli::BoneArgs),
+    /// Paired t-tests of per-image PSNR, SSIM and RMSE between two
+    /// bone-suppression runs on the same test set.
+    BoneCompare(bone_cli::BoneCompareArgs),
     /// Grad-CAM heat maps (layer4) of a fine-tuned classifier over a dataset
     /// sample, a DICOM or a PNG, as overlay PNGs with the class scores.
     Gradcam(downstream_cli::GradcamArgs),
@@ -270,12 +278,14 @@ fn main() -> ExitCode {
         Command::AugmentPreview(a) => preview(a, cli.quiet),
         Command::Bench(a) => bench(a),
         Command::Embed(a) => embed(a, cli.quiet),
-        Command::Gradcam(a) => downstream_cli::gradcam(a, cli.quiet),
-        Command::Sweep(a) => downstream_cli::sweep(a, cli.quiet),
-        Command::Predict(a) => downstream_cli::predict(a, cli.quiet),
         Command::Fid(a) => fid(a, cli.quiet),
         Command::Import(a) => downstream_cli::import(a, cli.quiet),
+        Command::Predict(a) => downstream_cli::predict(a, cli.quiet),
+        Command::Sweep(a) => downstream_cli::sweep(a, cli.quiet),
+        Command::Gradcam(a) => downstream_cli::gradcam(a, cli.quiet),
         Command::Finetune(a) => downstream_cli::finetune(a, cli.quiet),
+        Command::BoneSuppression(a) => bone_cli::bone_suppression(a, cli.quiet),
+        Command::BoneCompare(a) => bone_cli::bone_compare(a),
         Command::Curves { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))
