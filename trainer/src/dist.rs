@@ -290,7 +290,11 @@ fn check(what: &str, msg: *mut c_char) -> Result<()> {
     // c10d messages carry a C++ backtrace after "Exception raised from": keep the message.
     let head = text.split("Exception raised from").next().unwrap_or(&text);
     let head: Vec<&str> = head.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    Err(TrainError::Dist(format!("{what}: {}", head.join(" "))))
+    let mut msg = format!("{what}: {}", head.join(" "));
+    if msg.to_lowercase().contains("timed out") {
+        msg.push_str(" (a peer did not answer within --dist-timeout / CHESS_DIST_TIMEOUT)");
+    }
+    Err(TrainError::Dist(msg))
 }
 
 fn ptr(t: &Tensor) -> *const c_void {

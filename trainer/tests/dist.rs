@@ -299,15 +299,22 @@ fn torchrun_launch_writes_one_checkpoint_and_resumes() {
     assert_eq!(state["queue_ptr"].as_i64(), Some(8));
 }
 
-/// (c) A rank killed with SIGKILL mid-run: the other fails with a
-/// distributed error well within its timeout instead of hanging.
-#[test]
-fn a_killed_rank_makes_the_other_fail_not_hang() {
+/// How a test takes rank 1 out mid-run.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// SIGKILL: its sockets close.
+    Kill,
+    /// SIGSTOP: alive but silent, so only the timeout can end rank 0's wait.
+    Freeze,
+}
+
+/// Starts two ranks, takes rank 1 out once training runs, and returns how
+/// rank 0 ended: (exit code, stderr, seconds from the failure to its exit).
+fn survivor_after(failure: Failure, timeout_s: u64) -> (Option<i32>, String, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = (dir.path().join("data"), dir.path().join("run"));
     common::demo_dataset(&data, 32, 48, PixelDtype::Uint8);
     let port = free_port().to_string();
-    let timeout_s = 20u64;
     let mut children: Vec<_> = (0..2)
         .map(|r| {
             Command::new(env!("CARGO_BIN_EXE_chess-train"))
@@ -337,27 +344,55 @@ fn a_killed_rank_makes_the_other_fail_not_hang() {
     }
     assert!(ready, "rank 1 never joined the group");
     std::thread::sleep(Duration::from_millis(1500));
-    children[1].kill().unwrap(); // SIGKILL
-    children[1].wait().unwrap();
-    let killed_at = Instant::now();
+    let pid = children[1].id().to_string();
+    match failure {
+        Failure::Kill => {
+            children[1].kill().unwrap();
+            children[1].wait().unwrap();
+        }
+        Failure::Freeze => assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success()),
+    }
+    let failed_at = Instant::now();
     let mut survivor = children.remove(0);
     let status = loop {
         if let Some(s) = survivor.try_wait().unwrap() {
             break s;
         }
-        if killed_at.elapsed() > Duration::from_secs(timeout_s + 30) {
+        if failed_at.elapsed() > Duration::from_secs(timeout_s + 30) {
             survivor.kill().unwrap();
-            panic!("rank 0 still running {:?} after its peer died", killed_at.elapsed());
+            let _ = children[0].kill();
+            panic!("rank 0 still running {:?} after its peer failed ({failure:?})", failed_at.elapsed());
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let waited = killed_at.elapsed();
+    let waited = failed_at.elapsed();
+    // A frozen rank 1 is ended here (SIGKILL works on a stopped process).
+    let _ = children[0].kill();
+    let _ = children[0].wait();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut survivor.stderr.take().unwrap(), &mut err).unwrap();
-    assert!(!status.success(), "rank 0 succeeded without its peer");
-    assert_eq!(status.code(), Some(1), "training failure exit code; stderr:\n{err}");
+    eprintln!("{failure:?}: rank 0 ended {waited:?} later: {}", err.lines().last().unwrap_or(""));
+    (status.code(), err, waited)
+}
+
+/// (c) A rank killed with SIGKILL mid-run: the other fails with a
+/// distributed error well within its timeout instead of hanging.
+#[test]
+fn a_killed_rank_makes_the_other_fail_not_hang() {
+    let (code, err, _) = survivor_after(Failure::Kill, 20);
+    assert_eq!(code, Some(1), "training failure exit code; stderr:\n{err}");
     assert!(err.contains("distributed:"), "no distributed error on stderr:\n{err}");
-    eprintln!("rank 0 failed {waited:?} after its peer was killed: {}", err.lines().last().unwrap_or(""));
+}
+
+/// A rank that stops answering (SIGSTOP, its sockets open): the other
+/// fails once the collective timeout has passed, not before, and not never.
+#[test]
+fn a_frozen_rank_makes_the_other_fail_after_the_timeout() {
+    let timeout_s = 4;
+    let (code, err, waited) = survivor_after(Failure::Freeze, timeout_s);
+    assert_eq!(code, Some(1), "training failure exit code; stderr:\n{err}");
+    assert!(err.contains("distributed:"), "no distributed error on stderr:\n{err}");
+    assert!(waited >= Duration::from_secs(timeout_s) - Duration::from_millis(1500), "failed before the timeout: {waited:?}\n{err}");
 }
 
 /// A rank whose peers never come: joining fails after the timeout, naming the store.
