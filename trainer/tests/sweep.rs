@@ -2,7 +2,8 @@
 //! two inits from `chess-shards fractions` manifests (Table 3: mean ± SD and
 //! paired t-tests equal to NumPy/SciPy on the runs' own results), resume
 //! (finished runs skipped, a missing one redone), and a multi-class plan
-//! (Table 2: accuracy, Stuart–Maxwell equal to statsmodels on the runs'
+//! (Table 2, including a `chess-shards balance --mode counts` setting that
+//! repeats images: accuracy, Stuart–Maxwell equal to statsmodels on the runs
 //! predictions).
 
 mod common;
@@ -136,12 +137,21 @@ fn imbalance_sweep_reports_accuracy_and_stuart_maxwell_like_table_2() {
     py(&format!("import torch, torchvision; torch.manual_seed(3); torch.save(torchvision.models.resnet18(weights=None).state_dict(), r'{}')", pth.display()));
     ok(&["import", s(&pth), "--out", s(&d.join("other.safetensors")), "--quiet"]);
     std::fs::write(d.join("tiny.toml"), format!("[labels]\ntask = \"multiclass\"\nlabels = [\"shape\"]\n{TINY}")).unwrap();
+    // The modified setting (Table 1): `chess-shards balance --mode counts`, one class over-sampled (repeats).
+    let counts = chess_shards::balance::parse_counts("none=6,disc=20,square=6").unwrap();
+    let ds = chess_shards::Dataset::open(&d.join("train")).unwrap();
+    chess_shards::balance::balance(&ds, "shape", &chess_shards::balance::BalanceMode::Counts(counts), 0, &d.join("modified.parquet")).unwrap();
     let plan = "out = \"sweep\"\nvalid = \"valid\"\ntest = \"test\"\nconfig = \"tiny.toml\"\n\n[[settings]]\nname = \"full\"\ntrain = \"train\"\n\n\
+                [[settings]]\nname = \"modified\"\ntrain = \"modified.parquet\"\n\n\
                 [[inits]]\nname = \"a\"\ninit = \"scratch\"\n\n[[inits]]\nname = \"b\"\ninit = \"other.safetensors\"\n\n[finetune.run]\nseed = 5\n";
     std::fs::write(d.join("plan.toml"), plan).unwrap();
     ok(&["sweep", s(&d.join("plan.toml")), "--quiet"]);
     let rows = csv_rows(&d.join("sweep/summary.csv"));
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 4);
+    let modified: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("sweep/runs/modified/a/r00/summary.json")).unwrap()).unwrap();
+    assert_eq!(modified["outputs"], serde_json::json!(["disc", "none", "square"]));
+    let rows: Vec<_> = rows.into_iter().filter(|r| r["setting"] == "full").collect();
     let best = rows.iter().find(|r| r["best"] == "true").unwrap();
     let other = rows.iter().find(|r| r["best"] == "false").unwrap();
     // Accuracy from the run's own predictions.csv.
