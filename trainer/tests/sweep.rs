@@ -3,7 +3,7 @@
 //! paired t-tests equal to NumPy/SciPy on the runs' own results), resume
 //! (finished runs skipped, a missing one redone), and a multi-class plan
 //! (Table 2, including a `chess-shards balance --mode counts` setting that
-//! repeats images: accuracy, Stuart–Maxwell equal to statsmodels on the runs
+//! repeats images: accuracy, Stuart–Maxwell equal to statsmodels on the runs'
 //! predictions).
 
 mod common;
