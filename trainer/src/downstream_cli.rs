@@ -55,6 +55,7 @@ pub struct FinetuneArgs {
     /// Most epochs (early stopping may end sooner).
     #[arg(long)]
     pub epochs: Option<u64>,
+    /// Images per step (CheSS downstream default here: 32).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Network input side; images are resized on the device.
@@ -66,6 +67,7 @@ pub struct FinetuneArgs {
     /// Epochs without a better validation loss before stopping (0: never).
     #[arg(long)]
     pub early_stopping: Option<u64>,
+    /// Seed of the data order, initialisation and augmentations.
     #[arg(long)]
     pub seed: Option<u64>,
     /// libtorch CPU threads.
@@ -223,8 +225,10 @@ pub struct PredictArgs {
     /// CSV to write: key, [predicted,] <output>_score ...
     #[arg(long)]
     pub out: PathBuf,
+    /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
 }
@@ -301,6 +305,7 @@ pub struct GradcamArgs {
     /// The ResNet stage whose activations are explained: 1–4 (layer1 … layer4).
     #[arg(long, default_value_t = 4)]
     pub layer: usize,
+    /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
 }
