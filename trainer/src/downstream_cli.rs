@@ -55,7 +55,7 @@ pub struct FinetuneArgs {
     /// Most epochs (early stopping may end sooner).
     #[arg(long)]
     pub epochs: Option<u64>,
-    /// Images per step (CheSS downstream default here: 32).
+    /// Images per step (default 32).
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Network input side; images are resized on the device.
