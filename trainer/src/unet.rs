@@ -91,7 +91,9 @@ impl UNet {
             up.push((t, DoubleConv::new(p / "up" / level.to_string() / "conv", skip * 2, skip)));
             c = skip;
         }
-        let head = nn::conv2d(p / "head", c, 1, 1, Default::default());
+        // Zero-initialised: training starts from the identity (output = source).
+        let zero = nn::ConvConfig { ws_init: nn::Init::Const(0.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+        let head = nn::conv2d(p / "head", c, 1, 1, zero);
         UNet { config: config.clone(), down, bottleneck, up, head }
     }
 
@@ -143,7 +145,8 @@ mod tests {
         let cfg = UNetConfig { width: 4, depth: 3, dilations: vec![2, 4] };
         let net = UNet::new(&vs.root(), &cfg);
         let x = Tensor::rand([2, 1, 32, 32], (Kind::Float, Device::Cpu));
-        assert_eq!(net.forward_t(&x, true).size(), vec![2, 1, 32, 32]);
+        // The zero head makes a fresh network the identity.
+        assert!(net.forward_t(&x, true).equal(&x));
         assert!(UNet::check_size(&cfg, 32).is_ok());
         assert!(UNet::check_size(&cfg, 36).unwrap_err().contains("multiple of 8"));
         assert!(UNet::check_size(&UNetConfig { dilations: vec![], ..cfg }, 32).is_err());
