@@ -116,17 +116,6 @@ impl PerceptualLoss {
     }
 }
 
-/// A weight-free check that a spec is usable before a long run starts.
-pub fn check(spec: &PerceptualSpec) -> Result<()> {
-    match spec {
-        PerceptualSpec::None => Ok(()),
-        PerceptualSpec::Chess(p) | PerceptualSpec::Imagenet(p) if !p.exists() => {
-            Err(TrainError::File { path: p.clone(), msg: "perceptual-loss weights not found".into() })
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
