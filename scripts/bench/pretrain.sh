@@ -30,9 +30,15 @@ done
 # PROFILE=release for an optimised build of the Rust side (the step's work
 # is libtorch's either way; the dev profile only leaves the thin Rust glue
 # unoptimised).
+# CHESS_TRAIN_BIN=path uses a binary already built (e.g. by scripts/demo.sh).
 PROFILE="${PROFILE:-dev}"
-cargo build -q --profile "$PROFILE" -p chess-train
-BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/chess-train
+if [ -n "${CHESS_TRAIN_BIN:-}" ]; then
+    BIN="$CHESS_TRAIN_BIN"
+else
+    cargo build -q --profile "$PROFILE" -p chess-train
+    BIN=target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/chess-train
+fi
+export LD_LIBRARY_PATH="$(readlink -f "$ROOT/.libtorch")/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 common=(--arch "$ARCH" --batch-size "$BATCH" --size "$SIZE" --queue "$QUEUE" --steps "$STEPS" --device "$DEVICE" --threads "$THREADS")
 out=$(mktemp)
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores" >&2

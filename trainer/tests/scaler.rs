@@ -109,6 +109,12 @@ fn fp16_moco_step_runs_under_autocast_on_cpu() {
     let cfg = MocoConfig { arch: Arch::Resnet18, queue: 16, ..MocoConfig::default() };
     let mut moco = Moco::new(cfg, Device::Cpu, 0.9, 1e-4).unwrap();
     moco.precision = Precision::Fp16;
+    // Autocast really computes convolutions in fp16 (and restores the state after).
+    let w = Tensor::randn([2, 1, 3, 3], (Kind::Float, Device::Cpu));
+    let probe = Tensor::rand([1, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let kind = chess_train::amp::autocast(Device::Cpu, Precision::Fp16, || probe.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).kind());
+    assert_eq!(kind, Kind::Half);
+    assert_eq!(probe.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).kind(), Kind::Float);
     let x = Tensor::rand([4, 1, 32, 32], (Kind::Float, Device::Cpu));
     let before = moco.q_params[0].copy();
     let out = moco.step(&x, &x.flip([3]), 0.03).unwrap();
