@@ -143,7 +143,7 @@ struct Pair {
 }
 
 /// Pixels `[B, H, W]` → `[B, 1, size, size]` float in [0, 1] (CPU).
-fn unit(p: &Pixels, b: i64, h: i64, w: i64, size: i64) -> Tensor {
+pub(crate) fn unit(p: &Pixels, b: i64, h: i64, w: i64, size: i64) -> Tensor {
     let x = match p {
         Pixels::U8(v) => Tensor::from_slice(v).to_kind(Kind::Float) / 255.0,
         Pixels::U16(v) => Tensor::from_slice(&v.iter().map(|&x| x as f32).collect::<Vec<f32>>()) / 65535.0,

@@ -1,6 +1,6 @@
 //! The image-to-image subcommands of `chess-train` (bone-suppression,
-//! bone-compare): their arguments, how flags override the TOML config, and
-//! what they print. The work itself is in the library (`bone`).
+//! bone-compare, nodule-gen): their arguments, how flags override the TOML config, and
+//! what they print. The work itself is in the library (`bone`, `nodule`).
 
 use std::path::PathBuf;
 
@@ -144,6 +144,108 @@ pub fn bone_compare(a: BoneCompareArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct NoduleArgs {
+    /// Dataset directory or manifest with nodule masks (`<key>.mask.npy.zst`,
+    /// nonzero = nodule); trains on its `train` split (all samples without one).
+    pub data: String,
+    /// Run directory (created): config.toml, metrics.jsonl,
+    /// samples/epoch_NNN.png (mask | real | generated), generator.safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// TOML configuration (sections model, loss, run); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Perceptual loss (weight 10): none, chess=W.safetensors or imagenet=W.safetensors.
+    #[arg(long)]
+    pub perceptual: Option<String>,
+    /// Image side, a multiple of 32.
+    #[arg(long)]
+    pub size: Option<i64>,
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Generator and discriminator base widths (SPADE's ngf, ndf: 64).
+    #[arg(long)]
+    pub ngf: Option<i64>,
+    #[arg(long)]
+    pub ndf: Option<i64>,
+    /// Train with the VAE encoder (KL weight 0.05).
+    #[arg(long)]
+    pub vae: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// libtorch CPU threads.
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+pub fn nodule_gen(a: NoduleArgs, quiet: bool) -> anyhow::Result<()> {
+    use chess_train::nodule::{self, NoduleConfig};
+    let mut cfg = match &a.config {
+        Some(f) => NoduleConfig::from_file(f)?,
+        None => NoduleConfig::default(),
+    };
+    if let Some(v) = &a.perceptual {
+        cfg.loss.perceptual = v.clone();
+    }
+    if let Some(v) = a.size {
+        cfg.run.size = v;
+    }
+    if let Some(v) = a.epochs {
+        cfg.run.epochs = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.run.batch_size = v;
+    }
+    if let Some(v) = a.ngf {
+        cfg.model.ngf = v;
+    }
+    if let Some(v) = a.ndf {
+        cfg.model.ndf = v;
+    }
+    if a.vae {
+        cfg.model.vae = true;
+    }
+    if let Some(v) = &a.device {
+        cfg.run.device = v.clone();
+    }
+    if let Some(v) = a.seed {
+        cfg.run.seed = v;
+    }
+    if let Some(v) = a.threads {
+        cfg.run.threads = v;
+    }
+    cfg.validate()?;
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] epoch {prefix} {bar:30} {pos}/{len} steps  {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let history = nodule::nodule_gen(&a.data, &a.out, &cfg, |p| {
+        bar.set_prefix(format!("{}/{}", p.epoch, p.epochs));
+        bar.set_length(p.steps);
+        bar.set_position(p.step);
+        if let Some(l) = &p.last {
+            bar.set_message(format!("last epoch: D {:.3} G {:.3}", l.d_loss, l.g_loss));
+        }
+    })?;
+    bar.finish_and_clear();
+    if !quiet {
+        if let Some(l) = history.last() {
+            println!("{} epochs; last: D {:.4}, G {:.4} (GAN {:.4}, perceptual {:.4}, KL {:.4})", history.len(), l.d_loss, l.g_loss, l.g_gan, l.perceptual, l.kld);
+        }
+        println!("samples: {}", a.out.join("samples").display());
+        println!("run:     {}", a.out.display());
     }
     Ok(())
 }

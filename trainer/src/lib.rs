@@ -23,7 +23,8 @@
 //!   [`sweep`]: inits × settings × repeats with the paper's tables and figure;
 //!   [`gradcam`]: Grad-CAM overlays on layer4.
 //! - [`perceptual`]: CheSS's perceptual loss (frozen ResNet, L1 over five layers);
-//!   [`unet`]: the dilated U-Net; [`bone`]: bone suppression (train, test images, per-image metrics, t-tests).
+//!   [`unet`]: the dilated U-Net; [`bone`]: bone suppression (train, test images, per-image metrics, t-tests);
+//!   [`spade`]: SPADE generator, VAE encoder, multiscale PatchGAN; [`nodule`]: nodule generation.
 
 pub mod amp;
 pub mod augment;
@@ -39,6 +40,7 @@ pub mod import;
 pub mod knn;
 pub mod metrics;
 pub mod moco;
+pub mod nodule;
 pub mod optim;
 pub mod perceptual;
 pub mod plots;
@@ -46,6 +48,7 @@ pub mod predict;
 pub mod prefetch;
 pub mod resnet;
 pub mod scaler;
+pub mod spade;
 pub mod sweep;
 pub mod train;
 pub mod unet;

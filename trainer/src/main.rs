@@ -66,6 +66,9 @@ enum Command {
     /// Paired t-tests of per-image PSNR, SSIM and RMSE between two
     /// bone-suppression runs on the same test set.
     BoneCompare(bone_cli::BoneCompareArgs),
+    /// Nodule generation: train SPADE (hinge GAN, 2-scale PatchGAN, optional
+    /// VAE, perceptual loss) to turn nodule masks into radiographs.
+    NoduleGen(bone_cli::NoduleArgs),
     /// Grad-CAM heat maps (layer4) of a fine-tuned classifier over a dataset
     /// sample, a DICOM or a PNG, as overlay PNGs with the class scores.
     Gradcam(downstream_cli::GradcamArgs),
@@ -286,6 +289,7 @@ fn main() -> ExitCode {
         Command::Finetune(a) => downstream_cli::finetune(a, cli.quiet),
         Command::BoneSuppression(a) => bone_cli::bone_suppression(a, cli.quiet),
         Command::BoneCompare(a) => bone_cli::bone_compare(a),
+        Command::NoduleGen(a) => bone_cli::nodule_gen(a, cli.quiet),
         Command::Curves { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
             chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))
