@@ -33,7 +33,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 echo "== make_demo_archive.sh: a PACS-like export of $IMAGES real chest radiographs"
 scripts/make_demo_archive.sh "$OUT/archive" --images "$IMAGES" >/dev/null
-find "$OUT/archive/export" -type f | sed "s|^$OUT/||" | sort | head -8
+find "$OUT/archive/export" -type f | sed "s|^$OUT/||" | sort | sed -n 1,8p   # reads all input: no SIGPIPE under pipefail
 echo "   ... $(find "$OUT/archive/export" -type f | wc -l) files in all (DICOM in 7 syntaxes, a .zip, a .tar.gz, junk)"
 
 echo "== chess-ingest: de-identify, decode, resize to 512x512, write shards"
