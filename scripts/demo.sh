@@ -43,7 +43,7 @@ echo "== chess-shards verify"
 "$BIN/chess-shards" verify "$OUT/dataset"
 echo "== chess-shards stats"
 "$BIN/chess-shards" stats "$OUT/dataset" --png "$OUT/stats.png"
-FIRST_KEY="$("$BIN/chess-shards" inspect "$OUT/dataset" --limit 1 | awk '$2 ~ /^shards\// {print $1; exit}')"
+FIRST_KEY="$("$BIN/chess-shards" inspect "$OUT/dataset" --limit 1 | awk '$2 ~ /^shards\// && k == "" {k = $1} END {print k}')"
 echo "== chess-shards export $FIRST_KEY"
 "$BIN/chess-shards" export "$OUT/dataset" "$FIRST_KEY" "$OUT/first-image.png"
 
