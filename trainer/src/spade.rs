@@ -1,6 +1,6 @@
 //! SPADE (Park et al. 2019) networks for nodule generation, 1-channel:
 //! spectral-normalised convolutions ([`SnConv`], one power iteration per
-//! training forward as `torch.nn.utils.spectral_norm`), SPADE normalisation
+//! training forward, as `torch.nn.utils.spectral_norm`, same buffers), SPADE normalisation
 //! (parameter-free batch norm modulated by γ, β convolved from the label
 //! map), SPADE residual blocks, the generator (five upsamplings from
 //! `size/32`, from a VAE code or the downsampled label map), the VAE
@@ -18,6 +18,7 @@ pub struct SnConv {
     weight: Tensor,
     bias: Option<Tensor>,
     u: Tensor,
+    v: Tensor,
     stride: i64,
     padding: i64,
 }
@@ -28,27 +29,32 @@ impl SnConv {
         let bound = 1.0 / fan_in.sqrt();
         let weight = p.var("weight_orig", &[c_out, c_in, k, k], nn::Init::Uniform { lo: -bound, up: bound });
         let bias = bias.then(|| p.var("bias", &[c_out], nn::Init::Uniform { lo: -bound, up: bound }));
-        // A buffer, as torch's `weight_u`: saved with the weights, never trained.
+        // Buffers, as torch's `weight_u`/`weight_v`: saved with the weights, never trained.
         let u = p.zeros_no_train("weight_u", &[c_out]);
+        let v = p.zeros_no_train("weight_v", &[c_in * k * k]);
         tch::no_grad(|| {
-            let n = normalize(&Tensor::randn([c_out], (Kind::Float, u.device())));
-            u.shallow_clone().copy_(&n);
+            for t in [&u, &v] {
+                let n = normalize(&Tensor::randn(t.size(), (Kind::Float, t.device())));
+                t.shallow_clone().copy_(&n);
+            }
         });
-        SnConv { weight, bias, u, stride, padding }
+        SnConv { weight, bias, u, v, stride, padding }
     }
 
-    /// `W / σ`; in training one power-iteration step updates `u` first.
+    /// `W / σ`, `σ = uᵀ W v`; in training one power-iteration step
+    /// (`v ← W̄ᵀu`, `u ← W̄v`, normalised) updates `u` and `v` first.
     pub fn normalised_weight(&self, train: bool) -> Tensor {
         let out = self.weight.size()[0];
         let w = self.weight.view([out, -1]);
         let (u, v) = tch::no_grad(|| {
-            let mut u = self.u.shallow_clone();
-            let v = normalize(&w.tr().mv(&u));
+            let (mut u, mut v) = (self.u.shallow_clone(), self.v.shallow_clone());
             if train {
+                let nv = normalize(&w.tr().mv(&u));
+                v.copy_(&nv);
                 let nu = normalize(&w.mv(&v));
                 u.copy_(&nu);
             }
-            (u.copy(), v)
+            (u.copy(), v.copy())
         });
         let sigma = u.dot(&w.mv(&v));
         &self.weight / sigma

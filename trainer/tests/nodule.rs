@@ -1,6 +1,7 @@
 //! `chess-train nodule-gen` end to end on demo phantoms with a disc "nodule"
 //! mask each: SPADE with the VAE encoder and a perceptual term trains a
-//! few steps with finite losses and writes its sample grids and weights.
+//! few steps with finite losses and writes its sample grids and weights;
+//! the spectral-normalised convolution equals `torch.nn.utils.spectral_norm`.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use chess_schemas::PixelDtype;
 use chess_shards::image::Image;
 use chess_shards::{demo, DatasetWriter, FinishInfo};
-use common::ok;
+use common::{ok, python};
 
 /// Phantoms with a `mask` array: a disc of radius `size/8` at a per-sample place.
 fn masked_demo(dir: &Path, count: u64, size: u32) {
@@ -76,4 +77,39 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
     let (code, _, err) = common::chess_train(&["nodule-gen", plain.to_str().unwrap(), "--out", d.join("o").to_str().unwrap(), "--size", "32", "--device", "cpu"]);
     assert_ne!(code, 0);
     assert!(err.contains("mask"), "{err}");
+}
+
+/// `spectral_norm(Conv2d(3, 5, 3, padding=1))`: its state dict, an input,
+/// the training-mode output and the updated `weight_u`, then the eval-mode output.
+const SPECTRAL_REFERENCE: &str = r#"
+import sys, torch
+from safetensors.torch import save_file
+torch.manual_seed(0)
+conv = torch.nn.utils.spectral_norm(torch.nn.Conv2d(3, 5, 3, padding=1))
+state = {k: v.clone().contiguous() for k, v in conv.state_dict().items()}
+x = torch.randn(2, 3, 8, 8)
+conv.train(); y = conv(x)
+u_after = conv.weight_u.clone()
+conv.eval(); y_eval = conv(x)
+save_file({**{"c." + k: v for k, v in state.items()}, "x": x, "y": y.detach(), "u_after": u_after, "y_eval": y_eval.detach()}, sys.argv[1])
+"#;
+
+#[test]
+fn spectral_norm_conv_equals_pytorch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("sn.safetensors");
+    let out = std::process::Command::new(python()).arg("-c").arg(SPECTRAL_REFERENCE).arg(&file).output().unwrap();
+    assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let conv = chess_train::spade::SnConv::new(vs.root() / "c", 3, 5, 3, 1, 1, true);
+    // PyTorch's names (weight_orig, weight_u, bias); its weight_v is recomputed here, not stored.
+    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    let max_diff = |a: &tch::Tensor, b: &tch::Tensor| (a - b).abs().max().double_value(&[]);
+    let y = conv.forward_t(&r["x"], true);
+    assert!(max_diff(&y, &r["y"]) < 1e-5, "training output differs by {}", max_diff(&y, &r["y"]));
+    let u: std::collections::HashMap<String, tch::Tensor> = vs.variables().into_iter().collect();
+    assert!(max_diff(&u["c.weight_u"], &r["u_after"]) < 1e-6, "u after one power iteration");
+    let y_eval = conv.forward_t(&r["x"], false);
+    assert!(max_diff(&y_eval, &r["y_eval"]) < 1e-5, "eval output differs by {}", max_diff(&y_eval, &r["y_eval"]));
 }
