@@ -407,7 +407,7 @@ pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progre
             let y = net.forward_t(&s, true);
             let mut loss = y.l1_loss(&t, Reduction::Mean);
             if let Some(p) = &perceptual {
-                loss = loss + p.loss(&y, &t) * cfg.loss.perceptual_weight;
+                loss += p.loss(&y, &t) * cfg.loss.perceptual_weight;
             }
             adam.backward_step(&loss);
             loss_sum += loss.double_value(&[]);

@@ -121,12 +121,20 @@ pub struct NoduleProgress {
     pub last: Option<NoduleEpoch>,
 }
 
-/// Images `[N, 1, s, s]` in [−1, 1] and masks `[N, 1, s, s]` in {0, 1}, with the split of each.
-fn load(location: &str, size: i64) -> Result<(Vec<String>, Tensor, Tensor, Vec<Option<String>>)> {
+/// A masked dataset in memory.
+struct Masked {
+    /// `[N, 1, s, s]` in [−1, 1].
+    images: Tensor,
+    /// `[N, 1, s, s]` in {0, 1}.
+    masks: Tensor,
+    splits: Vec<Option<String>>,
+}
+
+fn load(location: &str, size: i64) -> Result<Masked> {
     let opts = LoaderOptions { batch_size: 16, shuffle: false, remainder: Remainder::Drop, fields: vec!["mask".into()], ..LoaderOptions::default() };
     let loader = Loader::open(location, opts)?;
     let view = loader.manifest().view();
-    let (mut keys, mut imgs, mut masks, mut splits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut imgs, mut masks, mut splits) = (Vec::new(), Vec::new(), Vec::new());
     for batch in &mut loader.epoch(0) {
         let batch = batch?;
         let [b, h, w] = batch.shape().map(|v| v as i64);
@@ -141,16 +149,15 @@ fn load(location: &str, size: i64) -> Result<(Vec<String>, Tensor, Tensor, Vec<O
             if batch.padded[i] {
                 continue;
             }
-            keys.push(batch.keys[i].clone());
             splits.push(view.row(batch.rows[i]).split);
             imgs.push(img.get(i as i64));
             masks.push(m.get(i as i64));
         }
     }
-    if keys.is_empty() {
+    if imgs.is_empty() {
         return Err(TrainError::File { path: PathBuf::from(location), msg: "no samples".into() });
     }
-    Ok((keys, Tensor::stack(&imgs, 0), Tensor::stack(&masks, 0), splits))
+    Ok(Masked { images: Tensor::stack(&imgs, 0), masks: Tensor::stack(&masks, 0), splits })
 }
 
 /// A grid PNG: one row per sample, columns mask | real | generated, 8-bit.
@@ -185,7 +192,7 @@ pub fn nodule_gen(location: &str, out: &Path, cfg: &NoduleConfig, mut progress: 
     let spec: PerceptualSpec = cfg.loss.perceptual.parse().map_err(TrainError::Invalid)?;
     let perceptual = PerceptualLoss::load(&spec, device)?;
     let size = cfg.run.size;
-    let (_keys, images, masks, splits) = load(location, size)?;
+    let Masked { images, masks, splits } = load(location, size)?;
     let has_split = splits.iter().any(Option::is_some);
     let pick = |want: &str| -> Vec<i64> { (0..splits.len()).filter(|&i| splits[i].as_deref() == Some(want)).map(|i| i as i64).collect() };
     let train_idx: Vec<i64> = if has_split { pick("train") } else { (0..splits.len() as i64).collect() };

@@ -340,7 +340,7 @@ pub fn d_hinge(real: &[Tensor], fake: &[Tensor]) -> Tensor {
 pub fn g_hinge(fake: &[Tensor]) -> Tensor {
     let mut total = Tensor::zeros([], (Kind::Float, fake[0].device()));
     for f in fake {
-        total = total - f.mean(Kind::Float);
+        total -= f.mean(Kind::Float);
     }
     total
 }
