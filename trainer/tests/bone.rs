@@ -117,6 +117,53 @@ fn resnet18_encoder(path: &Path) {
     chess_train::weights::write_atomic(path, &chess_train::weights::torchvision_state(&vs, 0, true)).unwrap();
 }
 
+fn read_png8(path: &Path) -> Vec<u8> {
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    buf
+}
+
+/// The CSV's metrics are those of the written PNGs against the dataset's
+/// targets (8-bit, data range 255, at the stored size), and each residual
+/// PNG is (source − output)/2 + ½ within one grey level of rounding.
+fn check_outputs_against_the_dataset(data: &Path, run: &Path, csv: &str) {
+    use chess_shards::loader::Pixels;
+    use chess_train::metrics::image as im;
+    let opts = chess_shards::LoaderOptions { batch_size: 8, fields: vec!["target".into()], ..Default::default() };
+    let loader = chess_shards::Loader::open(data.to_str().unwrap(), opts).unwrap();
+    let mut arrays: HashMap<String, (Vec<u8>, Vec<u8>)> = HashMap::new();
+    for batch in &mut loader.epoch(0) {
+        let b = batch.unwrap();
+        let n = (b.height * b.width) as usize;
+        let (Pixels::U8(src), Pixels::U8(tgt)) = (&b.pixels, &b.extras[0].1) else { panic!("8-bit demo") };
+        for (i, k) in b.keys.iter().enumerate() {
+            arrays.insert(k.clone(), (src[i * n..(i + 1) * n].to_vec(), tgt[i * n..(i + 1) * n].to_vec()));
+        }
+    }
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (src, tgt) = &arrays[f[0]];
+        let out = read_png8(&run.join("suppressed").join(format!("{}.png", f[0])));
+        let (t, o): (Vec<f64>, Vec<f64>) = (tgt.iter().map(|&v| v as f64).collect(), out.iter().map(|&v| v as f64).collect());
+        let want = [im::psnr(&t, &o, 255.0).unwrap(), im::ssim(&t, &o, 32, 32, 255.0).unwrap(), im::rmse(&t, &o).unwrap()];
+        for (j, w) in want.iter().enumerate() {
+            let got: f64 = f[j + 1].parse().unwrap();
+            assert!((got - w).abs() < 1e-9, "{}: column {} is {got}, the PNG gives {w}", f[0], j + 1);
+        }
+        let s: Vec<f64> = src.iter().map(|&v| v as f64).collect();
+        let input_psnr: f64 = f[4].parse().unwrap();
+        assert!((input_psnr - im::psnr(&t, &s, 255.0).unwrap()).abs() < 1e-9);
+        let res = read_png8(&run.join("residuals").join(format!("{}.png", f[0])));
+        for ((r, sv), ov) in res.iter().zip(src).zip(&out) {
+            let expect = ((*sv as f64 - *ov as f64) / 255.0 + 1.0) / 2.0 * 255.0;
+            assert!((*r as f64 - expect).abs() <= 1.0, "{}: residual {r}, expected about {expect}", f[0]);
+        }
+    }
+}
+
 fn jsonl(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -151,6 +198,7 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     }
     let csv = std::fs::read_to_string(long.join("test_metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), n_test + 1);
+    check_outputs_against_the_dataset(&data, &long, &csv);
 
     // One epoch with a perceptual term (a ResNet-18 stand-in for CheSS weights).
     let enc = d.join("enc.safetensors");
