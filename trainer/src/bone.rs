@@ -151,6 +151,17 @@ pub(crate) fn unit(p: &Pixels, b: i64, h: i64, w: i64, size: i64) -> Tensor {
     resize(&x.view([b, 1, h, w]), size)
 }
 
+/// Opens `location` asking for the extra array `field`; a dataset without
+/// it is an error naming the location and `need` (what the array is for).
+pub(crate) fn open_with_field(location: &str, opts: LoaderOptions, field: &str, need: &str) -> Result<Loader> {
+    match Loader::open(location, opts) {
+        Err(chess_shards::LoaderError::Settings(m)) if m.contains(&format!("`{field}`")) => {
+            Err(TrainError::File { path: PathBuf::from(location), msg: format!("no `{field}` arrays: {need}") })
+        }
+        other => Ok(other?),
+    }
+}
+
 /// The samples of each split.
 struct Splits {
     train: Vec<Pair>,
@@ -165,7 +176,7 @@ fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
     if cfg.data.decode_threads > 0 {
         opts.decode_threads = cfg.data.decode_threads;
     }
-    let loader = Loader::open(location, opts)?;
+    let loader = open_with_field(location, opts, "target", "bone suppression needs a paired dataset (`<key>.target.npy.zst`)")?;
     let bad = |msg: String| TrainError::File { path: PathBuf::from(location), msg };
     let view = loader.manifest().view();
     let mut pairs: Vec<(Option<String>, Pair)> = Vec::new();

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chess_shards::loader::Remainder;
-use chess_shards::{Loader, LoaderOptions};
+use chess_shards::LoaderOptions;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::bone::unit;
+use crate::bone::{open_with_field, unit};
 use crate::config::parse_device;
 use crate::metrics::stats::SplitMix64;
 use crate::perceptual::{PerceptualLoss, PerceptualSpec};
@@ -132,7 +132,7 @@ struct Masked {
 
 fn load(location: &str, size: i64) -> Result<Masked> {
     let opts = LoaderOptions { batch_size: 16, shuffle: false, remainder: Remainder::Drop, fields: vec!["mask".into()], ..LoaderOptions::default() };
-    let loader = Loader::open(location, opts)?;
+    let loader = open_with_field(location, opts, "mask", "nodule generation needs `<key>.mask.npy.zst` nodule masks")?;
     let view = loader.manifest().view();
     let (mut imgs, mut masks, mut splits) = (Vec::new(), Vec::new(), Vec::new());
     for batch in &mut loader.epoch(0) {

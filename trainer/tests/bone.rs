@@ -242,6 +242,10 @@ fn unpaired_data_is_refused_with_the_reason() {
     let data = tmp.path().join("plain");
     common::demo_dataset(&data, 6, 32, chess_schemas::PixelDtype::Uint8);
     let (code, _, err) = common::chess_train(&["bone-suppression", data.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--size", "32", "--depth", "2", "--device", "cpu", "--quiet"]);
-    assert_ne!(code, 0);
-    assert!(err.contains("target"), "{err}");
+    assert_eq!(code, 3, "unreadable input: {err}");
+    assert!(err.contains("target") && err.contains("plain"), "{err}");
+    // A side the U-Net cannot halve `depth` times is a settings error.
+    let (code, _, err) = common::chess_train(&["bone-suppression", data.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--size", "36", "--depth", "3", "--device", "cpu", "--quiet"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("multiple of 8"), "{err}");
 }
