@@ -163,6 +163,12 @@ pub struct NoduleArgs {
     /// Perceptual loss (weight 10): none, chess=W.safetensors or imagenet=W.safetensors.
     #[arg(long)]
     pub perceptual: Option<String>,
+    /// Weight of the perceptual term (SPADE: 10).
+    #[arg(long)]
+    pub perceptual_weight: Option<f64>,
+    /// Adam's learning rate for both networks (SPADE: 2e-4).
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Image side, a multiple of 32.
     #[arg(long)]
     pub size: Option<i64>,
@@ -196,6 +202,12 @@ pub fn nodule_gen(a: NoduleArgs, quiet: bool) -> anyhow::Result<()> {
     };
     if let Some(v) = &a.perceptual {
         cfg.loss.perceptual = v.clone();
+    }
+    if let Some(v) = a.perceptual_weight {
+        cfg.loss.perceptual_weight = v;
+    }
+    if let Some(v) = a.lr {
+        cfg.run.lr = v;
     }
     if let Some(v) = a.size {
         cfg.run.size = v;

@@ -91,6 +91,12 @@ impl NoduleConfig {
         if !(self.run.lr.is_finite() && self.run.lr > 0.0) {
             return bad(format!("learning rate {} must be positive", self.run.lr));
         }
+        if !(self.loss.perceptual_weight >= 0.0 && self.loss.kld_weight >= 0.0) {
+            return bad(format!("loss weights must be ≥ 0 (perceptual {}, KL {})", self.loss.perceptual_weight, self.loss.kld_weight));
+        }
+        if !((0.0..1.0).contains(&self.run.beta1) && (0.0..1.0).contains(&self.run.beta2)) {
+            return bad(format!("Adam betas ({}, {}) must be in [0, 1)", self.run.beta1, self.run.beta2));
+        }
         if self.model.ngf < 1 || self.model.ndf < 1 || self.model.spade_hidden < 1 || self.model.z_dim < 1 {
             return bad("ngf, ndf, spade_hidden and z_dim must be at least 1".into());
         }
@@ -287,4 +293,27 @@ pub fn nodule_gen(location: &str, out: &Path, cfg: &NoduleConfig, mut progress: 
     }
     weights::write_atomic(&out.join("generator.safetensors"), &weights::named(&vs_g, ""))?;
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_are_spade_and_bad_values_are_refused() {
+        let c = NoduleConfig::default();
+        assert!(c.validate().is_ok());
+        assert_eq!((c.run.lr, c.run.beta1, c.run.beta2, c.loss.perceptual_weight, c.loss.kld_weight), (2e-4, 0.0, 0.9, 10.0, 0.05));
+        let back: NoduleConfig = toml::from_str(&toml::to_string_pretty(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let mut bad = c.clone();
+        bad.run.size = 48;
+        assert!(bad.validate().unwrap_err().to_string().contains("multiple of 32"));
+        let mut bad = c.clone();
+        bad.loss.kld_weight = -1.0;
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.run.beta2 = 1.0;
+        assert!(bad.validate().is_err());
+    }
 }
