@@ -205,13 +205,17 @@ fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
     let has_split = pairs.iter().any(|(s, _)| s.is_some());
     let mut out = Splits { train: Vec::new(), valid: Vec::new(), test: Vec::new(), origin: if has_split { "manifest" } else { "seeded" } };
     if has_split {
+        let mut unused = 0usize;
         for (split, p) in pairs {
             match split.as_deref() {
                 Some("train") => out.train.push(p),
                 Some("valid" | "val" | "validation") => out.valid.push(p),
                 Some("test") => out.test.push(p),
-                _ => {}
+                _ => unused += 1,
             }
+        }
+        if unused > 0 {
+            tracing::warn!(unused, "samples whose split is not train, valid or test are left out");
         }
     } else {
         let n = pairs.len();
