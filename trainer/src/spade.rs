@@ -81,9 +81,11 @@ struct Spade {
 impl Spade {
     fn new(p: nn::Path<'_>, c: i64, label_nc: i64, hidden: i64) -> Spade {
         let cfg = nn::ConvConfig { padding: 1, ..Default::default() };
-        let running = (p.zeros_no_train("running_mean", &[c]), p.ones_no_train("running_var", &[c]));
+        // NVlabs/SPADE's names: param_free_norm (BatchNorm2d, affine=False), mlp_shared = Sequential(conv, ReLU).
+        let pf = &p / "param_free_norm";
+        let running = (pf.zeros_no_train("running_mean", &[c]), pf.ones_no_train("running_var", &[c]));
         Spade {
-            shared: nn::conv2d(&p / "mlp_shared", label_nc, hidden, 3, cfg),
+            shared: nn::conv2d(&p / "mlp_shared" / "0", label_nc, hidden, 3, cfg),
             gamma: nn::conv2d(&p / "mlp_gamma", hidden, c, 3, cfg),
             beta: nn::conv2d(&p / "mlp_beta", hidden, c, 3, cfg),
             running,
@@ -99,9 +101,10 @@ impl Spade {
     }
 }
 
-/// SPADE's residual block: two SPADE-lrelu-conv steps and a learned shortcut when widths differ.
+/// SPADE's residual block (`SPADEResnetBlock`, NVlabs names): two
+/// SPADE-lrelu-conv steps and a learned shortcut when widths differ.
 #[derive(Debug)]
-struct SpadeBlock {
+pub struct SpadeBlock {
     norm_0: Spade,
     conv_0: SnConv,
     norm_1: Spade,
@@ -110,7 +113,7 @@ struct SpadeBlock {
 }
 
 impl SpadeBlock {
-    fn new(p: nn::Path<'_>, fin: i64, fout: i64, label_nc: i64, hidden: i64) -> SpadeBlock {
+    pub fn new(p: nn::Path<'_>, fin: i64, fout: i64, label_nc: i64, hidden: i64) -> SpadeBlock {
         let fmid = fin.min(fout);
         SpadeBlock {
             norm_0: Spade::new(&p / "norm_0", fin, label_nc, hidden),
@@ -121,7 +124,8 @@ impl SpadeBlock {
         }
     }
 
-    fn forward_t(&self, x: &Tensor, seg: &Tensor, train: bool) -> Tensor {
+    /// `x` `[N, fin, h, w]`, `seg` the label map at any size (resized nearest).
+    pub fn forward_t(&self, x: &Tensor, seg: &Tensor, train: bool) -> Tensor {
         let xs = match &self.shortcut {
             Some((n, c)) => c.forward_t(&n.forward_t(x, seg, train), train),
             None => x.shallow_clone(),

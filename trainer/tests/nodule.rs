@@ -1,7 +1,8 @@
 //! `chess-train nodule-gen` end to end on demo phantoms with a disc "nodule"
 //! mask each: SPADE with the VAE encoder and a perceptual term trains a
 //! few steps with finite losses and writes its sample grids and weights;
-//! the spectral-normalised convolution equals `torch.nn.utils.spectral_norm`.
+//! the spectral-normalised convolution equals `torch.nn.utils.spectral_norm`
+//! and the SPADE residual block NVlabs/SPADE's, with its state-dict names.
 
 mod common;
 
@@ -112,4 +113,79 @@ fn spectral_norm_conv_equals_pytorch() {
     assert!(max_diff(&u["c.weight_u"], &r["u_after"]) < 1e-6, "u after one power iteration");
     let y_eval = conv.forward_t(&r["x"], false);
     assert!(max_diff(&y_eval, &r["y_eval"]) < 1e-5, "eval output differs by {}", max_diff(&y_eval, &r["y_eval"]));
+}
+
+/// NVlabs/SPADE's `SPADE` and `SPADEResnetBlock` (spectral conv, 2 label
+/// classes, hidden 8, fin 6 → fout 4 so the learned shortcut runs): state
+/// dict, inputs, training-mode output, then eval-mode output.
+const SPADE_REFERENCE: &str = r#"
+import sys, torch
+import torch.nn as nn, torch.nn.functional as F
+from torch.nn.utils import spectral_norm
+from safetensors.torch import save_file
+torch.manual_seed(0)
+
+class SPADE(nn.Module):
+    def __init__(self, norm_nc, label_nc, nhidden=8):
+        super().__init__()
+        self.param_free_norm = nn.BatchNorm2d(norm_nc, affine=False)
+        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, nhidden, 3, padding=1), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(nhidden, norm_nc, 3, padding=1)
+        self.mlp_beta = nn.Conv2d(nhidden, norm_nc, 3, padding=1)
+    def forward(self, x, segmap):
+        normalized = self.param_free_norm(x)
+        segmap = F.interpolate(segmap, size=x.size()[2:], mode='nearest')
+        actv = self.mlp_shared(segmap)
+        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+class SPADEResnetBlock(nn.Module):
+    def __init__(self, fin, fout, label_nc):
+        super().__init__()
+        self.learned_shortcut = fin != fout
+        fmiddle = min(fin, fout)
+        self.conv_0 = spectral_norm(nn.Conv2d(fin, fmiddle, 3, padding=1))
+        self.conv_1 = spectral_norm(nn.Conv2d(fmiddle, fout, 3, padding=1))
+        if self.learned_shortcut:
+            self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False))
+        self.norm_0 = SPADE(fin, label_nc); self.norm_1 = SPADE(fmiddle, label_nc)
+        if self.learned_shortcut:
+            self.norm_s = SPADE(fin, label_nc)
+    def forward(self, x, seg):
+        x_s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 2e-1))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 2e-1))
+        return x_s + dx
+
+blk = SPADEResnetBlock(6, 4, 2)
+state = {"b." + k: v.clone().contiguous() for k, v in blk.state_dict().items()}
+x = torch.randn(2, 6, 8, 8)
+m = (torch.rand(2, 1, 16, 16) > 0.7).float()
+seg = torch.cat([1 - m, m], 1)
+blk.train(); y = blk(x, seg)
+blk.eval(); y_eval = blk(x, seg)
+save_file({**state, "x": x, "seg": seg, "y": y.detach(), "y_eval": y_eval.detach()}, sys.argv[1])
+"#;
+
+#[test]
+fn spade_resnet_block_equals_nvlabs_spade() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("spade.safetensors");
+    let out = std::process::Command::new(python()).arg("-c").arg(SPADE_REFERENCE).arg(&file).output().unwrap();
+    assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let blk = chess_train::spade::SpadeBlock::new(vs.root() / "b", 6, 4, 2, 8);
+    // Every variable here is read by PyTorch's name (a missing one is an error), and
+    // every PyTorch tensor under `b.` has its place here (num_batches_tracked aside).
+    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    let ours: std::collections::HashSet<String> = vs.variables().into_keys().collect();
+    for k in r.keys().filter(|k| k.starts_with("b.") && !k.ends_with("num_batches_tracked")) {
+        assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
+    }
+    let max_diff = |a: &tch::Tensor, b: &tch::Tensor| (a - b).abs().max().double_value(&[]);
+    let y = blk.forward_t(&r["x"], &r["seg"], true);
+    assert!(max_diff(&y, &r["y"]) < 1e-4, "training output differs by {}", max_diff(&y, &r["y"]));
+    // Eval: the running statistics and power-iteration vectors the training step left.
+    let y_eval = blk.forward_t(&r["x"], &r["seg"], false);
+    assert!(max_diff(&y_eval, &r["y_eval"]) < 1e-4, "eval output differs by {}", max_diff(&y_eval, &r["y_eval"]));
 }
