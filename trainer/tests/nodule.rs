@@ -2,7 +2,8 @@
 //! mask each: SPADE with the VAE encoder and a perceptual term trains a
 //! few steps with finite losses and writes its sample grids and weights;
 //! the spectral-normalised convolution equals `torch.nn.utils.spectral_norm`
-//! and the SPADE residual block NVlabs/SPADE's, with its state-dict names.
+//! and the SPADE residual block and generator NVlabs/SPADE's, with their
+//! state-dict names.
 
 mod common;
 
@@ -115,10 +116,8 @@ fn spectral_norm_conv_equals_pytorch() {
     assert!(max_diff(&y_eval, &r["y_eval"]) < 1e-5, "eval output differs by {}", max_diff(&y_eval, &r["y_eval"]));
 }
 
-/// NVlabs/SPADE's `SPADE` and `SPADEResnetBlock` (spectral conv, 2 label
-/// classes, hidden 8, fin 6 → fout 4 so the learned shortcut runs): state
-/// dict, inputs, training-mode output, then eval-mode output.
-const SPADE_REFERENCE: &str = r#"
+/// NVlabs/SPADE's `SPADE` (hidden 8 here) and `SPADEResnetBlock` (spectral convs).
+const SPADE_CLASSES: &str = r#"
 import sys, torch
 import torch.nn as nn, torch.nn.functional as F
 from torch.nn.utils import spectral_norm
@@ -156,6 +155,11 @@ class SPADEResnetBlock(nn.Module):
         dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 2e-1))
         return x_s + dx
 
+"#;
+
+/// A block with 2 label classes, fin 6 → fout 4 (so the learned shortcut
+/// runs): state dict, inputs, training-mode output, then eval-mode output.
+const BLOCK_SCRIPT: &str = r#"
 blk = SPADEResnetBlock(6, 4, 2)
 state = {"b." + k: v.clone().contiguous() for k, v in blk.state_dict().items()}
 x = torch.randn(2, 6, 8, 8)
@@ -170,7 +174,7 @@ save_file({**state, "x": x, "seg": seg, "y": y.detach(), "y_eval": y_eval.detach
 fn spade_resnet_block_equals_nvlabs_spade() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("spade.safetensors");
-    let out = std::process::Command::new(python()).arg("-c").arg(SPADE_REFERENCE).arg(&file).output().unwrap();
+    let out = std::process::Command::new(python()).arg("-c").arg(format!("{SPADE_CLASSES}{BLOCK_SCRIPT}")).arg(&file).output().unwrap();
     assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -188,4 +192,60 @@ fn spade_resnet_block_equals_nvlabs_spade() {
     // Eval: the running statistics and power-iteration vectors the training step left.
     let y_eval = blk.forward_t(&r["x"], &r["seg"], false);
     assert!(max_diff(&y_eval, &r["y_eval"]) < 1e-4, "eval output differs by {}", max_diff(&y_eval, &r["y_eval"]));
+}
+
+/// NVlabs/SPADE's `SPADEGenerator` (`num_upsampling_layers=normal`, label-map
+/// input, ngf 2, 1 output channel, hidden 8) at 32².
+const GENERATOR_SCRIPT: &str = r#"
+class SPADEGenerator(nn.Module):
+    def __init__(self, nf=2, label_nc=2, size=32):
+        super().__init__()
+        self.sw = self.sh = size // 2 ** 5
+        self.fc = nn.Conv2d(label_nc, 16 * nf, 3, padding=1)
+        self.head_0 = SPADEResnetBlock(16 * nf, 16 * nf, label_nc)
+        self.G_middle_0 = SPADEResnetBlock(16 * nf, 16 * nf, label_nc)
+        self.G_middle_1 = SPADEResnetBlock(16 * nf, 16 * nf, label_nc)
+        self.up_0 = SPADEResnetBlock(16 * nf, 8 * nf, label_nc)
+        self.up_1 = SPADEResnetBlock(8 * nf, 4 * nf, label_nc)
+        self.up_2 = SPADEResnetBlock(4 * nf, 2 * nf, label_nc)
+        self.up_3 = SPADEResnetBlock(2 * nf, 1 * nf, label_nc)
+        self.conv_img = nn.Conv2d(nf, 1, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+    def forward(self, seg):
+        x = F.interpolate(seg, size=(self.sh, self.sw))
+        x = self.fc(x)
+        x = self.head_0(x, seg); x = self.up(x)
+        x = self.G_middle_0(x, seg); x = self.G_middle_1(x, seg)
+        x = self.up(x); x = self.up_0(x, seg)
+        x = self.up(x); x = self.up_1(x, seg)
+        x = self.up(x); x = self.up_2(x, seg)
+        x = self.up(x); x = self.up_3(x, seg)
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 2e-1)))
+
+g = SPADEGenerator()
+state = {"g." + k: v.clone().contiguous() for k, v in g.state_dict().items()}
+m = (torch.rand(2, 1, 32, 32) > 0.8).float()
+seg = torch.cat([1 - m, m], 1)
+g.train(); y = g(seg)
+save_file({**state, "seg": seg, "y": y.detach()}, sys.argv[1])
+"#;
+
+#[test]
+fn spade_generator_equals_nvlabs_spade() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("gen.safetensors");
+    let out = std::process::Command::new(python()).arg("-c").arg(format!("{SPADE_CLASSES}{GENERATOR_SCRIPT}")).arg(&file).output().unwrap();
+    assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let cfg = chess_train::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
+    let g = chess_train::spade::Generator::new(&(vs.root() / "g"), &cfg, 32);
+    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    let ours: std::collections::HashSet<String> = vs.variables().into_keys().collect();
+    for k in r.keys().filter(|k| k.starts_with("g.") && !k.ends_with("num_batches_tracked")) {
+        assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
+    }
+    let y = g.forward_t(&r["seg"], None, true);
+    let d = (&y - &r["y"]).abs().max().double_value(&[]);
+    assert!(d < 1e-4, "generator output differs by {d}");
 }
