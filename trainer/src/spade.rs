@@ -243,7 +243,8 @@ impl Encoder {
     pub fn new(p: &nn::Path<'_>, cfg: &SpadeConfig) -> Encoder {
         let nf = cfg.ndf;
         let widths = [1, nf, 2 * nf, 4 * nf, 8 * nf, 8 * nf];
-        let convs = (0..5).map(|i| SnConv::new(p / format!("layer{}", i + 1), widths[i], widths[i + 1], 3, 2, 1, true)).collect();
+        // `spectralinstance`: spectral-normalised, bias-free, then instance norm.
+        let convs = (0..5).map(|i| SnConv::new(p / format!("layer{}", i + 1) / "0", widths[i], widths[i + 1], 3, 2, 1, false)).collect();
         Encoder {
             convs,
             mu: nn::linear(p / "fc_mu", 8 * nf * 16, cfg.z_dim, Default::default()),
@@ -276,30 +277,35 @@ fn instance_norm(x: &Tensor) -> Tensor {
     x.instance_norm(None::<Tensor>, None::<Tensor>, None::<Tensor>, None::<Tensor>, true, 0.1, 1e-5, false)
 }
 
-/// pix2pixHD's NLayerDiscriminator with 4 layers (4×4 kernels, padding 2).
+/// pix2pixHD's NLayerDiscriminator with 4 layers (4×4 kernels, padding 2),
+/// with NVlabs/SPADE's names and `spectralinstance` norm: a plain first
+/// conv, then spectral-normalised bias-free convs + instance norm.
 #[derive(Debug)]
 struct PatchGan {
+    first: nn::Conv2D,
     convs: Vec<SnConv>,
     last: nn::Conv2D,
 }
 
 impl PatchGan {
     fn new(p: nn::Path<'_>, c_in: i64, ndf: i64) -> PatchGan {
-        let mut convs = vec![SnConv::new(&p / "model0", c_in, ndf, 4, 2, 2, true)];
+        let cfg = |stride| nn::ConvConfig { stride, padding: 2, ..Default::default() };
+        let first = nn::conv2d(&p / "model0" / "0", c_in, ndf, 4, cfg(2));
+        let mut convs = Vec::new();
         let mut nf = ndf;
         for n in 1..4 {
             let prev = nf;
             nf = (nf * 2).min(512);
             let stride = if n == 3 { 1 } else { 2 };
-            convs.push(SnConv::new(&p / format!("model{n}"), prev, nf, 4, stride, 2, false));
+            convs.push(SnConv::new(&p / format!("model{n}") / "0" / "0", prev, nf, 4, stride, 2, false));
         }
-        let last = nn::conv2d(&p / "model4", nf, 1, 4, nn::ConvConfig { padding: 2, ..Default::default() });
-        PatchGan { convs, last }
+        let last = nn::conv2d(&p / "model4" / "0", nf, 1, 4, cfg(1));
+        PatchGan { first, convs, last }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.convs[0].forward_t(x, train).lrelu();
-        for c in &self.convs[1..] {
+        let mut y = x.apply(&self.first).lrelu();
+        for c in &self.convs {
             y = instance_norm(&c.forward_t(&y, train)).lrelu();
         }
         y.apply(&self.last)

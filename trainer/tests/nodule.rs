@@ -2,7 +2,7 @@
 //! mask each: SPADE with the VAE encoder and a perceptual term trains a
 //! few steps with finite losses and writes its sample grids and weights;
 //! the spectral-normalised convolution equals `torch.nn.utils.spectral_norm`
-//! and the SPADE residual block and generator NVlabs/SPADE's, with their
+//! and the SPADE residual block, generator and discriminator NVlabs/SPADE's, with their
 //! state-dict names.
 
 mod common;
@@ -248,4 +248,73 @@ fn spade_generator_equals_nvlabs_spade() {
     let y = g.forward_t(&r["seg"], None, true);
     let d = (&y - &r["y"]).abs().max().double_value(&[]);
     assert!(d < 1e-4, "generator output differs by {d}");
+}
+
+/// NVlabs/SPADE's `MultiscaleDiscriminator` of two `NLayerDiscriminator`s
+/// (n_layers_D 4, ndf 4, norm_D spectralinstance, input label map + image).
+const DISCRIMINATOR_SCRIPT: &str = r#"
+import numpy as np
+def spectralinstance(layer):
+    layer = spectral_norm(layer)
+    delattr(layer, 'bias'); layer.register_parameter('bias', None)
+    return nn.Sequential(layer, nn.InstanceNorm2d(layer.out_channels, affine=False))
+
+class NLayerDiscriminator(nn.Module):
+    def __init__(self, input_nc=3, ndf=4, n_layers=4):
+        super().__init__()
+        kw = 4; padw = int(np.ceil((kw - 1.0) / 2)); nf = ndf
+        sequence = [[nn.Conv2d(input_nc, nf, kernel_size=kw, stride=2, padding=padw), nn.LeakyReLU(0.2, False)]]
+        for n in range(1, n_layers):
+            nf_prev = nf; nf = min(nf * 2, 512)
+            stride = 1 if n == n_layers - 1 else 2
+            sequence += [[spectralinstance(nn.Conv2d(nf_prev, nf, kernel_size=kw, stride=stride, padding=padw)), nn.LeakyReLU(0.2, False)]]
+        sequence += [[nn.Conv2d(nf, 1, kernel_size=kw, stride=1, padding=padw)]]
+        for n in range(len(sequence)):
+            self.add_module('model' + str(n), nn.Sequential(*sequence[n]))
+    def forward(self, x):
+        for m in self.children(): x = m(x)
+        return x
+
+class MultiscaleDiscriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        for i in range(2): self.add_module('discriminator_%d' % i, NLayerDiscriminator())
+    def forward(self, x):
+        out = []
+        for d in self.children():
+            out.append(d(x))
+            x = F.avg_pool2d(x, kernel_size=3, stride=2, padding=[1, 1], count_include_pad=False)
+        return out
+
+d = MultiscaleDiscriminator()
+state = {"d." + k: v.clone().contiguous() for k, v in d.state_dict().items()}
+m = (torch.rand(2, 1, 32, 32) > 0.8).float()
+seg = torch.cat([1 - m, m], 1)
+img = torch.rand(2, 1, 32, 32) * 2 - 1
+d.train(); y0, y1 = d(torch.cat([seg, img], 1))
+save_file({**state, "seg": seg, "img": img, "y0": y0.detach(), "y1": y1.detach()}, sys.argv[1])
+"#;
+
+#[test]
+fn multiscale_discriminator_equals_nvlabs_spade() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("disc.safetensors");
+    let out = std::process::Command::new(python()).arg("-c").arg(format!("{SPADE_CLASSES}{DISCRIMINATOR_SCRIPT}")).arg(&file).output().unwrap();
+    assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let cfg = chess_train::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
+    let d = chess_train::spade::MultiscaleDiscriminator::new(&(vs.root() / "d"), &cfg);
+    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    let ours: std::collections::HashSet<String> = vs.variables().into_keys().collect();
+    for k in r.keys().filter(|k| k.starts_with("d.")) {
+        assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
+    }
+    let y = d.forward_t(&r["seg"], &r["img"], true);
+    assert_eq!(y.len(), 2);
+    for (got, want) in y.iter().zip([&r["y0"], &r["y1"]]) {
+        assert_eq!(got.size(), want.size());
+        let diff = (got - want).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "discriminator output differs by {diff}");
+    }
 }
