@@ -20,6 +20,8 @@ pub mod journal;
 #[cfg(feature = "dataset")]
 pub mod labels;
 pub mod lengths;
+#[cfg(feature = "dataset")]
+pub mod pairs;
 pub mod pipeline;
 pub mod reject;
 #[cfg(feature = "dataset")]

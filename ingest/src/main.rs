@@ -15,6 +15,7 @@ use chess_ingest::select::Selection;
 use clap::{Parser, ValueEnum};
 
 mod chexpert_cli;
+mod pairs_cli;
 
 /// Turn hospital DICOM exports (folders, .zip, .tar, .tar.gz) into a
 /// de-identified dataset of clipped, resized radiographs: tar shards,
@@ -25,7 +26,7 @@ mod chexpert_cli;
     version,
     about,
     long_about = None,
-    after_help = "CheXpert as released (train.csv, valid.csv, JPEG/PNG images): see `chess-ingest chexpert --help`."
+    after_help = "CheXpert as released (train.csv, valid.csv, JPEG/PNG images): see `chess-ingest chexpert --help`.\nPaired images (a source,target[,mask] CSV of DICOM/PNG paths): see `chess-ingest pairs --help`."
 )]
 struct Args {
     /// Files, folders or archives to ingest (DICOM is recognised by content).
@@ -121,6 +122,10 @@ fn main() -> ExitCode {
     // `chess-ingest chexpert ...`: CheXpert import, its own parser (chexpert_cli.rs).
     if std::env::args_os().nth(1).is_some_and(|a| a == "chexpert") {
         return chexpert_cli::main(std::env::args_os().skip(1));
+    }
+    // `chess-ingest pairs ...`: paired source/target[/mask] CSV (pairs_cli.rs).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "pairs") {
+        return pairs_cli::main(std::env::args_os().skip(1));
     }
     let args = Args::parse();
     tracing_subscriber::fmt()

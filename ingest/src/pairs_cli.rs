@@ -1,0 +1,148 @@
+//! `chess-ingest pairs`: the paired-data import's command line (binary side).
+//!
+//! `main` dispatches here when the first argument is `pairs`, so the DICOM
+//! command line keeps its own parser untouched.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chess_ingest::pairs::{self, Config, Summary};
+use chess_ingest::pipeline::{Aspect, BitDepth, PipelineOptions};
+use clap::{Parser, ValueEnum};
+
+/// Import paired images for image-to-image tasks (bone suppression, nodule
+/// generation): each row of a `source,target[,mask]` CSV of DICOM or PNG
+/// paths becomes one sample with `<key>.npy.zst` (source),
+/// `<key>.target.npy.zst` and, with a mask column, `<key>.mask.npy.zst`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "chess-ingest pairs",
+    bin_name = "chess-ingest pairs",
+    version,
+    after_help = "Paths are relative to the CSV's folder, or absolute; DICOM is recognised by content, \
+PNG must be 8- or 16-bit grey. Source and target get the same geometry and each its own percentile \
+clip and min-max; masks are label maps (class ids 0..=255) resized with nearest neighbour, not \
+normalised, stored in the dataset's dtype. Target and mask must have the source's original dimensions. \
+A DICOM source is de-identified as by `chess-ingest` (key and pseudonyms from --key-file); a PNG \
+source's key is a keyed hash of the row's pixels, never its paths. Every CSV row becomes a sample or \
+a row of <out>/private/rejected.parquet (csv_line, reason_code, message): missing_file, bad_csv_row, \
+dimension_mismatch, unsupported_format, bad_mask, duplicate_row, or a DICOM reason code.\n\n\
+Next: chess-train bone-suppression <OUT> --out DIR, or chess-train nodule-gen <OUT> --out DIR\n\n\
+Exit status: 0 when the import finished (rejected rows are normal), 1 on a fatal error \
+(e.g. a CSV header that is not source,target[,mask]), 2 on a usage error."
+)]
+struct PairsArgs {
+    /// The CSV with header `source,target` or `source,target,mask`.
+    csv: PathBuf,
+
+    /// Output dataset directory (must not hold a dataset yet).
+    #[arg(long, default_value = "chess-pairs")]
+    out: PathBuf,
+
+    /// Secret key file (at least 32 bytes); created if missing. Default:
+    /// <out>/private/key. Use the one of your DICOM ingest for the same pseudonyms.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+
+    /// Output images are SIZE×SIZE.
+    #[arg(long, default_value_t = 512)]
+    size: u32,
+
+    /// Clip at this percentile of the resized image before normalising.
+    #[arg(long, default_value_t = 99.0)]
+    clip_percentile: f64,
+
+    /// Stored pixel depth.
+    #[arg(long, default_value = "16", value_parser = ["8", "16"])]
+    bit_depth: String,
+
+    /// How non-square images become square.
+    #[arg(long, value_enum, default_value_t = AspectArg::Stretch)]
+    aspect: AspectArg,
+
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+
+    /// Samples per shard.
+    #[arg(long, default_value_t = 10_000)]
+    shard_samples: u64,
+
+    /// No progress bar or summary (errors still go to stderr).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum AspectArg {
+    /// Stretch to square (as the CheSS paper).
+    Stretch,
+    /// Pad to square, then resize.
+    Pad,
+}
+
+/// Entry point; `args` starts with `pairs` (it stands in for the program name).
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = PairsArgs::parse_from(args);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chess-ingest pairs: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(args: PairsArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::new(args.csv.clone(), args.out.clone());
+    cfg.key_file = args.key_file.clone();
+    cfg.pipeline = PipelineOptions {
+        size: args.size,
+        clip_percentile: args.clip_percentile,
+        aspect: match args.aspect {
+            AspectArg::Stretch => Aspect::Stretch,
+            AspectArg::Pad => Aspect::Pad,
+        },
+        bit_depth: if args.bit_depth == "8" { BitDepth::U8 } else { BitDepth::U16 },
+    };
+    if let Some(t) = args.threads {
+        anyhow::ensure!(t > 0, "--threads must be at least 1");
+        cfg.threads = t;
+    }
+    cfg.max_shard_samples = args.shard_samples;
+    cfg.progress = !args.quiet;
+    let summary = pairs::run(&cfg).with_context(|| format!("importing {} into {}", cfg.csv.display(), cfg.out.display()))?;
+    if !args.quiet {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Summary) {
+    if let Some(k) = &s.key_created {
+        println!("Created a new secret key at {} (mode 0600). Keep it private; reuse it with --key-file for stable pseudonyms.", k.display());
+    }
+    println!("Dataset: {}", s.root.display());
+    println!(
+        "{} rows: {} samples (source, target{}), {} rejected",
+        s.rows,
+        s.samples,
+        if s.with_mask { ", mask" } else { "" },
+        s.rejected.values().sum::<u64>()
+    );
+    for (code, n) in &s.rejected {
+        println!("  {code:<20} {n}");
+    }
+    println!("{:.1} s", s.wall.as_secs_f64());
+    if !s.rejected.is_empty() {
+        println!("Rejected rows are listed in {}", s.root.join("private/rejected.parquet").display());
+    }
+}
