@@ -20,7 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, PixelDtype};
-use chess_shards::{encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, Sample, SampleFields, WriterOptions};
+use chess_shards::{
+    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, Sample, SampleFields,
+    WriterOptions,
+};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::Serialize;
 
@@ -46,7 +49,10 @@ pub const DUPLICATE_ROW: &str = "duplicate_row";
 #[derive(Debug, thiserror::Error)]
 pub enum PairsError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Csv { path: PathBuf, message: String },
     #[error("invalid settings: {0}")]
@@ -54,7 +60,10 @@ pub enum PairsError {
     #[error(transparent)]
     Key(#[from] deid::KeyError),
     #[error("dataset {root}: {source}")]
-    Shards { root: PathBuf, source: chess_shards::ShardError },
+    Shards {
+        root: PathBuf,
+        source: chess_shards::ShardError,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -62,7 +71,10 @@ pub enum PairsError {
 pub type Result<T> = std::result::Result<T, PairsError>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PairsError + '_ {
-    move |source| PairsError::Io { path: path.to_path_buf(), source }
+    move |source| PairsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Everything a pairs import needs.
@@ -85,14 +97,20 @@ impl Config {
             out,
             key_file: None,
             pipeline: PipelineOptions::default(),
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             progress: false,
             max_shard_samples: 10_000,
         }
     }
 
     pub fn key_path(&self) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| self.out.join(layout::PRIVATE_DIR).join(crate::run::KEY_FILE))
+        self.key_file.clone().unwrap_or_else(|| {
+            self.out
+                .join(layout::PRIVATE_DIR)
+                .join(crate::run::KEY_FILE)
+        })
     }
 }
 
@@ -137,17 +155,34 @@ pub struct Rejected {
 pub fn read_csv(path: &Path) -> Result<(Vec<std::result::Result<Row, Rejected>>, bool)> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
-    let csv_err = |e: csv::Error| PairsError::Csv { path: path.to_path_buf(), message: e.to_string() };
-    let header: Vec<String> =
-        rdr.headers().map_err(csv_err)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_string()).collect();
-    let with_mask = match header.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(file);
+    let csv_err = |e: csv::Error| PairsError::Csv {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
+        .collect();
+    let with_mask = match header
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["source", "target"] => false,
         ["source", "target", "mask"] => true,
         other => {
             return Err(PairsError::Csv {
                 path: path.to_path_buf(),
-                message: format!("header is {other:?}; expected `source,target` or `source,target,mask`"),
+                message: format!(
+                    "header is {other:?}; expected `source,target` or `source,target,mask`"
+                ),
             })
         }
     };
@@ -169,7 +204,10 @@ pub fn read_csv(path: &Path) -> Result<(Vec<std::result::Result<Row, Rejected>>,
             rows.push(Err(Rejected {
                 line,
                 code: BAD_ROW.into(),
-                message: format!("line {line}: {} cells ({want} non-empty expected)", cells.len()),
+                message: format!(
+                    "line {line}: {} cells ({want} non-empty expected)",
+                    cells.len()
+                ),
             }));
             continue;
         }
@@ -199,7 +237,11 @@ type Failure = (&'static str, String);
 
 fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound { MISSING_FILE } else { Reason::ReadError.code() };
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            MISSING_FILE
+        } else {
+            Reason::ReadError.code()
+        };
         (code, format!("{}: {e}", path.display()))
     })?;
     let named = |(code, msg): Failure| (code, format!("{}: {msg}", path.display()));
@@ -215,12 +257,35 @@ fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
         });
     }
     let obj = dicom::parse(&bytes).map_err(|r| {
-        let code = if r.reason == Reason::NotDicom { UNSUPPORTED_FORMAT } else { r.reason.code() };
-        (code, format!("{}: neither PNG nor readable DICOM ({})", path.display(), r.message))
+        let code = if r.reason == Reason::NotDicom {
+            UNSUPPORTED_FORMAT
+        } else {
+            r.reason.code()
+        };
+        (
+            code,
+            format!(
+                "{}: neither PNG nor readable DICOM ({})",
+                path.display(),
+                r.message
+            ),
+        )
     })?;
     let h = Header::from_object(&obj);
-    let stored = dicom::decode(&obj, &h).map_err(|r| (r.reason.code(), format!("{}: {}", path.display(), r.message)))?;
-    Ok(Loaded { rows: stored.rows, cols: stored.columns, values: stored.values, header: Some(h), png_bits: None, png_colour: false })
+    let stored = dicom::decode(&obj, &h).map_err(|r| {
+        (
+            r.reason.code(),
+            format!("{}: {}", path.display(), r.message),
+        )
+    })?;
+    Ok(Loaded {
+        rows: stored.rows,
+        cols: stored.columns,
+        values: stored.values,
+        header: Some(h),
+        png_bits: None,
+        png_colour: false,
+    })
 }
 
 fn semantics(l: &Loaded) -> PixelSemantics<'_> {
@@ -237,9 +302,16 @@ fn semantics(l: &Loaded) -> PixelSemantics<'_> {
 
 /// Nearest-neighbour resize of a label map to `size`×`size` (padded to
 /// square with 0 first for `Aspect::Pad`, as the image pipeline pads).
-/// Output pixel `i` samples input `floor((i + ½)·in/out)`, as
-/// `PIL.Image.resize(NEAREST)`.
-pub fn resize_labels(values: &[u8], rows: usize, cols: usize, size: usize, aspect: Aspect) -> Vec<u8> {
+/// Output pixel `i` samples input `floor((i + ½)·in/out)` in exact integer
+/// arithmetic, as PyTorch's `interpolate(mode="nearest-exact")` (PIL's
+/// NEAREST rounds some exact ties the other way through float error).
+pub fn resize_labels(
+    values: &[u8],
+    rows: usize,
+    cols: usize,
+    size: usize,
+    aspect: Aspect,
+) -> Vec<u8> {
     let (src, h, w) = match aspect {
         Aspect::Stretch => (values.to_vec(), rows, cols),
         Aspect::Pad => {
@@ -247,7 +319,8 @@ pub fn resize_labels(values: &[u8], rows: usize, cols: usize, size: usize, aspec
             let (top, left) = ((n - rows) / 2, (n - cols) / 2);
             let mut p = vec![0u8; n * n];
             for y in 0..rows {
-                p[(top + y) * n + left..(top + y) * n + left + cols].copy_from_slice(&values[y * cols..(y + 1) * cols]);
+                p[(top + y) * n + left..(top + y) * n + left + cols]
+                    .copy_from_slice(&values[y * cols..(y + 1) * cols]);
             }
             (p, n, n)
         }
@@ -274,7 +347,12 @@ enum Outcome {
     Reject(Failure),
 }
 
-fn process(row: &Row, key: &Key, opts: &PipelineOptions, writer_opts: &WriterOptions) -> std::result::Result<EncodedSample, Failure> {
+fn process(
+    row: &Row,
+    key: &Key,
+    opts: &PipelineOptions,
+    writer_opts: &WriterOptions,
+) -> std::result::Result<EncodedSample, Failure> {
     let src = load(&row.source)?;
     let tgt = load(&row.target)?;
     let mask = row.mask.as_deref().map(load).transpose()?;
@@ -297,7 +375,10 @@ fn process(row: &Row, key: &Key, opts: &PipelineOptions, writer_opts: &WriterOpt
     let mut extras = Vec::new();
     let s_out = pipeline::run(&src.values, src.rows, src.cols, &semantics(&src), opts);
     let t_out = pipeline::run(&tgt.values, tgt.rows, tgt.cols, &semantics(&tgt), opts);
-    extras.push(("target".to_string(), to_image(&t_out.pixels, size, opts.bit_depth)));
+    extras.push((
+        "target".to_string(),
+        to_image(&t_out.pixels, size, opts.bit_depth),
+    ));
     let mut mask_hash = String::new();
     if let (Some(m), Some(mpath)) = (&mask, &row.mask) {
         if dims(m) != dims(&src) {
@@ -315,19 +396,45 @@ fn process(row: &Row, key: &Key, opts: &PipelineOptions, writer_opts: &WriterOpt
             ));
         }
         if m.png_colour {
-            return Err((UNSUPPORTED_FORMAT, format!("mask {}: a colour PNG; masks are grey label maps", mpath.display())));
+            return Err((
+                UNSUPPORTED_FORMAT,
+                format!(
+                    "mask {}: a colour PNG; masks are grey label maps",
+                    mpath.display()
+                ),
+            ));
         }
         let labels: Vec<u8> = m
             .values
             .iter()
-            .map(|&v| u8::try_from(v).map_err(|_| (BAD_MASK, format!("mask {}: value {v} is not a label id 0..=255", mpath.display()))))
+            .map(|&v| {
+                u8::try_from(v).map_err(|_| {
+                    (
+                        BAD_MASK,
+                        format!(
+                            "mask {}: value {v} is not a label id 0..=255",
+                            mpath.display()
+                        ),
+                    )
+                })
+            })
             .collect::<std::result::Result<_, _>>()?;
-        let resized = resize_labels(&labels, m.rows as usize, m.cols as usize, size as usize, opts.aspect);
+        let resized = resize_labels(
+            &labels,
+            m.rows as usize,
+            m.cols as usize,
+            size as usize,
+            opts.aspect,
+        );
         mask_hash = blake3::hash(&resized).to_hex().to_string();
         // The dataset has one dtype: class ids are stored as they are, in it.
         let img = match opts.bit_depth {
             BitDepth::U8 => Image::from_u8(size, size, resized),
-            BitDepth::U16 => Image::from_u16(size, size, &resized.iter().map(|&v| v as u16).collect::<Vec<_>>()),
+            BitDepth::U16 => Image::from_u16(
+                size,
+                size,
+                &resized.iter().map(|&v| v as u16).collect::<Vec<_>>(),
+            ),
         };
         extras.push(("mask".to_string(), img));
     }
@@ -357,7 +464,11 @@ fn process(row: &Row, key: &Key, opts: &PipelineOptions, writer_opts: &WriterOpt
                 chess_shards::pixel_hash(&image),
                 chess_shards::pixel_hash(&extras[0].1)
             );
-            let modality = if src.png_bits.is_some() { "PNG" } else { "DICOM" };
+            let modality = if src.png_bits.is_some() {
+                "PNG"
+            } else {
+                "DICOM"
+            };
             let fields = SampleFields {
                 modality: Some(modality.into()),
                 clip_value: Some(s_out.clip_value),
@@ -366,8 +477,18 @@ fn process(row: &Row, key: &Key, opts: &PipelineOptions, writer_opts: &WriterOpt
             (key.sample_key(&basis), fields)
         }
     };
-    let sample = Sample { key: sample_key, image, extras, fields };
-    encode_sample(&sample, writer_opts).map_err(|e| (Reason::DecodeError.code(), format!("could not encode the sample: {e}")))
+    let sample = Sample {
+        key: sample_key,
+        image,
+        extras,
+        fields,
+    };
+    encode_sample(&sample, writer_opts).map_err(|e| {
+        (
+            Reason::DecodeError.code(),
+            format!("could not encode the sample: {e}"),
+        )
+    })
 }
 
 fn write_rejected(path: &Path, rows: &[Rejected]) -> Result<()> {
@@ -380,12 +501,20 @@ fn write_rejected(path: &Path, rows: &[Rejected]) -> Result<()> {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.line))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.code.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.message.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.code.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.message.as_str()),
+        )),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| PairsError::Internal(e.to_string()))?;
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| PairsError::Internal(e.to_string()))?;
     let tmp = path.with_extension("parquet.tmp");
-    let other = |e: parquet::errors::ParquetError| PairsError::Io { path: tmp.clone(), source: std::io::Error::other(e) };
+    let other = |e: parquet::errors::ParquetError| PairsError::Io {
+        path: tmp.clone(),
+        source: std::io::Error::other(e),
+    };
     let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(other)?;
     w.write(&batch).map_err(other)?;
@@ -397,10 +526,15 @@ fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
     if !cfg.progress {
         return indicatif::ProgressBar::hidden();
     }
-    let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pairs ({per_sec}, ETA {eta})")
-            .expect("static template"),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pairs ({per_sec}, ETA {eta})",
+        )
+        .expect("static template"),
     );
     pb.enable_steady_tick(Duration::from_millis(200));
     pb
@@ -410,13 +544,21 @@ fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     if cfg.pipeline.size == 0 || cfg.pipeline.size > 8192 {
-        return Err(PairsError::Invalid(format!("--size {} (1..=8192)", cfg.pipeline.size)));
+        return Err(PairsError::Invalid(format!(
+            "--size {} (1..=8192)",
+            cfg.pipeline.size
+        )));
     }
     if !(cfg.pipeline.clip_percentile > 0.0 && cfg.pipeline.clip_percentile <= 100.0) {
-        return Err(PairsError::Invalid(format!("--clip-percentile {} (0 < p <= 100)", cfg.pipeline.clip_percentile)));
+        return Err(PairsError::Invalid(format!(
+            "--clip-percentile {} (0 < p <= 100)",
+            cfg.pipeline.clip_percentile
+        )));
     }
     if cfg.max_shard_samples == 0 {
-        return Err(PairsError::Invalid("--shard-samples must be at least 1".into()));
+        return Err(PairsError::Invalid(
+            "--shard-samples must be at least 1".into(),
+        ));
     }
     let (rows, with_mask) = read_csv(&cfg.csv)?;
     let out = &cfg.out;
@@ -427,10 +569,17 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             BitDepth::U16 => PixelDtype::Uint16,
             BitDepth::U8 => PixelDtype::Uint8,
         },
-        extra_fields: if with_mask { vec!["target".into(), "mask".into()] } else { vec!["target".into()] },
+        extra_fields: if with_mask {
+            vec!["target".into(), "mask".into()]
+        } else {
+            vec!["target".into()]
+        },
         ..WriterOptions::default()
     };
-    let shards_err = |source| PairsError::Shards { root: out.clone(), source };
+    let shards_err = |source| PairsError::Shards {
+        root: out.clone(),
+        source,
+    };
     let mut writer = DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?;
     let private = out.join(layout::PRIVATE_DIR);
     std::fs::create_dir_all(&private).map_err(io_err(&private))?;
@@ -462,7 +611,9 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                     Ok(row) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         process(row, &key, &cfg.pipeline, &writer_opts)
                     }))
-                    .unwrap_or_else(|_| Err((Reason::DecodeError.code(), "decoding panicked".into())))
+                    .unwrap_or_else(|_| {
+                        Err((Reason::DecodeError.code(), "decoding panicked".into()))
+                    })
                     .map_or_else(Outcome::Reject, |e| Outcome::Sample(Box::new(e))),
                 })
                 .collect()
@@ -483,7 +634,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         rejected.push(Rejected {
                             line: row.line,
                             code: DUPLICATE_ROW.into(),
-                            message: format!("line {}: the same sample as an earlier row (key {})", row.line, e.key()),
+                            message: format!(
+                                "line {}: the same sample as an earlier row (key {})",
+                                row.line,
+                                e.key()
+                            ),
                         });
                         continue;
                     }
@@ -524,19 +679,25 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             "bit_depth": match cfg.pipeline.bit_depth { BitDepth::U16 => 16, BitDepth::U8 => 8 },
         }),
     );
-    provenance.insert("summary".into(), serde_json::to_value(&summary).expect("serialisable"));
+    provenance.insert(
+        "summary".into(),
+        serde_json::to_value(&summary).expect("serialisable"),
+    );
     provenance.insert(
         "pipeline".into(),
         serde_json::json!({
             "image": "source: the ingest pixel pipeline (DICOM: stored values -> Modality LUT -> MONOCHROME1 inverted; PNG: grey levels) -> antialiased resize -> clip at percentile -> min-max",
             "target": "the same pipeline and geometry as the source, clipped and normalised on its own",
-            "mask": "label ids as stored (0..=255), padded with 0 for --aspect pad, nearest-neighbour resize (PIL NEAREST sampling), no clipping or normalisation, in the dataset's dtype",
+            "mask": "label ids as stored (0..=255), padded with 0 for --aspect pad, nearest-neighbour resize (torch nearest-exact sampling), no clipping or normalisation, in the dataset's dtype",
             "key": "DICOM source: HMAC of its SOPInstanceUID (as chess-ingest); otherwise HMAC of the row's processed pixel content",
         }),
     );
     let info = FinishInfo {
         tool_version: format!("chess-ingest {} (pairs)", env!("CARGO_PKG_VERSION")),
-        deid_method: format!("DICOM sources: {}; PNG sources: no metadata kept, keyed-hash keys", deid::DEID_METHOD),
+        deid_method: format!(
+            "DICOM sources: {}; PNG sources: no metadata kept, keyed-hash keys",
+            deid::DEID_METHOD
+        ),
         provenance,
     };
     writer.finish(info).map_err(shards_err)?;

@@ -88,7 +88,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = PairsArgs::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -111,7 +112,11 @@ fn real_main(args: PairsArgs) -> anyhow::Result<()> {
             AspectArg::Stretch => Aspect::Stretch,
             AspectArg::Pad => Aspect::Pad,
         },
-        bit_depth: if args.bit_depth == "8" { BitDepth::U8 } else { BitDepth::U16 },
+        bit_depth: if args.bit_depth == "8" {
+            BitDepth::U8
+        } else {
+            BitDepth::U16
+        },
     };
     if let Some(t) = args.threads {
         anyhow::ensure!(t > 0, "--threads must be at least 1");
@@ -119,7 +124,8 @@ fn real_main(args: PairsArgs) -> anyhow::Result<()> {
     }
     cfg.max_shard_samples = args.shard_samples;
     cfg.progress = !args.quiet;
-    let summary = pairs::run(&cfg).with_context(|| format!("importing {} into {}", cfg.csv.display(), cfg.out.display()))?;
+    let summary = pairs::run(&cfg)
+        .with_context(|| format!("importing {} into {}", cfg.csv.display(), cfg.out.display()))?;
     if !args.quiet {
         print_summary(&summary);
     }
@@ -143,6 +149,9 @@ fn print_summary(s: &Summary) {
     }
     println!("{:.1} s", s.wall.as_secs_f64());
     if !s.rejected.is_empty() {
-        println!("Rejected rows are listed in {}", s.root.join("private/rejected.parquet").display());
+        println!(
+            "Rejected rows are listed in {}",
+            s.root.join("private/rejected.parquet").display()
+        );
     }
 }

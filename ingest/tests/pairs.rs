@@ -10,6 +10,8 @@
 //! The `chess-shards` binary is taken from `CHESS_SHARDS_BIN` when set,
 //! otherwise built with `cargo build -p chess-shards` (same target dir).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -358,6 +360,52 @@ fn dicom_pairs_are_deidentified() {
     needles.push("CompressedSamples".into());
     for needle in &needles {
         assert!(!contains(&bytes, needle), "shareable output holds `{needle}`");
+    }
+}
+
+/// Mask resizing equals PyTorch's `interpolate(mode="nearest-exact")`
+/// (after `np.pad` with zeros to a centred square for `--aspect pad`).
+#[test]
+fn label_resize_equals_torch_nearest_exact() {
+    let cases = [(20usize, 24usize, 16usize), (37, 64, 33), (2, 1, 33), (64, 37, 17), (300, 211, 64), (5, 9, 5)];
+    let mut script = String::from(
+        "import sys, numpy as np, torch\nimport torch.nn.functional as F\n\
+         for line in sys.stdin:\n    h, w, s, pad, *v = map(int, line.split())\n    \
+         a = np.array(v, dtype=np.float32).reshape(h, w)\n    \
+         if pad:\n        n = max(h, w)\n        a = np.pad(a, (((n - h) // 2, n - h - (n - h) // 2), ((n - w) // 2, n - w - (n - w) // 2)))\n    \
+         r = F.interpolate(torch.from_numpy(a)[None, None], size=(s, s), mode='nearest-exact')[0, 0]\n    \
+         print(' '.join(str(int(x)) for x in r.flatten().tolist()))\n",
+    );
+    script.push('\n');
+    let mut input = String::new();
+    let mut want_rust = Vec::new();
+    for &(h, w, s) in &cases {
+        let labels: Vec<u8> = (0..h * w).map(|i| ((i * 7 + i / w * 13) % 5) as u8).collect();
+        for aspect in [Aspect::Stretch, Aspect::Pad] {
+            let pad = u8::from(aspect == Aspect::Pad);
+            input.push_str(&format!("{h} {w} {s} {pad}"));
+            for v in &labels {
+                input.push_str(&format!(" {v}"));
+            }
+            input.push('\n');
+            want_rust.push(resize_labels(&labels, h, w, s, aspect));
+        }
+    }
+    let mut child = Command::new(common::python())
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    check(&o, "python (torch nearest-exact)");
+    let lines: Vec<Vec<u8>> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect()).collect();
+    assert_eq!(lines.len(), want_rust.len());
+    for (i, (torch, ours)) in lines.iter().zip(&want_rust).enumerate() {
+        assert_eq!(torch, ours, "case {i}");
     }
 }
 
