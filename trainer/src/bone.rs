@@ -99,12 +99,11 @@ pub struct BoneConfig {
 impl BoneConfig {
     /// Reads a TOML file (missing keys keep their defaults; unknown keys are errors).
     pub fn from_file(path: &Path) -> Result<BoneConfig> {
-        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        toml::from_str(&text).map_err(|e| TrainError::File { path: path.to_path_buf(), msg: e.to_string() })
+        crate::config::read_toml(path)
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config serialises")
+        crate::config::write_toml(self)
     }
 
     pub fn validate(&self) -> Result<()> {

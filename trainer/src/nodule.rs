@@ -73,8 +73,7 @@ pub struct NoduleConfig {
 
 impl NoduleConfig {
     pub fn from_file(path: &Path) -> Result<NoduleConfig> {
-        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-        toml::from_str(&text).map_err(|e| TrainError::File { path: path.to_path_buf(), msg: e.to_string() })
+        crate::config::read_toml(path)
     }
 
     pub fn validate(&self) -> Result<()> {
