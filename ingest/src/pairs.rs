@@ -25,7 +25,7 @@ use chess_shards::{
     WriterOptions,
 };
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::deid::{self, Key};
 use crate::dicom::{self, Header};
@@ -64,6 +64,14 @@ pub enum PairsError {
         root: PathBuf,
         source: chess_shards::ShardError,
     },
+    #[error("{root} holds an interrupted import made with different options (before: {before}; now: {now}); re-run with the same options or use a fresh --out")]
+    OptionsChanged {
+        root: PathBuf,
+        before: String,
+        now: String,
+    },
+    #[error("{path}: {message}")]
+    Layout { path: PathBuf, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -114,6 +122,20 @@ impl Config {
     }
 }
 
+/// Written to `private/pairs-run.json`.
+pub const RUN_JSON: &str = "pairs-run.json";
+
+/// The options an interrupted import must be resumed with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub size: u32,
+    pub clip_percentile: f64,
+    pub aspect: String,
+    pub bit_depth: u32,
+    pub with_mask: bool,
+    pub key_fingerprint: String,
+}
+
 /// The result of an import.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
@@ -123,6 +145,11 @@ pub struct Summary {
     /// Counts per reason code.
     pub rejected: BTreeMap<String, u64>,
     pub with_mask: bool,
+    /// Samples written by this run (the rest came from an interrupted one).
+    #[serde(skip)]
+    pub processed_now: u64,
+    #[serde(skip)]
+    pub resumed: bool,
     #[serde(skip)]
     pub key_created: Option<PathBuf>,
     #[serde(skip)]
@@ -540,7 +567,8 @@ fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
     pb
 }
 
-/// Runs a pairs import into a fresh `cfg.out`.
+/// Runs a pairs import into `cfg.out`, resuming an interrupted one there
+/// (rows are re-read; samples in its complete shards are not written again).
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     if cfg.pipeline.size == 0 || cfg.pipeline.size > 8192 {
@@ -580,15 +608,59 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         root: out.clone(),
         source,
     };
-    let mut writer = DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?;
     let private = out.join(layout::PRIVATE_DIR);
-    std::fs::create_dir_all(&private).map_err(io_err(&private))?;
+    let run_json = private.join(RUN_JSON);
+    let resuming = !out.join(layout::DATASET_JSON).exists()
+        && (run_json.exists() || out.join(chess_shards::writer::STAGING_DIR).exists());
     let key_path = cfg.key_path();
     let (key, created) = Key::load_or_create(&key_path)?;
+    let opts_now = RunOptions {
+        size: cfg.pipeline.size,
+        clip_percentile: cfg.pipeline.clip_percentile,
+        aspect: match cfg.pipeline.aspect {
+            Aspect::Stretch => "stretch".into(),
+            Aspect::Pad => "pad".into(),
+        },
+        bit_depth: match cfg.pipeline.bit_depth {
+            BitDepth::U16 => 16,
+            BitDepth::U8 => 8,
+        },
+        with_mask,
+        // A keyed hash of a constant: tells keys apart without revealing them.
+        key_fingerprint: key.sample_key("chess-ingest pairs key fingerprint"),
+    };
+    let (mut writer, done) = if resuming {
+        if let Ok(text) = std::fs::read(&run_json) {
+            let before: RunOptions = serde_json::from_slice(&text).map_err(|e| PairsError::Io {
+                path: run_json.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            if before != opts_now {
+                return Err(PairsError::OptionsChanged {
+                    root: out.clone(),
+                    before: serde_json::to_string(&before).unwrap_or_default(),
+                    now: serde_json::to_string(&opts_now).unwrap_or_default(),
+                });
+            }
+        }
+        DatasetWriter::resume(out, writer_opts.clone()).map_err(shards_err)?
+    } else {
+        (
+            DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?,
+            HashSet::new(),
+        )
+    };
+    std::fs::create_dir_all(&private).map_err(io_err(&private))?;
+    std::fs::write(
+        &run_json,
+        serde_json::to_vec_pretty(&opts_now).expect("serialisable"),
+    )
+    .map_err(io_err(&run_json))?;
     let mut summary = Summary {
         root: out.clone(),
         with_mask,
         key_created: created.then(|| key_path.clone()),
+        resumed: resuming,
         ..Default::default()
     };
 
@@ -642,8 +714,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         });
                         continue;
                     }
-                    writer.write_encoded(*e).map_err(shards_err)?;
                     summary.samples += 1;
+                    // Written by the interrupted run: already in a complete shard.
+                    if done.contains(e.key()) {
+                        continue;
+                    }
+                    writer.write_encoded(*e).map_err(shards_err)?;
+                    summary.processed_now += 1;
                 }
                 Outcome::Reject((code, message)) => rejected.push(Rejected {
                     line: row.line,
@@ -654,6 +731,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         }
     }
     pb.finish_and_clear();
+    if let Some(k) = done.iter().find(|k| !written.contains(k.as_str())) {
+        return Err(PairsError::Layout {
+            path: out.clone(),
+            message: format!(
+                "the interrupted import wrote sample `{k}`, which no row of {} produces now; import into a fresh --out",
+                cfg.csv.display()
+            ),
+        });
+    }
     for r in &rejected {
         *summary.rejected.entry(r.code.clone()).or_default() += 1;
     }

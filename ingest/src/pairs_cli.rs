@@ -37,7 +37,8 @@ struct PairsArgs {
     /// The CSV with header `source,target` or `source,target,mask`.
     csv: PathBuf,
 
-    /// Output dataset directory (must not hold a dataset yet).
+    /// Output dataset directory; re-running the same command on an
+    /// interrupted import resumes it.
     #[arg(long, default_value = "chess-pairs")]
     out: PathBuf,
 
@@ -138,11 +139,16 @@ fn print_summary(s: &Summary) {
     }
     println!("Dataset: {}", s.root.display());
     println!(
-        "{} rows: {} samples (source, target{}), {} rejected",
+        "{} rows: {} samples (source, target{}), {} rejected{}",
         s.rows,
         s.samples,
         if s.with_mask { ", mask" } else { "" },
-        s.rejected.values().sum::<u64>()
+        s.rejected.values().sum::<u64>(),
+        if s.resumed {
+            format!(" (resumed; {} written now)", s.processed_now)
+        } else {
+            String::new()
+        }
     );
     for (code, n) in &s.rejected {
         println!("  {code:<20} {n}");

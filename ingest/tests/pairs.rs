@@ -419,3 +419,64 @@ fn bad_header_is_a_fatal_error_naming_the_file() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("pairs.csv") && err.contains("source,target"), "{err}");
 }
+
+#[test]
+fn interrupted_import_resumes() {
+    // Simulate a crash after the first shard: remove the finished outputs and
+    // the later shards, stage the first shard's rows, then re-run.
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = (12u32, 10u32);
+    let be = |v: &[u16]| v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    let mut csv_text = String::from("source,target\n");
+    for i in 0..5 {
+        write_png(&dir.path().join(format!("s{i}.png")), w, h, png::BitDepth::Sixteen, &be(&source16(w, h, i)));
+        write_png(&dir.path().join(format!("t{i}.png")), w, h, png::BitDepth::Eight, &target8(w, h, i));
+        csv_text.push_str(&format!("s{i}.png,t{i}.png\n"));
+    }
+    csv_text.push_str("s0.png,absent.png\n");
+    let csv = dir.path().join("pairs.csv");
+    std::fs::write(&csv, csv_text).unwrap();
+    let out = dir.path().join("out");
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, [5u8; 32]).unwrap();
+    check(&ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2", "-q"]), "first import");
+    let m = chess_shards::Manifest::open(&out.join("manifest.parquet")).unwrap();
+    let clean: BTreeMap<String, String> = m.rows().into_iter().map(|r| (r.key, r.pixel_hash)).collect();
+    assert_eq!(clean.len(), 5);
+    let first: Vec<usize> = (0..m.len()).filter(|&i| m.view().shard(i).ends_with("pairs-000000.tar")).collect();
+    assert_eq!(first, vec![0, 1]);
+    let staged = out.join(".staging");
+    std::fs::create_dir_all(&staged).unwrap();
+    chess_shards::manifest::write_parquet(&staged.join("pairs-000000.parquet"), &m.schema, &[m.batch.slice(0, 2)], None).unwrap();
+    std::fs::remove_file(out.join("dataset.json")).unwrap();
+    std::fs::remove_file(out.join("manifest.parquet")).unwrap();
+    for e in std::fs::read_dir(out.join("shards")).unwrap() {
+        let p = e.unwrap().path();
+        if !p.ends_with("pairs-000000.tar") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    // Other options, or another key: refused, nothing changed.
+    let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2", "--clip-percentile", "98"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("different options"), "{}", String::from_utf8_lossy(&o.stderr));
+    let other_key = dir.path().join("key2");
+    std::fs::write(&other_key, [6u8; 32]).unwrap();
+    let o = ingest_pairs(&csv, &out, &other_key, &["--shard-samples", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("key_fingerprint"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
+    check(&o, "resumed import");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("6 rows: 5 samples") && stdout.contains("(resumed; 3 written now)"), "{stdout}");
+    verify(&out);
+    let resumed: BTreeMap<String, String> =
+        chess_shards::Manifest::open(&out.join("manifest.parquet")).unwrap().rows().into_iter().map(|r| (r.key, r.pixel_hash)).collect();
+    assert_eq!(resumed, clean);
+    assert_eq!(rejected(&out).iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(), vec![(7, "missing_file")]);
+    // A finished dataset is not imported into again.
+    let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a dataset"), "{}", String::from_utf8_lossy(&o.stderr));
+}
