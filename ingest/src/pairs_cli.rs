@@ -22,7 +22,7 @@ use clap::{Parser, ValueEnum};
     bin_name = "chess-ingest pairs",
     version,
     after_help = "Paths are relative to the CSV's folder, or absolute; DICOM is recognised by content, \
-PNG must be 8- or 16-bit grey. Source and target get the same geometry and each its own percentile \
+PNG is 8- or 16-bit grey (colour is converted to BT.601 luma; masks must be grey). Source and target get the same geometry and each its own percentile \
 clip and min-max; masks are label maps (class ids 0..=255) resized with nearest neighbour, not \
 normalised, stored in the dataset's dtype. Target and mask must have the source's original dimensions. \
 A DICOM source is de-identified as by `chess-ingest` (key and pseudonyms from --key-file); a PNG \

@@ -211,6 +211,17 @@ fn png_pairs_with_masks() {
         write_png(&data.join(format!("tgt{i}.png")), w, h, png::BitDepth::Eight, &target8(w, h, i));
     }
     write_png(&data.join("mask.png"), w, h, png::BitDepth::Eight, &mask8(w, h));
+    // Not label maps: a 16-bit value above 255, and a colour PNG.
+    let big: Vec<u16> = mask8(w, h).into_iter().map(|v| if v == 2 { 300 } else { u16::from(v) }).collect();
+    write_png(&data.join("mask300.png"), w, h, png::BitDepth::Sixteen, &be(&big));
+    {
+        let f = std::fs::File::create(data.join("mask_rgb.png")).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let rgb: Vec<u8> = mask8(w, h).into_iter().flat_map(|v| [v, 0, 0]).collect();
+        enc.write_header().unwrap().write_image_data(&rgb).unwrap();
+    }
     // Transposed dimensions: a mismatch.
     write_png(&data.join("tgt_wrong.png"), h, w, png::BitDepth::Eight, &target8(h, w, 0));
     let csv = dir.path().join("in/pairs.csv");
@@ -222,7 +233,11 @@ fn png_pairs_with_masks() {
              {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/tgt0.png,{NAME_IN_PATH}/mask.png\n\
              {},{NAME_IN_PATH}/tgt1.png,{NAME_IN_PATH}/mask.png\n\
              {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/tgt_wrong.png,{NAME_IN_PATH}/mask.png\n\
-             {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/gone.png,{NAME_IN_PATH}/mask.png\n",
+             {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/gone.png,{NAME_IN_PATH}/mask.png\n\
+             {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/tgt0.png,{NAME_IN_PATH}/mask300.png\n\
+             {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/tgt0.png,{NAME_IN_PATH}/mask_rgb.png\n\
+             {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/tgt0.png\n\
+             {NAME_IN_PATH}/src0.png,{NAME_IN_PATH}/tgt0.png,{NAME_IN_PATH}/mask.png\n",
             abs_src1.display()
         ),
     )
@@ -268,7 +283,18 @@ fn png_pairs_with_masks() {
 
     let rej = rejected(&out);
     let by_line: BTreeMap<u64, &str> = rej.iter().map(|(l, c, _)| (*l, c.as_str())).collect();
-    assert_eq!(by_line, BTreeMap::from([(4, "dimension_mismatch"), (5, "missing_file")]), "{rej:?}");
+    assert_eq!(
+        by_line,
+        BTreeMap::from([
+            (4, "dimension_mismatch"),
+            (5, "missing_file"),
+            (6, "bad_mask"),
+            (7, "unsupported_format"),
+            (8, "bad_csv_row"),
+            (9, "duplicate_row"),
+        ]),
+        "{rej:?}"
+    );
     let (_, _, msg) = rej.iter().find(|r| r.0 == 4).unwrap();
     assert!(msg.contains("tgt_wrong.png") && msg.contains("src0.png") && msg.contains("20×24"), "{msg}");
 
