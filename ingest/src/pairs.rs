@@ -11,7 +11,8 @@
 //! De-identification: a DICOM source takes its key and metadata from the
 //! DICOM ingest path ([`crate::deid::deidentify`], pseudonyms from the key
 //! file); a PNG source's key is a keyed hash of the row's pixel content,
-//! never of its paths. Rejected rows (CSV line, reason, message) go only to
+//! never of its paths. A DICOM file with BurnedInAnnotation = YES is
+//! rejected, as by `chess-ingest`. Rejected rows (CSV line, reason, message) go only to
 //! `<out>/private/rejected.parquet`.
 
 use std::collections::{BTreeMap, HashSet};
@@ -299,6 +300,13 @@ fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
         )
     })?;
     let h = Header::from_object(&obj);
+    // Text burned into the pixels is not removed by header de-identification.
+    if h.burned_in_annotation == "YES" {
+        return Err((
+            Reason::BurnedInAnnotation.code(),
+            format!("{}: BurnedInAnnotation = YES", path.display()),
+        ));
+    }
     let stored = dicom::decode(&obj, &h).map_err(|r| {
         (
             r.reason.code(),

@@ -332,10 +332,27 @@ fn dicom_pairs_are_deidentified() {
     let rle = data.join("mr_small_rle.dcm");
     let jpll = data.join("mr_small_jpll.dcm");
     let big = data.join("dfl_jpeg_baseline.dcm");
+    // A CR with identifying values (common::Synth: PatientName DOE^JANE, PatientID PAT3),
+    // its target, and one with BurnedInAnnotation = YES.
+    let cr_src = dir.path().join(NAME_IN_PATH).join("cr_src.dcm");
+    let cr_tgt = dir.path().join(NAME_IN_PATH).join("cr_tgt.dcm");
+    common::Synth::new("1.2.826.0.1.777.1", 3).write(&cr_src);
+    common::Synth::new("1.2.826.0.1.777.2", 10).write(&cr_tgt);
+    let burned = dir.path().join(NAME_IN_PATH).join("burned.dcm");
+    {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        let mut o = dicom_object::open_file(&cr_src).unwrap();
+        o.put(DataElement::new(dicom_dictionary_std::tags::BURNED_IN_ANNOTATION, VR::CS, PrimitiveValue::from("YES")));
+        o.write_to_file(&burned).unwrap();
+    }
+    let m_cr: Vec<u8> = (0..80 * 96).map(|i| u8::from(i % 80 < 10)).collect();
+    write_png(&masks.join("m_cr.png"), 80, 96, png::BitDepth::Eight, &m_cr);
     std::fs::write(
         &csv,
         format!(
-            "source,target,mask\n{},{},{NAME_IN_PATH}/m.png\n{},{},{NAME_IN_PATH}/m.png\n{},{NAME_IN_PATH}/missing.dcm,{NAME_IN_PATH}/m.png\n",
+            "source,target,mask\n{},{},{NAME_IN_PATH}/m.png\n{},{},{NAME_IN_PATH}/m.png\n{},{NAME_IN_PATH}/missing.dcm,{NAME_IN_PATH}/m.png\n\
+             {NAME_IN_PATH}/cr_src.dcm,{NAME_IN_PATH}/cr_tgt.dcm,{NAME_IN_PATH}/m_cr.png\n\
+             {NAME_IN_PATH}/burned.dcm,{NAME_IN_PATH}/cr_tgt.dcm,{NAME_IN_PATH}/m_cr.png\n",
             rle.display(),
             jpll.display(),
             big.display(),
@@ -358,10 +375,17 @@ fn dicom_pairs_are_deidentified() {
     let d = chess_ingest::deid::deidentify(&key, &h);
     let ds = Dataset::open(&out).unwrap();
     let rows = ds.manifest.rows();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].key, d.key);
-    assert_eq!(rows[0].patient_id, d.patient_id);
-    assert_eq!(rows[0].modality.as_deref(), Some("MR"));
+    assert_eq!(rows.len(), 2);
+    let mr = rows.iter().find(|r| r.key == d.key).expect("the MR pair's key is chess-ingest's");
+    assert_eq!(mr.patient_id, d.patient_id);
+    assert_eq!(mr.modality.as_deref(), Some("MR"));
+    // The CR: pseudonymised patient, new study UID, closed-vocabulary fields.
+    let cr_obj = chess_ingest::dicom::parse(&std::fs::read(&cr_src).unwrap()).unwrap();
+    let cr = chess_ingest::deid::deidentify(&key, &chess_ingest::dicom::Header::from_object(&cr_obj));
+    let row = rows.iter().find(|r| r.key == cr.key).expect("the CR pair");
+    assert_eq!(row.patient_id.as_deref(), Some(key.patient_pseudonym("PAT3").as_str()));
+    assert!(row.study_id.as_deref().unwrap().starts_with("2.25."));
+    assert_eq!((row.modality.as_deref(), row.view_position.as_deref()), (Some("CR"), Some("PA")));
 
     // RLE and JPEG lossless hold the same pixels: source and target arrays are equal,
     // and equal to the pipeline run here on the decoded values.
@@ -377,13 +401,17 @@ fn dicom_pairs_are_deidentified() {
 
     let rej = rejected(&out);
     let by_line: BTreeMap<u64, &str> = rej.iter().map(|(l, c, _)| (*l, c.as_str())).collect();
-    assert_eq!(by_line, BTreeMap::from([(3, "dimension_mismatch"), (4, "missing_file")]), "{rej:?}");
+    assert_eq!(
+        by_line,
+        BTreeMap::from([(3, "dimension_mismatch"), (4, "missing_file"), (6, "burned_in_annotation")]),
+        "{rej:?}"
+    );
 
     // Nothing identifying: no paths, no original UIDs, no patient name or ID.
     let bytes = shareable_bytes(&out);
     let mut needles = vec![NAME_IN_PATH.to_string(), "mr_small".into(), dir.path().display().to_string(), h.sop_instance_uid.clone()];
     needles.extend([h.study_instance_uid.clone(), h.series_instance_uid.clone(), h.patient_id.clone()].into_iter().filter(|s| !s.is_empty()));
-    needles.push("CompressedSamples".into());
+    needles.extend(["CompressedSamples", "DOE^JANE", "PAT3", "1.2.826.0.1.777", "1.2.3.4.3", "1.2.3.5.3", "cr_src", "burned.dcm"].map(String::from));
     for needle in &needles {
         assert!(!contains(&bytes, needle), "shareable output holds `{needle}`");
     }
