@@ -239,6 +239,17 @@ mod tests {
         assert!(check_declared_lengths(&file("1.2.840.10008.1.2.1", &ds)).is_err());
     }
 
+    /// Regression (issue 3, item 11): the input `scripts/fuzz_ingest.sh`
+    /// reported as out-of-memory, a 6 KB file declaring a 48 KB element in a
+    /// private group; it is now a parse error before the parser runs.
+    #[test]
+    fn fuzz_oom_input_is_a_parse_error() {
+        let bytes = include_bytes!("../tests/data/fuzz_oom_declared_length.dcm");
+        let err = crate::dicom::parse(bytes).unwrap_err();
+        assert_eq!(err.reason, crate::reject::Reason::ParseError);
+        assert!(err.message.contains("declares 48573 bytes but only 4797 are left"), "{}", err.message);
+    }
+
     #[test]
     fn cut_off_meta_group_is_an_error_not_a_panic() {
         let f = b"DICM\x02\x00\x10\x00UI\x40\x00abc".to_vec();
