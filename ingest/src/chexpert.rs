@@ -991,56 +991,6 @@ fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Ou
     }
 }
 
-fn write_rejected(path: &Path, rows: &[&Rejected]) -> Result<()> {
-    use arrow_array::{ArrayRef, RecordBatch, StringArray};
-    use arrow_schema::{DataType, Field, Schema};
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("source_path", DataType::Utf8, false),
-        Field::new("reason_code", DataType::Utf8, false),
-        Field::new("message", DataType::Utf8, false),
-    ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.source.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.code.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.message.as_str()),
-        )),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| ChexpertError::Internal(e.to_string()))?;
-    let tmp = path.with_extension("parquet.tmp");
-    let other = |e: parquet::errors::ParquetError| ChexpertError::Io {
-        path: tmp.clone(),
-        source: std::io::Error::other(e),
-    };
-    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(other)?;
-    w.write(&batch).map_err(other)?;
-    w.close().map_err(other)?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
-}
-
-fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
-    if !cfg.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    // stderr's draw target hides itself when stderr is not a terminal.
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images ({per_sec}, ETA {eta}) {msg}")
-            .expect("static template"),
-    );
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
-}
-
 /// Runs a CheXpert import.
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
@@ -1217,7 +1167,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         .thread_name(|i| format!("chess-chexpert-{i}"))
         .build()
         .map_err(|e| ChexpertError::Internal(e.to_string()))?;
-    let pb = progress_bar(cfg, all.len() as u64);
+    let pb = crate::outputs::progress_bar(cfg.progress, all.len() as u64, "images");
     pb.set_position((all.len() - todo.len()) as u64);
     // Bounded in-flight work: a chunk being decoded, one waiting, one being written.
     let chunk = 8 * threads;
@@ -1332,7 +1282,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         summary.splits.entry(split).or_default().patients = p.len() as u64;
     }
     summary.colour_converted = colour.load(Ordering::Relaxed);
-    write_rejected(&private.join(crate::run::REJECTED), &rejected_rows)?;
+    let rejected_path = private.join(crate::run::REJECTED);
+    let sources = arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.source.as_str()));
+    crate::outputs::write_rejected(
+        &rejected_path,
+        ("source_path", Arc::new(sources)),
+        rejected_rows.iter().map(|r| r.code.as_str()),
+        rejected_rows.iter().map(|r| r.message.as_str()),
+    )
+    .map_err(io_err(&rejected_path))?;
     if summary.samples != writer.sample_count() as u64 {
         return Err(ChexpertError::Internal(format!(
             "accounting mismatch: {} samples counted, {} in the dataset",

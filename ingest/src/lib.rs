@@ -21,6 +21,8 @@ pub mod journal;
 pub mod labels;
 pub mod lengths;
 #[cfg(feature = "dataset")]
+mod outputs;
+#[cfg(feature = "dataset")]
 pub mod pairs;
 pub mod pipeline;
 pub mod reject;

@@ -526,55 +526,6 @@ fn process(
     })
 }
 
-fn write_rejected(path: &Path, rows: &[Rejected]) -> Result<()> {
-    use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
-    use arrow_schema::{DataType, Field, Schema};
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("csv_line", DataType::UInt64, false),
-        Field::new("reason_code", DataType::Utf8, false),
-        Field::new("message", DataType::Utf8, false),
-    ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.line))),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.code.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.message.as_str()),
-        )),
-    ];
-    let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| PairsError::Internal(e.to_string()))?;
-    let tmp = path.with_extension("parquet.tmp");
-    let other = |e: parquet::errors::ParquetError| PairsError::Io {
-        path: tmp.clone(),
-        source: std::io::Error::other(e),
-    };
-    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(other)?;
-    w.write(&batch).map_err(other)?;
-    w.close().map_err(other)?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
-}
-
-fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
-    if !cfg.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} pairs ({per_sec}, ETA {eta})",
-        )
-        .expect("static template"),
-    );
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
-}
-
 /// Runs a pairs import into `cfg.out`, resuming an interrupted one there
 /// (rows are re-read; samples in its complete shards are not written again).
 pub fn run(cfg: &Config) -> Result<Summary> {
@@ -678,7 +629,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         .thread_name(|i| format!("chess-pairs-{i}"))
         .build()
         .map_err(|e| PairsError::Internal(e.to_string()))?;
-    let pb = progress_bar(cfg, rows.len() as u64);
+    let pb = crate::outputs::progress_bar(cfg.progress, rows.len() as u64, "pairs");
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut written: HashSet<String> = HashSet::new();
     // Bounded memory: one chunk of rows in flight at a time.
@@ -751,7 +702,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     for r in &rejected {
         *summary.rejected.entry(r.code.clone()).or_default() += 1;
     }
-    write_rejected(&private.join(crate::run::REJECTED), &rejected)?;
+    let rejected_path = private.join(crate::run::REJECTED);
+    let lines = arrow_array::UInt64Array::from_iter_values(rejected.iter().map(|r| r.line));
+    crate::outputs::write_rejected(
+        &rejected_path,
+        ("csv_line", Arc::new(lines)),
+        rejected.iter().map(|r| r.code.as_str()),
+        rejected.iter().map(|r| r.message.as_str()),
+    )
+    .map_err(io_err(&rejected_path))?;
     if summary.samples != writer.sample_count() as u64 {
         return Err(PairsError::Internal(format!(
             "accounting mismatch: {} samples counted, {} in the dataset",

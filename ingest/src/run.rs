@@ -362,49 +362,6 @@ fn run_options(cfg: &Config, label_columns: &[LabelColumn]) -> RunOptions {
     }
 }
 
-fn write_rejected(path: &Path, rows: &[(&str, &str, &str)]) -> Result<()> {
-    use arrow_array::{ArrayRef, RecordBatch, StringArray};
-    use arrow_schema::{DataType, Field, Schema};
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("source_path", DataType::Utf8, false),
-        Field::new("reason_code", DataType::Utf8, false),
-        Field::new("message", DataType::Utf8, false),
-    ]));
-    let col = |i: usize| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| match i {
-            0 => r.0,
-            1 => r.1,
-            _ => r.2,
-        })))
-    };
-    let batch = RecordBatch::try_new(schema.clone(), vec![col(0), col(1), col(2)])
-        .map_err(|e| IngestError::Invalid(e.to_string()))?;
-    let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None)
-        .map_err(|e| IngestError::Io { path: tmp.clone(), source: std::io::Error::other(e) })?;
-    w.write(&batch).map_err(|e| IngestError::Io { path: tmp.clone(), source: std::io::Error::other(e) })?;
-    w.close().map_err(|e| IngestError::Io { path: tmp.clone(), source: std::io::Error::other(e) })?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    Ok(())
-}
-
-fn progress_bar(cfg: &Config, total: u64) -> indicatif::ProgressBar {
-    if !cfg.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    // stderr's draw target hides itself when stderr is not a terminal.
-    let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files ({per_sec}, ETA {eta}) {msg}",
-        )
-        .expect("static template"),
-    );
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
-}
-
 /// Runs an ingest.
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
@@ -506,7 +463,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             Err(_) => true,
         })
         .count() as u64;
-    let pb = progress_bar(cfg, total);
+    let pb = crate::outputs::progress_bar(cfg.progress, total, "files");
     let depth = 4 * threads;
     let (item_tx, item_rx) = sync_channel::<Item>(depth);
     let (out_tx, out_rx) = sync_channel::<(String, Outcome)>(depth);
@@ -671,7 +628,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         summary.images_without_labels = Some(without_labels);
         summary.label_rows_duplicate_keys = Some(l.duplicate_rows as u64);
     }
-    write_rejected(&private.join(REJECTED), &rejected_rows)?;
+    let rejected_path = private.join(REJECTED);
+    let sources = arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.0));
+    crate::outputs::write_rejected(
+        &rejected_path,
+        ("source_path", Arc::new(sources)),
+        rejected_rows.iter().map(|r| r.1),
+        rejected_rows.iter().map(|r| r.2),
+    )
+    .map_err(io_err(&rejected_path))?;
     if summary.samples != writer.sample_count() as u64 {
         return Err(IngestError::Worker(format!(
             "accounting mismatch: {} samples journaled, {} in the dataset",
