@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chess_ingest::chexpert::{self, Config, Summary};
-use chess_ingest::pipeline::{Aspect, BitDepth, PipelineOptions};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+
+use crate::cli_options::{init_logging, PixelArgs, WorkArgs};
 
 /// Import CheXpert as released (train.csv, valid.csv and test_labels.csv or
 /// test.csv when present, with the JPEG/PNG images they name) into a CheSS
@@ -41,53 +42,17 @@ struct ChexpertArgs {
     #[arg(long, default_value = "chexpert")]
     out: PathBuf,
 
-    /// Output images are SIZE×SIZE.
-    #[arg(long, default_value_t = 512)]
-    size: u32,
+    #[command(flatten)]
+    pixels: PixelArgs,
 
-    /// Clip at this percentile of the resized image before normalising.
-    #[arg(long, default_value_t = 99.0)]
-    clip_percentile: f64,
-
-    /// Stored pixel depth.
-    #[arg(long, default_value = "16", value_parser = ["8", "16"])]
-    bit_depth: String,
-
-    /// How non-square images become square.
-    #[arg(long, value_enum, default_value_t = AspectArg::Stretch)]
-    aspect: AspectArg,
-
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-
-    /// Samples per shard.
-    #[arg(long, default_value_t = 10_000)]
-    shard_samples: u64,
-
-    /// No progress bar or summary (errors still go to stderr).
-    #[arg(long, short)]
-    quiet: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum AspectArg {
-    /// Stretch to square (as the CheSS paper).
-    Stretch,
-    /// Pad to square, then resize.
-    Pad,
+    #[command(flatten)]
+    work: WorkArgs,
 }
 
 /// Entry point; `args` starts with `chexpert` (it stands in for the program name).
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = ChexpertArgs::parse_from(args);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     match real_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -99,28 +64,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn real_main(args: ChexpertArgs) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.root.clone(), args.out.clone());
-    cfg.pipeline = PipelineOptions {
-        size: args.size,
-        clip_percentile: args.clip_percentile,
-        aspect: match args.aspect {
-            AspectArg::Stretch => Aspect::Stretch,
-            AspectArg::Pad => Aspect::Pad,
-        },
-        bit_depth: if args.bit_depth == "8" {
-            BitDepth::U8
-        } else {
-            BitDepth::U16
-        },
-    };
-    if let Some(t) = args.threads {
-        anyhow::ensure!(t > 0, "--threads must be at least 1");
+    cfg.pipeline = args.pixels.options();
+    if let Some(t) = args.work.threads()? {
         cfg.threads = t;
     }
-    cfg.max_shard_samples = args.shard_samples;
-    cfg.progress = !args.quiet;
+    cfg.max_shard_samples = args.work.shard_samples;
+    cfg.progress = !args.work.quiet;
     let summary = chexpert::run(&cfg)
         .with_context(|| format!("importing CheXpert into {}", cfg.out.display()))?;
-    if args.quiet {
+    if args.work.quiet {
         return Ok(());
     }
     if summary.already_complete {

@@ -9,12 +9,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chess_ingest::labels::LabelKey;
-use chess_ingest::pipeline::{Aspect, BitDepth, PipelineOptions};
 use chess_ingest::run::{self, Config};
 use chess_ingest::select::Selection;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use cli_options::{init_logging, PixelArgs, WorkArgs};
 
 mod chexpert_cli;
+mod cli_options;
 mod pairs_cli;
 
 /// Turn hospital DICOM exports (folders, .zip, .tar, .tar.gz) into a
@@ -51,21 +52,8 @@ struct Args {
     #[arg(long)]
     key_file: Option<PathBuf>,
 
-    /// Output images are SIZE×SIZE.
-    #[arg(long, default_value_t = 512)]
-    size: u32,
-
-    /// Clip at this percentile of the resized image before normalising.
-    #[arg(long, default_value_t = 99.0)]
-    clip_percentile: f64,
-
-    /// Stored pixel depth.
-    #[arg(long, default_value = "16", value_parser = ["8", "16"])]
-    bit_depth: String,
-
-    /// How non-square images become square.
-    #[arg(long, value_enum, default_value_t = AspectArg::Stretch)]
-    aspect: AspectArg,
+    #[command(flatten)]
+    pixels: PixelArgs,
 
     /// Modalities to keep (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "CR,DX")]
@@ -97,25 +85,8 @@ struct Args {
     #[arg(long, value_parser = run::parse_partition)]
     partition: Option<(u32, u32)>,
 
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-
-    /// Samples per shard.
-    #[arg(long, default_value_t = 10_000)]
-    shard_samples: u64,
-
-    /// No progress bar or summary (errors still go to stderr).
-    #[arg(long, short)]
-    quiet: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum AspectArg {
-    /// Stretch to square (as the CheSS paper).
-    Stretch,
-    /// Pad to square, then resize.
-    Pad,
+    #[command(flatten)]
+    work: WorkArgs,
 }
 
 fn main() -> ExitCode {
@@ -128,12 +99,7 @@ fn main() -> ExitCode {
         return pairs_cli::main(std::env::args_os().skip(1));
     }
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     match real_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -154,15 +120,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     };
     let mut cfg = Config::new(args.inputs.clone(), local_out);
     cfg.key_file = args.key_file.clone();
-    cfg.pipeline = PipelineOptions {
-        size: args.size,
-        clip_percentile: args.clip_percentile,
-        aspect: match args.aspect {
-            AspectArg::Stretch => Aspect::Stretch,
-            AspectArg::Pad => Aspect::Pad,
-        },
-        bit_depth: if args.bit_depth == "8" { BitDepth::U8 } else { BitDepth::U16 },
-    };
+    cfg.pipeline = args.pixels.options();
     let upper = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     cfg.selection = Selection { modalities: upper(&args.modalities), views: args.views.as_deref().map(upper) };
     cfg.labels = args.labels.clone().zip(args.label_key);
@@ -170,17 +128,16 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         Some(p) => Some(p),
         None => run::partition_from_env(|k| std::env::var(k).ok())?,
     };
-    if let Some(t) = args.threads {
-        anyhow::ensure!(t > 0, "--threads must be at least 1");
+    if let Some(t) = args.work.threads()? {
         cfg.threads = t;
     }
     cfg.keep_shifted_dates = args.keep_shifted_dates;
-    anyhow::ensure!(args.shard_samples > 0, "--shard-samples must be at least 1");
-    cfg.max_shard_samples = args.shard_samples;
-    cfg.progress = !args.quiet;
+    anyhow::ensure!(args.work.shard_samples > 0, "--shard-samples must be at least 1");
+    cfg.max_shard_samples = args.work.shard_samples;
+    cfg.progress = !args.work.quiet;
 
     let summary = run::run(&cfg).with_context(|| format!("ingesting into {}", cfg.dataset_root().display()))?;
-    if !args.quiet {
+    if !args.work.quiet {
         if summary.already_complete {
             println!("{} already holds a finished dataset; nothing to do.", summary.root.display());
         } else {
@@ -195,7 +152,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         let sub = cfg.dataset_root().strip_prefix(&cfg.out).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
         let target = if sub.is_empty() { url } else { format!("{url}/{sub}") };
         let report = chess_ingest::upload::upload(&cfg.dataset_root(), &target).with_context(|| format!("uploading to {target}"))?;
-        if !args.quiet {
+        if !args.work.quiet {
             println!(
                 "Uploaded to {target}: {} objects ({:.1} MB), {} already there. The local copy stays in {}.",
                 report.uploaded,
