@@ -16,7 +16,9 @@ use chess_train::{augment, checkpoint, data, train, weights, TrainError};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// MoCo v2 pretraining (CheSS) of 1-channel ResNets with libtorch.
+/// CheSS with libtorch: MoCo v2 pretraining of 1-channel ResNets, then downstream
+/// classification (import, finetune, predict, sweep, gradcam), image-to-image
+/// tasks (bone suppression, nodule generation) and their metrics (fid).
 #[derive(Parser, Debug)]
 #[command(name = "chess-train", version, about)]
 struct Cli {
