@@ -31,7 +31,8 @@ fn main() {
     let include = lib.parent().expect("libtorch root").join("include");
     torch_build(&include).file("csrc/autocast.cpp").compile("chess_autocast");
 
-    let gloo = std::env::var_os("CHESS_GLOO_INCLUDE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/include"));
+    let gloo =
+        std::env::var_os("CHESS_GLOO_INCLUDE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/include"));
     if !gloo.join("gloo/context.h").exists() {
         panic!(
             "Gloo's headers are missing ({}): install Debian's libgloo-dev (scripts/setup.sh does) or set CHESS_GLOO_INCLUDE",
@@ -53,11 +54,19 @@ fn main() {
             .iter()
             .map(|d| s.join("nvidia").join(d).join("include"))
             .chain(toolkit)
-            .find(|d| d.join("cuda_runtime_api.h").exists() && d.join("crt/host_config.h").exists() && d.join("nv/target").exists())?;
+            .find(|d| {
+                d.join("cuda_runtime_api.h").exists()
+                    && d.join("crt/host_config.h").exists()
+                    && d.join("nv/target").exists()
+            })?;
         nccl.join("nccl.h").exists().then_some((nccl, cuda))
     });
     if let Some((nccl_inc, cuda_inc)) = &nccl {
-        dist.include(nccl_inc).include(cuda_inc).define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("CHESS_DIST_NCCL", None);
+        dist.include(nccl_inc)
+            .include(cuda_inc)
+            .define("USE_C10D_NCCL", None)
+            .define("USE_CUDA", None)
+            .define("CHESS_DIST_NCCL", None);
         println!("cargo:rustc-cfg=chess_dist_nccl");
     }
     println!("cargo:rustc-check-cfg=cfg(chess_dist_nccl)");

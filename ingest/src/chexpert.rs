@@ -56,8 +56,7 @@ use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, LabelColumn, LabelType, PixelDtype};
 use chess_shards::{
-    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample,
-    SampleFields, WriterOptions,
+    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions,
 };
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
@@ -135,23 +134,13 @@ pub enum ChexpertError {
     #[error("'{}': not CheXpert's header: {message}", path.display())]
     Header { path: PathBuf, message: String },
     #[error("'{}': {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("'{}': {source}", path.display())]
     Csv { path: PathBuf, source: csv::Error },
     #[error("dataset '{}': {source}", root.display())]
-    Shards {
-        root: PathBuf,
-        source: chess_shards::ShardError,
-    },
+    Shards { root: PathBuf, source: chess_shards::ShardError },
     #[error("'{}' holds an interrupted CheXpert import with different options (was {before}, now {now}); re-run with the same options or choose another --out", root.display())]
-    OptionsChanged {
-        root: PathBuf,
-        before: String,
-        now: String,
-    },
+    OptionsChanged { root: PathBuf, before: String, now: String },
     #[error("invalid option: {0}")]
     Invalid(String),
     #[error("{0}")]
@@ -161,10 +150,7 @@ pub enum ChexpertError {
 pub type Result<T, E = ChexpertError> = std::result::Result<T, E>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ChexpertError + '_ {
-    move |source| ChexpertError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ChexpertError::Io { path: path.to_path_buf(), source }
 }
 
 /// A CheXpert split.
@@ -196,17 +182,8 @@ pub enum CsvLayout {
 
 /// Checks a header row; says exactly what is wrong when it is not CheXpert's.
 pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> {
-    let fields: Vec<&str> = fields
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if i == 0 {
-                f.trim_start_matches('\u{feff}')
-            } else {
-                f
-            }
-        })
-        .collect();
+    let fields: Vec<&str> =
+        fields.iter().enumerate().map(|(i, f)| if i == 0 { f.trim_start_matches('\u{feff}') } else { f }).collect();
     if fields == HEADER {
         return Ok(CsvLayout::Full);
     }
@@ -215,23 +192,17 @@ pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> 
         return Ok(CsvLayout::PathAndLabels);
     }
     // Compare against the layout it looks like.
-    let expected: &[&str] = if split == Split::Test && fields.get(1) == Some(&"No Finding") {
-        &short
-    } else {
-        &HEADER
-    };
+    let expected: &[&str] = if split == Split::Test && fields.get(1) == Some(&"No Finding") { &short } else { &HEADER };
     let mut problems = Vec::new();
     for (i, want) in expected.iter().enumerate() {
         match fields.get(i) {
             Some(got) if got == want => {}
-            Some(got) if got.trim() == *want => problems.push(format!(
-                "column {} is `{got}` with extra spaces; expected `{want}`",
-                i + 1
-            )),
-            Some(got) if got.eq_ignore_ascii_case(want) => problems.push(format!(
-                "column {} is `{got}`; expected `{want}` (names are case-sensitive)",
-                i + 1
-            )),
+            Some(got) if got.trim() == *want => {
+                problems.push(format!("column {} is `{got}` with extra spaces; expected `{want}`", i + 1))
+            }
+            Some(got) if got.eq_ignore_ascii_case(want) => {
+                problems.push(format!("column {} is `{got}`; expected `{want}` (names are case-sensitive)", i + 1))
+            }
             Some(got) => problems.push(format!("column {} is `{got}`; expected `{want}`", i + 1)),
             None => problems.push(format!("column {} `{want}` is missing", i + 1)),
         }
@@ -243,18 +214,10 @@ pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> 
         problems.push(format!(
             "unexpected extra column(s) after `{}`: {}",
             expected[expected.len() - 1],
-            fields[expected.len()..]
-                .iter()
-                .map(|f| format!("`{f}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            fields[expected.len()..].iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let mut msg = format!(
-        "{}; CheXpert's header is `{}`",
-        problems.join("; "),
-        HEADER.join(",")
-    );
+    let mut msg = format!("{}; CheXpert's header is `{}`", problems.join("; "), HEADER.join(","));
     if split == Split::Test {
         msg.push_str(" (a test label file may also have just `Path` and the 14 observations)");
     }
@@ -279,9 +242,7 @@ pub fn parse_sex(cell: &str) -> Result<Option<String>, String> {
         "male" | "m" => Ok(Some("M".into())),
         "female" | "f" => Ok(Some("F".into())),
         "unknown" | "" => Ok(None),
-        other => Err(format!(
-            "Sex `{other}` is not Male, Female, Unknown or blank"
-        )),
+        other => Err(format!("Sex `{other}` is not Male, Female, Unknown or blank")),
     }
 }
 
@@ -301,38 +262,14 @@ pub fn parse_age(cell: &str) -> Result<Option<f32>, String> {
 pub fn view_position(frontal_lateral: &str, ap_pa: &str) -> Result<(bool, String), String> {
     let ap_pa = ap_pa.trim().to_ascii_uppercase();
     match frontal_lateral.trim().to_ascii_lowercase().as_str() {
-        "frontal" => Ok((
-            true,
-            if ap_pa == "AP" || ap_pa == "PA" {
-                ap_pa
-            } else {
-                "FRONTAL".into()
-            },
-        )),
-        "lateral" => Ok((
-            false,
-            if ap_pa == "LL" || ap_pa == "RL" {
-                ap_pa
-            } else {
-                "LATERAL".into()
-            },
-        )),
-        other => Err(format!(
-            "Frontal/Lateral `{other}` is neither Frontal nor Lateral"
-        )),
+        "frontal" => Ok((true, if ap_pa == "AP" || ap_pa == "PA" { ap_pa } else { "FRONTAL".into() })),
+        "lateral" => Ok((false, if ap_pa == "LL" || ap_pa == "RL" { ap_pa } else { "LATERAL".into() })),
+        other => Err(format!("Frontal/Lateral `{other}` is neither Frontal nor Lateral")),
     }
 }
 
 fn key_part(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect()
 }
 
 /// What a `Path` cell says: the file, patient, study and sample key.
@@ -359,16 +296,9 @@ pub fn parse_path(root: &Path, split: Split, cell: &str) -> Result<ImagePath, St
     let mut parts = Vec::new();
     for c in rel.components() {
         match c {
-            Component::Normal(p) => parts.push(
-                p.to_str()
-                    .ok_or_else(|| format!("Path `{cell}` is not UTF-8"))?,
-            ),
+            Component::Normal(p) => parts.push(p.to_str().ok_or_else(|| format!("Path `{cell}` is not UTF-8"))?),
             Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "Path `{cell}` must be relative and must not contain `..`"
-                ))
-            }
+            _ => return Err(format!("Path `{cell}` must be relative and must not contain `..`")),
         }
     }
     if parts.len() < 3 {
@@ -378,37 +308,17 @@ pub fn parse_path(root: &Path, split: Split, cell: &str) -> Result<ImagePath, St
     let (file, alt) = if root_name.is_some_and(|n| n == parts[0]) {
         (root.parent().unwrap_or(Path::new("")).join(rel), None)
     } else {
-        (
-            root.join(rel),
-            Some(parts[1..].iter().fold(root.to_path_buf(), |p, c| p.join(c))),
-        )
+        (root.join(rel), Some(parts[1..].iter().fold(root.to_path_buf(), |p, c| p.join(c))))
     };
     let n = parts.len();
     let (patient, study, name) = (parts[n - 3], parts[n - 2], parts[n - 1]);
-    let stem = Path::new(name)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(name)
-        .to_string();
-    let mut key = format!(
-        "{}_{}_{}_{}",
-        split.name(),
-        key_part(patient),
-        key_part(study),
-        key_part(&stem)
-    );
+    let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_string();
+    let mut key = format!("{}_{}_{}_{}", split.name(), key_part(patient), key_part(study), key_part(&stem));
     if key.len() > chess_schemas::MAX_KEY_LEN {
         let h = blake3::hash(cell.as_bytes());
         key = format!("{}_{}", split.name(), &h.to_hex()[..32]);
     }
-    Ok(ImagePath {
-        file,
-        alt,
-        patient_id: patient.to_string(),
-        study_id: format!("{patient}/{study}"),
-        key,
-        stem,
-    })
+    Ok(ImagePath { file, alt, patient_id: patient.to_string(), study_id: format!("{patient}/{study}"), key, stem })
 }
 
 /// One usable CSV row.
@@ -450,44 +360,24 @@ pub struct CsvRows {
 /// Reads one CheXpert CSV. Header problems are errors; row problems are
 /// [`Rejected`] rows.
 pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
-    let csv_name = csv_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("csv")
-        .to_string();
+    let csv_name = csv_path.file_name().and_then(|n| n.to_str()).unwrap_or("csv").to_string();
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_path(csv_path)
-        .map_err(|source| ChexpertError::Csv {
-            path: csv_path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| ChexpertError::Csv { path: csv_path.to_path_buf(), source })?;
     let mut records = rdr.byte_records();
     let header = match records.next() {
         None => {
-            return Err(ChexpertError::Header {
-                path: csv_path.to_path_buf(),
-                message: "the file is empty".into(),
-            })
+            return Err(ChexpertError::Header { path: csv_path.to_path_buf(), message: "the file is empty".into() })
         }
-        Some(Err(source)) => {
-            return Err(ChexpertError::Csv {
-                path: csv_path.to_path_buf(),
-                source,
-            })
-        }
+        Some(Err(source)) => return Err(ChexpertError::Csv { path: csv_path.to_path_buf(), source }),
         Some(Ok(h)) => h,
     };
-    let header_text: Vec<String> = header
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).into_owned())
-        .collect();
+    let header_text: Vec<String> = header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
     let header_refs: Vec<&str> = header_text.iter().map(String::as_str).collect();
-    let layout = check_header(&header_refs, split).map_err(|message| ChexpertError::Header {
-        path: csv_path.to_path_buf(),
-        message,
-    })?;
+    let layout = check_header(&header_refs, split)
+        .map_err(|message| ChexpertError::Header { path: csv_path.to_path_buf(), message })?;
     let width = header_refs.len();
     let mut rows = Vec::new();
     for (i, rec) in records.enumerate() {
@@ -497,10 +387,7 @@ pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
             Err(e) => {
                 let line = e.position().map_or(fallback_line, |p| p.line());
                 if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(ChexpertError::Csv {
-                        path: csv_path.to_path_buf(),
-                        source: e,
-                    });
+                    return Err(ChexpertError::Csv { path: csv_path.to_path_buf(), source: e });
                 }
                 rows.push(Err(Rejected {
                     source: format!("{csv_name}:{line}"),
@@ -511,16 +398,9 @@ pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
             }
         };
         let line = rec.position().map_or(fallback_line, |p| p.line());
-        rows.push(parse_record(
-            root, split, layout, &csv_name, line, &rec, width,
-        ));
+        rows.push(parse_record(root, split, layout, &csv_name, line, &rec, width));
     }
-    Ok(CsvRows {
-        path: csv_path.to_path_buf(),
-        split,
-        layout,
-        rows,
-    })
+    Ok(CsvRows { path: csv_path.to_path_buf(), split, layout, rows })
 }
 
 fn parse_record(
@@ -532,15 +412,8 @@ fn parse_record(
     rec: &csv::ByteRecord,
     width: usize,
 ) -> Result<Row, Rejected> {
-    let path_cell = rec
-        .get(0)
-        .map(|b| String::from_utf8_lossy(b).trim().to_string())
-        .unwrap_or_default();
-    let source = if path_cell.is_empty() {
-        format!("{csv_name}:{line}")
-    } else {
-        path_cell.clone()
-    };
+    let path_cell = rec.get(0).map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
+    let source = if path_cell.is_empty() { format!("{csv_name}:{line}") } else { path_cell.clone() };
     let bad = |message: String| Rejected {
         source: source.clone(),
         code: BAD_ROW.into(),
@@ -551,9 +424,7 @@ fn parse_record(
     }
     let mut cells = Vec::with_capacity(width);
     for (j, b) in rec.iter().enumerate() {
-        cells.push(
-            std::str::from_utf8(b).map_err(|_| bad(format!("column {} is not UTF-8", j + 1)))?,
-        );
+        cells.push(std::str::from_utf8(b).map_err(|_| bad(format!("column {} is not UTF-8", j + 1)))?);
     }
     let image = parse_path(root, split, cells[0]).map_err(&bad)?;
     let (sex, age_years, frontal, view_position, first_label) = match layout {
@@ -598,7 +469,9 @@ pub fn find_csvs(root: &Path) -> Result<Vec<(Split, PathBuf)>> {
     if !root.is_dir() {
         return Err(ChexpertError::Layout {
             path: root.to_path_buf(),
-            message: "not a folder; give the CheXpert folder that holds train.csv and valid.csv (e.g. CheXpert-v1.0-small)".into(),
+            message:
+                "not a folder; give the CheXpert folder that holds train.csv and valid.csv (e.g. CheXpert-v1.0-small)"
+                    .into(),
         });
     }
     let mut out = Vec::new();
@@ -612,11 +485,7 @@ pub fn find_csvs(root: &Path) -> Result<Vec<(Split, PathBuf)>> {
         }
         out.push((split, p));
     }
-    if let Some(p) = TEST_CSV_NAMES
-        .iter()
-        .map(|n| root.join(n))
-        .find(|p| p.is_file())
-    {
+    if let Some(p) = TEST_CSV_NAMES.iter().map(|n| root.join(n)).find(|p| p.is_file()) {
         out.push((Split::Test, p));
     }
     Ok(out)
@@ -667,10 +536,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     } else if bytes.is_empty() {
         Err((Reason::DecodeError.code(), "the file is empty".into()))
     } else {
-        Err((
-            UNSUPPORTED_FORMAT,
-            "neither JPEG nor PNG (by content)".into(),
-        ))
+        Err((UNSUPPORTED_FORMAT, "neither JPEG nor PNG (by content)".into()))
     }
 }
 
@@ -678,10 +544,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     let fail = |e: jpeg_decoder::Error| (Reason::DecodeError.code(), format!("JPEG: {e}"));
     let mut dec = jpeg_decoder::Decoder::new(bytes);
     dec.read_info().map_err(fail)?;
-    let info = dec.info().ok_or((
-        Reason::DecodeError.code(),
-        "JPEG: no frame header".to_string(),
-    ))?;
+    let info = dec.info().ok_or((Reason::DecodeError.code(), "JPEG: no frame header".to_string()))?;
     let (rows, cols) = (info.height as u32, info.width as u32);
     check_dims(rows, cols)?;
     dec.set_max_decoding_buffer_size((MAX_SIDE as usize).pow(2) * 4);
@@ -690,57 +553,30 @@ fn decode_jpeg(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     use jpeg_decoder::PixelFormat as F;
     let need = n * info.pixel_format.pixel_bytes();
     if data.len() < need {
-        return Err((
-            Reason::DecodeError.code(),
-            format!("JPEG: {} bytes decoded, {need} expected", data.len()),
-        ));
+        return Err((Reason::DecodeError.code(), format!("JPEG: {} bytes decoded, {need} expected", data.len())));
     }
     let (values, bits, from_colour) = match info.pixel_format {
         F::L8 => (data[..n].iter().map(|&v| v as i32).collect(), 8, false),
         // jpeg-decoder hands lossless 9-16-bit samples over in native byte order.
-        F::L16 => (
-            data[..2 * n]
-                .chunks_exact(2)
-                .map(|c| u16::from_ne_bytes([c[0], c[1]]) as i32)
-                .collect(),
-            16,
-            false,
-        ),
-        F::RGB24 => (
-            data[..3 * n]
-                .chunks_exact(3)
-                .map(|c| luma(c[0] as u32, c[1] as u32, c[2] as u32))
-                .collect(),
-            8,
-            true,
-        ),
+        F::L16 => (data[..2 * n].chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]]) as i32).collect(), 16, false),
+        F::RGB24 => {
+            (data[..3 * n].chunks_exact(3).map(|c| luma(c[0] as u32, c[1] as u32, c[2] as u32)).collect(), 8, true)
+        }
         F::CMYK32 => return Err((Reason::Colour.code(), "JPEG: CMYK image".into())),
     };
-    Ok(Gray {
-        rows,
-        cols,
-        values,
-        bits,
-        format: "JPEG",
-        from_colour,
-    })
+    Ok(Gray { rows, cols, values, bits, format: "JPEG", from_colour })
 }
 
 fn decode_png(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
     let fail = |e: png::DecodingError| (Reason::DecodeError.code(), format!("PNG: {e}"));
-    let limits = png::Limits {
-        bytes: (MAX_SIDE as usize).pow(2) * 8,
-    };
+    let limits = png::Limits { bytes: (MAX_SIDE as usize).pow(2) * 8 };
     let mut dec = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits);
     // Palette → RGB, 1/2/4-bit grey → 8-bit; 16-bit stays 16-bit.
     dec.set_transformations(png::Transformations::EXPAND);
     let hdr = dec.read_header_info().map_err(fail)?;
     check_dims(hdr.height, hdr.width)?;
     let mut reader = dec.read_info().map_err(fail)?;
-    let size = reader.output_buffer_size().ok_or((
-        Reason::BadDimensions.code(),
-        "PNG: image too large".to_string(),
-    ))?;
+    let size = reader.output_buffer_size().ok_or((Reason::BadDimensions.code(), "PNG: image too large".to_string()))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(fail)?;
     let (rows, cols) = (info.height, info.width);
@@ -749,22 +585,12 @@ fn decode_png(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => {
-            return Err((
-                Reason::DecodeError.code(),
-                "PNG: palette not expanded".into(),
-            ))
-        }
+        png::ColorType::Indexed => return Err((Reason::DecodeError.code(), "PNG: palette not expanded".into())),
     };
     let bits: u8 = match info.bit_depth {
         png::BitDepth::Sixteen => 16,
         png::BitDepth::Eight => 8,
-        other => {
-            return Err((
-                Reason::DecodeError.code(),
-                format!("PNG: unexpected output depth {other:?}"),
-            ))
-        }
+        other => return Err((Reason::DecodeError.code(), format!("PNG: unexpected output depth {other:?}"))),
     };
     let bps = bits as usize / 8;
     let n = rows as usize * cols as usize;
@@ -787,30 +613,14 @@ fn decode_png(bytes: &[u8]) -> Result<Gray, DecodeFailure> {
             });
         }
     }
-    Ok(Gray {
-        rows,
-        cols,
-        values,
-        bits,
-        format: "PNG",
-        from_colour: channels >= 3,
-    })
+    Ok(Gray { rows, cols, values, bits, format: "PNG", from_colour: channels >= 3 })
 }
 
 /// Decodes an image and runs the shared pixel pipeline on it, exactly as the
 /// import does (grey values as MONOCHROME2 stored values, no rescale).
-pub fn process_image(
-    bytes: &[u8],
-    opts: &PipelineOptions,
-) -> Result<(Gray, pipeline::Processed), DecodeFailure> {
+pub fn process_image(bytes: &[u8], opts: &PipelineOptions) -> Result<(Gray, pipeline::Processed), DecodeFailure> {
     let gray = decode_image(bytes)?;
-    let out = pipeline::run(
-        &gray.values,
-        gray.rows,
-        gray.cols,
-        &PixelSemantics::default(),
-        opts,
-    );
+    let out = pipeline::run(&gray.values, gray.rows, gray.cols, &PixelSemantics::default(), opts);
     Ok((gray, out))
 }
 
@@ -834,9 +644,7 @@ impl Config {
             root,
             out,
             pipeline: PipelineOptions::default(),
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             progress: false,
             max_shard_samples: 10_000,
             max_shard_bytes: 1 << 30,
@@ -893,24 +701,12 @@ pub struct Summary {
 }
 
 enum Outcome {
-    Sample {
-        encoded: Box<EncodedSample>,
-        colour: bool,
-    },
-    Reject {
-        code: &'static str,
-        message: String,
-    },
+    Sample { encoded: Box<EncodedSample>, colour: bool },
+    Reject { code: &'static str, message: String },
 }
 
 fn label_columns() -> Vec<LabelColumn> {
-    OBSERVATIONS
-        .iter()
-        .map(|n| LabelColumn {
-            name: n.to_string(),
-            label_type: LabelType::Float32,
-        })
-        .collect()
+    OBSERVATIONS.iter().map(|n| LabelColumn { name: n.to_string(), label_type: LabelType::Float32 }).collect()
 }
 
 fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Outcome {
@@ -925,32 +721,19 @@ fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Ou
     let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let also = row
-                .image
-                .alt
-                .as_ref()
-                .map(|a| format!(" (nor does {})", a.display()))
-                .unwrap_or_default();
+            let also = row.image.alt.as_ref().map(|a| format!(" (nor does {})", a.display())).unwrap_or_default();
             return Outcome::Reject {
                 code: MISSING_IMAGE,
                 message: format!("{} does not exist{also}", row.image.file.display()),
             };
         }
         Err(e) => {
-            return Outcome::Reject {
-                code: Reason::ReadError.code(),
-                message: format!("{}: {e}", file.display()),
-            }
+            return Outcome::Reject { code: Reason::ReadError.code(), message: format!("{}: {e}", file.display()) }
         }
     };
     let (gray, out) = match process_image(&bytes, opts) {
         Ok(x) => x,
-        Err((code, message)) => {
-            return Outcome::Reject {
-                code,
-                message: format!("{}: {message}", file.display()),
-            }
-        }
+        Err((code, message)) => return Outcome::Reject { code, message: format!("{}: {message}", file.display()) },
     };
     let n = out.size;
     let image = match opts.bit_depth {
@@ -972,22 +755,14 @@ fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Ou
             transfer_syntax: None,
             clip_value: Some(out.clip_value),
             split: Some(row.split.name().to_string()),
-            labels: row
-                .labels
-                .iter()
-                .map(|v| v.map_or(LabelValue::Null, |x| LabelValue::Float(x as f64)))
-                .collect(),
+            labels: row.labels.iter().map(|v| v.map_or(LabelValue::Null, |x| LabelValue::Float(x as f64))).collect(),
         },
     };
     match encode_sample(&sample, writer_opts) {
-        Ok(e) => Outcome::Sample {
-            encoded: Box::new(e),
-            colour: gray.from_colour,
-        },
-        Err(e) => Outcome::Reject {
-            code: Reason::DecodeError.code(),
-            message: format!("could not encode the sample: {e}"),
-        },
+        Ok(e) => Outcome::Sample { encoded: Box::new(e), colour: gray.from_colour },
+        Err(e) => {
+            Outcome::Reject { code: Reason::DecodeError.code(), message: format!("could not encode the sample: {e}") }
+        }
     }
 }
 
@@ -995,10 +770,7 @@ fn process(row: &Row, opts: &PipelineOptions, writer_opts: &WriterOptions) -> Ou
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     if cfg.pipeline.size == 0 || cfg.pipeline.size > 8192 {
-        return Err(ChexpertError::Invalid(format!(
-            "--size {} (1..=8192)",
-            cfg.pipeline.size
-        )));
+        return Err(ChexpertError::Invalid(format!("--size {} (1..=8192)", cfg.pipeline.size)));
     }
     if !(cfg.pipeline.clip_percentile > 0.0 && cfg.pipeline.clip_percentile <= 100.0) {
         return Err(ChexpertError::Invalid(format!(
@@ -1007,23 +779,14 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         )));
     }
     if cfg.max_shard_samples == 0 {
-        return Err(ChexpertError::Invalid(
-            "--shard-samples must be at least 1".into(),
-        ));
+        return Err(ChexpertError::Invalid("--shard-samples must be at least 1".into()));
     }
     let root_in = &cfg.root;
     let csv_files = find_csvs(root_in)?;
     // Resolve ROOT so that `Path` cells naming its folder work for `.`-style roots too.
     let root = std::fs::canonicalize(root_in).map_err(io_err(root_in))?;
-    let mut summary = Summary {
-        root: cfg.out.clone(),
-        ..Default::default()
-    };
-    if csv_files
-        .iter()
-        .any(|(_, p)| p.ends_with("test_labels.csv"))
-        && root.join("test.csv").is_file()
-    {
+    let mut summary = Summary { root: cfg.out.clone(), ..Default::default() };
+    if csv_files.iter().any(|(_, p)| p.ends_with("test_labels.csv")) && root.join("test.csv").is_file() {
         summary.ignored.push(root_in.join("test.csv"));
     }
     // Read and check every CSV before writing anything.
@@ -1031,12 +794,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let mut row_split: Vec<Split> = Vec::new();
     for (split, path) in &csv_files {
         let rows = read_csv(&root, path, *split)?;
-        summary.csvs.push(
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string(),
-        );
+        summary.csvs.push(path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string());
         row_split.extend(std::iter::repeat_n(*split, rows.rows.len()));
         all.extend(rows.rows);
     }
@@ -1095,17 +853,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let private = out.join(layout::PRIVATE_DIR);
     let run_json = private.join(RUN_JSON);
     let resuming = run_json.exists() || out.join(chess_shards::writer::STAGING_DIR).exists();
-    let shards_err = |source| ChexpertError::Shards {
-        root: out.clone(),
-        source,
-    };
+    let shards_err = |source| ChexpertError::Shards { root: out.clone(), source };
     let (mut writer, done) = if resuming {
         if let Ok(text) = std::fs::read(&run_json) {
-            let before: RunOptions =
-                serde_json::from_slice(&text).map_err(|e| ChexpertError::Io {
-                    path: run_json.clone(),
-                    source: std::io::Error::other(e),
-                })?;
+            let before: RunOptions = serde_json::from_slice(&text)
+                .map_err(|e| ChexpertError::Io { path: run_json.clone(), source: std::io::Error::other(e) })?;
             if before != opts_now {
                 return Err(ChexpertError::OptionsChanged {
                     root: out.clone(),
@@ -1116,23 +868,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         }
         DatasetWriter::resume(out, writer_opts.clone()).map_err(shards_err)?
     } else {
-        (
-            DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?,
-            HashSet::new(),
-        )
+        (DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?, HashSet::new())
     };
     std::fs::create_dir_all(&private).map_err(io_err(&private))?;
-    std::fs::write(
-        &run_json,
-        serde_json::to_vec_pretty(&opts_now).expect("serialisable"),
-    )
-    .map_err(io_err(&run_json))?;
+    std::fs::write(&run_json, serde_json::to_vec_pretty(&opts_now).expect("serialisable"))
+        .map_err(io_err(&run_json))?;
     summary.resumed = resuming;
     if !done.is_empty() {
-        let listed: HashSet<&str> = all
-            .iter()
-            .filter_map(|r| r.as_ref().ok().map(|row| row.image.key.as_str()))
-            .collect();
+        let listed: HashSet<&str> =
+            all.iter().filter_map(|r| r.as_ref().ok().map(|row| row.image.key.as_str())).collect();
         if let Some(k) = done.iter().find(|k| !listed.contains(k.as_str())) {
             return Err(ChexpertError::Layout {
                 path: out.clone(),
@@ -1145,12 +889,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let todo: Vec<usize> = all
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| {
-            r.as_ref()
-                .ok()
-                .filter(|row| !done.contains(&row.image.key))
-                .map(|_| i)
-        })
+        .filter_map(|(i, r)| r.as_ref().ok().filter(|row| !done.contains(&row.image.key)).map(|_| i))
         .collect();
     let mut outcome_of: Vec<Option<Result<(), Rejected>>> = vec![None; all.len()];
     for (i, r) in all.iter().enumerate() {
@@ -1175,8 +914,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let colour = AtomicU64::new(0);
     let mut write_error: Option<ChexpertError> = None;
     std::thread::scope(|s| {
-        let (all, todo, pool, writer_opts, pipeline) =
-            (&all, &todo, &pool, &writer_opts, &cfg.pipeline);
+        let (all, todo, pool, writer_opts, pipeline) = (&all, &todo, &pool, &writer_opts, &cfg.pipeline);
         s.spawn(move || {
             for ids in todo.chunks(chunk) {
                 let outs: Vec<(usize, Outcome)> = pool.install(|| {
@@ -1199,13 +937,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 }
             }
         });
-        let (mut n_samples, mut n_rejects) = (
-            done.len() as u64,
-            outcome_of
-                .iter()
-                .filter(|o| matches!(o, Some(Err(_))))
-                .count() as u64,
-        );
+        let (mut n_samples, mut n_rejects) =
+            (done.len() as u64, outcome_of.iter().filter(|o| matches!(o, Some(Err(_)))).count() as u64);
         for outs in rx {
             for (i, o) in outs {
                 if write_error.is_some() {
@@ -1216,10 +949,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 match o {
                     Outcome::Sample { encoded, colour: c } => {
                         if let Err(e) = writer.write_encoded(*encoded) {
-                            write_error = Some(ChexpertError::Shards {
-                                root: out.clone(),
-                                source: e,
-                            });
+                            write_error = Some(ChexpertError::Shards { root: out.clone(), source: e });
                             continue;
                         }
                         if c {
@@ -1260,10 +990,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 c.samples += 1;
                 summary.samples += 1;
                 if let Ok(row) = &all[i] {
-                    patients
-                        .entry(split.name().to_string())
-                        .or_default()
-                        .insert(row.image.patient_id.as_str());
+                    patients.entry(split.name().to_string()).or_default().insert(row.image.patient_id.as_str());
                 }
             }
             Some(Err(rej)) => {
@@ -1271,11 +998,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 *summary.rejected.entry(rej.code.clone()).or_default() += 1;
                 rejected_rows.push(rej);
             }
-            None => {
-                return Err(ChexpertError::Internal(format!(
-                    "row {i} was never processed"
-                )))
-            }
+            None => return Err(ChexpertError::Internal(format!("row {i} was never processed"))),
         }
     }
     for (split, p) in patients {
@@ -1304,14 +1027,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         "source".into(),
         serde_json::json!("CheXpert (Stanford ML Group); CSV layout and folder names as released"),
     );
-    provenance.insert(
-        "options".into(),
-        serde_json::to_value(&opts_now).expect("serialisable"),
-    );
-    provenance.insert(
-        "summary".into(),
-        serde_json::to_value(&summary).expect("serialisable"),
-    );
+    provenance.insert("options".into(), serde_json::to_value(&opts_now).expect("serialisable"));
+    provenance.insert("summary".into(), serde_json::to_value(&summary).expect("serialisable"));
     provenance.insert(
         "mapping".into(),
         serde_json::json!({
@@ -1334,12 +1051,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         deid_method: "none applied here: CheXpert is released de-identified; its patient/study folder names (public pseudonyms) are kept as patient_id/study_id".into(),
         provenance,
     };
-    writer
-        .finish(info)
-        .map_err(|source| ChexpertError::Shards {
-            root: out.clone(),
-            source,
-        })?;
+    writer.finish(info).map_err(|source| ChexpertError::Shards { root: out.clone(), source })?;
     summary.wall = started.elapsed();
     Ok(summary)
 }
@@ -1355,27 +1067,16 @@ mod tests {
         bom[0] = "\u{feff}Path";
         assert_eq!(check_header(&bom, Split::Valid), Ok(CsvLayout::Full));
         let short: Vec<&str> = std::iter::once("Path").chain(OBSERVATIONS).collect();
-        assert_eq!(
-            check_header(&short, Split::Test),
-            Ok(CsvLayout::PathAndLabels)
-        );
+        assert_eq!(check_header(&short, Split::Test), Ok(CsvLayout::PathAndLabels));
         let e = check_header(&short, Split::Train).unwrap_err();
-        assert!(
-            e.starts_with("column 2 is `No Finding`; expected `Sex`"),
-            "{e}"
-        );
+        assert!(e.starts_with("column 2 is `No Finding`; expected `Sex`"), "{e}");
         let mut swapped = HEADER;
         swapped.swap(5, 6);
         let e = check_header(&swapped, Split::Train).unwrap_err();
-        assert!(
-            e.contains("column 6 is `Enlarged Cardiomediastinum`; expected `No Finding`"),
-            "{e}"
-        );
+        assert!(e.contains("column 6 is `Enlarged Cardiomediastinum`; expected `No Finding`"), "{e}");
         let mut spaced = HEADER;
         spaced[2] = " Age";
-        assert!(check_header(&spaced, Split::Train)
-            .unwrap_err()
-            .contains("extra spaces"));
+        assert!(check_header(&spaced, Split::Train).unwrap_err().contains("extra spaces"));
     }
 
     #[test]
@@ -1386,11 +1087,7 @@ mod tests {
         assert_eq!(parse_label("-1.0"), Ok(Some(-1.0)));
         assert_eq!(parse_label("-1"), Ok(Some(-1.0)));
         assert_eq!(parse_label(" "), Ok(None));
-        assert!(
-            parse_label("0.5").is_err()
-                && parse_label("yes").is_err()
-                && parse_label("NaN").is_err()
-        );
+        assert!(parse_label("0.5").is_err() && parse_label("yes").is_err() && parse_label("NaN").is_err());
         assert_eq!(parse_sex("Male"), Ok(Some("M".into())));
         assert_eq!(parse_sex("Female"), Ok(Some("F".into())));
         assert_eq!(parse_sex("Unknown"), Ok(None));
@@ -1410,36 +1107,17 @@ mod tests {
     #[test]
     fn paths_resolve_like_the_release() {
         let root = Path::new("/data/CheXpert-v1.0-small");
-        let p = parse_path(
-            root,
-            Split::Train,
-            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg",
-        )
-        .unwrap();
-        assert_eq!(
-            p.file,
-            Path::new("/data/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg")
-        );
+        let p =
+            parse_path(root, Split::Train, "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg").unwrap();
+        assert_eq!(p.file, Path::new("/data/CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"));
         assert_eq!(p.alt, None);
         assert_eq!(
             (p.patient_id.as_str(), p.study_id.as_str(), p.key.as_str()),
-            (
-                "patient00001",
-                "patient00001/study1",
-                "train_patient00001_study1_view1_frontal"
-            )
+            ("patient00001", "patient00001/study1", "train_patient00001_study1_view1_frontal")
         );
         // Relative to ROOT, or a renamed folder.
-        let p = parse_path(
-            root,
-            Split::Test,
-            "test/patient64741/study1/view1_frontal.jpg",
-        )
-        .unwrap();
-        assert_eq!(
-            p.file,
-            Path::new("/data/CheXpert-v1.0-small/test/patient64741/study1/view1_frontal.jpg")
-        );
+        let p = parse_path(root, Split::Test, "test/patient64741/study1/view1_frontal.jpg").unwrap();
+        assert_eq!(p.file, Path::new("/data/CheXpert-v1.0-small/test/patient64741/study1/view1_frontal.jpg"));
         assert_eq!(p.key, "test_patient64741_study1_view1_frontal");
         let p = parse_path(
             Path::new("/data/cx"),
@@ -1447,18 +1125,8 @@ mod tests {
             "CheXpert-v1.0/valid/patient64541/study1/view1_frontal.jpg",
         )
         .unwrap();
-        assert_eq!(
-            p.alt.as_deref(),
-            Some(Path::new(
-                "/data/cx/valid/patient64541/study1/view1_frontal.jpg"
-            ))
-        );
-        for bad in [
-            "",
-            "/etc/passwd/x/y",
-            "CheXpert-v1.0-small/../../x/y/z.jpg",
-            "a/b.jpg",
-        ] {
+        assert_eq!(p.alt.as_deref(), Some(Path::new("/data/cx/valid/patient64541/study1/view1_frontal.jpg")));
+        for bad in ["", "/etc/passwd/x/y", "CheXpert-v1.0-small/../../x/y/z.jpg", "a/b.jpg"] {
             assert!(parse_path(root, Split::Train, bad).is_err(), "{bad}");
         }
         // Odd characters are replaced; over-long keys fall back to a hash.
@@ -1466,10 +1134,6 @@ mod tests {
         assert_eq!(p.key, "train_patient-1_study-1_view1-frontal");
         let long = format!("x/p/s/{}.jpg", "v".repeat(80));
         let p = parse_path(root, Split::Train, &long).unwrap();
-        assert!(
-            chess_schemas::validate_key(&p.key).is_ok() && p.key.starts_with("train_"),
-            "{}",
-            p.key
-        );
+        assert!(chess_schemas::validate_key(&p.key).is_ok() && p.key.starts_with("train_"), "{}", p.key);
     }
 }

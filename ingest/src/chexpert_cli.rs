@@ -70,16 +70,12 @@ fn real_main(args: ChexpertArgs) -> anyhow::Result<()> {
     }
     cfg.max_shard_samples = args.work.shard_samples;
     cfg.progress = !args.work.quiet;
-    let summary = chexpert::run(&cfg)
-        .with_context(|| format!("importing CheXpert into {}", cfg.out.display()))?;
+    let summary = chexpert::run(&cfg).with_context(|| format!("importing CheXpert into {}", cfg.out.display()))?;
     if args.work.quiet {
         return Ok(());
     }
     if summary.already_complete {
-        println!(
-            "{} already holds a finished dataset; nothing to do.",
-            cfg.out.display()
-        );
+        println!("{} already holds a finished dataset; nothing to do.", cfg.out.display());
         return Ok(());
     }
     print_summary(&summary);
@@ -97,11 +93,7 @@ fn print_summary(s: &Summary) {
         s.rows,
         s.samples,
         s.rejected.values().sum::<u64>(),
-        if s.resumed {
-            format!(" (resumed; {} processed now)", s.processed_now)
-        } else {
-            String::new()
-        }
+        if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
     );
     for (split, c) in &s.splits {
         println!(
@@ -113,22 +105,12 @@ fn print_summary(s: &Summary) {
         println!("  {code:<20} {n}");
     }
     if s.colour_converted > 0 {
-        println!(
-            "{} colour images were converted to grey (BT.601 luma)",
-            s.colour_converted
-        );
+        println!("{} colour images were converted to grey (BT.601 luma)", s.colour_converted);
     }
     let wall = s.wall.as_secs_f64();
-    println!(
-        "{:.1} s, {:.1} images/s",
-        wall,
-        s.processed_now as f64 / wall.max(1e-9)
-    );
+    println!("{:.1} s, {:.1} images/s", wall, s.processed_now as f64 / wall.max(1e-9));
     if !s.rejected.is_empty() {
-        println!(
-            "Rejected rows are listed in {}",
-            s.root.join("private/rejected.parquet").display()
-        );
+        println!("Rejected rows are listed in {}", s.root.join("private/rejected.parquet").display());
     }
     if !s.splits.contains_key("test") {
         println!("No test label CSV: give chess-shards fractions --test-fraction to carve a test split by patient.");

@@ -213,7 +213,8 @@ pub fn age_years(h: &Header) -> Option<f32> {
 }
 
 /// DICOM ViewPosition defined terms (and the common `LATERAL`/`LAT`).
-pub const VIEW_TERMS: [&str; 12] = ["AP", "PA", "LL", "RL", "RLD", "LLD", "RLO", "LLO", "LATERAL", "LAT", "AP AXIAL", "PA AXIAL"];
+pub const VIEW_TERMS: [&str; 12] =
+    ["AP", "PA", "LL", "RL", "RLD", "LLD", "RLO", "LLO", "LATERAL", "LAT", "AP AXIAL", "PA AXIAL"];
 
 /// Modality defined terms that make sense for radiographs and their rejects.
 pub const MODALITY_TERMS: [&str; 16] =

@@ -230,10 +230,7 @@ pub fn check_image(h: &Header) -> Result<(), Reject> {
     {
         return Err(Reject::new(
             Reason::BadDimensions,
-            format!(
-                "BitsAllocated {} BitsStored {} HighBit {}",
-                h.bits_allocated, h.bits_stored, h.high_bit
-            ),
+            format!("BitsAllocated {} BitsStored {} HighBit {}", h.bits_allocated, h.bits_stored, h.high_bit),
         ));
     }
     Ok(())
@@ -271,8 +268,8 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
             ));
         }
     } else {
-        use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
         use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
+        use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
         match TransferSyntaxRegistry.get(&h.transfer_syntax) {
             Some(ts) if ts.can_decode_all() => {}
             Some(ts) => {
@@ -299,7 +296,8 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
             format!("decoded {} bytes, {expected} expected", data.len()),
         ));
     }
-    let values = stored_values(&data[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1);
+    let values =
+        stored_values(&data[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1);
     Ok(Stored { rows: h.rows, columns: h.columns, values })
 }
 

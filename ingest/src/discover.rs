@@ -189,7 +189,11 @@ pub fn expand_file(path: &Path, visit: &mut dyn FnMut(Item) -> bool) {
     };
     let result = match kind {
         None => {
-            visit(Item { source: source.clone(), file: path.to_path_buf(), payload: Payload::Path(path.to_path_buf()) });
+            visit(Item {
+                source: source.clone(),
+                file: path.to_path_buf(),
+                payload: Payload::Path(path.to_path_buf()),
+            });
             return;
         }
         Some(ArchiveKind::Zip) => expand_zip(path, visit),
@@ -218,7 +222,11 @@ fn expand_zip(path: &Path, visit: &mut dyn FnMut(Item) -> bool) -> Result<(), St
     let mut zip = zip::ZipArchive::new(BufReader::new(f)).map_err(|e| e.to_string())?;
     for i in 0..zip.len() {
         let item = match zip.by_index(i) {
-            Err(e) => member_item(path, &format!("#{i}"), Payload::Unreadable { reason: "archive_error", message: e.to_string() }),
+            Err(e) => member_item(
+                path,
+                &format!("#{i}"),
+                Payload::Unreadable { reason: "archive_error", message: e.to_string() },
+            ),
             Ok(entry) => {
                 if entry.is_dir() {
                     continue;
@@ -241,7 +249,9 @@ fn read_member(size: u64, r: impl Read) -> Payload {
     }
     let mut buf = Vec::with_capacity(size.min(64 << 20) as usize);
     match r.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf) {
-        Ok(_) if buf.len() as u64 > MAX_FILE_BYTES => Payload::Unreadable { reason: "too_large", message: "member larger than its header says".into() },
+        Ok(_) if buf.len() as u64 > MAX_FILE_BYTES => {
+            Payload::Unreadable { reason: "too_large", message: "member larger than its header says".into() }
+        }
         Ok(_) => Payload::Bytes(buf),
         Err(e) => Payload::Unreadable { reason: "archive_error", message: e.to_string() },
     }

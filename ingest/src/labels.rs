@@ -53,7 +53,9 @@ impl std::str::FromStr for LabelKey {
         [LabelKey::AccessionNumber, LabelKey::StudyInstanceUid, LabelKey::SopInstanceUid, LabelKey::PatientId]
             .into_iter()
             .find(|k| k.keyword().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown label key `{s}` (AccessionNumber, StudyInstanceUID, SOPInstanceUID, PatientID)"))
+            .ok_or_else(|| {
+                format!("unknown label key `{s}` (AccessionNumber, StudyInstanceUID, SOPInstanceUID, PatientID)")
+            })
     }
 }
 
@@ -197,7 +199,12 @@ mod tests {
         let types: Vec<_> = l.columns.iter().map(|c| (c.name.as_str(), c.label_type)).collect();
         assert_eq!(
             types,
-            [("Cardiomegaly", LabelType::Float64), ("count", LabelType::Int64), ("flag", LabelType::Bool), ("note", LabelType::Utf8)]
+            [
+                ("Cardiomegaly", LabelType::Float64),
+                ("count", LabelType::Int64),
+                ("flag", LabelType::Bool),
+                ("note", LabelType::Utf8)
+            ]
         );
         assert_eq!(l.len(), 2);
         assert_eq!(l.duplicate_rows, 1);

@@ -76,12 +76,20 @@ struct Element {
 
 fn u16_at(b: &[u8], at: usize, big: bool) -> u16 {
     let x = [b[at], b[at + 1]];
-    if big { u16::from_be_bytes(x) } else { u16::from_le_bytes(x) }
+    if big {
+        u16::from_be_bytes(x)
+    } else {
+        u16::from_le_bytes(x)
+    }
 }
 
 fn u32_at(b: &[u8], at: usize, big: bool) -> u32 {
     let x = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-    if big { u32::from_be_bytes(x) } else { u32::from_le_bytes(x) }
+    if big {
+        u32::from_be_bytes(x)
+    } else {
+        u32::from_le_bytes(x)
+    }
 }
 
 /// Reads one element header at `pos` and checks its defined length against
@@ -102,7 +110,10 @@ fn read_header(b: &[u8], pos: usize, syntax: Syntax) -> Result<Element, String> 
         (None, u32_at(b, pos + 4, big), pos + 8)
     } else {
         let vr = [b[pos + 4], b[pos + 5]];
-        if matches!(&vr, b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV") {
+        if matches!(
+            &vr,
+            b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+        ) {
             need(12)?;
             (Some(vr), u32_at(b, pos + 8, big), pos + 12)
         } else {
@@ -222,7 +233,7 @@ mod tests {
         let mut ds = Vec::new();
         ds.extend([0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
         ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]); // empty offset table
-        // A fragment whose bytes would read as a huge header if parsed.
+                                                         // A fragment whose bytes would read as a huge header if parsed.
         ds.extend([0xFE, 0xFF, 0x00, 0xE0, 12, 0, 0, 0]);
         ds.extend([0x09, 0x00, 0x10, 0x10, b'O', b'B', 0, 0, 0xFE, 0xFF, 0xFF, 0x7F]);
         ds.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);

@@ -35,7 +35,10 @@ pub mod upload;
 /// Parse, decode and run the pixel pipeline on one in-memory file, with no
 /// selection, de-identification or writing: the fuzzing entry point (and a
 /// convenient way to look at one file).
-pub fn decode_and_process(bytes: &[u8], opts: &pipeline::PipelineOptions) -> Result<pipeline::Processed, reject::Reject> {
+pub fn decode_and_process(
+    bytes: &[u8],
+    opts: &pipeline::PipelineOptions,
+) -> Result<pipeline::Processed, reject::Reject> {
     let obj = dicom::parse(bytes)?;
     let h = dicom::Header::from_object(&obj);
     let stored = dicom::decode(&obj, &h)?;

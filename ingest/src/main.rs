@@ -121,7 +121,8 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.inputs.clone(), local_out);
     cfg.key_file = args.key_file.clone();
     cfg.pipeline = args.pixels.options();
-    let upper = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let upper =
+        |v: &[String]| v.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     cfg.selection = Selection { modalities: upper(&args.modalities), views: args.views.as_deref().map(upper) };
     cfg.labels = args.labels.clone().zip(args.label_key);
     cfg.partition = match args.partition {
@@ -149,9 +150,11 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     }
     if let Some(url) = remote {
         // Partitions go to <url>/part-…, as they do locally.
-        let sub = cfg.dataset_root().strip_prefix(&cfg.out).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let sub =
+            cfg.dataset_root().strip_prefix(&cfg.out).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
         let target = if sub.is_empty() { url } else { format!("{url}/{sub}") };
-        let report = chess_ingest::upload::upload(&cfg.dataset_root(), &target).with_context(|| format!("uploading to {target}"))?;
+        let report = chess_ingest::upload::upload(&cfg.dataset_root(), &target)
+            .with_context(|| format!("uploading to {target}"))?;
         if !args.work.quiet {
             println!(
                 "Uploaded to {target}: {} objects ({:.1} MB), {} already there. The local copy stays in {}.",
@@ -178,7 +181,9 @@ fn print_summary(s: &run::Summary) {
     for (code, n) in &s.rejected {
         println!("  {code:<28} {n}");
     }
-    if let (Some(rows), Some(unmatched), Some(without)) = (s.label_rows, s.label_rows_unmatched, s.images_without_labels) {
+    if let (Some(rows), Some(unmatched), Some(without)) =
+        (s.label_rows, s.label_rows_unmatched, s.images_without_labels)
+    {
         println!("Labels: {rows} rows, {unmatched} matched no image; {without} images without a label row");
     }
     let wall = t.wall.as_secs_f64();

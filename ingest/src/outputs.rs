@@ -45,7 +45,9 @@ pub(crate) fn progress_bar(enabled: bool, total: u64, unit: &str) -> indicatif::
         return indicatif::ProgressBar::hidden();
     }
     let pb = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    let template = format!("{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}");
+    let template = format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+    );
     pb.set_style(indicatif::ProgressStyle::with_template(&template).expect("static template"));
     pb.enable_steady_tick(Duration::from_millis(200));
     pb

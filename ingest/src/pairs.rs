@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, PixelDtype};
 use chess_shards::{
-    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, Sample, SampleFields,
-    WriterOptions,
+    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, Sample, SampleFields, WriterOptions,
 };
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{Deserialize, Serialize};
@@ -50,10 +49,7 @@ pub const DUPLICATE_ROW: &str = "duplicate_row";
 #[derive(Debug, thiserror::Error)]
 pub enum PairsError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Csv { path: PathBuf, message: String },
     #[error("invalid settings: {0}")]
@@ -61,16 +57,9 @@ pub enum PairsError {
     #[error(transparent)]
     Key(#[from] deid::KeyError),
     #[error("dataset {root}: {source}")]
-    Shards {
-        root: PathBuf,
-        source: chess_shards::ShardError,
-    },
+    Shards { root: PathBuf, source: chess_shards::ShardError },
     #[error("{root} holds an interrupted import made with different options (before: {before}; now: {now}); re-run with the same options or use a fresh --out")]
-    OptionsChanged {
-        root: PathBuf,
-        before: String,
-        now: String,
-    },
+    OptionsChanged { root: PathBuf, before: String, now: String },
     #[error("{path}: {message}")]
     Layout { path: PathBuf, message: String },
     #[error("internal error: {0}")]
@@ -80,10 +69,7 @@ pub enum PairsError {
 pub type Result<T> = std::result::Result<T, PairsError>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PairsError + '_ {
-    move |source| PairsError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| PairsError::Io { path: path.to_path_buf(), source }
 }
 
 /// Everything a pairs import needs.
@@ -106,20 +92,14 @@ impl Config {
             out,
             key_file: None,
             pipeline: PipelineOptions::default(),
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             progress: false,
             max_shard_samples: 10_000,
         }
     }
 
     pub fn key_path(&self) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| {
-            self.out
-                .join(layout::PRIVATE_DIR)
-                .join(crate::run::KEY_FILE)
-        })
+        self.key_file.clone().unwrap_or_else(|| self.out.join(layout::PRIVATE_DIR).join(crate::run::KEY_FILE))
     }
 }
 
@@ -183,34 +163,17 @@ pub struct Rejected {
 pub fn read_csv(path: &Path) -> Result<(Vec<std::result::Result<Row, Rejected>>, bool)> {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(file);
-    let csv_err = |e: csv::Error| PairsError::Csv {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(csv_err)?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
-        .collect();
-    let with_mask = match header
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+    let csv_err = |e: csv::Error| PairsError::Csv { path: path.to_path_buf(), message: e.to_string() };
+    let header: Vec<String> =
+        rdr.headers().map_err(csv_err)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_string()).collect();
+    let with_mask = match header.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["source", "target"] => false,
         ["source", "target", "mask"] => true,
         other => {
             return Err(PairsError::Csv {
                 path: path.to_path_buf(),
-                message: format!(
-                    "header is {other:?}; expected `source,target` or `source,target,mask`"
-                ),
+                message: format!("header is {other:?}; expected `source,target` or `source,target,mask`"),
             })
         }
     };
@@ -232,10 +195,7 @@ pub fn read_csv(path: &Path) -> Result<(Vec<std::result::Result<Row, Rejected>>,
             rows.push(Err(Rejected {
                 line,
                 code: BAD_ROW.into(),
-                message: format!(
-                    "line {line}: {} cells ({want} non-empty expected)",
-                    cells.len()
-                ),
+                message: format!("line {line}: {} cells ({want} non-empty expected)", cells.len()),
             }));
             continue;
         }
@@ -265,11 +225,7 @@ type Failure = (&'static str, String);
 
 fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
-        let code = if e.kind() == std::io::ErrorKind::NotFound {
-            MISSING_FILE
-        } else {
-            Reason::ReadError.code()
-        };
+        let code = if e.kind() == std::io::ErrorKind::NotFound { MISSING_FILE } else { Reason::ReadError.code() };
         (code, format!("{}: {e}", path.display()))
     })?;
     let named = |(code, msg): Failure| (code, format!("{}: {msg}", path.display()));
@@ -285,34 +241,16 @@ fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
         });
     }
     let obj = dicom::parse(&bytes).map_err(|r| {
-        let code = if r.reason == Reason::NotDicom {
-            UNSUPPORTED_FORMAT
-        } else {
-            r.reason.code()
-        };
-        (
-            code,
-            format!(
-                "{}: neither PNG nor readable DICOM ({})",
-                path.display(),
-                r.message
-            ),
-        )
+        let code = if r.reason == Reason::NotDicom { UNSUPPORTED_FORMAT } else { r.reason.code() };
+        (code, format!("{}: neither PNG nor readable DICOM ({})", path.display(), r.message))
     })?;
     let h = Header::from_object(&obj);
     // Text burned into the pixels is not removed by header de-identification.
     if h.burned_in_annotation == "YES" {
-        return Err((
-            Reason::BurnedInAnnotation.code(),
-            format!("{}: BurnedInAnnotation = YES", path.display()),
-        ));
+        return Err((Reason::BurnedInAnnotation.code(), format!("{}: BurnedInAnnotation = YES", path.display())));
     }
-    let stored = dicom::decode(&obj, &h).map_err(|r| {
-        (
-            r.reason.code(),
-            format!("{}: {}", path.display(), r.message),
-        )
-    })?;
+    let stored =
+        dicom::decode(&obj, &h).map_err(|r| (r.reason.code(), format!("{}: {}", path.display(), r.message)))?;
     Ok(Loaded {
         rows: stored.rows,
         cols: stored.columns,
@@ -340,13 +278,7 @@ fn semantics(l: &Loaded) -> PixelSemantics<'_> {
 /// Output pixel `i` samples input `floor((i + ½)·in/out)` in exact integer
 /// arithmetic, as PyTorch's `interpolate(mode="nearest-exact")` (PIL's
 /// NEAREST rounds some exact ties the other way through float error).
-pub fn resize_labels(
-    values: &[u8],
-    rows: usize,
-    cols: usize,
-    size: usize,
-    aspect: Aspect,
-) -> Vec<u8> {
+pub fn resize_labels(values: &[u8], rows: usize, cols: usize, size: usize, aspect: Aspect) -> Vec<u8> {
     let (src, h, w) = match aspect {
         Aspect::Stretch => (values.to_vec(), rows, cols),
         Aspect::Pad => {
@@ -354,8 +286,7 @@ pub fn resize_labels(
             let (top, left) = ((n - rows) / 2, (n - cols) / 2);
             let mut p = vec![0u8; n * n];
             for y in 0..rows {
-                p[(top + y) * n + left..(top + y) * n + left + cols]
-                    .copy_from_slice(&values[y * cols..(y + 1) * cols]);
+                p[(top + y) * n + left..(top + y) * n + left + cols].copy_from_slice(&values[y * cols..(y + 1) * cols]);
             }
             (p, n, n)
         }
@@ -410,10 +341,7 @@ fn process(
     let mut extras = Vec::new();
     let s_out = pipeline::run(&src.values, src.rows, src.cols, &semantics(&src), opts);
     let t_out = pipeline::run(&tgt.values, tgt.rows, tgt.cols, &semantics(&tgt), opts);
-    extras.push((
-        "target".to_string(),
-        to_image(&t_out.pixels, size, opts.bit_depth),
-    ));
+    extras.push(("target".to_string(), to_image(&t_out.pixels, size, opts.bit_depth)));
     let mut mask_hash = String::new();
     if let (Some(m), Some(mpath)) = (&mask, &row.mask) {
         if dims(m) != dims(&src) {
@@ -433,43 +361,23 @@ fn process(
         if m.png_colour {
             return Err((
                 UNSUPPORTED_FORMAT,
-                format!(
-                    "mask {}: a colour PNG; masks are grey label maps",
-                    mpath.display()
-                ),
+                format!("mask {}: a colour PNG; masks are grey label maps", mpath.display()),
             ));
         }
         let labels: Vec<u8> = m
             .values
             .iter()
             .map(|&v| {
-                u8::try_from(v).map_err(|_| {
-                    (
-                        BAD_MASK,
-                        format!(
-                            "mask {}: value {v} is not a label id 0..=255",
-                            mpath.display()
-                        ),
-                    )
-                })
+                u8::try_from(v)
+                    .map_err(|_| (BAD_MASK, format!("mask {}: value {v} is not a label id 0..=255", mpath.display())))
             })
             .collect::<std::result::Result<_, _>>()?;
-        let resized = resize_labels(
-            &labels,
-            m.rows as usize,
-            m.cols as usize,
-            size as usize,
-            opts.aspect,
-        );
+        let resized = resize_labels(&labels, m.rows as usize, m.cols as usize, size as usize, opts.aspect);
         mask_hash = blake3::hash(&resized).to_hex().to_string();
         // The dataset has one dtype: class ids are stored as they are, in it.
         let img = match opts.bit_depth {
             BitDepth::U8 => Image::from_u8(size, size, resized),
-            BitDepth::U16 => Image::from_u16(
-                size,
-                size,
-                &resized.iter().map(|&v| v as u16).collect::<Vec<_>>(),
-            ),
+            BitDepth::U16 => Image::from_u16(size, size, &resized.iter().map(|&v| v as u16).collect::<Vec<_>>()),
         };
         extras.push(("mask".to_string(), img));
     }
@@ -499,11 +407,7 @@ fn process(
                 chess_shards::pixel_hash(&image),
                 chess_shards::pixel_hash(&extras[0].1)
             );
-            let modality = if src.png_bits.is_some() {
-                "PNG"
-            } else {
-                "DICOM"
-            };
+            let modality = if src.png_bits.is_some() { "PNG" } else { "DICOM" };
             let fields = SampleFields {
                 modality: Some(modality.into()),
                 clip_value: Some(s_out.clip_value),
@@ -512,18 +416,9 @@ fn process(
             (key.sample_key(&basis), fields)
         }
     };
-    let sample = Sample {
-        key: sample_key,
-        image,
-        extras,
-        fields,
-    };
-    encode_sample(&sample, writer_opts).map_err(|e| {
-        (
-            Reason::DecodeError.code(),
-            format!("could not encode the sample: {e}"),
-        )
-    })
+    let sample = Sample { key: sample_key, image, extras, fields };
+    encode_sample(&sample, writer_opts)
+        .map_err(|e| (Reason::DecodeError.code(), format!("could not encode the sample: {e}")))
 }
 
 /// Runs a pairs import into `cfg.out`, resuming an interrupted one there
@@ -531,21 +426,13 @@ fn process(
 pub fn run(cfg: &Config) -> Result<Summary> {
     let started = Instant::now();
     if cfg.pipeline.size == 0 || cfg.pipeline.size > 8192 {
-        return Err(PairsError::Invalid(format!(
-            "--size {} (1..=8192)",
-            cfg.pipeline.size
-        )));
+        return Err(PairsError::Invalid(format!("--size {} (1..=8192)", cfg.pipeline.size)));
     }
     if !(cfg.pipeline.clip_percentile > 0.0 && cfg.pipeline.clip_percentile <= 100.0) {
-        return Err(PairsError::Invalid(format!(
-            "--clip-percentile {} (0 < p <= 100)",
-            cfg.pipeline.clip_percentile
-        )));
+        return Err(PairsError::Invalid(format!("--clip-percentile {} (0 < p <= 100)", cfg.pipeline.clip_percentile)));
     }
     if cfg.max_shard_samples == 0 {
-        return Err(PairsError::Invalid(
-            "--shard-samples must be at least 1".into(),
-        ));
+        return Err(PairsError::Invalid("--shard-samples must be at least 1".into()));
     }
     let (rows, with_mask) = read_csv(&cfg.csv)?;
     let out = &cfg.out;
@@ -556,17 +443,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             BitDepth::U16 => PixelDtype::Uint16,
             BitDepth::U8 => PixelDtype::Uint8,
         },
-        extra_fields: if with_mask {
-            vec!["target".into(), "mask".into()]
-        } else {
-            vec!["target".into()]
-        },
+        extra_fields: if with_mask { vec!["target".into(), "mask".into()] } else { vec!["target".into()] },
         ..WriterOptions::default()
     };
-    let shards_err = |source| PairsError::Shards {
-        root: out.clone(),
-        source,
-    };
+    let shards_err = |source| PairsError::Shards { root: out.clone(), source };
     let private = out.join(layout::PRIVATE_DIR);
     let run_json = private.join(RUN_JSON);
     let resuming = !out.join(layout::DATASET_JSON).exists()
@@ -590,10 +470,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     };
     let (mut writer, done) = if resuming {
         if let Ok(text) = std::fs::read(&run_json) {
-            let before: RunOptions = serde_json::from_slice(&text).map_err(|e| PairsError::Io {
-                path: run_json.clone(),
-                source: std::io::Error::other(e),
-            })?;
+            let before: RunOptions = serde_json::from_slice(&text)
+                .map_err(|e| PairsError::Io { path: run_json.clone(), source: std::io::Error::other(e) })?;
             if before != opts_now {
                 return Err(PairsError::OptionsChanged {
                     root: out.clone(),
@@ -604,17 +482,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         }
         DatasetWriter::resume(out, writer_opts.clone()).map_err(shards_err)?
     } else {
-        (
-            DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?,
-            HashSet::new(),
-        )
+        (DatasetWriter::create(out, writer_opts.clone()).map_err(shards_err)?, HashSet::new())
     };
     std::fs::create_dir_all(&private).map_err(io_err(&private))?;
-    std::fs::write(
-        &run_json,
-        serde_json::to_vec_pretty(&opts_now).expect("serialisable"),
-    )
-    .map_err(io_err(&run_json))?;
+    std::fs::write(&run_json, serde_json::to_vec_pretty(&opts_now).expect("serialisable"))
+        .map_err(io_err(&run_json))?;
     let mut summary = Summary {
         root: out.clone(),
         with_mask,
@@ -642,9 +514,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                     Ok(row) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         process(row, &key, &cfg.pipeline, &writer_opts)
                     }))
-                    .unwrap_or_else(|_| {
-                        Err((Reason::DecodeError.code(), "decoding panicked".into()))
-                    })
+                    .unwrap_or_else(|_| Err((Reason::DecodeError.code(), "decoding panicked".into())))
                     .map_or_else(Outcome::Reject, |e| Outcome::Sample(Box::new(e))),
                 })
                 .collect()
@@ -665,11 +535,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         rejected.push(Rejected {
                             line: row.line,
                             code: DUPLICATE_ROW.into(),
-                            message: format!(
-                                "line {}: the same sample as an earlier row (key {})",
-                                row.line,
-                                e.key()
-                            ),
+                            message: format!("line {}: the same sample as an earlier row (key {})", row.line, e.key()),
                         });
                         continue;
                     }
@@ -721,7 +587,9 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let mut provenance = BTreeMap::new();
     provenance.insert(
         "source".into(),
-        serde_json::json!("paired images from a source,target[,mask] CSV (chess-ingest pairs); file paths are not recorded"),
+        serde_json::json!(
+            "paired images from a source,target[,mask] CSV (chess-ingest pairs); file paths are not recorded"
+        ),
     );
     provenance.insert(
         "options".into(),
@@ -732,10 +600,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             "bit_depth": match cfg.pipeline.bit_depth { BitDepth::U16 => 16, BitDepth::U8 => 8 },
         }),
     );
-    provenance.insert(
-        "summary".into(),
-        serde_json::to_value(&summary).expect("serialisable"),
-    );
+    provenance.insert("summary".into(), serde_json::to_value(&summary).expect("serialisable"));
     provenance.insert(
         "pipeline".into(),
         serde_json::json!({
@@ -747,10 +612,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     );
     let info = FinishInfo {
         tool_version: format!("chess-ingest {} (pairs)", env!("CARGO_PKG_VERSION")),
-        deid_method: format!(
-            "DICOM sources: {}; PNG sources: no metadata kept, keyed-hash keys",
-            deid::DEID_METHOD
-        ),
+        deid_method: format!("DICOM sources: {}; PNG sources: no metadata kept, keyed-hash keys", deid::DEID_METHOD),
         provenance,
     };
     writer.finish(info).map_err(shards_err)?;

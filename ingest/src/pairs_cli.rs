@@ -77,8 +77,8 @@ fn real_main(args: PairsArgs) -> anyhow::Result<()> {
     }
     cfg.max_shard_samples = args.work.shard_samples;
     cfg.progress = !args.work.quiet;
-    let summary = pairs::run(&cfg)
-        .with_context(|| format!("importing {} into {}", cfg.csv.display(), cfg.out.display()))?;
+    let summary =
+        pairs::run(&cfg).with_context(|| format!("importing {} into {}", cfg.csv.display(), cfg.out.display()))?;
     if !args.work.quiet {
         print_summary(&summary);
     }
@@ -96,20 +96,13 @@ fn print_summary(s: &Summary) {
         s.samples,
         if s.with_mask { ", mask" } else { "" },
         s.rejected.values().sum::<u64>(),
-        if s.resumed {
-            format!(" (resumed; {} written now)", s.processed_now)
-        } else {
-            String::new()
-        }
+        if s.resumed { format!(" (resumed; {} written now)", s.processed_now) } else { String::new() }
     );
     for (code, n) in &s.rejected {
         println!("  {code:<20} {n}");
     }
     println!("{:.1} s", s.wall.as_secs_f64());
     if !s.rejected.is_empty() {
-        println!(
-            "Rejected rows are listed in {}",
-            s.root.join("private/rejected.parquet").display()
-        );
+        println!("Rejected rows are listed in {}", s.root.join("private/rejected.parquet").display());
     }
 }

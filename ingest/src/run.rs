@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, LabelColumn, LabelType, PixelDtype};
-use chess_shards::{encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions};
+use chess_shards::{
+    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions,
+};
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
@@ -426,7 +428,11 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             if before != opts_now {
                 return Err(IngestError::OptionsChanged {
                     root: root.clone(),
-                    detail: format!("was {}, now {}", serde_json::to_string(&before).unwrap_or_default(), serde_json::to_string(&opts_now).unwrap_or_default()),
+                    detail: format!(
+                        "was {}, now {}",
+                        serde_json::to_string(&before).unwrap_or_default(),
+                        serde_json::to_string(&opts_now).unwrap_or_default()
+                    ),
                 });
             }
         }
@@ -435,7 +441,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         (DatasetWriter::create(&root, writer_opts.clone()).map_err(shards_err)?, HashSet::new())
     };
     std::fs::create_dir_all(&private).map_err(io_err(&private))?;
-    std::fs::write(&run_json, serde_json::to_vec_pretty(&opts_now).expect("serialisable")).map_err(io_err(&run_json))?;
+    std::fs::write(&run_json, serde_json::to_vec_pretty(&opts_now).expect("serialisable"))
+        .map_err(io_err(&run_json))?;
     let (mut journal, entries) = Journal::open(&journal_path).map_err(io_err(&journal_path))?;
     let mut ledger = Ledger::restore(entries, complete);
     let skip: Arc<HashSet<String>> = Arc::new(ledger.done.keys().cloned().collect());
@@ -528,7 +535,8 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         });
         // The writer: this thread.
         let mut n_samples = ledger.written.len() as u64;
-        let mut n_rejects = ledger.done.len() as u64 - ledger.done.values().filter(|d| matches!(d, Done::Sample { .. })).count() as u64;
+        let mut n_rejects =
+            ledger.done.len() as u64 - ledger.done.values().filter(|d| matches!(d, Done::Sample { .. })).count() as u64;
         for (source, outcome) in out_rx {
             if write_error.is_some() {
                 continue; // drain so the workers can finish
@@ -545,7 +553,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         match ledger.owner.get(&key) {
                             Some(o) if *o != source => {
                                 let m = format!("same SOPInstanceUID as {o}");
-                                ledger.done.insert(source.clone(), Done::Reject { reason: Reason::DuplicateSopInstance.code().into(), message: m.clone() });
+                                ledger.done.insert(
+                                    source.clone(),
+                                    Done::Reject {
+                                        reason: Reason::DuplicateSopInstance.code().into(),
+                                        message: m.clone(),
+                                    },
+                                );
                                 Entry::Duplicate { s: source, r: Reason::DuplicateSopInstance.code().into(), k: key, m }
                             }
                             _ => {
@@ -557,8 +571,14 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                             }
                         }
                     } else if let Some(k) = ledger.by_hash.get(&hash) {
-                        let m = format!("same pixels as {}", ledger.owner.get(k).map(String::as_str).unwrap_or("an earlier file"));
-                        ledger.done.insert(source.clone(), Done::Reject { reason: Reason::DuplicatePixels.code().into(), message: m.clone() });
+                        let m = format!(
+                            "same pixels as {}",
+                            ledger.owner.get(k).map(String::as_str).unwrap_or("an earlier file")
+                        );
+                        ledger.done.insert(
+                            source.clone(),
+                            Done::Reject { reason: Reason::DuplicatePixels.code().into(), message: m.clone() },
+                        );
                         Entry::Duplicate { s: source, r: Reason::DuplicatePixels.code().into(), k: k.clone(), m }
                     } else {
                         if let Err(e) = writer.write_encoded(*encoded) {
@@ -702,7 +722,9 @@ pub fn partition_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option
     let num = |name: &str| -> Result<Option<u32>> {
         match get(name) {
             None => Ok(None),
-            Some(v) => v.trim().parse().map(Some).map_err(|_| IngestError::Invalid(format!("{name}={v:?} is not a number"))),
+            Some(v) => {
+                v.trim().parse().map(Some).map_err(|_| IngestError::Invalid(format!("{name}={v:?} is not a number")))
+            }
         }
     };
     if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
@@ -755,10 +777,18 @@ mod tests {
         };
         assert_eq!(partition_from_env(env(&[])).unwrap(), None);
         assert_eq!(
-            partition_from_env(env(&[("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_COUNT", "8"), ("SLURM_ARRAY_TASK_MIN", "1")])).unwrap(),
+            partition_from_env(env(&[
+                ("SLURM_ARRAY_TASK_ID", "5"),
+                ("SLURM_ARRAY_TASK_COUNT", "8"),
+                ("SLURM_ARRAY_TASK_MIN", "1")
+            ]))
+            .unwrap(),
             Some((4, 8))
         );
-        assert_eq!(partition_from_env(env(&[("JOB_COMPLETION_INDEX", "2"), ("JOB_COMPLETIONS", "3")])).unwrap(), Some((2, 3)));
+        assert_eq!(
+            partition_from_env(env(&[("JOB_COMPLETION_INDEX", "2"), ("JOB_COMPLETIONS", "3")])).unwrap(),
+            Some((2, 3))
+        );
         assert!(partition_from_env(env(&[("JOB_COMPLETION_INDEX", "2")])).is_err());
     }
 }

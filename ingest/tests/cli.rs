@@ -68,8 +68,8 @@ fn every_input_file_is_a_sample_or_a_reject_row() {
     std::fs::write(inp.join("nested/deeper/notes.txt"), "not an image").unwrap(); // not_dicom
     let bytes = std::fs::read(common::wg04("RG1_JLSN.dcm")).unwrap();
     std::fs::write(inp.join("truncated.dcm"), &bytes[..bytes.len() / 3]).unwrap(); // truncated
-    // Real chest CR (MONOCHROME1, uncompressed) inside a zip, the same image
-    // as JPEG 2000 inside a tar.gz: one sample, one duplicate.
+                                                                                   // Real chest CR (MONOCHROME1, uncompressed) inside a zip, the same image
+                                                                                   // as JPEG 2000 inside a tar.gz: one sample, one duplicate.
     {
         use std::io::Write;
         let mut z = zip::ZipWriter::new(std::fs::File::create(inp.join("export.zip")).unwrap());
@@ -78,7 +78,10 @@ fn every_input_file_is_a_sample_or_a_reject_row() {
         z.start_file("study1/readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
         z.write_all(b"hello").unwrap();
         z.finish().unwrap();
-        let gz = flate2::write::GzEncoder::new(std::fs::File::create(inp.join("more.tgz")).unwrap(), flate2::Compression::fast());
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(inp.join("more.tgz")).unwrap(),
+            flate2::Compression::fast(),
+        );
         let mut t = tar::Builder::new(gz);
         t.append_path_with_name(common::pydicom_data_file("RG1_J2KR.dcm"), "x/rg1_j2k").unwrap();
         t.into_inner().unwrap().finish().unwrap();
@@ -99,7 +102,10 @@ fn every_input_file_is_a_sample_or_a_reject_row() {
     assert_eq!(by_name("DICOMDIR"), Some("dicomdir"));
     assert_eq!(by_name("notes.txt"), Some("not_dicom"));
     assert_eq!(by_name("export.zip!/study1/readme.txt"), Some("not_dicom"));
-    assert!(matches!(by_name("truncated.dcm"), Some("parse_error" | "pixel_data_truncated" | "decode_error")), "{rej:?}");
+    assert!(
+        matches!(by_name("truncated.dcm"), Some("parse_error" | "pixel_data_truncated" | "decode_error")),
+        "{rej:?}"
+    );
     let dup_sop = rej.values().filter(|r| *r == "duplicate_sop_instance").count();
     let dup_any = rej.values().filter(|r| r.starts_with("duplicate_")).count();
     assert_eq!((dup_sop >= 1, dup_any), (true, 2), "{rej:?}");
@@ -198,7 +204,13 @@ fn kill_dash_nine_then_rerun_completes_without_loss_or_duplicates() {
     let key = tmp.path().join("key");
     std::fs::write(&key, [7u8; 32]).unwrap();
     let args = |c: &mut Command| {
-        c.arg(&inp).arg("--out").arg(&out).arg("--key-file").arg(&key).args(["--shard-samples", "8", "--threads", "2", "--quiet"]);
+        c.arg(&inp).arg("--out").arg(&out).arg("--key-file").arg(&key).args([
+            "--shard-samples",
+            "8",
+            "--threads",
+            "2",
+            "--quiet",
+        ]);
     };
     let shard = |i: u32| out.join(format!("shards/shard-{i:06}.tar"));
     let mut kept: Vec<(PathBuf, std::time::SystemTime)> = Vec::new();
@@ -218,7 +230,10 @@ fn kill_dash_nine_then_rerun_completes_without_loss_or_duplicates() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         assert!(!out.join("dataset.json").exists());
-        kept = (0..=wait_for).filter(|&i| shard(i).exists()).map(|i| (shard(i), std::fs::metadata(shard(i)).unwrap().modified().unwrap())).collect();
+        kept = (0..=wait_for)
+            .filter(|&i| shard(i).exists())
+            .map(|i| (shard(i), std::fs::metadata(shard(i)).unwrap().modified().unwrap()))
+            .collect();
     }
     let mut c = bin();
     args(&mut c);
@@ -259,14 +274,32 @@ fn partitions_are_disjoint_and_cover_the_inputs() {
     ingest(&[&inp, &"--out", &out, &"--key-file", &key, &"--partition", &"0/3", &"--quiet", &"--size", &"64"]);
     // The others through the Slurm and Kubernetes variables.
     let o = bin()
-        .args([inp.as_os_str(), "--out".as_ref(), out.as_os_str(), "--key-file".as_ref(), key.as_os_str(), "--quiet".as_ref(), "--size".as_ref(), "64".as_ref()])
+        .args([
+            inp.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--key-file".as_ref(),
+            key.as_os_str(),
+            "--quiet".as_ref(),
+            "--size".as_ref(),
+            "64".as_ref(),
+        ])
         .env("SLURM_ARRAY_TASK_ID", "1")
         .env("SLURM_ARRAY_TASK_COUNT", "3")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = bin()
-        .args([inp.as_os_str(), "--out".as_ref(), out.as_os_str(), "--key-file".as_ref(), key.as_os_str(), "--quiet".as_ref(), "--size".as_ref(), "64".as_ref()])
+        .args([
+            inp.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--key-file".as_ref(),
+            key.as_os_str(),
+            "--quiet".as_ref(),
+            "--size".as_ref(),
+            "64".as_ref(),
+        ])
         .env("JOB_COMPLETION_INDEX", "2")
         .env("JOB_COMPLETIONS", "3")
         .output()
@@ -306,7 +339,8 @@ fn usage_and_fatal_errors_exit_non_zero_with_a_clear_message() {
     assert_eq!(o.status.code(), Some(2));
     let short = tmp.path().join("short.key");
     std::fs::write(&short, b"abc").unwrap();
-    let o = bin().arg(tmp.path()).arg("--out").arg(tmp.path().join("o2")).arg("--key-file").arg(&short).output().unwrap();
+    let o =
+        bin().arg(tmp.path()).arg("--out").arg(tmp.path().join("o2")).arg("--key-file").arg(&short).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least 32"), "{}", String::from_utf8_lossy(&o.stderr));
 }

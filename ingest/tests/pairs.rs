@@ -46,7 +46,11 @@ fn chess_shards_bin() -> &'static Path {
             .args(["build", "-p", "chess-shards", "--bin", "chess-shards", "--message-format=json-render-diagnostics"])
             .output()
             .expect("run cargo to build chess-shards");
-        assert!(out.status.success(), "could not build chess-shards (or set CHESS_SHARDS_BIN): {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "could not build chess-shards (or set CHESS_SHARDS_BIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let exe = stdout
             .lines()
@@ -79,7 +83,9 @@ fn write_png(path: &Path, w: u32, h: u32, depth: png::BitDepth, data: &[u8]) {
 
 fn source16(w: u32, h: u32, seed: u32) -> Vec<u16> {
     // The seed changes the pattern, not just an offset (min-max would undo that).
-    (0..w * h).map(|i| ((i % w) * 1900 + (i / w) * 650 + ((i % w) * (i / w) * (seed + 1)) % 97 * 40 + 100) as u16).collect()
+    (0..w * h)
+        .map(|i| ((i % w) * 1900 + (i / w) * 650 + ((i % w) * (i / w) * (seed + 1)) % 97 * 40 + 100) as u16)
+        .collect()
 }
 
 fn target8(w: u32, h: u32, seed: u32) -> Vec<u8> {
@@ -279,7 +285,11 @@ fn png_pairs_with_masks() {
         assert_eq!(row.modality.as_deref(), Some("PNG"));
         assert_eq!(row.patient_id, None);
     }
-    assert_eq!(seen_classes.into_iter().collect::<Vec<_>>(), vec![0, 1, 2], "all three classes survive nearest resizing");
+    assert_eq!(
+        seen_classes.into_iter().collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "all three classes survive nearest resizing"
+    );
 
     let rej = rejected(&out);
     let by_line: BTreeMap<u64, &str> = rej.iter().map(|(l, c, _)| (*l, c.as_str())).collect();
@@ -309,7 +319,9 @@ fn png_pairs_with_masks() {
     let out2 = dir.path().join("out2");
     check(&ingest_pairs(&csv, &out2, &other_key, &["--bit-depth", "8", "--quiet"]), "chess-ingest pairs (8-bit)");
     verify(&out2);
-    let keys = |p: &Path| Dataset::open(p).unwrap().manifest.rows().into_iter().map(|r| r.key).collect::<std::collections::BTreeSet<_>>();
+    let keys = |p: &Path| {
+        Dataset::open(p).unwrap().manifest.rows().into_iter().map(|r| r.key).collect::<std::collections::BTreeSet<_>>()
+    };
     assert!(keys(&out).is_disjoint(&keys(&out2)));
     // 8-bit: masks keep their class ids in the uint8 dataset.
     let ds2 = Dataset::open(&out2).unwrap();
@@ -395,7 +407,8 @@ fn dicom_pairs_are_deidentified() {
     let want = pipeline::run(&stored.values, 64, 64, &PixelSemantics::default(), &opts).pixels;
     assert_eq!(img, want);
     assert_eq!(tgt, want);
-    let want_mask: Vec<u16> = resize_labels(&m64, 64, 64, SIZE as usize, Aspect::Stretch).into_iter().map(u16::from).collect();
+    let want_mask: Vec<u16> =
+        resize_labels(&m64, 64, 64, SIZE as usize, Aspect::Stretch).into_iter().map(u16::from).collect();
     assert!(want_mask.contains(&1) && want_mask.contains(&0));
     assert_eq!(mask.unwrap(), want_mask);
 
@@ -409,9 +422,17 @@ fn dicom_pairs_are_deidentified() {
 
     // Nothing identifying: no paths, no original UIDs, no patient name or ID.
     let bytes = shareable_bytes(&out);
-    let mut needles = vec![NAME_IN_PATH.to_string(), "mr_small".into(), dir.path().display().to_string(), h.sop_instance_uid.clone()];
-    needles.extend([h.study_instance_uid.clone(), h.series_instance_uid.clone(), h.patient_id.clone()].into_iter().filter(|s| !s.is_empty()));
-    needles.extend(["CompressedSamples", "DOE^JANE", "PAT3", "1.2.826.0.1.777", "1.2.3.4.3", "1.2.3.5.3", "cr_src", "burned.dcm"].map(String::from));
+    let mut needles =
+        vec![NAME_IN_PATH.to_string(), "mr_small".into(), dir.path().display().to_string(), h.sop_instance_uid.clone()];
+    needles.extend(
+        [h.study_instance_uid.clone(), h.series_instance_uid.clone(), h.patient_id.clone()]
+            .into_iter()
+            .filter(|s| !s.is_empty()),
+    );
+    needles.extend(
+        ["CompressedSamples", "DOE^JANE", "PAT3", "1.2.826.0.1.777", "1.2.3.4.3", "1.2.3.5.3", "cr_src", "burned.dcm"]
+            .map(String::from),
+    );
     for needle in &needles {
         assert!(!contains(&bytes, needle), "shareable output holds `{needle}`");
     }
@@ -455,8 +476,11 @@ fn label_resize_equals_torch_nearest_exact() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
     let o = child.wait_with_output().unwrap();
     check(&o, "python (torch nearest-exact)");
-    let lines: Vec<Vec<u8>> =
-        String::from_utf8(o.stdout).unwrap().lines().map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect()).collect();
+    let lines: Vec<Vec<u8>> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect();
     assert_eq!(lines.len(), want_rust.len());
     for (i, (torch, ours)) in lines.iter().zip(&want_rust).enumerate() {
         assert_eq!(torch, ours, "case {i}");
@@ -501,7 +525,13 @@ fn interrupted_import_resumes() {
     assert_eq!(first, vec![0, 1]);
     let staged = out.join(".staging");
     std::fs::create_dir_all(&staged).unwrap();
-    chess_shards::manifest::write_parquet(&staged.join("pairs-000000.parquet"), &m.schema, &[m.batch.slice(0, 2)], None).unwrap();
+    chess_shards::manifest::write_parquet(
+        &staged.join("pairs-000000.parquet"),
+        &m.schema,
+        &[m.batch.slice(0, 2)],
+        None,
+    )
+    .unwrap();
     std::fs::remove_file(out.join("dataset.json")).unwrap();
     std::fs::remove_file(out.join("manifest.parquet")).unwrap();
     for e in std::fs::read_dir(out.join("shards")).unwrap() {
@@ -525,12 +555,20 @@ fn interrupted_import_resumes() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("6 rows: 5 samples") && stdout.contains("(resumed; 3 written now)"), "{stdout}");
     verify(&out);
-    let resumed: BTreeMap<String, String> =
-        chess_shards::Manifest::open(&out.join("manifest.parquet")).unwrap().rows().into_iter().map(|r| (r.key, r.pixel_hash)).collect();
+    let resumed: BTreeMap<String, String> = chess_shards::Manifest::open(&out.join("manifest.parquet"))
+        .unwrap()
+        .rows()
+        .into_iter()
+        .map(|r| (r.key, r.pixel_hash))
+        .collect();
     assert_eq!(resumed, clean);
     assert_eq!(rejected(&out).iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(), vec![(7, "missing_file")]);
     // A finished dataset is not imported into again.
     let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a dataset"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already holds a dataset"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -84,7 +84,13 @@ fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
     let remote = served.join("bkt/ds");
     let shard0 = std::fs::metadata(work.join("shards/shard-000000.tar")).unwrap().len();
     assert!(shard0 > 2 * (5 << 20), "the first shard must be big enough to need parts: {shard0}");
-    for rel in ["dataset.json", "manifest.parquet", "shards/shard-000000.tar", "shards/shard-000001.tar", "private/rejected.parquet"] {
+    for rel in [
+        "dataset.json",
+        "manifest.parquet",
+        "shards/shard-000000.tar",
+        "shards/shard-000001.tar",
+        "private/rejected.parquet",
+    ] {
         assert_eq!(std::fs::read(remote.join(rel)).unwrap(), std::fs::read(work.join(rel)).unwrap(), "{rel}");
     }
     assert!(!remote.join("private/key").exists(), "the key must never be uploaded");

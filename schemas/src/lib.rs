@@ -84,12 +84,27 @@ pub fn required_columns() -> Vec<ColumnSpec> {
     use DataType::*;
     let c = |name, data_type, nullable, description| ColumnSpec { name, data_type, nullable, description };
     vec![
-        c(col::KEY, Utf8, false, "sample key: member names up to their first dot; no dot, no slash; unique in a dataset"),
+        c(
+            col::KEY,
+            Utf8,
+            false,
+            "sample key: member names up to their first dot; no dot, no slash; unique in a dataset",
+        ),
         c(col::SHARD, Utf8, false, "path of the shard holding the sample, relative to the dataset root"),
         c(col::OFFSET, UInt64, false, "byte offset of the <key>.npy.zst member's data within the shard"),
         c(col::SIZE, UInt64, false, "byte length of the <key>.npy.zst member's data"),
-        c(col::SAMPLE_OFFSET, UInt64, false, "byte offset of the sample's first tar header (all members are consecutive)"),
-        c(col::SAMPLE_SIZE, UInt64, false, "byte length of all of the sample's members, tar headers and padding included"),
+        c(
+            col::SAMPLE_OFFSET,
+            UInt64,
+            false,
+            "byte offset of the sample's first tar header (all members are consecutive)",
+        ),
+        c(
+            col::SAMPLE_SIZE,
+            UInt64,
+            false,
+            "byte length of all of the sample's members, tar headers and padding included",
+        ),
         c(col::HEIGHT, UInt32, false, "image rows"),
         c(col::WIDTH, UInt32, false, "image columns"),
         c(col::DTYPE, Utf8, false, "pixel type of the decoded array: uint8 or uint16"),
@@ -103,7 +118,12 @@ pub fn required_columns() -> Vec<ColumnSpec> {
         c(col::TRANSFER_SYNTAX, Utf8, true, "transfer syntax UID of the source, when DICOM"),
         c(col::CLIP_VALUE, Float64, true, "upper clip applied before normalisation, in source units"),
         c(col::PIXEL_HASH, Utf8, false, "BLAKE3-256 (hex) of the decoded array's bytes: little-endian, C order"),
-        c(col::EXTRA_FIELDS, Utf8, true, "comma-separated names of extra arrays (<key>.<field>.npy.zst), e.g. target,mask"),
+        c(
+            col::EXTRA_FIELDS,
+            Utf8,
+            true,
+            "comma-separated names of extra arrays (<key>.<field>.npy.zst), e.g. target,mask",
+        ),
     ]
 }
 
@@ -199,7 +219,8 @@ pub fn manifest_schema(with_split: bool, labels: &[LabelColumn]) -> Arc<Schema> 
         fields.extend(known_optional_columns().iter().map(field_of));
     }
     fields.extend(labels.iter().map(|l| Field::new(&l.name, l.label_type.data_type(), true)));
-    let metadata: std::collections::HashMap<String, String> = [(META_SCHEMA_VERSION.to_string(), MANIFEST_SCHEMA_VERSION.to_string())].into();
+    let metadata: std::collections::HashMap<String, String> =
+        [(META_SCHEMA_VERSION.to_string(), MANIFEST_SCHEMA_VERSION.to_string())].into();
     Arc::new(Schema::new_with_metadata(fields, metadata))
 }
 
@@ -230,9 +251,7 @@ pub fn validate_manifest_schema(schema: &Schema) -> Result<ManifestColumns, Sche
     }
     let required = required_columns();
     for spec in &required {
-        let field = schema
-            .field_with_name(spec.name)
-            .map_err(|_| SchemaError::MissingColumn(spec.name.to_string()))?;
+        let field = schema.field_with_name(spec.name).map_err(|_| SchemaError::MissingColumn(spec.name.to_string()))?;
         if field.data_type() != &spec.data_type {
             return Err(SchemaError::WrongType {
                 name: spec.name.to_string(),

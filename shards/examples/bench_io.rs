@@ -97,8 +97,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (random_s, random_check) = best_of(repeats, || {
         let mut decoder = NpyZstDecoder::new();
         let files: Vec<File> = shards.iter().map(|p| File::open(p).unwrap()).collect();
-        let index: std::collections::HashMap<&str, usize> =
-            ds.shards().iter().enumerate().map(|(i, s)| (rows.iter().find(|r| &r.shard == s).unwrap().shard.as_str(), i)).collect();
+        let index: std::collections::HashMap<&str, usize> = ds
+            .shards()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (rows.iter().find(|r| &r.shard == s).unwrap().shard.as_str(), i))
+            .collect();
         let mut buf = Vec::new();
         let mut total = 0;
         for r in &rows {

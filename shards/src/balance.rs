@@ -46,7 +46,8 @@ pub fn parse_counts(text: &str) -> Result<BTreeMap<String, usize>> {
         let (k, v) = part
             .rsplit_once('=')
             .ok_or_else(|| ShardError::Other(format!("--counts entry `{part}` is not CLASS=COUNT")))?;
-        let v: usize = v.trim().parse().map_err(|_| ShardError::Other(format!("--counts entry `{part}`: bad count")))?;
+        let v: usize =
+            v.trim().parse().map_err(|_| ShardError::Other(format!("--counts entry `{part}`: bad count")))?;
         if out.insert(k.trim().to_string(), v).is_some() {
             return Err(ShardError::Other(format!("--counts names class `{}` twice", k.trim())));
         }
@@ -72,7 +73,13 @@ fn class_name(v: &Value) -> Option<String> {
 
 /// Selects rows per class; writes the manifest to `out` (recording the
 /// dataset root) and returns the per-class report and rows without a class.
-pub fn balance(ds: &Dataset, column: &str, mode: &BalanceMode, seed: u64, out: &Path) -> Result<(Vec<ClassReport>, usize)> {
+pub fn balance(
+    ds: &Dataset,
+    column: &str,
+    mode: &BalanceMode,
+    seed: u64,
+    out: &Path,
+) -> Result<(Vec<ClassReport>, usize)> {
     let batch = &ds.manifest.batch;
     let array = batch
         .column_by_name(column)
@@ -114,7 +121,8 @@ pub fn balance(ds: &Dataset, column: &str, mode: &BalanceMode, seed: u64, out: &
         // Order within a class by key so the input row order does not matter.
         let mut pool: Vec<usize> = rows.clone();
         pool.sort_by(|&a, &b| view.key(a).cmp(view.key(b)));
-        let mut rng = Rng::new(seed ^ u64::from_le_bytes(blake3::hash(class.as_bytes()).as_bytes()[..8].try_into().expect("8")));
+        let mut rng =
+            Rng::new(seed ^ u64::from_le_bytes(blake3::hash(class.as_bytes()).as_bytes()[..8].try_into().expect("8")));
         shuffle(&mut pool, &mut rng);
         let full_passes = want / pool.len();
         let rest = want % pool.len();

@@ -47,11 +47,7 @@ impl Dataset {
             if manifest.len() as u64 != info.sample_count {
                 return Err(ShardError::Manifest {
                     path: manifest.path.clone(),
-                    reason: format!(
-                        "has {} rows, dataset.json says {} samples",
-                        manifest.len(),
-                        info.sample_count
-                    ),
+                    reason: format!("has {} rows, dataset.json says {} samples", manifest.len(), info.sample_count),
                 });
             }
             return Ok(Dataset { root: path.to_path_buf(), info: Some(info), manifest });

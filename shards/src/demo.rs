@@ -86,7 +86,8 @@ pub fn phantom_unit_with(seed: u64, size: u32, bones: bool) -> Vec<f32> {
         for i in 0..n {
             let x = (i as f64 + 0.5) / n as f64 + tilt * (y - 0.5);
             let body = ellipse(x, y, 0.5, 0.55, 0.46, 0.55);
-            let lungs = ellipse(x, y, 0.5 - 0.2, 0.46, lung_w, lung_h).max(ellipse(x, y, 0.5 + 0.2, 0.46, lung_w, lung_h));
+            let lungs =
+                ellipse(x, y, 0.5 - 0.2, 0.46, lung_w, lung_h).max(ellipse(x, y, 0.5 + 0.2, 0.46, lung_w, lung_h));
             let heart_blob = ellipse(x, y, 0.54, 0.62, heart * 1.3, heart);
             let spine = (1.0 - ((x - 0.5).abs() / 0.045)).clamp(0.0, 1.0);
             let ribs = if lungs > 0.0 {
@@ -97,7 +98,8 @@ pub fn phantom_unit_with(seed: u64, size: u32, bones: bool) -> Vec<f32> {
             };
             let clavicle = (1.0 - ((y - 0.17 - 0.3 * (x - 0.5).abs()).abs() / 0.012)).clamp(0.0, 1.0)
                 * ((x - 0.5).abs() < 0.32) as u8 as f64;
-            let v = 0.08 + 0.45 * body - 0.32 * lungs * (1.0 - heart_blob) + 0.22 * heart_blob * body
+            let v = 0.08 + 0.45 * body - 0.32 * lungs * (1.0 - heart_blob)
+                + 0.22 * heart_blob * body
                 + bone * (0.3 * spine * body + ribs + 0.3 * clavicle);
             out[j * n + i] = v.clamp(0.0, 1.0) as f32;
         }

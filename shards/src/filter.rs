@@ -314,7 +314,18 @@ pub fn cell(array: &ArrayRef, i: usize) -> Value {
             }
         )*};
     }
-    num!(UInt8Array, UInt16Array, UInt32Array, UInt64Array, Int8Array, Int16Array, Int32Array, Int64Array, Float32Array, Float64Array);
+    num!(
+        UInt8Array,
+        UInt16Array,
+        UInt32Array,
+        UInt64Array,
+        Int8Array,
+        Int16Array,
+        Int32Array,
+        Int64Array,
+        Float32Array,
+        Float64Array
+    );
     if let Some(x) = a.downcast_ref::<StringArray>() {
         return Value::Str(x.value(i).to_string());
     }
@@ -393,7 +404,10 @@ mod tests {
         RecordBatch::try_from_iter(vec![
             ("view_position", Arc::new(StringArray::from(vec![Some("PA"), Some("AP"), None, Some("LL")])) as ArrayRef),
             ("age_years", Arc::new(Float32Array::from(vec![Some(20.0), Some(70.0), Some(45.0), None])) as ArrayRef),
-            ("Pleural Effusion", Arc::new(Float32Array::from(vec![Some(1.0), Some(-1.0), None, Some(0.0)])) as ArrayRef),
+            (
+                "Pleural Effusion",
+                Arc::new(Float32Array::from(vec![Some(1.0), Some(-1.0), None, Some(0.0)])) as ArrayRef,
+            ),
             ("height", Arc::new(UInt32Array::from(vec![512, 512, 256, 512])) as ArrayRef),
         ])
         .unwrap()

@@ -151,7 +151,10 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
         .map(|l| {
             batch.column_by_name(l).ok_or_else(|| {
                 let have: Vec<&str> = ds.manifest.columns.labels.iter().map(|c| c.name.as_str()).collect();
-                ShardError::Other(format!("label column `{l}` is not in the manifest (label columns: {})", have.join(", ")))
+                ShardError::Other(format!(
+                    "label column `{l}` is not in the manifest (label columns: {})",
+                    have.join(", ")
+                ))
             })
         })
         .collect::<Result<_>>()?;
@@ -174,7 +177,11 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     };
     let rows: Vec<usize> = (0..n)
         .filter(|&i| {
-            opts.views == Views::All || is_frontal(match cell(vp, i) { Value::Str(ref s) => Some(s.as_str()), _ => None })
+            opts.views == Views::All
+                || is_frontal(match cell(vp, i) {
+                    Value::Str(ref s) => Some(s.as_str()),
+                    _ => None,
+                })
         })
         .collect();
     let groups: Vec<String> = (0..n).map(group_of).collect();
@@ -191,7 +198,10 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     for &i in &rows {
         let split = split_of(i);
         if !["train", "valid", "test"].contains(&split.as_str()) {
-            return Err(ShardError::Other(format!("row {} has split `{split}` (expected train, valid or test)", view.key(i))));
+            return Err(ShardError::Other(format!(
+                "row {} has split `{split}` (expected train, valid or test)",
+                view.key(i)
+            )));
         }
         if let Some(prev) = group_split.insert(groups[i].as_str(), split.clone()) {
             if prev != split {
@@ -207,7 +217,9 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
         let present = group_split.values().any(|v| v == name);
         match (present, share) {
             (true, Some(_)) => {
-                return Err(ShardError::Other(format!("the dataset already has a {name} split; drop --{name}-fraction")))
+                return Err(ShardError::Other(format!(
+                    "the dataset already has a {name} split; drop --{name}-fraction"
+                )))
             }
             (false, Some(share)) => {
                 if !(share > 0.0 && share < 1.0) {
@@ -275,7 +287,8 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
             positives.push((pos, values.len() - values.null_count()));
             columns.push(Arc::new(values));
         }
-        let out_batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| ShardError::Other(e.to_string()))?;
+        let out_batch =
+            RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| ShardError::Other(e.to_string()))?;
         let path = out.join(format!("{name}.parquet"));
         write_parquet(&path, &out_schema, &[out_batch], Some(&root_text))?;
         let groups_in: HashSet<&str> = chosen.iter().map(|&i| groups[i].as_str()).collect();
@@ -289,7 +302,8 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     let mut group_list: Vec<&str> = sizes.keys().copied().collect();
     group_list.sort_unstable();
     for repeat in 0..opts.repeats {
-        let mut order: Vec<(u64, &str)> = group_list.iter().map(|g| (priority("train", opts.seed, repeat, g), *g)).collect();
+        let mut order: Vec<(u64, &str)> =
+            group_list.iter().map(|g| (priority("train", opts.seed, repeat, g), *g)).collect();
         order.sort();
         for &f in &fractions {
             if f == 1.0 && repeat > 0 {
@@ -298,7 +312,8 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
             let target = (f * train_rows.len() as f64).round().max(1.0) as usize;
             let k = take_prefix(&order, &sizes, target);
             let chosen_groups: HashSet<&str> = order[..k].iter().map(|(_, g)| *g).collect();
-            let chosen: Vec<usize> = train_rows.iter().copied().filter(|&i| chosen_groups.contains(groups[i].as_str())).collect();
+            let chosen: Vec<usize> =
+                train_rows.iter().copied().filter(|&i| chosen_groups.contains(groups[i].as_str())).collect();
             summaries.push(write(&format!("train-f{}-r{repeat:02}", fraction_name(f)), chosen)?);
         }
     }
@@ -314,12 +329,14 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
         "dataset_root": root_text, "train_images": train_rows.len(),
     });
     let params_path = out.join("fractions.json");
-    std::fs::write(&params_path, serde_json::to_vec_pretty(&params).expect("json")).map_err(ShardError::io(&params_path))?;
+    std::fs::write(&params_path, serde_json::to_vec_pretty(&params).expect("json"))
+        .map_err(ShardError::io(&params_path))?;
     Ok(summaries)
 }
 
 fn write_summary_csv(path: &Path, labels: &[String], summaries: &[ManifestSummary]) -> Result<()> {
-    let quote = |s: &str| if s.contains([',', '"']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+    let quote =
+        |s: &str| if s.contains([',', '"']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
     let mut text = String::from("manifest,images,groups");
     for l in labels {
         text.push_str(&format!(",{}", quote(&format!("{l} positive rate"))));
@@ -328,7 +345,10 @@ fn write_summary_csv(path: &Path, labels: &[String], summaries: &[ManifestSummar
     for s in summaries {
         text.push_str(&format!("{},{},{}", s.name, s.images, s.groups));
         for &(pos, n) in &s.positives {
-            text.push_str(&format!(",{}", if n == 0 { String::new() } else { format!("{:.4}", pos as f64 / n as f64) }));
+            text.push_str(&format!(
+                ",{}",
+                if n == 0 { String::new() } else { format!("{:.4}", pos as f64 / n as f64) }
+            ));
         }
         text.push('\n');
     }

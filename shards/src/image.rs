@@ -130,7 +130,8 @@ impl NpyZstDecoder {
             }
             Ok(None) => {
                 use std::io::Read;
-                let decoder = zstd::stream::read::Decoder::new(compressed).map_err(|e| DecodeError::Zstd(e.to_string()))?;
+                let decoder =
+                    zstd::stream::read::Decoder::new(compressed).map_err(|e| DecodeError::Zstd(e.to_string()))?;
                 let mut out = Vec::new();
                 decoder
                     .take(MAX_DECODED_BYTES + 1)

@@ -27,6 +27,7 @@ pub mod npy;
 pub mod ops;
 pub mod plot;
 pub mod reader;
+pub mod rng;
 pub mod stats;
 pub mod tar;
 pub mod verify;
@@ -34,8 +35,8 @@ pub mod writer;
 
 pub use dataset::Dataset;
 pub use error::{Result, ShardError};
-pub use loader::{Batch, EpochReport, Loader, LoaderError, LoaderOptions, LoaderState};
 pub use image::{decode_npy_zst, encode_npy_zst, pixel_hash, Image, NpyZstDecoder};
+pub use loader::{Batch, EpochReport, Loader, LoaderError, LoaderOptions, LoaderState};
 pub use manifest::{LabelValue, Manifest, ManifestRow};
 pub use reader::{DecodedSample, RawSample, ShardReader};
 pub use writer::{encode_sample, DatasetWriter, EncodedSample, FinishInfo, Sample, SampleFields, WriterOptions};

@@ -107,9 +107,8 @@ impl ManifestRow {
 }
 
 fn label_column(label: &LabelColumn, rows: &[ManifestRow], index: usize) -> Result<ArrayRef> {
-    let bad = |v: &LabelValue| {
-        ShardError::Sample(format!("label `{}` is {:?}, which does not fit its type", label.name, v))
-    };
+    let bad =
+        |v: &LabelValue| ShardError::Sample(format!("label `{}` is {:?}, which does not fit its type", label.name, v));
     macro_rules! ints {
         ($builder:ty, $t:ty) => {{
             let mut b = <$builder>::with_capacity(rows.len());
@@ -242,7 +241,12 @@ fn writer_properties() -> WriterProperties {
 
 /// Writes record batches to a Parquet file (via a temporary name, renamed
 /// when complete), recording the dataset root when given.
-pub fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch], dataset_root: Option<&str>) -> Result<()> {
+pub fn write_parquet(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    dataset_root: Option<&str>,
+) -> Result<()> {
     let tmp = tmp_path(path);
     let file = File::create(&tmp).map_err(ShardError::io(&tmp))?;
     let mut writer =

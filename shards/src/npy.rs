@@ -50,7 +50,8 @@ impl NpyHeader {
 
 /// Writes the header of a `.npy` file holding a C-ordered `(height, width)` array.
 pub fn write_header(out: &mut Vec<u8>, dtype: PixelDtype, height: u32, width: u32) {
-    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({}, {}), }}", dtype.npy_descr(), height, width);
+    let dict =
+        format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({}, {}), }}", dtype.npy_descr(), height, width);
     // magic(6) + version(2) + len(2) + dict + padding + '\n' is a multiple of 64.
     let unpadded = MAGIC.len() + 2 + 2 + dict.len() + 1;
     let padding = (64 - unpadded % 64) % 64;

@@ -84,7 +84,8 @@ pub fn compute(ds: &Dataset, pixel_stride: usize, progress: &(dyn Fn(u64) + Sync
     let rows = ds.manifest.rows();
     let mut s = DatasetStats { samples: rows.len() as u64, ..DatasetStats::default() };
     let mut patients = std::collections::HashSet::new();
-    let bump = |m: &mut BTreeMap<String, u64>, k: Option<&str>| *m.entry(k.unwrap_or(UNKNOWN).to_string()).or_default() += 1;
+    let bump =
+        |m: &mut BTreeMap<String, u64>, k: Option<&str>| *m.entry(k.unwrap_or(UNKNOWN).to_string()).or_default() += 1;
     for r in &rows {
         bump(&mut s.by_view, r.view_position.as_deref());
         bump(&mut s.by_sex, r.sex.as_deref());
@@ -164,8 +165,10 @@ pub fn compute(ds: &Dataset, pixel_stride: usize, progress: &(dyn Fn(u64) + Sync
         s.pixels.max = hist.iter().rposition(|&c| c > 0).unwrap_or(0) as u32;
         s.pixels.mean = sum / total as f64;
         s.pixels.std = (sum_sq / total as f64 - s.pixels.mean.powi(2)).max(0.0).sqrt();
-        s.pixels.percentiles =
-            [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0].iter().map(|&p| (p, histogram_percentile(&hist, total, p))).collect();
+        s.pixels.percentiles = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0]
+            .iter()
+            .map(|&p| (p, histogram_percentile(&hist, total, p)))
+            .collect();
     }
     s.histogram = hist;
     Ok(s)
@@ -178,12 +181,12 @@ impl DatasetStats {
         let width = self.histogram.len().div_ceil(bins).max(1);
         let display: Vec<f64> = self.histogram.chunks(width).map(|c| c.iter().sum::<u64>() as f64).collect();
         let max_value = self.histogram.len().saturating_sub(1) as f64;
-        let age_order: Vec<String> =
-            (0..9).map(|d| format!("{}-{}", d * 10, d * 10 + 9)).chain(["90+".to_string(), UNKNOWN.to_string()]).collect();
-        let ages: Vec<(String, f64)> = age_order
-            .iter()
-            .filter_map(|b| self.by_age_band.get(b).map(|&c| (b.clone(), c as f64)))
+        let age_order: Vec<String> = (0..9)
+            .map(|d| format!("{}-{}", d * 10, d * 10 + 9))
+            .chain(["90+".to_string(), UNKNOWN.to_string()])
             .collect();
+        let ages: Vec<(String, f64)> =
+            age_order.iter().filter_map(|b| self.by_age_band.get(b).map(|&c| (b.clone(), c as f64))).collect();
         save_panels(
             path,
             &[
@@ -199,7 +202,12 @@ impl DatasetStats {
                     self.by_view.keys().cloned().collect(),
                     self.by_view.values().map(|&c| c as f64).collect(),
                 ),
-                Panel::bars("Images by age band", "age (years)", ages.iter().map(|a| a.0.clone()).collect(), ages.iter().map(|a| a.1).collect()),
+                Panel::bars(
+                    "Images by age band",
+                    "age (years)",
+                    ages.iter().map(|a| a.0.clone()).collect(),
+                    ages.iter().map(|a| a.1).collect(),
+                ),
             ],
         )
     }

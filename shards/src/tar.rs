@@ -203,10 +203,8 @@ impl<R: Read> TarStream<R> {
                 self.done = true;
                 return Ok(None);
             }
-            let stored: u64 = parse_octal(&block[148..156]).ok_or_else(|| TarError::BadHeader {
-                offset: header_offset,
-                reason: "unreadable checksum".into(),
-            })?;
+            let stored: u64 = parse_octal(&block[148..156])
+                .ok_or_else(|| TarError::BadHeader { offset: header_offset, reason: "unreadable checksum".into() })?;
             let mut check = block;
             check[148..156].fill(b' ');
             let sum: u64 = check.iter().map(|&b| b as u64).sum();
@@ -237,7 +235,11 @@ impl<R: Read> TarStream<R> {
                     }
                     let pad = padded(size) - size;
                     if pad > 0 {
-                        self.skip(pad).map_err(|_| TarError::Truncated { name: name.clone(), offset: header_offset, size })?;
+                        self.skip(pad).map_err(|_| TarError::Truncated {
+                            name: name.clone(),
+                            offset: header_offset,
+                            size,
+                        })?;
                     }
                     return Ok(Some(Member {
                         name,

@@ -126,7 +126,11 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
     for row in &manifest_rows {
         // Training manifests may repeat samples on purpose (class balancing).
         if by_key.insert(row.key.as_str(), row).is_some() && is_dataset_dir {
-            problems.push(Problem { shard: row.shard.clone(), key: Some(row.key.clone()), what: "duplicate key in the manifest".into() });
+            problems.push(Problem {
+                shard: row.shard.clone(),
+                key: Some(row.key.clone()),
+                what: "duplicate key in the manifest".into(),
+            });
         }
     }
     let mut shards: Vec<String> = ds.shards();
@@ -150,7 +154,8 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
             let mut found = HashSet::new();
             let mut problems = Vec::new();
             let mut samples = 0u64;
-            let problem = |key: Option<&str>, what: String| Problem { shard: shard.clone(), key: key.map(str::to_string), what };
+            let problem =
+                |key: Option<&str>, what: String| Problem { shard: shard.clone(), key: key.map(str::to_string), what };
             let path = match ds.shard_path(shard) {
                 Ok(p) => p,
                 Err(e) => return (0, 0, vec![problem(None, e.to_string())], found),
@@ -182,7 +187,10 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
                     }
                     Some(row) => {
                         if is_dataset_dir {
-                            problems.push(problem(Some(&raw.key), format!("is also in this shard, the manifest places it in {}", row.shard)));
+                            problems.push(problem(
+                                Some(&raw.key),
+                                format!("is also in this shard, the manifest places it in {}", row.shard),
+                            ));
                         }
                     }
                     None => {

@@ -234,7 +234,9 @@ impl DatasetWriter {
         if opts.max_shard_samples == 0 {
             return Err(ShardError::Other("max_shard_samples must be at least 1".into()));
         }
-        for dir in [root.to_path_buf(), root.join(layout::SHARDS_DIR), root.join(STAGING_DIR), root.join(layout::PRIVATE_DIR)] {
+        for dir in
+            [root.to_path_buf(), root.join(layout::SHARDS_DIR), root.join(STAGING_DIR), root.join(layout::PRIVATE_DIR)]
+        {
             fs::create_dir_all(&dir).map_err(ShardError::io(&dir))?;
         }
         let columns = ManifestColumns { has_split: opts.with_split, labels: opts.labels.clone() };

@@ -22,7 +22,18 @@ fn text(o: &Output) -> String {
 
 fn demo_dataset(dir: &Path, count: &str) -> PathBuf {
     let out = dir.join("demo");
-    let o = run(&["demo", "--out", out.to_str().unwrap(), "--count", count, "--size", "64", "--shard-samples", "4", "--paired"]);
+    let o = run(&[
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        count,
+        "--size",
+        "64",
+        "--shard-samples",
+        "4",
+        "--paired",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     out
 }
@@ -36,7 +47,9 @@ fn prefixed_dataset(root: &Path, prefix: &str, n: u64) {
         s.key = format!("{prefix}{i:04}");
         writer.write(&s).unwrap();
     }
-    writer.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() }).unwrap();
+    writer
+        .finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() })
+        .unwrap();
 }
 
 #[test]
@@ -104,7 +117,14 @@ fn subset_by_expression_and_keys() {
     let ds = Dataset::open(&ds_path).unwrap();
     let rows = ds.manifest.rows();
     let out = dir.path().join("elsewhere/pa.parquet");
-    let o = run(&["subset", ds_path.to_str().unwrap(), "--where", "view_position = 'PA' and age_years >= 40", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "subset",
+        ds_path.to_str().unwrap(),
+        "--where",
+        "view_position = 'PA' and age_years >= 40",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let expected: Vec<&str> = rows
         .iter()
@@ -121,12 +141,14 @@ fn subset_by_expression_and_keys() {
     let keys = dir.path().join("keys.txt");
     fs::write(&keys, format!("# two keys\n{}\n{}\n", rows[3].key, rows[7].key)).unwrap();
     let out2 = dir.path().join("k.parquet");
-    let o = run(&["subset", ds_path.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
+    let o =
+        run(&["subset", ds_path.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(Dataset::open(&out2).unwrap().manifest.len(), 2);
 
     fs::write(&keys, "nosuchkey\n").unwrap();
-    let o = run(&["subset", ds_path.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
+    let o =
+        run(&["subset", ds_path.to_str().unwrap(), "--keys", keys.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("nosuchkey"), "{}", text(&o));
     let o = run(&["subset", ds_path.to_str().unwrap(), "--where", "colour = 'red'", "--out", out2.to_str().unwrap()]);
@@ -150,7 +172,8 @@ fn merge_joins_partitions_and_refuses_duplicates() {
     let o = run(&["verify", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
 
-    let o = run(&["merge", a.to_str().unwrap(), c.to_str().unwrap(), "--out", dir.path().join("bad").to_str().unwrap()]);
+    let o =
+        run(&["merge", a.to_str().unwrap(), c.to_str().unwrap(), "--out", dir.path().join("bad").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("duplicate keys") && text(&o).contains("a0000"), "{}", text(&o));
 }

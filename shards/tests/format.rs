@@ -41,7 +41,10 @@ fn sample(i: u32) -> Sample {
             sex: Some("F".into()),
             age_years: (i % 4 != 0).then_some(30.0 + i as f32),
             split: Some("train".into()),
-            labels: vec![if i % 3 == 0 { LabelValue::Null } else { LabelValue::Float(-1.0) }, LabelValue::Str(format!("c{i}"))],
+            labels: vec![
+                if i % 3 == 0 { LabelValue::Null } else { LabelValue::Float(-1.0) },
+                LabelValue::Str(format!("c{i}")),
+            ],
             ..SampleFields::default()
         },
     }

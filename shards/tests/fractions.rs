@@ -15,16 +15,25 @@ const PATIENTS: u64 = 80;
 /// Patients 0-7 are valid, 8-15 test, the rest train; 1-4 images each, every
 /// third one lateral; labels cycle through 1, 0, -1 and blank.
 fn chexpert_like(root: &Path, with_split: bool) {
-    let mut labels: Vec<LabelColumn> =
-        COMPETITION_LABELS.iter().map(|l| LabelColumn { name: l.to_string(), label_type: LabelType::Float32 }).collect();
+    let mut labels: Vec<LabelColumn> = COMPETITION_LABELS
+        .iter()
+        .map(|l| LabelColumn { name: l.to_string(), label_type: LabelType::Float32 })
+        .collect();
     labels.push(LabelColumn { name: "class".into(), label_type: LabelType::Utf8 });
-    let opts = WriterOptions { shard_name: "cx".into(), max_shard_samples: 50, with_split, labels, ..WriterOptions::default() };
+    let opts = WriterOptions {
+        shard_name: "cx".into(),
+        max_shard_samples: 50,
+        with_split,
+        labels,
+        ..WriterOptions::default()
+    };
     let mut writer = DatasetWriter::create(root, opts).unwrap();
     let mut n = 0u64;
     for p in 0..PATIENTS {
         for j in 0..(1 + (p * 7 + 3) % 4) {
             let values = [LabelValue::Float(1.0), LabelValue::Float(0.0), LabelValue::Float(-1.0), LabelValue::Null];
-            let mut label_values: Vec<LabelValue> = (0..5).map(|l| values[((n + l * 3 + p) % 4) as usize].clone()).collect();
+            let mut label_values: Vec<LabelValue> =
+                (0..5).map(|l| values[((n + l * 3 + p) % 4) as usize].clone()).collect();
             label_values.push(LabelValue::Str(["normal", "nodule", "effusion"][(n % 7).min(2) as usize].into()));
             let split = match p {
                 0..=7 => "valid",
@@ -39,7 +48,16 @@ fn chexpert_like(root: &Path, with_split: bool) {
                     fields: SampleFields {
                         patient_id: Some(format!("patient{p:05}")),
                         study_id: Some(format!("patient{p:05}-study{j}")),
-                        view_position: Some(if n % 3 == 2 { "LL" } else if n % 2 == 0 { "PA" } else { "AP" }.into()),
+                        view_position: Some(
+                            if n % 3 == 2 {
+                                "LL"
+                            } else if n % 2 == 0 {
+                                "PA"
+                            } else {
+                                "AP"
+                            }
+                            .into(),
+                        ),
                         split: with_split.then(|| split.to_string()),
                         labels: label_values,
                         ..SampleFields::default()
@@ -89,7 +107,8 @@ fn fractions_are_patient_disjoint_sized_nested_and_exact() {
     assert_eq!(summaries.len(), 3 * 3 + 1 + 2, "three small fractions x 3 repeats, f1 once, valid, test");
 
     let all = ds.manifest.rows();
-    let frontal_train = all.iter().filter(|r| r.split.as_deref() == Some("train") && r.view_position.as_deref() != Some("LL")).count();
+    let frontal_train =
+        all.iter().filter(|r| r.split.as_deref() == Some("train") && r.view_position.as_deref() != Some("LL")).count();
     let mut per_patient: HashMap<String, usize> = HashMap::new();
     for r in all.iter().filter(|r| r.view_position.as_deref() != Some("LL")) {
         *per_patient.entry(r.patient_id.clone().unwrap()).or_default() += 1;
@@ -117,7 +136,10 @@ fn fractions_are_patient_disjoint_sized_nested_and_exact() {
             );
             // All of a sampled patient's frontal training images come along.
             for p in &ps {
-                let expected = all.iter().filter(|r| r.patient_id.as_ref() == Some(p) && r.view_position.as_deref() != Some("LL")).count();
+                let expected = all
+                    .iter()
+                    .filter(|r| r.patient_id.as_ref() == Some(p) && r.view_position.as_deref() != Some("LL"))
+                    .count();
                 assert_eq!(manifest_rows.iter().filter(|r| r.patient_id.as_ref() == Some(p)).count(), expected);
             }
             assert!(previous.is_subset(&ks), "nested: f{f} contains the smaller fractions (repeat {repeat})");
@@ -164,8 +186,11 @@ fn uncertainty_policies_and_carved_splits() {
     opts.fractions = vec![1.0];
     let out = dir.path().join("carved");
     build(&ds, &opts, &out).unwrap();
-    let (train, valid, test) =
-        (patients(&out.join("train-f1-r00.parquet")), patients(&out.join("valid.parquet")), patients(&out.join("test.parquet")));
+    let (train, valid, test) = (
+        patients(&out.join("train-f1-r00.parquet")),
+        patients(&out.join("valid.parquet")),
+        patients(&out.join("test.parquet")),
+    );
     assert_eq!(train.len() + valid.len() + test.len(), PATIENTS as usize);
     assert!(train.is_disjoint(&valid) && train.is_disjoint(&test) && valid.is_disjoint(&test));
     assert_eq!(test.len(), 16);
@@ -191,7 +216,16 @@ fn cli_output_is_deterministic_across_thread_counts() {
     chexpert_like(&root, true);
     let run = |threads: &str, seed: &str, out: &str| {
         let o = Command::new(env!("CARGO_BIN_EXE_chess-shards"))
-            .args(["--threads", threads, "fractions", root.to_str().unwrap(), "--fractions", "0.1,0.5,1", "--repeats", "2"])
+            .args([
+                "--threads",
+                threads,
+                "fractions",
+                root.to_str().unwrap(),
+                "--fractions",
+                "0.1,0.5,1",
+                "--repeats",
+                "2",
+            ])
             .args(["--seed", seed, "--out", dir.path().join(out).to_str().unwrap()])
             .output()
             .unwrap();

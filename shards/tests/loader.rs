@@ -18,7 +18,9 @@ fn dataset(dir: &Path, n: u64, per_shard: u64, paired: bool) -> PathBuf {
     for i in 0..n {
         writer.write(&demo::demo_sample(i, 32, PixelDtype::Uint16, paired)).unwrap();
     }
-    writer.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() }).unwrap();
+    writer
+        .finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() })
+        .unwrap();
     root
 }
 
@@ -112,7 +114,8 @@ fn remainder_policies_drop_or_pad() {
     // drop: 60 samples delivered once each, 1 left out
     let mut union = Vec::new();
     for rank in 0..world {
-        let (batches, report) = run_epoch(&open(&root, LoaderOptions { remainder: Remainder::Drop, ..opts(world, rank, 5) }), 0);
+        let (batches, report) =
+            run_epoch(&open(&root, LoaderOptions { remainder: Remainder::Drop, ..opts(world, rank, 5) }), 0);
         assert_eq!((report.expected, report.dropped_remainder, report.padded), (15, 1, 0));
         union.extend(keys(&batches));
     }
@@ -123,7 +126,8 @@ fn remainder_policies_drop_or_pad() {
     let mut union = Vec::new();
     let mut padded = 0;
     for rank in 0..world {
-        let (batches, report) = run_epoch(&open(&root, LoaderOptions { remainder: Remainder::Pad, ..opts(world, rank, 5) }), 0);
+        let (batches, report) =
+            run_epoch(&open(&root, LoaderOptions { remainder: Remainder::Pad, ..opts(world, rank, 5) }), 0);
         assert_eq!(report.expected, 16);
         padded += report.padded;
         for b in &batches {
@@ -179,7 +183,9 @@ fn eight_bit_datasets_give_u8_batches() {
     for i in 0..10 {
         writer.write(&demo::demo_sample(i, 32, PixelDtype::Uint8, false)).unwrap();
     }
-    writer.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() }).unwrap();
+    writer
+        .finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() })
+        .unwrap();
     let ds = Dataset::open(&root).unwrap();
     let rows = ds.manifest.rows();
     let loader = open(&root, opts(1, 0, 4));
@@ -201,8 +207,10 @@ fn order_depends_on_seed_epoch_world_only() {
     let root = dataset(dir.path(), 50, 6, false);
     for access in [Access::Shards, Access::Ranges] {
         for (world, rank) in [(1, 0), (3, 1)] {
-            let slow = LoaderOptions { access, decode_threads: 1, prefetch: 1, prefetch_batches: 1, ..opts(world, rank, 4) };
-            let fast = LoaderOptions { access, decode_threads: 5, prefetch: 8, prefetch_batches: 4, ..opts(world, rank, 4) };
+            let slow =
+                LoaderOptions { access, decode_threads: 1, prefetch: 1, prefetch_batches: 1, ..opts(world, rank, 4) };
+            let fast =
+                LoaderOptions { access, decode_threads: 5, prefetch: 8, prefetch_batches: 4, ..opts(world, rank, 4) };
             let a = keys(&run_epoch(&open(&root, slow.clone()), 2).0);
             let b = keys(&run_epoch(&open(&root, fast.clone()), 2).0);
             assert_eq!(a, b, "{access:?} world {world}: thread counts must not change the order");
@@ -280,7 +288,8 @@ fn corrupt_and_missing_samples_are_skipped_counted_and_reported() {
     // 20: pixel hash in the manifest no longer matches (caught with verify_hashes).
     let mut edited = rows.clone();
     edited[20].pixel_hash = "0".repeat(64);
-    let manifest = chess_shards::Manifest::from_rows(root.join("manifest.parquet"), ds.manifest.columns.clone(), &edited).unwrap();
+    let manifest =
+        chess_shards::Manifest::from_rows(root.join("manifest.parquet"), ds.manifest.columns.clone(), &edited).unwrap();
     manifest.write(&root.join("manifest.parquet"), None).unwrap();
     // 39 (last of the last shard): the shard is cut short inside it.
     let last = root.join(&rows[39].shard);
@@ -302,7 +311,10 @@ fn corrupt_and_missing_samples_are_skipped_counted_and_reported() {
             assert_eq!(skipped, expect_skipped, "{access:?} verify={verify}: {report:?}");
             assert_eq!(report.skipped, expect_skipped.len() as u64);
             assert!(report.accounted(), "{report:?}");
-            assert!(report.skipped_samples.iter().all(|s| s.reason.starts_with("corrupt") || s.reason.starts_with("missing")));
+            assert!(report
+                .skipped_samples
+                .iter()
+                .all(|s| s.reason.starts_with("corrupt") || s.reason.starts_with("missing")));
             let delivered = counts(keys(&batches));
             assert_eq!(delivered.len() as u64, 40 - report.skipped);
             assert!(delivered.values().all(|&n| n == 1));
@@ -310,7 +322,10 @@ fn corrupt_and_missing_samples_are_skipped_counted_and_reported() {
         }
     }
     // The command names each skipped sample and exits 1.
-    let o = Command::new(env!("CARGO_BIN_EXE_chess-shards")).args(["stream", root.to_str().unwrap(), "--keys"]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_chess-shards"))
+        .args(["stream", root.to_str().unwrap(), "--keys"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     for i in [3usize, 12, 39] {
@@ -367,8 +382,10 @@ fn stream_command_prints_keys_resumes_and_reports_throughput() {
     let full: Vec<String> = run(&["--keys"]).lines().map(str::to_string).collect();
     assert_eq!(full.len(), 30);
     let state = dir.path().join("state.json");
-    let head: Vec<String> =
-        run(&["--keys", "--stop-after", "3", "--state-out", state.to_str().unwrap()]).lines().map(str::to_string).collect();
+    let head: Vec<String> = run(&["--keys", "--stop-after", "3", "--state-out", state.to_str().unwrap()])
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(head, full[..12]);
     let tail: Vec<String> = run(&["--keys", "--resume", state.to_str().unwrap()]).lines().map(str::to_string).collect();
     assert_eq!(tail, full[12..]);
@@ -381,5 +398,11 @@ fn stream_command_prints_keys_resumes_and_reports_throughput() {
     sorted.sort();
     assert_eq!(ranks, sorted);
     let line = run(&[]);
-    assert!(line.contains("30 samples in 8 batches") && line.contains("samples/s") && line.contains("MB/s") && line.contains("peak RSS"), "{line}");
+    assert!(
+        line.contains("30 samples in 8 batches")
+            && line.contains("samples/s")
+            && line.contains("MB/s")
+            && line.contains("peak RSS"),
+        "{line}"
+    );
 }

@@ -103,10 +103,16 @@ impl Drop for Server {
 }
 
 fn storage(endpoint: &str) -> Vec<(String, String)> {
-    [("endpoint", endpoint), ("allow_http", "true"), ("access_key_id", AK), ("secret_access_key", SK), ("region", "us-east-1")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("endpoint", endpoint),
+        ("allow_http", "true"),
+        ("access_key_id", AK),
+        ("secret_access_key", SK),
+        ("region", "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Writes a dataset of `n` demo phantoms of `size`² into `<root>/bkt/ds`
@@ -118,7 +124,9 @@ fn dataset(root: &Path, n: u64, size: u32, per_shard: u64) -> PathBuf {
     for i in 0..n {
         writer.write(&demo::demo_sample(i, size, PixelDtype::Uint16, false)).unwrap();
     }
-    writer.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() }).unwrap();
+    writer
+        .finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() })
+        .unwrap();
     // Only what a dataset holds (no writer staging leftovers).
     let _ = std::fs::remove_dir_all(ds.join(".staging"));
     ds
@@ -181,7 +189,13 @@ fn s3_delivers_what_local_disk_delivers_and_serves_subsets_by_range() {
     let rows = chess_shards::ops::subset(&local, Some(&picked), None).unwrap();
     let subsets = dir.path().join("bkt").join("subsets");
     std::fs::create_dir_all(&subsets).unwrap();
-    chess_shards::manifest::write_parquet(&subsets.join("third.parquet"), &local.manifest.schema, &[rows], Some("s3://bkt/ds")).unwrap();
+    chess_shards::manifest::write_parquet(
+        &subsets.join("third.parquet"),
+        &local.manifest.schema,
+        &[rows],
+        Some("s3://bkt/ds"),
+    )
+    .unwrap();
     let loader = Loader::open("s3://bkt/subsets/third.parquet", opts(&server.endpoint(), 4)).unwrap();
     assert_eq!(loader.access(), chess_shards::loader::Access::Ranges);
     let (batches, report) = drain(&mut loader.epoch(0));
@@ -312,7 +326,10 @@ fn s3_retries_running_out_is_an_error_naming_the_shard() {
     let dir = tempfile::tempdir().unwrap();
     dataset(dir.path(), 12, 32, 6);
     let mut server = Server::start(dir.path());
-    let o = LoaderOptions { retry: Retry { retries: 1, backoff: Duration::from_millis(20) }, ..opts(&server.endpoint(), 4) };
+    let o = LoaderOptions {
+        retry: Retry { retries: 1, backoff: Duration::from_millis(20) },
+        ..opts(&server.endpoint(), 4)
+    };
     let loader = Loader::open("s3://bkt/ds", o).unwrap();
     server.kill();
     let started = Instant::now();

@@ -134,7 +134,8 @@ pub fn conv_per_sample(x: &Tensor, kernels: &Tensor) -> Tensor {
 /// random angle, of random odd length 3..=k_max, normalised to sum 1.
 pub fn motion_kernels(n: i64, k_max: i64, device: Device) -> Tensor {
     let k_max = (k_max.max(3) / 2) * 2 + 1;
-    let half_len = (Tensor::randint_low(1, k_max / 2 + 1, [n], (Kind::Int64, device)).to_kind(Kind::Float)).view([-1, 1, 1]);
+    let half_len =
+        (Tensor::randint_low(1, k_max / 2 + 1, [n], (Kind::Int64, device)).to_kind(Kind::Float)).view([-1, 1, 1]);
     let angle = uniform(n, 0.0, std::f64::consts::PI, device).view([-1, 1, 1]);
     let c = Tensor::arange(k_max, (Kind::Float, device)) - (k_max / 2) as f64;
     let yy = c.view([1, -1, 1]);
@@ -221,7 +222,11 @@ pub fn cutout(x: &Tensor, holes: i64, size: f64) -> Tensor {
     let side = Tensor::rand([n, holes, 1, 1], (Kind::Float, device)) * ((size * h.min(w) as f64 - 1.0).max(0.0)) + 1.0;
     let y0 = Tensor::rand([n, holes, 1, 1], (Kind::Float, device)) * h as f64 - &side / 2.0;
     let x0 = Tensor::rand([n, holes, 1, 1], (Kind::Float, device)) * w as f64 - &side / 2.0;
-    let inside = ys.ge_tensor(&y0).logical_and(&ys.lt_tensor(&(&y0 + &side))).logical_and(&xs.ge_tensor(&x0)).logical_and(&xs.lt_tensor(&(&x0 + &side)));
+    let inside = ys
+        .ge_tensor(&y0)
+        .logical_and(&ys.lt_tensor(&(&y0 + &side)))
+        .logical_and(&xs.ge_tensor(&x0))
+        .logical_and(&xs.lt_tensor(&(&x0 + &side)));
     let hole = inside.any_dim(1, true);
     x.masked_fill(&hole, 0.0)
 }

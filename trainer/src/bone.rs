@@ -120,7 +120,9 @@ impl BoneConfig {
         }
         let (v, t) = (self.data.valid_fraction, self.data.test_fraction);
         if !(v >= 0.0 && t > 0.0 && v + t < 1.0) {
-            return bad(format!("valid fraction {v} and test fraction {t}: need 0 ≤ valid, 0 < test, valid + test < 1"));
+            return bad(format!(
+                "valid fraction {v} and test fraction {t}: need 0 ≤ valid, 0 < test, valid + test < 1"
+            ));
         }
         if !(self.loss.perceptual_weight.is_finite() && self.loss.perceptual_weight >= 0.0) {
             return bad(format!("perceptual weight {} must be ≥ 0", self.loss.perceptual_weight));
@@ -171,23 +173,27 @@ struct Splits {
 }
 
 fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
-    let mut opts = LoaderOptions { batch_size: 16, shuffle: false, remainder: Remainder::Drop, fields: vec!["target".into()], ..LoaderOptions::default() };
+    let mut opts = LoaderOptions {
+        batch_size: 16,
+        shuffle: false,
+        remainder: Remainder::Drop,
+        fields: vec!["target".into()],
+        ..LoaderOptions::default()
+    };
     if cfg.data.decode_threads > 0 {
         opts.decode_threads = cfg.data.decode_threads;
     }
-    let loader = open_with_field(location, opts, "target", "bone suppression needs a paired dataset (`<key>.target.npy.zst`)")?;
+    let loader =
+        open_with_field(location, opts, "target", "bone suppression needs a paired dataset (`<key>.target.npy.zst`)")?;
     let bad = |msg: String| TrainError::File { path: PathBuf::from(location), msg };
     let view = loader.manifest().view();
     let mut pairs: Vec<(Option<String>, Pair)> = Vec::new();
     for batch in &mut loader.epoch(0) {
         let batch = batch?;
         let [b, h, w] = batch.shape().map(|v| v as i64);
-        let target = batch
-            .extras
-            .iter()
-            .find(|(n, _)| n == "target")
-            .map(|(_, p)| p)
-            .ok_or_else(|| bad("no `target` arrays: bone suppression needs a paired dataset (`<key>.target.npy.zst`)".into()))?;
+        let target = batch.extras.iter().find(|(n, _)| n == "target").map(|(_, p)| p).ok_or_else(|| {
+            bad("no `target` arrays: bone suppression needs a paired dataset (`<key>.target.npy.zst`)".into())
+        })?;
         let s = unit(&batch.pixels, b, h, w, cfg.data.size);
         let t = unit(target, b, h, w, cfg.data.size);
         for i in 0..batch.len() {
@@ -202,7 +208,12 @@ fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
         return Err(bad("no samples".into()));
     }
     let has_split = pairs.iter().any(|(s, _)| s.is_some());
-    let mut out = Splits { train: Vec::new(), valid: Vec::new(), test: Vec::new(), origin: if has_split { "manifest" } else { "seeded" } };
+    let mut out = Splits {
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+        origin: if has_split { "manifest" } else { "seeded" },
+    };
     if has_split {
         let mut unused = 0usize;
         for (split, p) in pairs {
@@ -272,7 +283,8 @@ fn predict(net: &UNet, pairs: &[Pair], batch: usize, device: Device) -> Vec<Tens
 
 /// 8-bit grey levels of a `[1, H, W]` image in [0, 1], as `f64` (what the metrics see).
 fn grey_levels(x: &Tensor) -> Vec<f64> {
-    let v = Vec::<f32>::try_from((x.clamp(0.0, 1.0) * 255.0).round().flatten(0, -1).to_kind(Kind::Float)).expect("float image");
+    let v = Vec::<f32>::try_from((x.clamp(0.0, 1.0) * 255.0).round().flatten(0, -1).to_kind(Kind::Float))
+        .expect("float image");
     v.into_iter().map(f64::from).collect()
 }
 
@@ -373,13 +385,21 @@ fn write_png(path: &Path, x: &Tensor) -> Result<()> {
 }
 
 /// Trains on `location` (a dataset directory or manifest) and writes the run into `out`.
-pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progress: impl FnMut(&BoneProgress)) -> Result<BoneSummary> {
+pub fn bone_suppression(
+    location: &str,
+    out: &Path,
+    cfg: &BoneConfig,
+    mut progress: impl FnMut(&BoneProgress),
+) -> Result<BoneSummary> {
     cfg.validate()?;
     let started = Instant::now();
     let device = parse_device(&cfg.run.device)?;
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
-            return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
+            return Err(TrainError::Invalid(format!(
+                "device cuda:{n} is not available ({} CUDA devices)",
+                tch::Cuda::device_count()
+            )));
         }
         tch::Cuda::cudnn_set_benchmark(true);
     }
@@ -389,7 +409,13 @@ pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progre
     let spec = cfg.perceptual_spec()?;
     let perceptual = PerceptualLoss::load(&spec, device)?;
     let data = load(location, cfg)?;
-    tracing::info!(train = data.train.len(), valid = data.valid.len(), test = data.test.len(), split = data.origin, "bone suppression data");
+    tracing::info!(
+        train = data.train.len(),
+        valid = data.valid.len(),
+        test = data.test.len(),
+        split = data.origin,
+        "bone suppression data"
+    );
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
 
@@ -426,7 +452,14 @@ pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progre
             adam.backward_step(&loss);
             loss_sum += loss.double_value(&[]);
             loss_n += 1;
-            progress(&BoneProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss: loss_sum / loss_n as f64, last: last.clone() });
+            progress(&BoneProgress {
+                epoch,
+                epochs: cfg.run.epochs,
+                batch: loss_n,
+                batches,
+                train_loss: loss_sum / loss_n as f64,
+                last: last.clone(),
+            });
         }
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
         let (valid_psnr, valid_l1) = if data.valid.is_empty() {
@@ -448,11 +481,26 @@ pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progre
             weights::write_atomic(&best_path, &weights::named(&vs, ""))?;
             best = Some((epoch, key));
         }
-        let em = BoneEpoch { epoch, train_loss, valid_psnr, valid_l1, best: is_best, seconds: started.elapsed().as_secs_f64() };
-        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise")).map_err(io_err(&metrics_path))?;
+        let em = BoneEpoch {
+            epoch,
+            train_loss,
+            valid_psnr,
+            valid_l1,
+            best: is_best,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise"))
+            .map_err(io_err(&metrics_path))?;
         tracing::info!(epoch, train_loss, valid_psnr, valid_l1, "epoch");
         last = Some(em);
-        progress(&BoneProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss, last: last.clone() });
+        progress(&BoneProgress {
+            epoch,
+            epochs: cfg.run.epochs,
+            batch: loss_n,
+            batches,
+            train_loss,
+            last: last.clone(),
+        });
     }
     drop(metrics_file);
     let (best_epoch, _) = best.ok_or_else(|| TrainError::Invalid("no epoch finished".into()))?;
@@ -476,7 +524,18 @@ pub fn bone_suppression(location: &str, out: &Path, cfg: &BoneConfig, mut progre
         write_png(&res_dir.join(format!("{stem}.png")), &((&p.source - o + 1.0) / 2.0))?;
         let s = score(o, &p.target, &p.key)?;
         let i = score(&p.source, &p.target, &p.key)?;
-        writeln!(csv, "{},{},{},{},{},{},{}", crate::finetune::csv_cell(&p.key), s.psnr, s.ssim, s.rmse, i.psnr, i.ssim, i.rmse).map_err(io_err(&csv_path))?;
+        writeln!(
+            csv,
+            "{},{},{},{},{},{},{}",
+            crate::finetune::csv_cell(&p.key),
+            s.psnr,
+            s.ssim,
+            s.rmse,
+            i.psnr,
+            i.ssim,
+            i.rmse
+        )
+        .map_err(io_err(&csv_path))?;
         scores.push(s);
         inputs.push(i);
     }
@@ -553,11 +612,20 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<Vec<MetricComparison>> {
         let va: Vec<f64> = keys.iter().map(|k| a[*k][j]).collect();
         let vb: Vec<f64> = keys.iter().map(|k| b[*k][j]).collect();
         if va.iter().chain(&vb).any(|v| !v.is_finite()) {
-            return Err(TrainError::Invalid(format!("{name}: a test image has an infinite value (an output equal to its target); no t-test")));
+            return Err(TrainError::Invalid(format!(
+                "{name}: a test image has an infinite value (an output equal to its target); no t-test"
+            )));
         }
         let t = paired_t_test(&va, &vb)?;
         let n = va.len();
-        out.push(MetricComparison { metric: name.to_string(), mean_a: va.iter().sum::<f64>() / n as f64, mean_b: vb.iter().sum::<f64>() / n as f64, t: t.t, p: t.p, n });
+        out.push(MetricComparison {
+            metric: name.to_string(),
+            mean_a: va.iter().sum::<f64>() / n as f64,
+            mean_b: vb.iter().sum::<f64>() / n as f64,
+            t: t.t,
+            p: t.p,
+            n,
+        });
     }
     Ok(out)
 }
@@ -583,11 +651,19 @@ mod tests {
     #[test]
     fn test_metrics_csv_reads_quoted_keys() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("test_metrics.csv"), "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\n\"a,b\",30,0.9,5,20,0.8,9\nc,31,0.95,4,21,0.85,8\n").unwrap();
+        std::fs::write(
+            d.path().join("test_metrics.csv"),
+            "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\n\"a,b\",30,0.9,5,20,0.8,9\nc,31,0.95,4,21,0.85,8\n",
+        )
+        .unwrap();
         let m = read_test_metrics(d.path()).unwrap();
         assert_eq!(m["a,b"], [30.0, 0.9, 5.0]);
         assert_eq!(m["c"], [31.0, 0.95, 4.0]);
-        std::fs::write(d.path().join("test_metrics.csv"), "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\nc,x,0.95,4,21,0.85,8\n").unwrap();
+        std::fs::write(
+            d.path().join("test_metrics.csv"),
+            "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\nc,x,0.95,4,21,0.85,8\n",
+        )
+        .unwrap();
         assert!(read_test_metrics(d.path()).unwrap_err().to_string().contains("line 2"));
     }
 }

@@ -99,15 +99,18 @@ pub fn bone_suppression(a: BoneArgs, quiet: bool) -> anyhow::Result<()> {
     let cfg = resolve(&a)?;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] epoch {prefix} {bar:30} {pos}/{len} batches  {msg}")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] epoch {prefix} {bar:30} {pos}/{len} batches  {msg}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     let s = bone::bone_suppression(&a.data, &a.out, &cfg, |p| {
         bar.set_prefix(format!("{}/{}", p.epoch, p.epochs));
         bar.set_length(p.batches);
         bar.set_position(p.batch);
-        let last = p.last.as_ref().map_or(String::new(), |l| format!("  | last epoch: valid PSNR {:.2} dB", l.valid_psnr));
+        let last =
+            p.last.as_ref().map_or(String::new(), |l| format!("  | last epoch: valid PSNR {:.2} dB", l.valid_psnr));
         bar.set_message(format!("loss {:.4}{last}", p.train_loss));
     })?;
     bar.finish_and_clear();
@@ -116,8 +119,14 @@ pub fn bone_suppression(a: BoneArgs, quiet: bool) -> anyhow::Result<()> {
             "{} train / {} valid / {} test images ({} split), perceptual loss {}, best epoch {}",
             s.train_samples, s.valid_samples, s.test_samples, s.split, s.perceptual, s.best_epoch
         );
-        println!("test:  PSNR {:.3} dB  SSIM {:.4}  RMSE {:.3} (8-bit grey levels)", s.test.psnr, s.test.ssim, s.test.rmse);
-        println!("input: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.3} (sources against targets)", s.test_input.psnr, s.test_input.ssim, s.test_input.rmse);
+        println!(
+            "test:  PSNR {:.3} dB  SSIM {:.4}  RMSE {:.3} (8-bit grey levels)",
+            s.test.psnr, s.test.ssim, s.test.rmse
+        );
+        println!(
+            "input: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.3} (sources against targets)",
+            s.test_input.psnr, s.test_input.ssim, s.test_input.rmse
+        );
         println!("per image: {}", a.out.join("test_metrics.csv").display());
         println!("run:       {}", a.out.display());
     }
@@ -137,13 +146,19 @@ pub struct BoneCompareArgs {
 
 pub fn bone_compare(a: BoneCompareArgs) -> anyhow::Result<()> {
     let rows = bone::compare(&a.run_a, &a.run_b)?;
-    println!("paired t-tests over {} test images (A = {}, B = {})", rows.first().map_or(0, |r| r.n), a.run_a.display(), a.run_b.display());
+    println!(
+        "paired t-tests over {} test images (A = {}, B = {})",
+        rows.first().map_or(0, |r| r.n),
+        a.run_a.display(),
+        a.run_b.display()
+    );
     println!("{:<6} {:>12} {:>12} {:>10} {:>10}", "metric", "mean A", "mean B", "t", "p");
     for r in &rows {
         println!("{:<6} {:>12.4} {:>12.4} {:>10.3} {:>10.3e}", r.metric, r.mean_a, r.mean_b, r.t, r.p);
     }
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&rows)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -254,7 +269,15 @@ pub fn nodule_gen(a: NoduleArgs, quiet: bool) -> anyhow::Result<()> {
     bar.finish_and_clear();
     if !quiet {
         if let Some(l) = history.last() {
-            println!("{} epochs; last: D {:.4}, G {:.4} (GAN {:.4}, perceptual {:.4}, KL {:.4})", history.len(), l.d_loss, l.g_loss, l.g_gan, l.perceptual, l.kld);
+            println!(
+                "{} epochs; last: D {:.4}, G {:.4} (GAN {:.4}, perceptual {:.4}, KL {:.4})",
+                history.len(),
+                l.d_loss,
+                l.g_loss,
+                l.g_gan,
+                l.perceptual,
+                l.kld
+            );
         }
         println!("samples: {}", a.out.join("samples").display());
         println!("run:     {}", a.out.display());

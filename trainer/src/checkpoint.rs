@@ -47,7 +47,13 @@ pub struct CheckpointState {
 }
 
 impl CheckpointState {
-    pub fn new(step: u64, next_epoch: u64, loader: Option<LoaderState>, moco: &Moco, cfg: &TrainConfig) -> CheckpointState {
+    pub fn new(
+        step: u64,
+        next_epoch: u64,
+        loader: Option<LoaderState>,
+        moco: &Moco,
+        cfg: &TrainConfig,
+    ) -> CheckpointState {
         CheckpointState {
             format: FORMAT.into(),
             step,
@@ -135,8 +141,8 @@ pub fn read_state(path: &Path) -> Result<(CheckpointState, PathBuf)> {
         std::io::ErrorKind::NotFound => TrainError::File { path: json.clone(), msg: "no checkpoint here".into() },
         _ => TrainError::Io { path: json.clone(), source: e },
     })?;
-    let state: CheckpointState =
-        serde_json::from_slice(&text).map_err(|e| TrainError::File { path: json.clone(), msg: format!("not a checkpoint: {e}") })?;
+    let state: CheckpointState = serde_json::from_slice(&text)
+        .map_err(|e| TrainError::File { path: json.clone(), msg: format!("not a checkpoint: {e}") })?;
     if state.format != FORMAT {
         return Err(TrainError::File { path: json, msg: format!("format `{}`, expected `{FORMAT}`", state.format) });
     }
@@ -157,7 +163,10 @@ pub fn load_latest(run: &Path, moco: &mut Moco) -> Result<(CheckpointState, Path
     weights::load_into(&moco.vs_k, &t, "encoder_k.", &file, true)?;
     let queue = t.get("queue").ok_or_else(|| TrainError::File { path: file.clone(), msg: "no `queue`".into() })?;
     if queue.size() != moco.queue.size() {
-        return Err(TrainError::File { path: file, msg: format!("queue {:?}, the model's {:?}", queue.size(), moco.queue.size()) });
+        return Err(TrainError::File {
+            path: file,
+            msg: format!("queue {:?}, the model's {:?}", queue.size(), moco.queue.size()),
+        });
     }
     tch::no_grad(|| moco.queue.copy_(queue));
     moco.queue_ptr = state.queue_ptr;
@@ -173,7 +182,12 @@ pub fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: String = text
         .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     weights::write_bytes_atomic(path, kept.as_bytes())

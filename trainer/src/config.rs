@@ -133,7 +133,10 @@ impl TrainConfig {
             return bad(format!("batch size {b}: MoCo needs at least 2"));
         }
         if self.moco.queue % b != 0 {
-            return bad(format!("the queue size {} must be a multiple of the batch size {b} (upstream asserts K % batch == 0)", self.moco.queue));
+            return bad(format!(
+                "the queue size {} must be a multiple of the batch size {b} (upstream asserts K % batch == 0)",
+                self.moco.queue
+            ));
         }
         if self.data.size < 32 {
             return bad(format!("input size {} is too small for a ResNet (at least 32)", self.data.size));

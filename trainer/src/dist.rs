@@ -115,7 +115,11 @@ fn invalid(msg: String) -> TrainError {
 fn parse_var<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<T>> {
     match get(name) {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| invalid(format!("environment variable {name}=`{v}` is not a valid number"))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(format!("environment variable {name}=`{v}` is not a valid number"))),
     }
 }
 
@@ -162,9 +166,10 @@ impl DistEnv {
         let env = match (rank, world) {
             (Some(rank), Some(world_size)) => {
                 let agent = get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v == "True");
-                let master_addr = get("MASTER_ADDR").ok_or_else(|| invalid("RANK and WORLD_SIZE are set but MASTER_ADDR is not".into()))?;
-                let master_port =
-                    parse_var(&get, "MASTER_PORT")?.ok_or_else(|| invalid("RANK and WORLD_SIZE are set but MASTER_PORT is not".into()))?;
+                let master_addr = get("MASTER_ADDR")
+                    .ok_or_else(|| invalid("RANK and WORLD_SIZE are set but MASTER_ADDR is not".into()))?;
+                let master_port = parse_var(&get, "MASTER_PORT")?
+                    .ok_or_else(|| invalid("RANK and WORLD_SIZE are set but MASTER_PORT is not".into()))?;
                 let restart: u64 = parse_var(&get, "TORCHELASTIC_RESTART_COUNT")?.unwrap_or(0);
                 DistEnv {
                     rank,
@@ -176,12 +181,16 @@ impl DistEnv {
                     prefix: format!("chess/attempt_{restart}/"),
                 }
             }
-            (Some(_), None) | (None, Some(_)) => return Err(invalid("set both RANK and WORLD_SIZE (or neither)".into())),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid("set both RANK and WORLD_SIZE (or neither)".into()))
+            }
             (None, None) => {
                 // srun sets SLURM_STEP_ID for its tasks; a batch script alone is one process.
-                let (Some(rank), Some(world_size), Some(_)) =
-                    (parse_var::<usize>(&get, "SLURM_PROCID")?, parse_var::<usize>(&get, "SLURM_NTASKS")?, get("SLURM_STEP_ID"))
-                else {
+                let (Some(rank), Some(world_size), Some(_)) = (
+                    parse_var::<usize>(&get, "SLURM_PROCID")?,
+                    parse_var::<usize>(&get, "SLURM_NTASKS")?,
+                    get("SLURM_STEP_ID"),
+                ) else {
                     return Ok(None);
                 };
                 if world_size <= 1 {
@@ -193,7 +202,8 @@ impl DistEnv {
                         let list = get("SLURM_STEP_NODELIST")
                             .or_else(|| get("SLURM_JOB_NODELIST"))
                             .ok_or_else(|| invalid("under srun: no MASTER_ADDR and no SLURM_STEP_NODELIST".into()))?;
-                        first_slurm_host(&list).ok_or_else(|| invalid(format!("SLURM node list `{list}`: no first host")))?
+                        first_slurm_host(&list)
+                            .ok_or_else(|| invalid(format!("SLURM node list `{list}`: no first host")))?
                     }
                 };
                 let master_port = match parse_var(&get, "MASTER_PORT")? {
@@ -207,12 +217,19 @@ impl DistEnv {
                     master_addr,
                     master_port,
                     launcher: Launcher::Slurm,
-                    prefix: format!("chess/slurm_{}_{}/", get("SLURM_JOB_ID").unwrap_or_default(), get("SLURM_STEP_ID").unwrap_or_default()),
+                    prefix: format!(
+                        "chess/slurm_{}_{}/",
+                        get("SLURM_JOB_ID").unwrap_or_default(),
+                        get("SLURM_STEP_ID").unwrap_or_default()
+                    ),
                 }
             }
         };
         if env.world_size == 0 || env.rank >= env.world_size {
-            return Err(invalid(format!("rank {} of world size {}: the rank must be below the world size", env.rank, env.world_size)));
+            return Err(invalid(format!(
+                "rank {} of world size {}: the rank must be below the world size",
+                env.rank, env.world_size
+            )));
         }
         Ok(Some(env))
     }
@@ -310,11 +327,15 @@ impl Dist {
             (BackendChoice::Gloo, _) => false,
             (BackendChoice::Nccl, Device::Cuda(_)) => true,
             (BackendChoice::Auto, Device::Cuda(_)) if !nccl_compiled() => {
-                tracing::warn!("this chess-train was built without NCCL: Gloo between the GPUs (slower); see the README");
+                tracing::warn!(
+                    "this chess-train was built without NCCL: Gloo between the GPUs (slower); see the README"
+                );
                 false
             }
             (BackendChoice::Auto, Device::Cuda(_)) => true,
-            (BackendChoice::Nccl, d) => return Err(invalid(format!("the NCCL backend needs a CUDA device, not {d:?}"))),
+            (BackendChoice::Nccl, d) => {
+                return Err(invalid(format!("the NCCL backend needs a CUDA device, not {d:?}")))
+            }
             (BackendChoice::Auto, _) => false,
         };
         if nccl && !nccl_compiled() {
@@ -346,7 +367,13 @@ impl Dist {
                 &mut group,
             )
         };
-        check(&format!("joining the process group at {}:{} as rank {} of {}", env.master_addr, env.master_port, env.rank, env.world_size), msg)?;
+        check(
+            &format!(
+                "joining the process group at {}:{} as rank {} of {}",
+                env.master_addr, env.master_port, env.rank, env.world_size
+            ),
+            msg,
+        )?;
         let comm_device = if nccl { device } else { Device::Cpu };
         Ok(Dist { group, rank: env.rank, world_size: env.world_size, local_rank: env.local_rank, nccl, comm_device })
     }
@@ -428,7 +455,11 @@ impl Dist {
             self.all_reduce_sum(flat)?;
             let mut f = flat.shallow_clone();
             // Integer tensors (e.g. BN's batch counters) divide exactly or floor.
-            let _ = if f.is_floating_point() { f.g_div_scalar_(world) } else { f.floor_divide_scalar_(self.world_size as i64) };
+            let _ = if f.is_floating_point() {
+                f.g_div_scalar_(world)
+            } else {
+                f.floor_divide_scalar_(self.world_size as i64)
+            };
             Ok(())
         })
     }
@@ -468,7 +499,11 @@ impl Dist {
 
     /// A random permutation of `0..n` drawn on rank 0 and shared with every rank.
     pub fn shared_randperm(&self, n: i64, device: Device) -> Result<Tensor> {
-        let idx = if self.is_main() { Tensor::randperm(n, (Kind::Int64, device)) } else { Tensor::zeros([n], (Kind::Int64, device)) };
+        let idx = if self.is_main() {
+            Tensor::randperm(n, (Kind::Int64, device))
+        } else {
+            Tensor::zeros([n], (Kind::Int64, device))
+        };
         self.broadcast(&idx, 0)?;
         Ok(idx)
     }
@@ -496,7 +531,10 @@ mod tests {
         assert_eq!(DistEnv::from_vars(vars(&[])).unwrap(), None);
         // A Slurm batch script (no srun step) or a one-task step is one process.
         assert_eq!(DistEnv::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "8")])).unwrap(), None);
-        assert_eq!(DistEnv::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1"), ("SLURM_STEP_ID", "0")])).unwrap(), None);
+        assert_eq!(
+            DistEnv::from_vars(vars(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1"), ("SLURM_STEP_ID", "0")])).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -515,7 +553,10 @@ mod tests {
         assert_eq!((e.rank, e.world_size, e.local_rank, e.master_port), (3, 8, 1, 29400));
         assert_eq!(e.launcher, Launcher::Torchrun);
         assert_eq!(e.prefix, "chess/attempt_2/");
-        let plain = DistEnv::from_vars(vars(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")])).unwrap().unwrap();
+        let plain =
+            DistEnv::from_vars(vars(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")]))
+                .unwrap()
+                .unwrap();
         assert_eq!(plain.launcher, Launcher::Env);
     }
 
@@ -541,9 +582,14 @@ mod tests {
     fn bad_variables_are_named() {
         let e = DistEnv::from_vars(vars(&[("RANK", "x"), ("WORLD_SIZE", "2")])).unwrap_err().to_string();
         assert!(e.contains("RANK=`x`"), "{e}");
-        let e = DistEnv::from_vars(vars(&[("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")])).unwrap_err().to_string();
+        let e =
+            DistEnv::from_vars(vars(&[("RANK", "2"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1")]))
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("below the world size"), "{e}");
-        let e = DistEnv::from_vars(vars(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")])).unwrap_err().to_string();
+        let e = DistEnv::from_vars(vars(&[("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MASTER_ADDR"), "{e}");
         assert!(DistEnv::from_vars(vars(&[("RANK", "0")])).is_err());
     }
@@ -559,8 +605,19 @@ mod tests {
 
     #[test]
     fn nccl_needs_cuda() {
-        let env = DistEnv { rank: 0, world_size: 1, local_rank: 0, master_addr: "127.0.0.1".into(), master_port: 1, launcher: Launcher::Env, prefix: "t/".into() };
-        let e = Dist::init(&env, Device::Cpu, BackendChoice::Nccl, Duration::from_secs(1)).err().expect("NCCL on the CPU").to_string();
+        let env = DistEnv {
+            rank: 0,
+            world_size: 1,
+            local_rank: 0,
+            master_addr: "127.0.0.1".into(),
+            master_port: 1,
+            launcher: Launcher::Env,
+            prefix: "t/".into(),
+        };
+        let e = Dist::init(&env, Device::Cpu, BackendChoice::Nccl, Duration::from_secs(1))
+            .err()
+            .expect("NCCL on the CPU")
+            .to_string();
         assert!(e.contains("needs a CUDA device"), "{e}");
     }
 
@@ -587,7 +644,11 @@ mod tests {
         let p = d.shared_randperm(5, Device::Cpu).unwrap();
         assert_eq!(Vec::<i64>::try_from(&p.sort(0, false).0).unwrap(), vec![0, 1, 2, 3, 4]);
         // Bucketing: many tensors, mixed dtypes, values unchanged by a mean over one rank.
-        let ts = vec![Tensor::from_slice(&[1.0f32, 2.0]), Tensor::from_slice(&[3i64]), Tensor::ones([4, 4], (Kind::Float, Device::Cpu))];
+        let ts = vec![
+            Tensor::from_slice(&[1.0f32, 2.0]),
+            Tensor::from_slice(&[3i64]),
+            Tensor::ones([4, 4], (Kind::Float, Device::Cpu)),
+        ];
         d.all_reduce_mean(&ts).unwrap();
         assert_eq!(d.all_gather_bytes(b"abc").unwrap(), vec![b"abc".to_vec()]);
         assert_eq!(Vec::<f32>::try_from(&ts[0]).unwrap(), vec![1.0, 2.0]);

@@ -177,15 +177,19 @@ pub fn finetune(a: FinetuneArgs, quiet: bool) -> anyhow::Result<()> {
     let m = chess_train::finetune::Manifests { train: a.train.clone(), valid: a.valid.clone(), test: a.test.clone() };
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] epoch {prefix} {bar:30} {pos}/{len} batches  {msg}")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] epoch {prefix} {bar:30} {pos}/{len} batches  {msg}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     let s = chess_train::finetune::finetune(&m, &a.out, &cfg, |p| {
         bar.set_prefix(format!("{}/{}", p.epoch, p.epochs));
         bar.set_length(p.batches);
         bar.set_position(p.batch);
-        let last = p.last.as_ref().map_or(String::new(), |l| format!("  | last epoch: valid loss {:.4} metric {:.4} lr {:.2e}", l.valid_loss, l.valid_metric, l.lr));
+        let last = p.last.as_ref().map_or(String::new(), |l| {
+            format!("  | last epoch: valid loss {:.4} metric {:.4} lr {:.2e}", l.valid_loss, l.valid_metric, l.lr)
+        });
         bar.set_message(format!("loss {:.4}{last}", p.train_loss));
     })?;
     bar.finish_and_clear();
@@ -202,9 +206,16 @@ pub fn finetune(a: FinetuneArgs, quiet: bool) -> anyhow::Result<()> {
             match s.task {
                 chess_train::finetune::Task::Multilabel => {
                     let per: Vec<String> = s.outputs.iter().zip(&t.auc).map(|(l, v)| format!("{l} {v:.4}")).collect();
-                    println!("test: mean AUC {:.4} ({}) on {} images", t.mean_auc.unwrap_or(f64::NAN), per.join(", "), s.test_samples);
+                    println!(
+                        "test: mean AUC {:.4} ({}) on {} images",
+                        t.mean_auc.unwrap_or(f64::NAN),
+                        per.join(", "),
+                        s.test_samples
+                    );
                 }
-                chess_train::finetune::Task::Multiclass => println!("test: accuracy {:.4} on {} images", t.accuracy.unwrap_or(f64::NAN), s.test_samples),
+                chess_train::finetune::Task::Multiclass => {
+                    println!("test: accuracy {:.4} on {} images", t.accuracy.unwrap_or(f64::NAN), s.test_samples)
+                }
             }
             println!("predictions: {}", a.out.join("predictions.csv").display());
         }
@@ -212,7 +223,6 @@ pub fn finetune(a: FinetuneArgs, quiet: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -237,7 +247,11 @@ pub fn predict(a: PredictArgs, quiet: bool) -> anyhow::Result<()> {
     let device = chess_train::config::parse_device(&a.device)?;
     let input = chess_train::predict::PredictInput::from_args(&a.inputs);
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images").expect("template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     let rows = chess_train::predict::predict(&a.ckpt, &input, &a.out, device, a.batch_size, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
@@ -265,12 +279,19 @@ pub fn sweep(a: SweepArgs, quiet: bool) -> anyhow::Result<()> {
         chess_train::sweep::summarise(&sweep)?
     } else {
         let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(sweep.runs.len() as u64) };
-        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs  {msg}").expect("template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs  {msg}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
         let rows = chess_train::sweep::run(&sweep, |p| {
             bar.set_position(p.run_index as u64 + u64::from(p.skipped));
             let what = format!("{} / {} / r{:02}", p.run.setting, p.run.init.name, p.run.repeat);
             match p.inner {
-                Some(i) => bar.set_message(format!("{what}: epoch {}/{} batch {}/{} loss {:.4}", i.epoch, i.epochs, i.batch, i.batches, i.train_loss)),
+                Some(i) => bar.set_message(format!(
+                    "{what}: epoch {}/{} batch {}/{} loss {:.4}",
+                    i.epoch, i.epochs, i.batch, i.batches, i.train_loss
+                )),
                 None => bar.set_message(format!("{what}: done earlier, skipped")),
             }
         })?;
@@ -320,7 +341,16 @@ pub fn gradcam(a: GradcamArgs, quiet: bool) -> anyhow::Result<()> {
     let results = chess_train::gradcam::gradcam(&a.ckpt, &input, a.class.as_deref(), a.layer, &a.out, device)?;
     if !quiet {
         for r in &results {
-            println!("{}  {} {:.4}, heat peak at x={} y={} of {}x{}", r.png.display(), r.class, r.score, r.peak.0, r.peak.1, r.width, r.height);
+            println!(
+                "{}  {} {:.4}, heat peak at x={} y={} of {}x{}",
+                r.png.display(),
+                r.class,
+                r.score,
+                r.peak.0,
+                r.peak.1,
+                r.width,
+                r.height
+            );
         }
     }
     Ok(())

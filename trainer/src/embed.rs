@@ -26,7 +26,14 @@ pub struct EmbedSummary {
 
 /// Writes the features of every image of `input` under the query encoder of
 /// `ckpt` (a run directory or a checkpoint JSON) to `out`.
-pub fn embed(ckpt: &Path, input: &str, out: &Path, device: Device, batch_size: usize, mut progress: impl FnMut(u64, u64)) -> Result<EmbedSummary> {
+pub fn embed(
+    ckpt: &Path,
+    input: &str,
+    out: &Path,
+    device: Device,
+    batch_size: usize,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<EmbedSummary> {
     let (state, json) = checkpoint::read_state(ckpt)?;
     let (t, file) = checkpoint::read_tensors(&state, &json)?;
     let cfg = &state.config;
@@ -43,7 +50,11 @@ pub fn embed(ckpt: &Path, input: &str, out: &Path, device: Device, batch_size: u
         Field::new("key", DataType::Utf8, false),
         Field::new("features", DataType::FixedSizeList(item.clone(), dim as i32), false),
     ]));
-    let tmp = out.with_file_name(format!(".{}.tmp-{}", out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+    let tmp = out.with_file_name(format!(
+        ".{}.tmp-{}",
+        out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
     let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
     let pq = |e: parquet::errors::ParquetError| TrainError::File { path: out.to_path_buf(), msg: e.to_string() };
     let mut w = ArrowWriter::try_new(f, schema.clone(), None).map_err(pq)?;
@@ -56,7 +67,8 @@ pub fn embed(ckpt: &Path, input: &str, out: &Path, device: Device, batch_size: u
         let list = FixedSizeListArray::try_new(item.clone(), dim as i32, Arc::new(Float32Array::from(values)), None)
             .map_err(|e| TrainError::Invalid(e.to_string()))?;
         let keys: ArrayRef = Arc::new(StringArray::from(batch.keys.clone()));
-        let rb = RecordBatch::try_new(schema.clone(), vec![keys, Arc::new(list)]).map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let rb = RecordBatch::try_new(schema.clone(), vec![keys, Arc::new(list)])
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
         w.write(&rb).map_err(pq)?;
         rows += batch.len() as u64;
         progress(rows, total);

@@ -242,7 +242,10 @@ impl FinetuneConfig {
 pub enum Init {
     Scratch,
     /// Encoder weights from a file or run; `imagenet` only labels it.
-    Weights { path: PathBuf, imagenet: bool },
+    Weights {
+        path: PathBuf,
+        imagenet: bool,
+    },
 }
 
 /// `scratch`, `imagenet=PATH`, or `PATH`.
@@ -285,9 +288,14 @@ fn load_encoder(vs: &nn::VarStore, enc: &[(String, Tensor)], file: &Path) -> Res
             if name.starts_with("fc.") {
                 continue;
             }
-            let t = src.get(name.as_str()).ok_or_else(|| TrainError::File { path: file.to_path_buf(), msg: format!("`{name}` missing") })?;
+            let t = src
+                .get(name.as_str())
+                .ok_or_else(|| TrainError::File { path: file.to_path_buf(), msg: format!("`{name}` missing") })?;
             if t.size() != var.size() {
-                return Err(TrainError::File { path: file.to_path_buf(), msg: format!("`{name}` has shape {:?}, the model {:?}", t.size(), var.size()) });
+                return Err(TrainError::File {
+                    path: file.to_path_buf(),
+                    msg: format!("`{name}` has shape {:?}, the model {:?}", t.size(), var.size()),
+                });
             }
             let mut v = var.shallow_clone();
             v.f_copy_(t)?;
@@ -330,9 +338,13 @@ impl Classifier {
     pub fn load(ckpt: &Path, device: Device) -> Result<Classifier> {
         let json = if ckpt.is_dir() { ckpt.join("model.json") } else { ckpt.to_path_buf() };
         let text = std::fs::read_to_string(&json).map_err(io_err(&json))?;
-        let card: ModelCard = serde_json::from_str(&text).map_err(|e| TrainError::File { path: json.clone(), msg: format!("not a classifier card: {e}") })?;
+        let card: ModelCard = serde_json::from_str(&text)
+            .map_err(|e| TrainError::File { path: json.clone(), msg: format!("not a classifier card: {e}") })?;
         if card.format != CARD_FORMAT {
-            return Err(TrainError::File { path: json, msg: format!("format `{}`, expected `{CARD_FORMAT}`", card.format) });
+            return Err(TrainError::File {
+                path: json,
+                msg: format!("format `{}`, expected `{CARD_FORMAT}`", card.format),
+            });
         }
         let file = json.with_file_name(&card.weights);
         let t = weights::read(&file)?;
@@ -415,11 +427,19 @@ impl TargetReader {
                 .map(|l| match (find(&format!("target_{l}")), find(l)) {
                     (Some(i), _) => Ok(Column::Resolved(i)),
                     (None, Some(i)) => Ok(Column::Raw(i)),
-                    (None, None) => Err(missing(format!("no column `target_{l}` or `{l}` (label columns: {})", names.join(", ")))),
+                    (None, None) => {
+                        Err(missing(format!("no column `target_{l}` or `{l}` (label columns: {})", names.join(", "))))
+                    }
                 })
                 .collect::<Result<Vec<_>>>()?,
             Task::Multiclass => {
-                let col = class_column(names, cfg).ok_or_else(|| missing(format!("no class column {:?} (label columns: {})", class_column_wanted(cfg), names.join(", "))))?;
+                let col = class_column(names, cfg).ok_or_else(|| {
+                    missing(format!(
+                        "no class column {:?} (label columns: {})",
+                        class_column_wanted(cfg),
+                        names.join(", ")
+                    ))
+                })?;
                 vec![Column::Resolved(find(&col).expect("found"))]
             }
         };
@@ -457,7 +477,10 @@ impl TargetReader {
                         None => -100,
                         Some(c) => *self.classes.get(&c).ok_or_else(|| TrainError::File {
                             path: PathBuf::from(&self.manifest),
-                            msg: format!("sample {key} has class `{c}`, not one of the model's classes {:?}", self.class_list()),
+                            msg: format!(
+                                "sample {key} has class `{c}`, not one of the model's classes {:?}",
+                                self.class_list()
+                            ),
                         })?,
                     });
                 }
@@ -494,9 +517,13 @@ fn resolve_outputs(train: &Loader, location: &str, cfg: &LabelConfig) -> Result<
             if !cfg.labels.is_empty() {
                 return Ok(cfg.labels.clone());
             }
-            let found: Vec<String> = names.iter().filter_map(|n| n.strip_prefix("target_").map(str::to_string)).collect();
+            let found: Vec<String> =
+                names.iter().filter_map(|n| n.strip_prefix("target_").map(str::to_string)).collect();
             if found.is_empty() {
-                return Err(bad(format!("no --labels given and no `target_*` columns (label columns: {})", names.join(", "))));
+                return Err(bad(format!(
+                    "no --labels given and no `target_*` columns (label columns: {})",
+                    names.join(", ")
+                )));
             }
             Ok(found)
         }
@@ -504,7 +531,9 @@ fn resolve_outputs(train: &Loader, location: &str, cfg: &LabelConfig) -> Result<
             if !cfg.classes.is_empty() {
                 return Ok(cfg.classes.clone());
             }
-            let col = class_column(names, cfg).ok_or_else(|| bad(format!("no class column {:?} (label columns: {})", class_column_wanted(cfg), names.join(", "))))?;
+            let col = class_column(names, cfg).ok_or_else(|| {
+                bad(format!("no class column {:?} (label columns: {})", class_column_wanted(cfg), names.join(", ")))
+            })?;
             let b = &train.manifest().batch;
             let arr = b.column_by_name(&col).expect("a label column of this manifest");
             let set: BTreeSet<String> = (0..b.num_rows()).filter_map(|i| class_name(&label_value(arr, i))).collect();
@@ -641,7 +670,12 @@ pub fn evaluate(task: Task, s: &Scored) -> Evaluation {
 }
 
 fn eval_loader_options(cfg: &FinetuneConfig) -> LoaderOptions {
-    let mut o = LoaderOptions { batch_size: cfg.data.batch_size, shuffle: false, remainder: Remainder::Drop, ..LoaderOptions::default() };
+    let mut o = LoaderOptions {
+        batch_size: cfg.data.batch_size,
+        shuffle: false,
+        remainder: Remainder::Drop,
+        ..LoaderOptions::default()
+    };
     if cfg.data.decode_threads > 0 {
         o.decode_threads = cfg.data.decode_threads;
     }
@@ -649,7 +683,14 @@ fn eval_loader_options(cfg: &FinetuneConfig) -> LoaderOptions {
 }
 
 /// Scores every sample of `loader` (eval mode, no augmentation).
-fn score(net: &ResNet, loader: &Loader, reader: &TargetReader, cfg: &FinetuneConfig, device: Device, outputs: usize) -> Result<Scored> {
+fn score(
+    net: &ResNet,
+    loader: &Loader,
+    reader: &TargetReader,
+    cfg: &FinetuneConfig,
+    device: Device,
+    outputs: usize,
+) -> Result<Scored> {
     let mut s = Scored { outputs, ..Scored::default() };
     let (mut loss_sum, mut loss_n) = (0.0, 0.0);
     for batch in &mut loader.epoch(0) {
@@ -759,13 +800,21 @@ impl Plateau {
 }
 
 /// Fine-tunes on `m.train`, selects on `m.valid`, scores `m.test`; writes the run into `out`.
-pub fn finetune(m: &Manifests, out: &Path, cfg: &FinetuneConfig, mut progress: impl FnMut(&FtProgress)) -> Result<FinetuneSummary> {
+pub fn finetune(
+    m: &Manifests,
+    out: &Path,
+    cfg: &FinetuneConfig,
+    mut progress: impl FnMut(&FtProgress),
+) -> Result<FinetuneSummary> {
     cfg.validate()?;
     let started = Instant::now();
     let device = parse_device(&cfg.run.device)?;
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
-            return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
+            return Err(TrainError::Invalid(format!(
+                "device cuda:{n} is not available ({} CUDA devices)",
+                tch::Cuda::device_count()
+            )));
         }
         tch::Cuda::cudnn_set_benchmark(true);
     }
@@ -794,7 +843,10 @@ pub fn finetune(m: &Manifests, out: &Path, cfg: &FinetuneConfig, mut progress: i
     if let Init::Weights { path, .. } = parse_init(&cfg.model.init)? {
         let enc = read_encoder(&path)?;
         if enc.arch != cfg.model.arch {
-            return Err(TrainError::File { path, msg: format!("holds a {} encoder, the run is configured for {}", enc.arch, cfg.model.arch) });
+            return Err(TrainError::File {
+                path,
+                msg: format!("holds a {} encoder, the run is configured for {}", enc.arch, cfg.model.arch),
+            });
         }
         load_encoder(&vs, &enc.tensors, &path)?;
     }
@@ -811,7 +863,12 @@ pub fn finetune(m: &Manifests, out: &Path, cfg: &FinetuneConfig, mut progress: i
     }
     let params: Vec<Tensor> = vars.iter().map(|(_, t)| t.shallow_clone()).collect();
     let mut sgd = Sgd::new(params.len(), cfg.optim.momentum, cfg.optim.weight_decay);
-    let mut plateau = Plateau::new(cfg.optim.plateau_factor, cfg.optim.plateau_patience, cfg.optim.plateau_threshold, cfg.optim.min_lr);
+    let mut plateau = Plateau::new(
+        cfg.optim.plateau_factor,
+        cfg.optim.plateau_patience,
+        cfg.optim.plateau_threshold,
+        cfg.optim.min_lr,
+    );
 
     std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
     let metrics_path = out.join("metrics.jsonl");
@@ -854,7 +911,14 @@ pub fn finetune(m: &Manifests, out: &Path, cfg: &FinetuneConfig, mut progress: i
             loss_sum += l.double_value(&[]);
             loss_n += 1;
             it.recycle(batch);
-            progress(&FtProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss: loss_sum / loss_n as f64, last: last.clone() });
+            progress(&FtProgress {
+                epoch,
+                epochs: cfg.run.epochs,
+                batch: loss_n,
+                batches,
+                train_loss: loss_sum / loss_n as f64,
+                last: last.clone(),
+            });
         }
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
         let scored = score(&net, &valid, &valid_reader, cfg, device, outputs.len())?;
@@ -881,11 +945,23 @@ pub fn finetune(m: &Manifests, out: &Path, cfg: &FinetuneConfig, mut progress: i
                 valid_metric: ev.metric(),
                 weights: "best.safetensors".into(),
             };
-            weights::write_bytes_atomic(&card_path, serde_json::to_string_pretty(&card).expect("card serialises").as_bytes())?;
+            weights::write_bytes_atomic(
+                &card_path,
+                serde_json::to_string_pretty(&card).expect("card serialises").as_bytes(),
+            )?;
             best = Some((epoch, key, ev.clone()));
         }
-        let em = EpochMetrics { epoch, train_loss, valid_loss: ev.loss, valid_metric: ev.metric(), lr, best: is_best, seconds: started.elapsed().as_secs_f64() };
-        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise")).map_err(io_err(&metrics_path))?;
+        let em = EpochMetrics {
+            epoch,
+            train_loss,
+            valid_loss: ev.loss,
+            valid_metric: ev.metric(),
+            lr,
+            best: is_best,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise"))
+            .map_err(io_err(&metrics_path))?;
         tracing::info!(epoch, train_loss, valid_loss = ev.loss, valid_metric = ev.metric(), lr, "epoch");
         last = Some(em);
         progress(&FtProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss, last: last.clone() });
@@ -997,12 +1073,15 @@ pub fn write_predictions(path: &Path, task: Task, outputs: &[String], s: &Scored
 pub fn curves(metrics: &Path, png: &Path) -> Result<()> {
     use chess_shards::plot::{save_panels, Panel};
     let text = std::fs::read_to_string(metrics).map_err(io_err(metrics))?;
-    let rows: Vec<EpochMetrics> = text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let rows: Vec<EpochMetrics> =
+        text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
     if rows.is_empty() {
         return Err(TrainError::File { path: metrics.to_path_buf(), msg: "no epochs yet".into() });
     }
     let range = (0.5, rows.len() as f64 + 0.5);
-    let col = |f: fn(&EpochMetrics) -> f64| rows.iter().map(|m| if f(m).is_finite() { f(m) } else { 0.0 }).collect::<Vec<_>>();
+    let col = |f: fn(&EpochMetrics) -> f64| {
+        rows.iter().map(|m| if f(m).is_finite() { f(m) } else { 0.0 }).collect::<Vec<_>>()
+    };
     let panels = [
         Panel::histogram("training loss", "epoch", col(|m| m.train_loss), range),
         Panel::histogram("validation loss", "epoch", col(|m| m.valid_loss), range),
@@ -1020,17 +1099,23 @@ mod tests {
     fn plateau_halves_after_more_than_patience_bad_epochs() {
         // PyTorch: ReduceLROnPlateau(factor=0.5, patience=2) on 1, 1, 1, 1 → reduces at the 4th step.
         let mut p = Plateau::new(0.5, 2, 1e-4, 0.0);
-        let lrs: Vec<f64> = [1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0].iter().scan(1.0, |lr, v| {
-            *lr = p.step(*v, *lr);
-            Some(*lr)
-        }).collect();
+        let lrs: Vec<f64> = [1.0, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0, 1.0]
+            .iter()
+            .scan(1.0, |lr, v| {
+                *lr = p.step(*v, *lr);
+                Some(*lr)
+            })
+            .collect();
         assert_eq!(lrs, vec![1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25]);
     }
 
     #[test]
     fn init_strings_parse() {
         assert_eq!(parse_init("scratch").unwrap(), Init::Scratch);
-        assert_eq!(parse_init("imagenet=w.safetensors").unwrap(), Init::Weights { path: "w.safetensors".into(), imagenet: true });
+        assert_eq!(
+            parse_init("imagenet=w.safetensors").unwrap(),
+            Init::Weights { path: "w.safetensors".into(), imagenet: true }
+        );
         assert_eq!(parse_init("runs/a").unwrap(), Init::Weights { path: "runs/a".into(), imagenet: false });
         let e = parse_init("imagenet").unwrap_err().to_string();
         assert!(e.contains("chess-train import"), "{e}");

@@ -43,7 +43,14 @@ const MAX_SIDE: i64 = 512;
 
 /// Heat maps of `input` for `class` (default: every label of a multi-label
 /// model, the predicted class of a multi-class one), written into `out_dir`.
-pub fn gradcam(ckpt: &Path, input: &GradcamInput, class: Option<&str>, layer: usize, out_dir: &Path, device: Device) -> Result<Vec<CamResult>> {
+pub fn gradcam(
+    ckpt: &Path,
+    input: &GradcamInput,
+    class: Option<&str>,
+    layer: usize,
+    out_dir: &Path,
+    device: Device,
+) -> Result<Vec<CamResult>> {
     if !(1..=4).contains(&layer) {
         return Err(TrainError::Invalid(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
     }
@@ -52,27 +59,42 @@ pub fn gradcam(ckpt: &Path, input: &GradcamInput, class: Option<&str>, layer: us
 }
 
 /// [`gradcam`] with a classifier already loaded (many images, one model).
-pub fn explain(model: &Classifier, input: &GradcamInput, class: Option<&str>, layer: usize, out_dir: &Path) -> Result<Vec<CamResult>> {
+pub fn explain(
+    model: &Classifier,
+    input: &GradcamInput,
+    class: Option<&str>,
+    layer: usize,
+    out_dir: &Path,
+) -> Result<Vec<CamResult>> {
     if !(1..=4).contains(&layer) {
         return Err(TrainError::Invalid(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
     }
     let device = model.vs.device();
     let card = &model.card;
     let (unit, key) = match input {
-        GradcamInput::File(f) => (unit_from_file(f)?, f.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned())),
+        GradcamInput::File(f) => {
+            (unit_from_file(f)?, f.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned()))
+        }
         GradcamInput::Key { dataset, key } => (unit_from_dataset(dataset, key)?, key.clone()),
     };
     // The displayed image: the input, scaled down to at most MAX_SIDE.
     let (h0, w0) = (unit.size()[2], unit.size()[3]);
     let scale = (MAX_SIDE as f64 / h0.max(w0) as f64).min(1.0);
     let (h, w) = (((h0 as f64 * scale).round() as i64).max(1), ((w0 as f64 * scale).round() as i64).max(1));
-    let shown = if (h, w) == (h0, w0) { unit.shallow_clone() } else { unit.internal_upsample_bilinear2d_aa([h, w], false, None, None) };
+    let shown = if (h, w) == (h0, w0) {
+        unit.shallow_clone()
+    } else {
+        unit.internal_upsample_bilinear2d_aa([h, w], false, None, None)
+    };
 
     let x = data::normalise(&data::resize(&unit.to_device(device), card.size), card.mean, card.std);
     let probs: Vec<f32> = Vec::try_from(model.scores(&unit.to_device(device)).to_device(Device::Cpu).flatten(0, -1))?;
     let classes: Vec<usize> = match class {
         Some(c) => vec![card.outputs.iter().position(|o| o == c).ok_or_else(|| {
-            TrainError::Invalid(format!("class `{c}` is not an output of the model (outputs: {})", card.outputs.join(", ")))
+            TrainError::Invalid(format!(
+                "class `{c}` is not an output of the model (outputs: {})",
+                card.outputs.join(", ")
+            ))
         })?],
         None => match card.task {
             Task::Multilabel => (0..card.outputs.len()).collect(),
@@ -84,7 +106,10 @@ pub fn explain(model: &Classifier, input: &GradcamInput, class: Option<&str>, la
     for c in classes {
         let heat = cam(model, &x, c, layer)?;
         // Upsample the map to the displayed size (bilinear) and scale to [0, 1].
-        let up = heat.view([1, 1, heat.size()[0], heat.size()[1]]).upsample_bilinear2d([h, w], false, None, None).view([h, w]);
+        let up = heat
+            .view([1, 1, heat.size()[0], heat.size()[1]])
+            .upsample_bilinear2d([h, w], false, None, None)
+            .view([h, w]);
         let max = up.max().double_value(&[]);
         let up = if max > 0.0 { up / max } else { up };
         let heat: Vec<f32> = Vec::try_from(up.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
@@ -138,7 +163,16 @@ fn ramp(v: f32) -> [f32; 3] {
 
 /// The overlay: scores above, grey image with heat blended in (more where hotter).
 #[allow(clippy::too_many_arguments)]
-fn draw(png: &Path, grey: &[f32], heat: &[f32], w: usize, h: usize, outputs: &[String], probs: &[f32], c: usize) -> Result<()> {
+fn draw(
+    png: &Path,
+    grey: &[f32],
+    heat: &[f32],
+    w: usize,
+    h: usize,
+    outputs: &[String],
+    probs: &[f32],
+    c: usize,
+) -> Result<()> {
     let line = 16.0f32;
     let band = (line * outputs.len() as f32 + 10.0).ceil() as u32;
     let width = (w as u32).max(260);

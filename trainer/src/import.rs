@@ -76,7 +76,10 @@ pub fn venv_python() -> Result<PathBuf> {
     };
     let py = venv.join("bin/python");
     if !py.exists() {
-        return Err(TrainError::Invalid(format!("{} not found: run scripts/setup.sh (or set CHESS_VENV)", py.display())));
+        return Err(TrainError::Invalid(format!(
+            "{} not found: run scripts/setup.sh (or set CHESS_VENV)",
+            py.display()
+        )));
     }
     Ok(py)
 }
@@ -202,7 +205,9 @@ pub fn convert(raw: Vec<(String, Tensor)>, file: &Path) -> Result<Imported> {
     } else if map.contains_key("layer1.0.conv2.weight") {
         Arch::Resnet18
     } else {
-        return Err(bad(format!("`{prefix}conv1.weight` found but no `{prefix}layer1.0.conv2.weight`: not a ResNet-18/50")));
+        return Err(bad(format!(
+            "`{prefix}conv1.weight` found but no `{prefix}layer1.0.conv2.weight`: not a ResNet-18/50"
+        )));
     };
     let conv1 = map.get("conv1.weight").expect("found above");
     let c1 = conv1.size();
@@ -258,7 +263,11 @@ mod tests {
 
     #[test]
     fn prefix_prefers_the_query_encoder_and_refuses_unknown_wrappers() {
-        let names = ["state_dict.module.encoder_k.conv1.weight", "state_dict.module.encoder_q.conv1.weight", "state_dict.module.encoder_q.layer1.0.conv1.weight"];
+        let names = [
+            "state_dict.module.encoder_k.conv1.weight",
+            "state_dict.module.encoder_q.conv1.weight",
+            "state_dict.module.encoder_q.layer1.0.conv1.weight",
+        ];
         assert_eq!(encoder_prefix(&names).as_deref(), Some("state_dict.module.encoder_q."));
         assert_eq!(encoder_prefix(&["conv1.weight", "layer1.0.conv1.weight"]).as_deref(), Some(""));
         assert_eq!(encoder_prefix(&["weird.conv1.weight"]), None);

@@ -103,11 +103,16 @@ impl KnnMonitor {
         let loader = Loader::open(&cfg.manifest, opts)?;
         let place = &cfg.manifest;
         if loader.len() > MAX_IMAGES {
-            return Err(TrainError::Invalid(format!("{place}: {} images; the kNN monitor holds at most {MAX_IMAGES} in memory", loader.len())));
+            return Err(TrainError::Invalid(format!(
+                "{place}: {} images; the kNN monitor holds at most {MAX_IMAGES} in memory",
+                loader.len()
+            )));
         }
         let label_column = if cfg.label.is_empty() {
             loader.label_names().first().cloned().ok_or_else(|| {
-                TrainError::Invalid(format!("{place}: no label column in the manifest; name one with --knn-label (e.g. view_position)"))
+                TrainError::Invalid(format!(
+                    "{place}: no label column in the manifest; name one with --knn-label (e.g. view_position)"
+                ))
             })?
         } else {
             cfg.label.clone()
@@ -134,7 +139,8 @@ impl KnnMonitor {
             images.push(unit.index_select(0, &idx).to_kind(Kind::Half));
             names.extend(keep.into_iter().map(|(_, c)| c));
         }
-        let classes: Vec<String> = names.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let classes: Vec<String> =
+            names.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         if names.len() < 2 || classes.len() < 2 {
             return Err(TrainError::Invalid(format!(
                 "{place}: the kNN monitor needs at least 2 labelled images in at least 2 classes of `{label_column}` ({} images, {} classes)",
@@ -176,7 +182,13 @@ impl KnnMonitor {
                 .collect()
         });
         let features = Tensor::cat(&feats, 0);
-        let pred = knn_predict_loo(&features, &self.labels, self.classes.len() as i64, self.cfg.k as i64, self.cfg.temperature);
+        let pred = knn_predict_loo(
+            &features,
+            &self.labels,
+            self.classes.len() as i64,
+            self.cfg.k as i64,
+            self.cfg.temperature,
+        );
         pred.eq_tensor(&self.labels).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]) * 100.0
     }
 }
@@ -193,7 +205,8 @@ pub fn knn_predict_loo(features: &Tensor, labels: &Tensor, classes: i64, k: i64,
         let (weight, index) = sim.topk(k, 1, true, true);
         let neighbour_labels = labels.index_select(0, &index.flatten(0, -1)).view([n, k]);
         let weight = (weight / t).exp();
-        let scores = Tensor::zeros([n, classes], (Kind::Float, features.device())).scatter_add(1, &neighbour_labels, &weight);
+        let scores =
+            Tensor::zeros([n, classes], (Kind::Float, features.device())).scatter_add(1, &neighbour_labels, &weight);
         scores.argmax(1, false)
     })
 }

@@ -294,7 +294,9 @@ fn main() -> ExitCode {
         Command::NoduleGen(a) => bone_cli::nodule_gen(a, cli.quiet),
         Command::Curves { run, out } => {
             let out = out.unwrap_or_else(|| run.join("curves.png"));
-            chess_train::plots::curves(&run.join("metrics.jsonl"), &out).map_err(anyhow::Error::from).map(|_| println!("{}", out.display()))
+            chess_train::plots::curves(&run.join("metrics.jsonl"), &out)
+                .map_err(anyhow::Error::from)
+                .map(|_| println!("{}", out.display()))
         }
     };
     match r {
@@ -374,7 +376,8 @@ fn resolve(a: &PretrainArgs) -> anyhow::Result<TrainConfig> {
 
 fn pretrain(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
     let cfg = resolve(&a)?;
-    let dist = chess_train::dist::init_from_env(&cfg.run.device, a.dist_backend, a.dist_timeout)?.map(std::sync::Arc::new);
+    let dist =
+        chess_train::dist::init_from_env(&cfg.run.device, a.dist_backend, a.dist_timeout)?.map(std::sync::Arc::new);
     // One progress bar and summary per job: rank 0's.
     let quiet = quiet || dist.as_ref().is_some_and(|d| !d.is_main());
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
@@ -389,7 +392,10 @@ fn pretrain(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
         }
         bar.set_position(p.step);
         let m = &p.metrics;
-        bar.set_message(format!("epoch {} loss {:.4} top1 {:.1}% lr {:.4} {:.1} img/s", m.epoch, m.loss, m.acc1, m.lr, m.images_per_s));
+        bar.set_message(format!(
+            "epoch {} loss {:.4} top1 {:.1}% lr {:.4} {:.1} img/s",
+            m.epoch, m.loss, m.acc1, m.lr, m.images_per_s
+        ));
     })?;
     bar.finish_and_clear();
     if !quiet {
@@ -458,7 +464,8 @@ fn preview(a: PreviewArgs, quiet: bool) -> anyhow::Result<()> {
             canvas.narrow(0, y0, s).narrow(1, x0, s).copy_(&t.get(i).get(0));
         }
     }
-    let bytes: Vec<u8> = Vec::<u8>::try_from((canvas.clamp(0.0, 1.0) * 255.0).round().to_kind(tch::Kind::Uint8).flatten(0, -1))?;
+    let bytes: Vec<u8> =
+        Vec::<u8>::try_from((canvas.clamp(0.0, 1.0) * 255.0).round().to_kind(tch::Kind::Uint8).flatten(0, -1))?;
     write_gray_png(&a.out, w as u32, h as u32, &bytes)?;
     if !quiet {
         println!("{} ({n} rows: input, query view, key view)", a.out.display());
@@ -499,7 +506,11 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
     // Without augmentation the views are made once, as the reference does.
     let fixed = (data::normalise(&unit, 0.658, 0.221), data::normalise(&unit.flip([3]), 0.658, 0.221));
     let step = |moco: &mut Moco| -> anyhow::Result<f64> {
-        let (q, k) = if a.augment { data::views(&unit, &aug, 0.658, 0.221) } else { (fixed.0.shallow_clone(), fixed.1.shallow_clone()) };
+        let (q, k) = if a.augment {
+            data::views(&unit, &aug, 0.658, 0.221)
+        } else {
+            (fixed.0.shallow_clone(), fixed.1.shallow_clone())
+        };
         Ok(moco.step(&q, &k, 0.03)?.loss)
     };
     for _ in 0..a.warmup {
@@ -510,7 +521,10 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         let t = std::time::Instant::now();
         step(&mut moco)?;
         if device.is_cuda() {
-            tch::Cuda::synchronize(match device { tch::Device::Cuda(n) => n as i64, _ => 0 });
+            tch::Cuda::synchronize(match device {
+                tch::Device::Cuda(n) => n as i64,
+                _ => 0,
+            });
         }
         times.push(t.elapsed().as_secs_f64());
     }
@@ -543,12 +557,22 @@ fn embed(a: EmbedArgs, quiet: bool) -> anyhow::Result<()> {
 fn fid(a: FidArgs, quiet: bool) -> anyhow::Result<()> {
     let device = chess_train::config::parse_device(&a.device)?;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images").expect("template").progress_chars("=> "));
-    let r = chess_train::metrics::fid::fid(&a.real, &a.fake, &a.features, a.size, device, a.batch_size, |set, done, total| {
-        bar.set_message(set.to_string());
-        bar.set_length(total);
-        bar.set_position(done);
-    })?;
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} images").expect("template").progress_chars("=> "),
+    );
+    let r = chess_train::metrics::fid::fid(
+        &a.real,
+        &a.fake,
+        &a.features,
+        a.size,
+        device,
+        a.batch_size,
+        |set, done, total| {
+            bar.set_message(set.to_string());
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
     bar.finish_and_clear();
     // Round-off can leave a few 1e-12 below zero for identical sets.
     println!("FID {:.4}", r.fid.max(0.0));

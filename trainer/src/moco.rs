@@ -21,8 +21,8 @@ use tch::{Device, Kind, Tensor};
 use crate::amp::{self, Precision};
 use crate::dist::Dist;
 use crate::optim::Sgd;
-use crate::scaler::GradScaler;
 use crate::resnet::{Arch, HeadKind, ResNet};
+use crate::scaler::GradScaler;
 use crate::{Result, TrainError};
 
 /// The MoCo hyper-parameters (upstream's defaults for CheSS).
@@ -46,7 +46,15 @@ pub struct MocoConfig {
 
 impl Default for MocoConfig {
     fn default() -> Self {
-        MocoConfig { arch: Arch::Resnet50, dim: 128, queue: 65536, momentum: 0.999, temperature: 0.2, mlp: true, shuffle_bn: true }
+        MocoConfig {
+            arch: Arch::Resnet50,
+            dim: 128,
+            queue: 65536,
+            momentum: 0.999,
+            temperature: 0.2,
+            mlp: true,
+            shuffle_bn: true,
+        }
     }
 }
 
@@ -92,7 +100,10 @@ impl Moco {
     /// encoder, and a random queue. Seed tch first for reproducibility.
     pub fn new(cfg: MocoConfig, device: Device, sgd_momentum: f64, weight_decay: f64) -> Result<Moco> {
         if cfg.queue <= 0 || cfg.dim <= 0 || cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
-            return Err(TrainError::Invalid(format!("MoCo settings: queue {} dim {} T {}", cfg.queue, cfg.dim, cfg.temperature)));
+            return Err(TrainError::Invalid(format!(
+                "MoCo settings: queue {} dim {} T {}",
+                cfg.queue, cfg.dim, cfg.temperature
+            )));
         }
         let head = if cfg.mlp { HeadKind::Mlp(cfg.dim) } else { HeadKind::Linear(cfg.dim) };
         let vs_q = nn::VarStore::new(device);
@@ -104,12 +115,31 @@ impl Moco {
         let queue = normalize(&Tensor::randn([cfg.dim, cfg.queue], (Kind::Float, device)), 0);
         let qv = vs_q.variables();
         let kv = vs_k.variables();
-        let mut param_names: Vec<String> = qv.iter().filter(|(_, t)| t.requires_grad()).map(|(n, _)| n.clone()).collect();
+        let mut param_names: Vec<String> =
+            qv.iter().filter(|(_, t)| t.requires_grad()).map(|(n, _)| n.clone()).collect();
         param_names.sort();
         let q_params = param_names.iter().map(|n| qv[n].shallow_clone()).collect();
         let k_params = param_names.iter().map(|n| kv[n].shallow_clone()).collect();
         let sgd = Sgd::new(param_names.len(), sgd_momentum, weight_decay);
-        Ok(Moco { cfg, device, vs_q, vs_k, enc_q, enc_k, queue, queue_ptr: 0, param_names, q_params, k_params, sgd, precision: Precision::Fp32, channels_last: false, scaler: GradScaler::default(), skipped_steps: 0, dist: None })
+        Ok(Moco {
+            cfg,
+            device,
+            vs_q,
+            vs_k,
+            enc_q,
+            enc_k,
+            queue,
+            queue_ptr: 0,
+            param_names,
+            q_params,
+            k_params,
+            sgd,
+            precision: Precision::Fp32,
+            channels_last: false,
+            scaler: GradScaler::default(),
+            skipped_steps: 0,
+            dist: None,
+        })
     }
 
     /// Puts every 4-D weight of both encoders in channels-last memory order
@@ -184,7 +214,10 @@ impl Moco {
     pub fn enqueue(&mut self, keys: &Tensor) -> Result<()> {
         let n = keys.size()[0];
         if self.cfg.queue % n != 0 {
-            return Err(TrainError::Invalid(format!("the queue size {} is not a multiple of the batch size {n}", self.cfg.queue)));
+            return Err(TrainError::Invalid(format!(
+                "the queue size {} is not a multiple of the batch size {n}",
+                self.cfg.queue
+            )));
         }
         tch::no_grad(|| {
             let mut slot = self.queue.narrow(1, self.queue_ptr, n);
@@ -206,9 +239,16 @@ impl Moco {
     pub fn step_lazy(&mut self, im_q: &Tensor, im_k: &Tensor, lr: f64) -> Result<StepTensors> {
         let n = im_q.size()[0];
         if self.cfg.queue % n != 0 {
-            return Err(TrainError::Invalid(format!("the queue size {} is not a multiple of the batch size {n}", self.cfg.queue)));
+            return Err(TrainError::Invalid(format!(
+                "the queue size {} is not a multiple of the batch size {n}",
+                self.cfg.queue
+            )));
         }
-        let (im_q, im_k) = if self.channels_last { (to_channels_last(im_q), to_channels_last(im_k)) } else { (im_q.shallow_clone(), im_k.shallow_clone()) };
+        let (im_q, im_k) = if self.channels_last {
+            (to_channels_last(im_q), to_channels_last(im_k))
+        } else {
+            (im_q.shallow_clone(), im_k.shallow_clone())
+        };
         let q = amp::autocast(self.device, self.precision, || normalize(&self.enc_q.forward_t(&im_q, true), 1));
         self.momentum_update();
         let dist = self.dist.clone();

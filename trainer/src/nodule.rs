@@ -58,7 +58,17 @@ pub struct NoduleRunConfig {
 
 impl Default for NoduleRunConfig {
     fn default() -> Self {
-        NoduleRunConfig { size: 256, batch_size: 4, epochs: 50, lr: 2e-4, beta1: 0.0, beta2: 0.9, device: "auto".into(), seed: 0, threads: 0 }
+        NoduleRunConfig {
+            size: 256,
+            batch_size: 4,
+            epochs: 50,
+            lr: 2e-4,
+            beta1: 0.0,
+            beta2: 0.9,
+            device: "auto".into(),
+            seed: 0,
+            threads: 0,
+        }
     }
 }
 
@@ -91,7 +101,10 @@ impl NoduleConfig {
             return bad(format!("learning rate {} must be positive", self.run.lr));
         }
         if !(self.loss.perceptual_weight >= 0.0 && self.loss.kld_weight >= 0.0) {
-            return bad(format!("loss weights must be ≥ 0 (perceptual {}, KL {})", self.loss.perceptual_weight, self.loss.kld_weight));
+            return bad(format!(
+                "loss weights must be ≥ 0 (perceptual {}, KL {})",
+                self.loss.perceptual_weight, self.loss.kld_weight
+            ));
         }
         if !((0.0..1.0).contains(&self.run.beta1) && (0.0..1.0).contains(&self.run.beta2)) {
             return bad(format!("Adam betas ({}, {}) must be in [0, 1)", self.run.beta1, self.run.beta2));
@@ -136,7 +149,13 @@ struct Masked {
 }
 
 fn load(location: &str, size: i64) -> Result<Masked> {
-    let opts = LoaderOptions { batch_size: 16, shuffle: false, remainder: Remainder::Drop, fields: vec!["mask".into()], ..LoaderOptions::default() };
+    let opts = LoaderOptions {
+        batch_size: 16,
+        shuffle: false,
+        remainder: Remainder::Drop,
+        fields: vec!["mask".into()],
+        ..LoaderOptions::default()
+    };
     let loader = open_with_field(location, opts, "mask", "nodule generation needs `<key>.mask.npy.zst` nodule masks")?;
     let view = loader.manifest().view();
     let (mut imgs, mut masks, mut splits) = (Vec::new(), Vec::new(), Vec::new());
@@ -170,9 +189,14 @@ fn write_grid(path: &Path, masks: &Tensor, real: &Tensor, fake: &Tensor) -> Resu
     let n = masks.size()[0];
     let s = masks.size()[2];
     let to01 = |x: &Tensor| (x.clamp(-1.0, 1.0) + 1.0) / 2.0;
-    let rows: Vec<Tensor> = (0..n).map(|i| Tensor::cat(&[masks.get(i), to01(&real.get(i)), to01(&fake.get(i))], 2)).collect();
+    let rows: Vec<Tensor> =
+        (0..n).map(|i| Tensor::cat(&[masks.get(i), to01(&real.get(i)), to01(&fake.get(i))], 2)).collect();
     let grid = Tensor::cat(&rows, 1).squeeze_dim(0).to_device(Device::Cpu);
-    let px: Vec<u8> = Vec::<f32>::try_from((grid * 255.0).round().flatten(0, -1)).expect("float grid").into_iter().map(|v| v as u8).collect();
+    let px: Vec<u8> = Vec::<f32>::try_from((grid * 255.0).round().flatten(0, -1))
+        .expect("float grid")
+        .into_iter()
+        .map(|v| v as u8)
+        .collect();
     let f = std::fs::File::create(path).map_err(io_err(path))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(f), (3 * s) as u32, (n * s) as u32);
     enc.set_color(png::ColorType::Grayscale);
@@ -182,13 +206,21 @@ fn write_grid(path: &Path, masks: &Tensor, real: &Tensor, fake: &Tensor) -> Resu
 }
 
 /// Trains SPADE on `location` and writes the run into `out`; returns the epochs' losses.
-pub fn nodule_gen(location: &str, out: &Path, cfg: &NoduleConfig, mut progress: impl FnMut(&NoduleProgress)) -> Result<Vec<NoduleEpoch>> {
+pub fn nodule_gen(
+    location: &str,
+    out: &Path,
+    cfg: &NoduleConfig,
+    mut progress: impl FnMut(&NoduleProgress),
+) -> Result<Vec<NoduleEpoch>> {
     cfg.validate()?;
     let started = Instant::now();
     let device = parse_device(&cfg.run.device)?;
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
-            return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
+            return Err(TrainError::Invalid(format!(
+                "device cuda:{n} is not available ({} CUDA devices)",
+                tch::Cuda::device_count()
+            )));
         }
     }
     if cfg.run.threads > 0 {
@@ -199,10 +231,15 @@ pub fn nodule_gen(location: &str, out: &Path, cfg: &NoduleConfig, mut progress: 
     let size = cfg.run.size;
     let Masked { images, masks, splits } = load(location, size)?;
     let has_split = splits.iter().any(Option::is_some);
-    let pick = |want: &str| -> Vec<i64> { (0..splits.len()).filter(|&i| splits[i].as_deref() == Some(want)).map(|i| i as i64).collect() };
+    let pick = |want: &str| -> Vec<i64> {
+        (0..splits.len()).filter(|&i| splits[i].as_deref() == Some(want)).map(|i| i as i64).collect()
+    };
     let train_idx: Vec<i64> = if has_split { pick("train") } else { (0..splits.len() as i64).collect() };
     if train_idx.len() < 2 {
-        return Err(TrainError::File { path: PathBuf::from(location), msg: format!("{} training samples; need at least 2", train_idx.len()) });
+        return Err(TrainError::File {
+            path: PathBuf::from(location),
+            msg: format!("{} training samples; need at least 2", train_idx.len()),
+        });
     }
     let mut shown: Vec<i64> = if has_split { pick("test") } else { Vec::new() };
     if shown.is_empty() {
@@ -210,10 +247,15 @@ pub fn nodule_gen(location: &str, out: &Path, cfg: &NoduleConfig, mut progress: 
     }
     shown.truncate(8);
     let shown = Tensor::from_slice(&shown);
-    let (show_real, show_seg, show_mask) = (images.index_select(0, &shown).to_device(device), spade::one_hot(&masks.index_select(0, &shown)).to_device(device), masks.index_select(0, &shown));
+    let (show_real, show_seg, show_mask) = (
+        images.index_select(0, &shown).to_device(device),
+        spade::one_hot(&masks.index_select(0, &shown)).to_device(device),
+        masks.index_select(0, &shown),
+    );
 
     std::fs::create_dir_all(out.join("samples")).map_err(io_err(out.join("samples")))?;
-    std::fs::write(out.join("config.toml"), toml::to_string_pretty(cfg).expect("config serialises")).map_err(io_err(out.join("config.toml")))?;
+    std::fs::write(out.join("config.toml"), toml::to_string_pretty(cfg).expect("config serialises"))
+        .map_err(io_err(out.join("config.toml")))?;
     tch::manual_seed(cfg.run.seed as i64);
     let vs_g = nn::VarStore::new(device);
     let generator = Generator::new(&(vs_g.root() / "netG"), &cfg.model, size);
@@ -276,11 +318,23 @@ pub fn nodule_gen(location: &str, out: &Path, cfg: &NoduleConfig, mut progress: 
             progress(&NoduleProgress { epoch, epochs: cfg.run.epochs, step: n, steps, last: history.last().cloned() });
         }
         let mean = |i: usize| if n > 0 { sums[i] / n as f64 } else { f64::NAN };
-        let e = NoduleEpoch { epoch, d_loss: mean(0), g_loss: mean(1), g_gan: mean(2), perceptual: mean(3), kld: mean(4), seconds: started.elapsed().as_secs_f64() };
+        let e = NoduleEpoch {
+            epoch,
+            d_loss: mean(0),
+            g_loss: mean(1),
+            g_gan: mean(2),
+            perceptual: mean(3),
+            kld: mean(4),
+            seconds: started.elapsed().as_secs_f64(),
+        };
         if !(e.d_loss.is_finite() && e.g_loss.is_finite()) {
-            return Err(TrainError::Invalid(format!("epoch {epoch}: losses diverged (D {}, G {})", e.d_loss, e.g_loss)));
+            return Err(TrainError::Invalid(format!(
+                "epoch {epoch}: losses diverged (D {}, G {})",
+                e.d_loss, e.g_loss
+            )));
         }
-        writeln!(metrics, "{}", serde_json::to_string(&e).expect("metrics serialise")).map_err(io_err(&metrics_path))?;
+        writeln!(metrics, "{}", serde_json::to_string(&e).expect("metrics serialise"))
+            .map_err(io_err(&metrics_path))?;
         tracing::info!(epoch, d_loss = e.d_loss, g_loss = e.g_loss, "epoch");
         let fake = tch::no_grad(|| {
             // The label-map path needs no z; the VAE path samples z ~ N(0, I) as at SPADE's test time.
@@ -302,7 +356,10 @@ mod tests {
     fn config_defaults_are_spade_and_bad_values_are_refused() {
         let c = NoduleConfig::default();
         assert!(c.validate().is_ok());
-        assert_eq!((c.run.lr, c.run.beta1, c.run.beta2, c.loss.perceptual_weight, c.loss.kld_weight), (2e-4, 0.0, 0.9, 10.0, 0.05));
+        assert_eq!(
+            (c.run.lr, c.run.beta1, c.run.beta2, c.loss.perceptual_weight, c.loss.kld_weight),
+            (2e-4, 0.0, 0.9, 10.0, 0.05)
+        );
         let back: NoduleConfig = toml::from_str(&toml::to_string_pretty(&c).unwrap()).unwrap();
         assert_eq!(back, c);
         let mut bad = c.clone();

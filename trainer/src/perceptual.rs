@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn specs_parse_and_print() {
         assert_eq!("none".parse::<PerceptualSpec>().unwrap(), PerceptualSpec::None);
-        assert_eq!("chess=a/b.safetensors".parse::<PerceptualSpec>().unwrap(), PerceptualSpec::Chess("a/b.safetensors".into()));
+        assert_eq!(
+            "chess=a/b.safetensors".parse::<PerceptualSpec>().unwrap(),
+            PerceptualSpec::Chess("a/b.safetensors".into())
+        );
         assert_eq!("imagenet=w.safetensors".parse::<PerceptualSpec>().unwrap().to_string(), "imagenet=w.safetensors");
         assert!("vgg=w".parse::<PerceptualSpec>().is_err());
         assert!("chess=".parse::<PerceptualSpec>().is_err());
@@ -131,7 +134,8 @@ mod tests {
 
     #[test]
     fn missing_weights_name_the_file() {
-        let e = PerceptualLoss::load(&PerceptualSpec::Chess("/nonexistent/w.safetensors".into()), Device::Cpu).unwrap_err();
+        let e =
+            PerceptualLoss::load(&PerceptualSpec::Chess("/nonexistent/w.safetensors".into()), Device::Cpu).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/w.safetensors"), "{e}");
     }
 

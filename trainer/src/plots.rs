@@ -22,7 +22,8 @@ fn binned(values: &[f64]) -> Vec<f64> {
 /// Reads `metrics.jsonl` and draws loss, top-1 and lr against the step into `png`.
 pub fn curves(metrics: &Path, png: &Path) -> Result<()> {
     let text = std::fs::read_to_string(metrics).map_err(io_err(metrics))?;
-    let rows: Vec<Metrics> = text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let rows: Vec<Metrics> =
+        text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
     if rows.is_empty() {
         return Err(TrainError::File { path: metrics.to_path_buf(), msg: "no metrics yet".into() });
     }
@@ -38,9 +39,19 @@ pub fn curves(metrics: &Path, png: &Path) -> Result<()> {
         let title = "kNN monitor: leave-one-out accuracy (%)";
         panels.push(if knn.len() <= 24 {
             // Few evaluations: one labelled bar each.
-            Panel::bars(title, "step", knn.iter().map(|(s, _)| s.to_string()).collect(), knn.iter().map(|(_, a)| *a).collect())
+            Panel::bars(
+                title,
+                "step",
+                knn.iter().map(|(s, _)| s.to_string()).collect(),
+                knn.iter().map(|(_, a)| *a).collect(),
+            )
         } else {
-            Panel::histogram(title, "step", binned(&knn.iter().map(|(_, a)| *a).collect::<Vec<_>>()), (knn[0].0 as f64, knn[knn.len() - 1].0 as f64 + 1.0))
+            Panel::histogram(
+                title,
+                "step",
+                binned(&knn.iter().map(|(_, a)| *a).collect::<Vec<_>>()),
+                (knn[0].0 as f64, knn[knn.len() - 1].0 as f64 + 1.0),
+            )
         });
     }
     save_panels(png, &panels).map_err(|e| TrainError::File { path: png.to_path_buf(), msg: e.to_string() })

@@ -75,13 +75,17 @@ fn unit_from_png(path: &Path, bytes: &[u8]) -> Result<Tensor> {
 pub fn unit_from_dataset(dataset: &Path, key: &str) -> Result<Tensor> {
     let shard_err = |e: chess_shards::ShardError| TrainError::File { path: dataset.to_path_buf(), msg: e.to_string() };
     let ds = Dataset::open(dataset).map_err(shard_err)?;
-    let i = ds.find_key(key).ok_or_else(|| TrainError::File { path: dataset.to_path_buf(), msg: format!("no sample with key `{key}`") })?;
+    let i = ds
+        .find_key(key)
+        .ok_or_else(|| TrainError::File { path: dataset.to_path_buf(), msg: format!("no sample with key `{key}`") })?;
     let row = ds.manifest.view().row(i);
     let img = ds.read_image(&row, &mut NpyZstDecoder::new()).map_err(shard_err)?;
     let (h, w) = (img.height as i64, img.width as i64);
     let v: Vec<f32> = match img.dtype {
         chess_schemas::PixelDtype::Uint8 => img.data.iter().map(|&x| x as f32 / 255.0).collect(),
-        chess_schemas::PixelDtype::Uint16 => img.data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f32 / 65535.0).collect(),
+        chess_schemas::PixelDtype::Uint16 => {
+            img.data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f32 / 65535.0).collect()
+        }
     };
     Ok(Tensor::from_slice(&v).view([1, 1, h, w]))
 }
@@ -101,7 +105,10 @@ impl PredictInput {
     pub fn from_args(args: &[String]) -> PredictInput {
         if let [one] = args {
             let p = Path::new(one);
-            if chess_shards::loader::is_url(one) || p.join("dataset.json").is_file() || (p.is_file() && one.ends_with(".parquet")) {
+            if chess_shards::loader::is_url(one)
+                || p.join("dataset.json").is_file()
+                || (p.is_file() && one.ends_with(".parquet"))
+            {
                 return PredictInput::Dataset(one.clone());
             }
         }
@@ -111,7 +118,14 @@ impl PredictInput {
 
 /// Scores every image of `input` with the classifier `ckpt`; writes `out` (CSV).
 /// Returns the number of rows.
-pub fn predict(ckpt: &Path, input: &PredictInput, out: &Path, device: Device, batch_size: usize, mut progress: impl FnMut(u64, u64)) -> Result<usize> {
+pub fn predict(
+    ckpt: &Path,
+    input: &PredictInput,
+    out: &Path,
+    device: Device,
+    batch_size: usize,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<usize> {
     let model = Classifier::load(ckpt, device)?;
     let outputs = model.card.outputs.clone();
     let mut text = String::from("key");
@@ -142,7 +156,8 @@ pub fn predict(ckpt: &Path, input: &PredictInput, out: &Path, device: Device, ba
     let batch_size = batch_size.max(1);
     match input {
         PredictInput::Dataset(loc) => {
-            let opts = LoaderOptions { batch_size, shuffle: false, remainder: Remainder::Drop, ..LoaderOptions::default() };
+            let opts =
+                LoaderOptions { batch_size, shuffle: false, remainder: Remainder::Drop, ..LoaderOptions::default() };
             let loader = Loader::open(loc, opts)?;
             let total = loader.len() as u64;
             for batch in &mut loader.epoch(0) {
@@ -163,7 +178,9 @@ pub fn predict(ckpt: &Path, input: &PredictInput, out: &Path, device: Device, ba
                 for f in chunk {
                     // Each file at the network's size (files differ in size), then one batch.
                     units.push(data::resize(&unit_from_file(f)?, model.card.size));
-                    keys.push(f.file_stem().map_or_else(|| f.display().to_string(), |s| s.to_string_lossy().into_owned()));
+                    keys.push(
+                        f.file_stem().map_or_else(|| f.display().to_string(), |s| s.to_string_lossy().into_owned()),
+                    );
                 }
                 let unit = Tensor::cat(&units, 0).to_device(device).to_kind(Kind::Float);
                 rows += emit(&keys, &model.scores(&unit))?;

@@ -39,7 +39,12 @@ pub struct Prefetcher {
     thread: Option<JoinHandle<Option<EpochReport>>>,
 }
 
-fn produce(mut it: EpochIter, device: Device, tx: SyncSender<Result<Fetched>>, recycled: Receiver<Batch>) -> Option<EpochReport> {
+fn produce(
+    mut it: EpochIter,
+    device: Device,
+    tx: SyncSender<Result<Fetched>>,
+    recycled: Receiver<Batch>,
+) -> Option<EpochReport> {
     loop {
         while let Ok(b) = recycled.try_recv() {
             it.recycle(b);

@@ -109,8 +109,10 @@ struct Block {
 
 impl Block {
     fn basic(p: nn::Path<'_>, c_in: i64, c_out: i64, stride: i64) -> Block {
-        let downsample = (stride != 1 || c_in != c_out)
-            .then(|| Downsample { conv: conv(&p / "downsample" / "0", c_in, c_out, 1, stride, 0), bn: bn(&p / "downsample" / "1", c_out) });
+        let downsample = (stride != 1 || c_in != c_out).then(|| Downsample {
+            conv: conv(&p / "downsample" / "0", c_in, c_out, 1, stride, 0),
+            bn: bn(&p / "downsample" / "1", c_out),
+        });
         Block {
             conv1: conv(&p / "conv1", c_in, c_out, 3, stride, 1),
             bn1: bn(&p / "bn1", c_out),
@@ -124,8 +126,10 @@ impl Block {
     /// torchvision's Bottleneck (v1.5: the stride is on the 3×3 conv).
     fn bottleneck(p: nn::Path<'_>, c_in: i64, width: i64, stride: i64) -> Block {
         let c_out = width * 4;
-        let downsample = (stride != 1 || c_in != c_out)
-            .then(|| Downsample { conv: conv(&p / "downsample" / "0", c_in, c_out, 1, stride, 0), bn: bn(&p / "downsample" / "1", c_out) });
+        let downsample = (stride != 1 || c_in != c_out).then(|| Downsample {
+            conv: conv(&p / "downsample" / "0", c_in, c_out, 1, stride, 0),
+            bn: bn(&p / "downsample" / "1", c_out),
+        });
         Block {
             conv1: conv(&p / "conv1", c_in, width, 1, 1, 0),
             bn1: bn(&p / "bn1", width),
@@ -197,7 +201,11 @@ impl ResNet {
             for bi in 0..n {
                 let stride = if li > 0 && bi == 0 { 2 } else { 1 };
                 let bp = &lp / bi.to_string();
-                let b = if bottleneck { Block::bottleneck(bp, c_in, width, stride) } else { Block::basic(bp, c_in, width, stride) };
+                let b = if bottleneck {
+                    Block::bottleneck(bp, c_in, width, stride)
+                } else {
+                    Block::basic(bp, c_in, width, stride)
+                };
                 c_in = if bottleneck { width * 4 } else { width };
                 blocks.push(b);
             }

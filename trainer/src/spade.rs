@@ -94,7 +94,16 @@ impl Spade {
 
     fn forward_t(&self, x: &Tensor, seg: &Tensor, train: bool) -> Tensor {
         let s = x.size();
-        let normed = x.batch_norm(None::<&Tensor>, None::<&Tensor>, Some(&self.running.0), Some(&self.running.1), train, 0.1, 1e-5, false);
+        let normed = x.batch_norm(
+            None::<&Tensor>,
+            None::<&Tensor>,
+            Some(&self.running.0),
+            Some(&self.running.1),
+            train,
+            0.1,
+            1e-5,
+            false,
+        );
         let seg = seg.upsample_nearest2d([s[2], s[3]], None, None);
         let actv = seg.apply(&self.shared).relu();
         normed * (actv.apply(&self.gamma) + 1.0) + actv.apply(&self.beta)
@@ -120,7 +129,12 @@ impl SpadeBlock {
             conv_0: SnConv::new(&p / "conv_0", fin, fmid, 3, 1, 1, true),
             norm_1: Spade::new(&p / "norm_1", fmid, label_nc, hidden),
             conv_1: SnConv::new(&p / "conv_1", fmid, fout, 3, 1, 1, true),
-            shortcut: (fin != fout).then(|| (Spade::new(&p / "norm_s", fin, label_nc, hidden), SnConv::new(&p / "conv_s", fin, fout, 1, 1, 0, false))),
+            shortcut: (fin != fout).then(|| {
+                (
+                    Spade::new(&p / "norm_s", fin, label_nc, hidden),
+                    SnConv::new(&p / "conv_s", fin, fout, 1, 1, 0, false),
+                )
+            }),
         }
     }
 
@@ -191,7 +205,10 @@ impl Generator {
         let (fc, input_conv) = if cfg.vae {
             (Some(nn::linear(p / "fc", cfg.z_dim, 16 * nf * start * start, Default::default())), None)
         } else {
-            (None, Some(nn::conv2d(p / "fc", LABEL_NC, 16 * nf, 3, nn::ConvConfig { padding: 1, ..Default::default() })))
+            (
+                None,
+                Some(nn::conv2d(p / "fc", LABEL_NC, 16 * nf, 3, nn::ConvConfig { padding: 1, ..Default::default() })),
+            )
         };
         let h = cfg.spade_hidden;
         // (block, upsample after it)
@@ -204,7 +221,8 @@ impl Generator {
             ("up_2", 4, 2, true),
             ("up_3", 2, 1, false),
         ];
-        let blocks = spec.iter().map(|&(n, a, b, up)| (SpadeBlock::new(p / n, a * nf, b * nf, LABEL_NC, h), up)).collect();
+        let blocks =
+            spec.iter().map(|&(n, a, b, up)| (SpadeBlock::new(p / n, a * nf, b * nf, LABEL_NC, h), up)).collect();
         let conv_img = nn::conv2d(p / "conv_img", nf, 1, 3, nn::ConvConfig { padding: 1, ..Default::default() });
         Generator { start, ngf: nf, fc, input_conv, blocks, conv_img }
     }
@@ -244,7 +262,9 @@ impl Encoder {
         let nf = cfg.ndf;
         let widths = [1, nf, 2 * nf, 4 * nf, 8 * nf, 8 * nf];
         // `spectralinstance`: spectral-normalised, bias-free, then instance norm.
-        let convs = (0..5).map(|i| SnConv::new(p / format!("layer{}", i + 1) / "0", widths[i], widths[i + 1], 3, 2, 1, false)).collect();
+        let convs = (0..5)
+            .map(|i| SnConv::new(p / format!("layer{}", i + 1) / "0", widths[i], widths[i + 1], 3, 2, 1, false))
+            .collect();
         Encoder {
             convs,
             mu: nn::linear(p / "fc_mu", 8 * nf * 16, cfg.z_dim, Default::default()),
@@ -320,7 +340,9 @@ pub struct MultiscaleDiscriminator {
 
 impl MultiscaleDiscriminator {
     pub fn new(p: &nn::Path<'_>, cfg: &SpadeConfig) -> MultiscaleDiscriminator {
-        MultiscaleDiscriminator { scales: (0..2).map(|i| PatchGan::new(p / format!("discriminator_{i}"), LABEL_NC + 1, cfg.ndf)).collect() }
+        MultiscaleDiscriminator {
+            scales: (0..2).map(|i| PatchGan::new(p / format!("discriminator_{i}"), LABEL_NC + 1, cfg.ndf)).collect(),
+        }
     }
 
     /// Patch scores per scale for `[label map, image]`.

@@ -143,7 +143,8 @@ pub fn load(plan_path: &Path) -> Result<Sweep> {
         c.model.init = resolve_init(&dir, &i.init);
         c.validate().map_err(|e| bad(format!("init `{}`: {e}", i.name)))?;
     }
-    let inits: Vec<InitSpec> = plan.inits.iter().map(|i| InitSpec { name: i.name.clone(), init: resolve_init(&dir, &i.init) }).collect();
+    let inits: Vec<InitSpec> =
+        plan.inits.iter().map(|i| InitSpec { name: i.name.clone(), init: resolve_init(&dir, &i.init) }).collect();
     if plan.repeats == 0 {
         return Err(bad("repeats must be at least 1".into()));
     }
@@ -154,7 +155,8 @@ pub fn load(plan_path: &Path) -> Result<Sweep> {
         for &f in &plan.fractions {
             let name = chess_shards::fractions::fraction_name(f);
             let reps = if f >= 1.0 { 1 } else { plan.repeats };
-            let mut trains: Vec<String> = (0..reps).map(|r| resolve(&dir, &format!("{fd}/train-f{name}-r{r:02}.parquet"))).collect();
+            let mut trains: Vec<String> =
+                (0..reps).map(|r| resolve(&dir, &format!("{fd}/train-f{name}-r{r:02}.parquet"))).collect();
             if f >= 1.0 {
                 // One manifest, `repeats` seeds.
                 trains = vec![trains[0].clone(); plan.repeats as usize];
@@ -253,7 +255,9 @@ pub fn run(sweep: &Sweep, mut progress: impl FnMut(&SweepProgress<'_>)) -> Resul
         cfg.model.init = r.init.init.clone();
         cfg.run.seed = sweep.base.run.seed + r.repeat as u64;
         let m = Manifests { train: r.train.clone(), valid: sweep.valid.clone(), test: Some(sweep.test.clone()) };
-        finetune::finetune(&m, &r.dir, &cfg, |p| progress(&SweepProgress { run_index: i, runs: sweep.runs.len(), run: r, skipped: false, inner: Some(p) }))?;
+        finetune::finetune(&m, &r.dir, &cfg, |p| {
+            progress(&SweepProgress { run_index: i, runs: sweep.runs.len(), run: r, skipped: false, inner: Some(p) })
+        })?;
     }
     summarise(sweep)
 }
@@ -270,8 +274,14 @@ fn class_predictions(run: &Path, outputs: &[String]) -> Result<HashMap<String, u
         let key = f.next().unwrap_or_default();
         let _target = f.next();
         let rest = f.next().unwrap_or_default();
-        let predicted = if let Some(q) = rest.strip_prefix('"') { q.split('"').next().unwrap_or_default() } else { rest.split(',').next().unwrap_or_default() };
-        let c = index.get(predicted).ok_or_else(|| TrainError::File { path: p.clone(), msg: format!("unknown class `{predicted}`") })?;
+        let predicted = if let Some(q) = rest.strip_prefix('"') {
+            q.split('"').next().unwrap_or_default()
+        } else {
+            rest.split(',').next().unwrap_or_default()
+        };
+        let c = index
+            .get(predicted)
+            .ok_or_else(|| TrainError::File { path: p.clone(), msg: format!("unknown class `{predicted}`") })?;
         out.insert(key.to_string(), *c);
     }
     Ok(out)
@@ -308,7 +318,11 @@ pub fn summarise(sweep: &Sweep) -> Result<Vec<Row>> {
             .filter_map(|(n, m)| stats_of(m).map(|s| (n.clone(), s.mean)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(n, _)| n);
-        let best_map = best.as_ref().and_then(|b| per_init.iter().find(|(n, _)| n == b)).map(|(_, m)| m.clone()).unwrap_or_default();
+        let best_map = best
+            .as_ref()
+            .and_then(|b| per_init.iter().find(|(n, _)| n == b))
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default();
         for (name, m) in &per_init {
             let Some(ms) = stats_of(m) else { continue };
             let is_best = best.as_deref() == Some(name.as_str());
@@ -317,10 +331,20 @@ pub fn summarise(sweep: &Sweep) -> Result<Vec<Row>> {
             keys.sort();
             let a: Vec<f64> = keys.iter().map(|k| m[k]).collect();
             let b: Vec<f64> = keys.iter().map(|k| best_map[k]).collect();
-            let t_test_p = if is_best || keys.len() < 2 { f64::NAN } else { stats::paired_t_test(&a, &b).map_or(f64::NAN, |t| t.p) };
+            let t_test_p = if is_best || keys.len() < 2 {
+                f64::NAN
+            } else {
+                stats::paired_t_test(&a, &b).map_or(f64::NAN, |t| t.p)
+            };
             let mut stuart_maxwell_p = f64::NAN;
             if task == Some(Task::Multiclass) && !is_best {
-                let dir_of = |init: &str| sweep.runs.iter().find(|r| &r.setting == setting && r.init.name == init && r.repeat == 0 && finished(r)).map(|r| r.dir.clone());
+                let dir_of = |init: &str| {
+                    sweep
+                        .runs
+                        .iter()
+                        .find(|r| &r.setting == setting && r.init.name == init && r.repeat == 0 && finished(r))
+                        .map(|r| r.dir.clone())
+                };
                 if let (Some(d_a), Some(d_b)) = (dir_of(name), best.as_deref().and_then(dir_of)) {
                     let (pa, pb) = (class_predictions(&d_a, &outputs)?, class_predictions(&d_b, &outputs)?);
                     let mut ks: Vec<&String> = pa.keys().filter(|k| pb.contains_key(*k)).collect();
@@ -330,7 +354,16 @@ pub fn summarise(sweep: &Sweep) -> Result<Vec<Row>> {
                     stuart_maxwell_p = stats::stuart_maxwell(&ya, &yb, outputs.len()).map_or(f64::NAN, |s| s.p);
                 }
             }
-            rows.push(Row { setting: setting.clone(), init: name.clone(), n: ms.n, mean: ms.mean, sd: ms.sd, best: is_best, t_test_p, stuart_maxwell_p });
+            rows.push(Row {
+                setting: setting.clone(),
+                init: name.clone(),
+                n: ms.n,
+                mean: ms.mean,
+                sd: ms.sd,
+                best: is_best,
+                t_test_p,
+                stuart_maxwell_p,
+            });
         }
     }
     let metric = match task {
@@ -385,7 +418,8 @@ fn write_summary(out: &Path, rows: &[Row], metric: &str) -> Result<()> {
 /// Mean ± SD per setting (x) and init (one colour each), like the paper's Fig. 2.
 fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
     use chess_shards::plot::Canvas;
-    const COLOURS: [[u8; 3]; 6] = [[52, 101, 164], [204, 0, 0], [78, 154, 6], [245, 121, 0], [117, 80, 123], [193, 125, 17]];
+    const COLOURS: [[u8; 3]; 6] =
+        [[52, 101, 164], [204, 0, 0], [78, 154, 6], [245, 121, 0], [117, 80, 123], [193, 125, 17]];
     let mut settings: Vec<&str> = Vec::new();
     let mut inits: Vec<&str> = Vec::new();
     for r in rows {

@@ -28,9 +28,9 @@ use crate::config::{parse_device, TrainConfig};
 use crate::data;
 use crate::dist::{self, Dist};
 use crate::knn::KnnMonitor;
-use crate::prefetch::Prefetcher;
 use crate::moco::Moco;
 use crate::optim::cosine_lr;
+use crate::prefetch::Prefetcher;
 use crate::{io_err, Result, TrainError};
 
 /// One line of `metrics.jsonl`.
@@ -104,7 +104,13 @@ fn device_name(d: Device) -> String {
 /// the run directory `out`. `cfg` is the resolved configuration; on resume
 /// the checkpoint's tensors and positions are restored and `cfg` (saved
 /// again) decides how far to go.
-pub fn pretrain(input: &str, out: &Path, cfg: &TrainConfig, resume: bool, progress: impl FnMut(&Progress)) -> Result<Summary> {
+pub fn pretrain(
+    input: &str,
+    out: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    progress: impl FnMut(&Progress),
+) -> Result<Summary> {
     pretrain_with(input, out, cfg, resume, None, progress)
 }
 
@@ -136,7 +142,10 @@ pub fn pretrain_with(
     }
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
-            return Err(TrainError::Invalid(format!("device cuda:{n} is not available ({} CUDA devices)", tch::Cuda::device_count())));
+            return Err(TrainError::Invalid(format!(
+                "device cuda:{n} is not available ({} CUDA devices)",
+                tch::Cuda::device_count()
+            )));
         }
         tch::Cuda::cudnn_set_benchmark(true);
     }
@@ -181,10 +190,15 @@ pub fn pretrain_with(
     let metrics_path = out.join("metrics.jsonl");
     if resume {
         let (state, file) = checkpoint::load_latest(out, &mut moco)?;
-        if state.config.moco != cfg.moco || state.config.data.batch_size != cfg.data.batch_size || state.config.run.seed != cfg.run.seed {
+        if state.config.moco != cfg.moco
+            || state.config.data.batch_size != cfg.data.batch_size
+            || state.config.run.seed != cfg.run.seed
+        {
             return Err(TrainError::File {
                 path: file,
-                msg: "the checkpoint was made with other MoCo, batch or seed settings; resume with the run's config.toml".into(),
+                msg:
+                    "the checkpoint was made with other MoCo, batch or seed settings; resume with the run's config.toml"
+                        .into(),
             });
         }
         step = state.step;
@@ -302,7 +316,10 @@ pub fn pretrain_with(
                     st.rank_loaders = d
                         .all_gather_bytes(&json)?
                         .iter()
-                        .map(|b| serde_json::from_slice(b).map_err(|e| TrainError::Dist(format!("a rank's loader state: {e}"))))
+                        .map(|b| {
+                            serde_json::from_slice(b)
+                                .map_err(|e| TrainError::Dist(format!("a rank's loader state: {e}")))
+                        })
                         .collect::<Result<_>>()?;
                 }
                 if is_main {
@@ -318,7 +335,12 @@ pub fn pretrain_with(
         }
         if let Some(r) = batches.finish() {
             if !r.skipped_samples.is_empty() {
-                tracing::warn!(epoch, skipped = r.skipped, "samples skipped: {:?}", r.skipped_samples.iter().take(3).collect::<Vec<_>>());
+                tracing::warn!(
+                    epoch,
+                    skipped = r.skipped,
+                    "samples skipped: {:?}",
+                    r.skipped_samples.iter().take(3).collect::<Vec<_>>()
+                );
             }
         }
         epoch += 1;

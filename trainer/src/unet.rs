@@ -36,7 +36,10 @@ struct ConvBnRelu {
 impl ConvBnRelu {
     fn new(p: nn::Path<'_>, c_in: i64, c_out: i64, dilation: i64) -> ConvBnRelu {
         let cfg = nn::ConvConfig { padding: dilation, dilation, bias: false, ..Default::default() };
-        ConvBnRelu { conv: nn::conv2d(&p / "conv", c_in, c_out, 3, cfg), bn: nn::batch_norm2d(&p / "bn", c_out, Default::default()) }
+        ConvBnRelu {
+            conv: nn::conv2d(&p / "conv", c_in, c_out, 3, cfg),
+            bn: nn::batch_norm2d(&p / "bn", c_out, Default::default()),
+        }
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
@@ -87,12 +90,19 @@ impl UNet {
         let mut up = Vec::new();
         for level in (0..config.depth).rev() {
             let skip = w << level;
-            let t = nn::conv_transpose2d(p / "up" / level.to_string() / "t", c, skip, 2, nn::ConvTransposeConfig { stride: 2, ..Default::default() });
+            let t = nn::conv_transpose2d(
+                p / "up" / level.to_string() / "t",
+                c,
+                skip,
+                2,
+                nn::ConvTransposeConfig { stride: 2, ..Default::default() },
+            );
             up.push((t, DoubleConv::new(p / "up" / level.to_string() / "conv", skip * 2, skip)));
             c = skip;
         }
         // Zero-initialised: training starts from the identity (output = source).
-        let zero = nn::ConvConfig { ws_init: nn::Init::Const(0.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
+        let zero =
+            nn::ConvConfig { ws_init: nn::Init::Const(0.0), bs_init: nn::Init::Const(0.0), ..Default::default() };
         let head = nn::conv2d(p / "head", c, 1, 1, zero);
         UNet { config: config.clone(), down, bottleneck, up, head }
     }
@@ -101,7 +111,10 @@ impl UNet {
     pub fn check_size(config: &UNetConfig, size: i64) -> Result<(), String> {
         let m = 1i64 << config.depth;
         if size <= 0 || size % m != 0 {
-            return Err(format!("image side {size} must be a positive multiple of {m} (2^depth, depth {})", config.depth));
+            return Err(format!(
+                "image side {size} must be a positive multiple of {m} (2^depth, depth {})",
+                config.depth
+            ));
         }
         if config.width < 1 || config.dilations.is_empty() || config.dilations.iter().any(|&d| d < 1) {
             return Err("U-Net: width must be ≥ 1 and the bottleneck needs at least one dilation, each ≥ 1".into());

@@ -39,16 +39,25 @@ pub fn load_into(vs: &VarStore, src: &HashMap<String, Tensor>, prefix: &str, fil
     })?;
     if !missing.is_empty() {
         missing.sort();
-        return Err(bad(format!("{} tensors missing, e.g. {}", missing.len(), missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "))));
+        return Err(bad(format!(
+            "{} tensors missing, e.g. {}",
+            missing.len(),
+            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )));
     }
     if strict {
         let mut extra: Vec<&String> = src
             .keys()
-            .filter(|k| k.starts_with(prefix) && !k.ends_with("num_batches_tracked") && !vars.contains_key(&k[prefix.len()..]))
+            .filter(|k| {
+                k.starts_with(prefix) && !k.ends_with("num_batches_tracked") && !vars.contains_key(&k[prefix.len()..])
+            })
             .collect();
         if !extra.is_empty() {
             extra.sort();
-            return Err(bad(format!("unexpected tensors: {}", extra.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", "))));
+            return Err(bad(format!(
+                "unexpected tensors: {}",
+                extra.iter().take(5).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
         }
     }
     Ok(())
@@ -64,7 +73,8 @@ pub fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
 
 /// Writes `tensors` (moved to the CPU, made contiguous) to `path` atomically.
 pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    let cpu: Vec<(String, Tensor)> = tensors.iter().map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu).contiguous())).collect();
+    let cpu: Vec<(String, Tensor)> =
+        tensors.iter().map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu).contiguous())).collect();
     let tmp = tmp_name(path);
     Tensor::write_safetensors(&cpu, &tmp)?;
     std::fs::rename(&tmp, path).map_err(io_err(path))?;

@@ -43,7 +43,10 @@ fn ramp(n: i64, s: i64) -> Tensor {
 #[test]
 fn defaults_are_chess_upstream() {
     let c = AugmentConfig::default();
-    assert_eq!((c.blur_p, c.brightness_contrast_p, c.noise_p, c.value_shift_p, c.shift_scale_rotate_p, c.optical_distortion_p), (0.2, 0.6, 0.2, 0.3, 0.2, 0.2));
+    assert_eq!(
+        (c.blur_p, c.brightness_contrast_p, c.noise_p, c.value_shift_p, c.shift_scale_rotate_p, c.optical_distortion_p),
+        (0.2, 0.6, 0.2, 0.3, 0.2, 0.2)
+    );
     assert_eq!((c.brightness_limit, c.contrast_limit, c.value_shift), (0.1, [-0.2, 0.1], 0.1));
     assert_eq!((c.shift_limit, c.scale_limit, c.rotate_limit), (0.0625, 0.2, 10.0));
 }
@@ -140,7 +143,15 @@ fn probability_selects_samples() {
     tch::manual_seed(5);
     let x = Tensor::full([400, 1, 4, 4], 0.5, CPU);
     let y = augment::augment(&x, &only(|c| c.value_shift_p = 0.3));
-    let changed = (&y - &x).abs().flatten(1, -1).max_dim(1, false).0.gt(1e-7).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let changed = (&y - &x)
+        .abs()
+        .flatten(1, -1)
+        .max_dim(1, false)
+        .0
+        .gt(1e-7)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[]);
     assert!((changed - 0.3).abs() < 0.08, "fraction augmented {changed}");
 }
 
@@ -202,7 +213,8 @@ fn optical_distortion_is_radial_about_the_centre() {
     let k = Tensor::from_slice(&[0.5f32, -0.5]);
     let y = augment::optical_distortion(&x, &k, &zeros, &zeros);
     // Near the centre little changes, at the corners a lot; opposite k, opposite direction.
-    let centre = (y.narrow(2, 15, 2).narrow(3, 15, 2) - x.narrow(2, 15, 2).narrow(3, 15, 2)).abs().max().double_value(&[]);
+    let centre =
+        (y.narrow(2, 15, 2).narrow(3, 15, 2) - x.narrow(2, 15, 2).narrow(3, 15, 2)).abs().max().double_value(&[]);
     let corner = (y.narrow(2, 0, 3).narrow(3, 0, 3) - x.narrow(2, 0, 3).narrow(3, 0, 3)).abs().max().double_value(&[]);
     assert!(centre < 0.01 && corner > 0.02, "centre {centre} corner {corner}");
 }
@@ -212,11 +224,14 @@ fn cutout_zeroes_squares_only() {
     let _g = rng();
     tch::manual_seed(7);
     let x = Tensor::full([8, 1, 64, 64], 0.5, CPU);
-    let y = augment::augment(&x, &only(|c| {
-        c.cutout_p = 1.0;
-        c.cutout_holes = 2;
-        c.cutout_size = 0.25;
-    }));
+    let y = augment::augment(
+        &x,
+        &only(|c| {
+            c.cutout_p = 1.0;
+            c.cutout_holes = 2;
+            c.cutout_size = 0.25;
+        }),
+    );
     let zero = y.eq(0.0).to_kind(Kind::Float);
     let kept = y.eq(0.5).to_kind(Kind::Float);
     assert!(maxabs(&(&zero + &kept - 1.0)) < 1e-7, "values other than 0 and the input");
@@ -227,7 +242,13 @@ fn cutout_zeroes_squares_only() {
 #[test]
 fn full_pipeline_is_seeded_bounded_and_views_differ() {
     let x = ramp(8, 64);
-    let c = AugmentConfig { blur_p: 1.0, noise_p: 1.0, shift_scale_rotate_p: 1.0, optical_distortion_p: 1.0, ..AugmentConfig::default() };
+    let c = AugmentConfig {
+        blur_p: 1.0,
+        noise_p: 1.0,
+        shift_scale_rotate_p: 1.0,
+        optical_distortion_p: 1.0,
+        ..AugmentConfig::default()
+    };
     let _g = rng();
     tch::manual_seed(9);
     let a = augment::augment(&x, &c);
@@ -244,7 +265,20 @@ fn full_pipeline_is_seeded_bounded_and_views_differ() {
 
 fn batch(pixels: chess_shards::loader::Pixels, n: usize, h: u32, w: u32) -> chess_shards::loader::Batch {
     use chess_shards::loader::{Batch, LoaderState};
-    let state = LoaderState { seed: 0, epoch: 0, world: 1, rank: 0, workers: 1, worker: 0, batch_size: n as u64, slot: 0, batches: 0, delivered: 0, skipped: 0, plan_id: 0 };
+    let state = LoaderState {
+        seed: 0,
+        epoch: 0,
+        world: 1,
+        rank: 0,
+        workers: 1,
+        worker: 0,
+        batch_size: n as u64,
+        slot: 0,
+        batches: 0,
+        delivered: 0,
+        skipped: 0,
+        plan_id: 0,
+    };
     Batch {
         epoch: 0,
         index: 0,

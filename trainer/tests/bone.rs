@@ -77,7 +77,8 @@ fn perceptual_loss_equals_pytorch_resnet_loss_for_chess_and_imagenet_weights() {
     let r = read(&d.join("ref.safetensors"));
     let (x, y) = (&r["x"], &r["y"]);
 
-    let chess = PerceptualLoss::load(&PerceptualSpec::Chess(d.join("chess.safetensors")), Device::Cpu).unwrap().unwrap();
+    let chess =
+        PerceptualLoss::load(&PerceptualSpec::Chess(d.join("chess.safetensors")), Device::Cpu).unwrap().unwrap();
     let xg = x.copy().set_requires_grad(true);
     let lc = chess.loss(&xg, y);
     let want = r["chess"].double_value(&[0]);
@@ -89,7 +90,8 @@ fn perceptual_loss_equals_pytorch_resnet_loss_for_chess_and_imagenet_weights() {
     let gscale = r["chess_grad"].abs().max().double_value(&[]);
     assert!(gdiff < 1e-4 * gscale.max(1e-6) + 1e-9, "input gradient differs by {gdiff} (scale {gscale})");
 
-    let imagenet = PerceptualLoss::load(&PerceptualSpec::Imagenet(d.join("imagenet.safetensors")), Device::Cpu).unwrap().unwrap();
+    let imagenet =
+        PerceptualLoss::load(&PerceptualSpec::Imagenet(d.join("imagenet.safetensors")), Device::Cpu).unwrap().unwrap();
     let li = tch::no_grad(|| imagenet.loss(x, y)).double_value(&[]);
     let want = r["imagenet"].double_value(&[0]);
     assert!((li - want).abs() < 1e-4, "ImageNet weights (input repeated to RGB): {li} vs PyTorch {want}");
@@ -105,7 +107,12 @@ fn paired_demo(dir: &Path, count: u64, size: u32) {
     for i in 0..count {
         w.write(&demo::demo_sample(i, size, dtype, true)).unwrap();
     }
-    w.finish(FinishInfo { tool_version: "chess-train tests".into(), deid_method: "synthetic".into(), provenance: Default::default() }).unwrap();
+    w.finish(FinishInfo {
+        tool_version: "chess-train tests".into(),
+        deid_method: "synthetic".into(),
+        provenance: Default::default(),
+    })
+    .unwrap();
 }
 
 /// A ResNet-18 encoder with torchvision names (a stand-in for CheSS weights).
@@ -147,8 +154,10 @@ fn check_outputs_against_the_dataset(data: &Path, run: &Path, csv: &str) {
         let f: Vec<&str> = line.split(',').collect();
         let (src, tgt) = &arrays[f[0]];
         let out = read_png8(&run.join("suppressed").join(format!("{}.png", f[0])));
-        let (t, o): (Vec<f64>, Vec<f64>) = (tgt.iter().map(|&v| v as f64).collect(), out.iter().map(|&v| v as f64).collect());
-        let want = [im::psnr(&t, &o, 255.0).unwrap(), im::ssim(&t, &o, 32, 32, 255.0).unwrap(), im::rmse(&t, &o).unwrap()];
+        let (t, o): (Vec<f64>, Vec<f64>) =
+            (tgt.iter().map(|&v| v as f64).collect(), out.iter().map(|&v| v as f64).collect());
+        let want =
+            [im::psnr(&t, &o, 255.0).unwrap(), im::ssim(&t, &o, 32, 32, 255.0).unwrap(), im::rmse(&t, &o).unwrap()];
         for (j, w) in want.iter().enumerate() {
             let got: f64 = f[j + 1].parse().unwrap();
             assert!((got - w).abs() < 1e-9, "{}: column {} is {got}, the PNG gives {w}", f[0], j + 1);
@@ -175,10 +184,25 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     let data = d.join("paired");
     paired_demo(&data, 30, 32);
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let common = ["--size", "32", "--depth", "2", "--width", "8", "--batch-size", "4", "--lr", "3e-3", "--device", "cpu", "--quiet"];
+    let common = [
+        "--size",
+        "32",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--batch-size",
+        "4",
+        "--lr",
+        "3e-3",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
 
     let long = d.join("long");
-    let mut args = vec!["bone-suppression".to_string(), s(&data), "--out".into(), s(&long), "--epochs".into(), "5".into()];
+    let mut args =
+        vec!["bone-suppression".to_string(), s(&data), "--out".into(), s(&long), "--epochs".into(), "5".into()];
     args.extend(common.iter().map(|a| a.to_string()));
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let epochs = jsonl(&long.join("metrics.jsonl"));
@@ -186,7 +210,8 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     let psnr: Vec<f64> = epochs.iter().map(|e| e["valid_psnr"].as_f64().unwrap()).collect();
     let best = psnr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     assert!(best > psnr[0] + 1.0, "validation PSNR should rise over the epochs: {psnr:?}");
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(long.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(long.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["split"], "manifest");
     let (test, input) = (summary["test"]["psnr"].as_f64().unwrap(), summary["test_input"]["psnr"].as_f64().unwrap());
     assert!(test > input + 1.0, "suppression should beat the unprocessed sources: test PSNR {test} vs input {input}");
@@ -204,11 +229,18 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     let enc = d.join("enc.safetensors");
     resnet18_encoder(&enc);
     let short = d.join("short");
-    let mut args = vec!["bone-suppression".to_string(), s(&data), "--out".into(), s(&short), "--epochs".into(), "1".into()];
-    args.extend(["--perceptual".to_string(), format!("chess={}", enc.display()), "--perceptual-weight".into(), "0.5".into()]);
+    let mut args =
+        vec!["bone-suppression".to_string(), s(&data), "--out".into(), s(&short), "--epochs".into(), "1".into()];
+    args.extend([
+        "--perceptual".to_string(),
+        format!("chess={}", enc.display()),
+        "--perceptual-weight".into(),
+        "0.5".into(),
+    ]);
     args.extend(common.iter().map(|a| a.to_string()));
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let short_summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(short.join("summary.json")).unwrap()).unwrap();
+    let short_summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(short.join("summary.json")).unwrap()).unwrap();
     assert!(short_summary["perceptual"].as_str().unwrap().starts_with("chess="));
     let loss = jsonl(&short.join("metrics.jsonl"))[0]["train_loss"].as_f64().unwrap();
     assert!(loss.is_finite() && loss > 0.0);
@@ -230,7 +262,11 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     assert!((0.0..=1.0).contains(&p));
 
     // A run on other test images cannot be compared.
-    std::fs::write(short.join("test_metrics.csv"), "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\nother,30,0.9,5,20,0.8,9\nx,31,0.9,5,20,0.8,9\n").unwrap();
+    std::fs::write(
+        short.join("test_metrics.csv"),
+        "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse\nother,30,0.9,5,20,0.8,9\nx,31,0.9,5,20,0.8,9\n",
+    )
+    .unwrap();
     let (code, _, err) = common::chess_train(&["bone-compare", &s(&long), &s(&short)]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("different test images"), "{err}");
@@ -241,11 +277,35 @@ fn unpaired_data_is_refused_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("plain");
     common::demo_dataset(&data, 6, 32, chess_schemas::PixelDtype::Uint8);
-    let (code, _, err) = common::chess_train(&["bone-suppression", data.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--size", "32", "--depth", "2", "--device", "cpu", "--quiet"]);
+    let (code, _, err) = common::chess_train(&[
+        "bone-suppression",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+        "--size",
+        "32",
+        "--depth",
+        "2",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
     assert_eq!(code, 3, "unreadable input: {err}");
     assert!(err.contains("target") && err.contains("plain"), "{err}");
     // A side the U-Net cannot halve `depth` times is a settings error.
-    let (code, _, err) = common::chess_train(&["bone-suppression", data.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--size", "36", "--depth", "3", "--device", "cpu", "--quiet"]);
+    let (code, _, err) = common::chess_train(&[
+        "bone-suppression",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("o").to_str().unwrap(),
+        "--size",
+        "36",
+        "--depth",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("multiple of 8"), "{err}");
 }

@@ -9,7 +9,8 @@ use chess_schemas::PixelDtype;
 use chess_train::weights;
 use common::{chess_train, ok};
 
-const SMOKE: &[&str] = &["--arch", "resnet18", "--size", "64", "--batch-size", "8", "--queue", "64", "--device", "cpu", "--quiet"];
+const SMOKE: &[&str] =
+    &["--arch", "resnet18", "--size", "64", "--batch-size", "8", "--queue", "64", "--device", "cpu", "--quiet"];
 
 fn pretrain(data: &Path, run: &Path, extra: &[&str]) -> String {
     let mut args = vec!["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap()];
@@ -28,8 +29,11 @@ fn smoke_run_writes_metrics_config_checkpoint_and_curves() {
     pretrain(&data, &run, &["--steps", "5"]);
     let secs = t.elapsed().as_secs_f64();
     eprintln!("smoke run: {secs:.1}s");
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5);
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["step"].as_u64(), Some(i as u64 + 1));
@@ -73,7 +77,11 @@ fn resume_is_exact_on_cpu() {
     }
     let ma = std::fs::read_to_string(a.join("metrics.jsonl")).unwrap();
     let mb = std::fs::read_to_string(b.join("metrics.jsonl")).unwrap();
-    let loss = |m: &str| m.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap()).collect::<Vec<_>>();
+    let loss = |m: &str| {
+        m.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(loss(&ma), loss(&mb));
     assert_eq!(loss(&ma).len(), 6);
 }
@@ -88,7 +96,11 @@ fn export_loads_strict_in_torchvision() {
     let enc = tmp.path().join("encoder.safetensors");
     ok(&["export", run.to_str().unwrap(), "--out", enc.to_str().unwrap(), "--quiet"]);
     let t = weights::read(&enc).unwrap();
-    assert!(t.contains_key("conv1.weight") && t.contains_key("layer1.0.conv1.weight") && t.contains_key("bn1.num_batches_tracked"));
+    assert!(
+        t.contains_key("conv1.weight")
+            && t.contains_key("layer1.0.conv1.weight")
+            && t.contains_key("bn1.num_batches_tracked")
+    );
     assert!(!t.keys().any(|k| k.starts_with("fc")));
     assert_eq!(t["conv1.weight"].size(), vec![64, 1, 7, 7]);
     let script = r#"
@@ -102,7 +114,8 @@ m.load_state_dict(sd, strict=True)
 assert int(m.bn1.num_batches_tracked) == 2
 print("strict ok", len(sd))
 "#;
-    let out = std::process::Command::new(common::python()).args(["-c", script, enc.to_str().unwrap()]).output().unwrap();
+    let out =
+        std::process::Command::new(common::python()).args(["-c", script, enc.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("strict ok"));
 }
@@ -113,7 +126,17 @@ fn augment_preview_draws_a_grid() {
     let data = tmp.path().join("ds");
     common::demo_dataset(&data, 4, 64, PixelDtype::Uint16);
     let png = tmp.path().join("grid.png");
-    ok(&["augment-preview", data.to_str().unwrap(), "--out", png.to_str().unwrap(), "--pairs", "3", "--size", "48", "--quiet"]);
+    ok(&[
+        "augment-preview",
+        data.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+        "--pairs",
+        "3",
+        "--size",
+        "48",
+        "--quiet",
+    ]);
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let info = dec.read_info().unwrap().info().clone();
     assert_eq!((info.width, info.height), (3 * 48 + 16, 3 * 48 + 16));
@@ -124,14 +147,23 @@ fn settings_errors_exit_2_and_missing_input_exits_3() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("r");
     // Queue not a multiple of the batch.
-    let (code, _, err) = chess_train(&["pretrain", "nowhere", "--out", run.to_str().unwrap(), "--batch-size", "6", "--queue", "64"]);
+    let (code, _, err) =
+        chess_train(&["pretrain", "nowhere", "--out", run.to_str().unwrap(), "--batch-size", "6", "--queue", "64"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("multiple of the batch size"), "{err}");
-    let (code, _, err) = chess_train(&["pretrain", tmp.path().join("missing").to_str().unwrap(), "--out", run.to_str().unwrap(), "--device", "cpu"]);
+    let (code, _, err) = chess_train(&[
+        "pretrain",
+        tmp.path().join("missing").to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
     assert_eq!(code, 3, "{err}");
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "[moco]\nqueue = 128\nwhat = 1\n").unwrap();
-    let (code, _, err) = chess_train(&["pretrain", "x", "--out", run.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    let (code, _, err) =
+        chess_train(&["pretrain", "x", "--out", run.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("what"), "{err}");
 }
@@ -143,11 +175,30 @@ fn config_file_then_flags() {
     let (data, run) = (tmp.path().join("ds"), tmp.path().join("run"));
     common::demo_dataset(&data, 16, 64, PixelDtype::Uint8);
     let cfg = tmp.path().join("c.toml");
-    std::fs::write(&cfg, "[moco]\narch = \"resnet18\"\nqueue = 32\n[optim]\nlr = 0.5\ncos = false\n[run]\nsteps = 7\n").unwrap();
-    ok(&["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--size", "48", "--batch-size", "8", "--steps", "1", "--device", "cpu", "--quiet"]);
+    std::fs::write(&cfg, "[moco]\narch = \"resnet18\"\nqueue = 32\n[optim]\nlr = 0.5\ncos = false\n[run]\nsteps = 7\n")
+        .unwrap();
+    ok(&[
+        "pretrain",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--size",
+        "48",
+        "--batch-size",
+        "8",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
     let c = chess_train::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!((c.moco.queue, c.optim.lr, c.optim.cos, c.run.steps, c.data.size), (32, 0.5, false, Some(1), 48));
-    let m: serde_json::Value = serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
     assert_eq!(m["lr"].as_f64(), Some(0.5));
 }
 
@@ -162,7 +213,18 @@ fn embed_matches_torchvision_on_the_exported_encoder() {
     let enc = tmp.path().join("encoder.safetensors");
     ok(&["export", run.to_str().unwrap(), "--out", enc.to_str().unwrap(), "--quiet"]);
     let feats = tmp.path().join("features.parquet");
-    ok(&["embed", run.to_str().unwrap(), data.to_str().unwrap(), "--out", feats.to_str().unwrap(), "--device", "cpu", "--batch-size", "5", "--quiet"]);
+    ok(&[
+        "embed",
+        run.to_str().unwrap(),
+        data.to_str().unwrap(),
+        "--out",
+        feats.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "5",
+        "--quiet",
+    ]);
     let script = r#"
 import sys, glob, numpy as np, torch, torch.nn as nn, torchvision, pyarrow.parquet as pq, webdataset as wds
 sys.path.insert(0, sys.argv[4])
@@ -189,7 +251,14 @@ assert d <= 1e-4, d
 print("embed ok", d)
 "#;
     let out = std::process::Command::new(common::python())
-        .args(["-c", script, enc.to_str().unwrap(), feats.to_str().unwrap(), data.to_str().unwrap(), common::repo_root().join("scripts/python").to_str().unwrap()])
+        .args([
+            "-c",
+            script,
+            enc.to_str().unwrap(),
+            feats.to_str().unwrap(),
+            data.to_str().unwrap(),
+            common::repo_root().join("scripts/python").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -31,7 +31,15 @@ const PEER_STEPS: u64 = 2;
 
 fn moco_config() -> MocoConfig {
     // m = 0.9 so that the key encoder visibly follows; K a multiple of 2b.
-    MocoConfig { arch: Arch::Resnet18, dim: 16, queue: 32, momentum: 0.9, temperature: 0.2, mlp: true, shuffle_bn: true }
+    MocoConfig {
+        arch: Arch::Resnet18,
+        dim: 16,
+        queue: 32,
+        momentum: 0.9,
+        temperature: 0.2,
+        mlp: true,
+        shuffle_bn: true,
+    }
 }
 
 /// The global batch of step `s` (query and key inputs `[2b, 1, S, S]`), the same in every process.
@@ -59,7 +67,8 @@ fn free_port() -> u16 {
 }
 
 fn trained_state(moco: &Moco) -> Vec<(String, Tensor)> {
-    let mut t: Vec<(String, Tensor)> = moco.param_names.iter().zip(&moco.q_params).map(|(n, p)| (format!("q.{n}"), p.shallow_clone())).collect();
+    let mut t: Vec<(String, Tensor)> =
+        moco.param_names.iter().zip(&moco.q_params).map(|(n, p)| (format!("q.{n}"), p.shallow_clone())).collect();
     t.extend(moco.param_names.iter().zip(&moco.k_params).map(|(n, p)| (format!("k.{n}"), p.shallow_clone())));
     t.push(("queue".into(), moco.queue.shallow_clone()));
     t
@@ -116,7 +125,12 @@ fn run_equivalence_workers(dir: &Path, steps: u64) -> Vec<std::collections::Hash
         .collect();
     for (r, c) in children.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "rank {r} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rank {r} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     (0..WORLD).map(|r| weights::read(&dir.join(format!("rank{r}.safetensors"))).unwrap()).collect()
 }
@@ -129,13 +143,17 @@ fn run_equivalence_workers(dir: &Path, steps: u64) -> Vec<std::collections::Hash
 fn emulate_two_ranks(moco: &mut Moco, im_q: &Tensor, im_k: &Tensor, lr: f64) {
     let n = im_q.size()[0];
     let b = n / WORLD;
-    let q = Tensor::cat(&(0..WORLD).map(|r| normalize(&moco.enc_q.forward_t(&im_q.narrow(0, r * b, b), true), 1)).collect::<Vec<_>>(), 0);
+    let q = Tensor::cat(
+        &(0..WORLD).map(|r| normalize(&moco.enc_q.forward_t(&im_q.narrow(0, r * b, b), true), 1)).collect::<Vec<_>>(),
+        0,
+    );
     moco.momentum_update();
     let k = tch::no_grad(|| {
         let idx = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
         let unshuffle = idx.argsort(0, false);
         let x = im_k.index_select(0, &idx);
-        let parts: Vec<Tensor> = (0..WORLD).map(|r| normalize(&moco.enc_k.forward_t(&x.narrow(0, r * b, b), true), 1)).collect();
+        let parts: Vec<Tensor> =
+            (0..WORLD).map(|r| normalize(&moco.enc_k.forward_t(&x.narrow(0, r * b, b), true), 1)).collect();
         Tensor::cat(&parts, 0).index_select(0, &unshuffle)
     });
     let logits = moco.logits(&q, &k);
@@ -187,7 +205,10 @@ fn two_ranks_equal_one_process_with_the_split_batch() {
     assert!(replicas <= 1e-6, "the ranks' replicas drifted apart by {replicas}");
     let moved = max_abs_diff(&start[0].1, &ranks[0][&start[0].0]);
     assert!(moved > 1e-5, "the weights did not move ({moved})");
-    assert!(worst_plain > 1e-3, "BN over all 2b should differ from the split ({worst_plain}): the test would not see a wrong split");
+    assert!(
+        worst_plain > 1e-3,
+        "BN over all 2b should differ from the split ({worst_plain}): the test would not see a wrong split"
+    );
     eprintln!("max |Δ| two ranks vs emulation {worst:.2e}; replicas {replicas:.2e}; vs plain 2b BN {worst_plain:.2e}");
 }
 
@@ -221,7 +242,14 @@ fn two_ranks_match_pytorch_ddp_moco() {
     let script = common::repo_root().join("scripts/python/moco_ddp_reference.py");
     let out = Command::new(common::python())
         .arg(&script)
-        .args(["--init", init_file.to_str().unwrap(), "--out", ddp_file.to_str().unwrap(), "--port", &free_port().to_string()])
+        .args([
+            "--init",
+            init_file.to_str().unwrap(),
+            "--out",
+            ddp_file.to_str().unwrap(),
+            "--port",
+            &free_port().to_string(),
+        ])
         .args(["--world", &WORLD.to_string(), "--batch", &B.to_string(), "--steps", &PEER_STEPS.to_string()])
         .output()
         .unwrap();
@@ -263,7 +291,20 @@ fn run_torchrun(data: &Path, run: &Path, extra: &[&str]) -> String {
         .args(["--no-python", "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", &port])
         .arg(env!("CARGO_BIN_EXE_chess-train"))
         .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap()])
-        .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "32", "--device", "auto", "--threads", "1"])
+        .args([
+            "--arch",
+            "resnet18",
+            "--size",
+            "32",
+            "--batch-size",
+            "4",
+            "--queue",
+            "32",
+            "--device",
+            "auto",
+            "--threads",
+            "1",
+        ])
         .args(["--dist-timeout", "60"])
         .args(extra)
         .env("CHESS_LOG", "warn")
@@ -287,13 +328,17 @@ fn torchrun_launch_writes_one_checkpoint_and_resumes() {
     assert_eq!(stdout.matches(" steps on ").count(), 1, "one summary, from rank 0:\n{stdout}");
     assert_eq!(step_jsons(&run), vec!["step-00000003.json"]);
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let steps: Vec<u64> = metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
     assert_eq!(steps, vec![1, 2, 3], "one metrics line per step, from rank 0 only");
 
     run_torchrun(&data, &run, &["--resume", "--steps", "5", "--no-augment"]);
     // 16 images per rank make 4 steps an epoch: the epoch end (4) and the last step (5).
     assert_eq!(step_jsons(&run), vec!["step-00000004.json", "step-00000005.json"]);
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("checkpoints/latest.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoints/latest.json")).unwrap()).unwrap();
     assert_eq!(state["step"].as_u64(), Some(5));
     // 2 ranks × 4 images per step enqueue 8 keys: after 5 steps the pointer is at 40 mod 32.
     assert_eq!(state["queue_ptr"].as_i64(), Some(8));
@@ -319,8 +364,29 @@ fn survivor_after(failure: Failure, timeout_s: u64) -> (Option<i32>, String, Dur
         .map(|r| {
             Command::new(env!("CARGO_BIN_EXE_chess-train"))
                 .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
-                .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "32", "--device", "cpu", "--threads", "1"])
-                .args(["--steps", "100000", "--epochs", "100000", "--no-augment", "--dist-timeout", &timeout_s.to_string()])
+                .args([
+                    "--arch",
+                    "resnet18",
+                    "--size",
+                    "32",
+                    "--batch-size",
+                    "4",
+                    "--queue",
+                    "32",
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                ])
+                .args([
+                    "--steps",
+                    "100000",
+                    "--epochs",
+                    "100000",
+                    "--no-augment",
+                    "--dist-timeout",
+                    &timeout_s.to_string(),
+                ])
                 .env("RANK", r.to_string())
                 .env("WORLD_SIZE", "2")
                 .env("LOCAL_RANK", r.to_string())
@@ -392,7 +458,10 @@ fn a_frozen_rank_makes_the_other_fail_after_the_timeout() {
     let (code, err, waited) = survivor_after(Failure::Freeze, timeout_s);
     assert_eq!(code, Some(1), "training failure exit code; stderr:\n{err}");
     assert!(err.contains("distributed:"), "no distributed error on stderr:\n{err}");
-    assert!(waited >= Duration::from_secs(timeout_s) - Duration::from_millis(1500), "failed before the timeout: {waited:?}\n{err}");
+    assert!(
+        waited >= Duration::from_secs(timeout_s) - Duration::from_millis(1500),
+        "failed before the timeout: {waited:?}\n{err}"
+    );
 }
 
 /// A rank whose peers never come: joining fails after the timeout, naming the store.
@@ -403,7 +472,17 @@ fn a_missing_peer_times_out_at_startup() {
     common::demo_dataset(&data, 8, 32, PixelDtype::Uint8);
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_chess-train"))
-        .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet", "--device", "cpu", "--dist-timeout", "2"])
+        .args([
+            "pretrain",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+            "--device",
+            "cpu",
+            "--dist-timeout",
+            "2",
+        ])
         .env("RANK", "0")
         .env("WORLD_SIZE", "2")
         .env("MASTER_ADDR", "127.0.0.1")
@@ -431,7 +510,20 @@ fn srun_variables_launch() {
         .map(|r| {
             Command::new(env!("CARGO_BIN_EXE_chess-train"))
                 .args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
-                .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "32", "--device", "auto", "--threads", "1"])
+                .args([
+                    "--arch",
+                    "resnet18",
+                    "--size",
+                    "32",
+                    "--batch-size",
+                    "4",
+                    "--queue",
+                    "32",
+                    "--device",
+                    "auto",
+                    "--threads",
+                    "1",
+                ])
                 .args(["--steps", "2", "--no-augment", "--dist-timeout", "60"])
                 .env("SLURM_PROCID", r.to_string())
                 .env("SLURM_NTASKS", "2")
@@ -453,7 +545,8 @@ fn srun_variables_launch() {
         assert!(out.status.success(), "task {r} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(step_jsons(&run), vec!["step-00000002.json"]);
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("checkpoints/latest.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoints/latest.json")).unwrap()).unwrap();
     let loaders = state["rank_loaders"].as_array().expect("both tasks' loader positions");
     let ranks: Vec<u64> = loaders.iter().map(|l| l["rank"].as_u64().unwrap()).collect();
     assert_eq!(ranks, vec![0, 1]);
@@ -472,13 +565,29 @@ fn world_of_one_equals_the_single_process_path() {
         let run = dir.path().join(name);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chess-train"));
         cmd.args(["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--quiet"])
-            .args(["--arch", "resnet18", "--size", "32", "--batch-size", "4", "--queue", "16", "--device", "cpu", "--threads", "1"])
+            .args([
+                "--arch",
+                "resnet18",
+                "--size",
+                "32",
+                "--batch-size",
+                "4",
+                "--queue",
+                "16",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+            ])
             .args(["--steps", "3"])
             .env_remove("RANK")
             .env_remove("WORLD_SIZE")
             .env_remove("TORCHELASTIC_USE_AGENT_STORE");
         if dist {
-            cmd.env("RANK", "0").env("WORLD_SIZE", "1").env("MASTER_ADDR", "127.0.0.1").env("MASTER_PORT", free_port().to_string());
+            cmd.env("RANK", "0")
+                .env("WORLD_SIZE", "1")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", free_port().to_string());
         }
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));

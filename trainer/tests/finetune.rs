@@ -23,18 +23,43 @@ fn s(p: &Path) -> &str {
 #[test]
 fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let (train, valid, test, run) = (tmp.path().join("train"), tmp.path().join("valid"), tmp.path().join("test"), tmp.path().join("run"));
+    let (train, valid, test, run) =
+        (tmp.path().join("train"), tmp.path().join("valid"), tmp.path().join("test"), tmp.path().join("run"));
     disc_dataset(&train, 128, 1, 2);
     disc_dataset(&valid, 48, 2, 2);
     disc_dataset(&test, 64, 3, 2);
     let t = std::time::Instant::now();
     let out = ok(&[
-        "finetune", "--task", "multilabel", "--train", s(&train), "--valid", s(&valid), "--test", s(&test), "--out", s(&run),
-        "--arch", "resnet18", "--size", "64", "--batch-size", "32", "--epochs", "8", "--lr", "0.02", "--device", "cpu", "--no-augment",
-        "--threads", "1",
+        "finetune",
+        "--task",
+        "multilabel",
+        "--train",
+        s(&train),
+        "--valid",
+        s(&valid),
+        "--test",
+        s(&test),
+        "--out",
+        s(&run),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "8",
+        "--lr",
+        "0.02",
+        "--device",
+        "cpu",
+        "--no-augment",
+        "--threads",
+        "1",
     ]);
     eprintln!("{out}finetune: {:.1}s", t.elapsed().as_secs_f64());
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     let auc = summary["test"]["mean_auc"].as_f64().unwrap();
     assert!(auc > 0.9, "test AUC {auc}\n{out}");
     assert_eq!(summary["outputs"], serde_json::json!(["Disc"]));
@@ -54,18 +79,25 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     assert!((sk - auc).abs() < 1e-9, "sklearn {sk} vs ours {auc}");
 
     // One metrics line per epoch, the best one's weights and card, the curves.
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 8);
     let best = summary["best_epoch"].as_u64().unwrap();
-    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).unwrap()).unwrap();
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["epoch"].as_u64(), Some(best));
     assert_eq!(card["valid_metric"].as_f64(), lines[best as usize - 1]["valid_metric"].as_f64());
     let best_metric = lines.iter().map(|l| l["valid_metric"].as_f64().unwrap()).fold(f64::MIN, f64::max);
     assert_eq!(card["valid_metric"].as_f64(), Some(best_metric));
     assert!(run.join("curves.png").exists() && run.join("best.safetensors").exists());
     let cfg = chess_train::finetune::FinetuneConfig::from_file(&run.join("config.toml")).unwrap();
-    assert_eq!((cfg.optim.lr, cfg.optim.momentum, cfg.optim.plateau_factor, cfg.optim.plateau_patience), (0.02, 0.9, 0.5, 10));
+    assert_eq!(
+        (cfg.optim.lr, cfg.optim.momentum, cfg.optim.plateau_factor, cfg.optim.plateau_patience),
+        (0.02, 0.9, 0.5, 10)
+    );
     assert!(!cfg.augment.enabled);
 
     // Grad-CAM: our heat maps (layer3 and layer4) equal PyTorch's, computed
@@ -147,8 +179,29 @@ fn linear_probe_from_imported_weights_keeps_the_encoder() {
     disc_dataset(&valid, 16, 5, 2);
     let init = format!("imagenet={}", w.display());
     ok(&[
-        "finetune", "--train", s(&train), "--valid", s(&valid), "--out", s(&run), "--init", &init, "--linear-probe",
-        "--arch", "resnet18", "--size", "64", "--batch-size", "16", "--epochs", "2", "--device", "cpu", "--threads", "1", "--quiet",
+        "finetune",
+        "--train",
+        s(&train),
+        "--valid",
+        s(&valid),
+        "--out",
+        s(&run),
+        "--init",
+        &init,
+        "--linear-probe",
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
     ]);
     let imported = chess_train::weights::read(&w).unwrap();
     let best = chess_train::weights::read(&run.join("best.safetensors")).unwrap();
@@ -165,7 +218,19 @@ fn linear_probe_from_imported_weights_keeps_the_encoder() {
 
     // A ResNet-50 encoder for a ResNet-18 run is refused, naming the file.
     let (code, _, err) = chess_train(&[
-        "finetune", "--train", s(&train), "--valid", s(&valid), "--out", s(&d.join("bad")), "--init", s(&w), "--arch", "resnet50", "--device", "cpu",
+        "finetune",
+        "--train",
+        s(&train),
+        "--valid",
+        s(&valid),
+        "--out",
+        s(&d.join("bad")),
+        "--init",
+        s(&w),
+        "--arch",
+        "resnet50",
+        "--device",
+        "cpu",
     ]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("imagenet18.safetensors") && err.contains("resnet18"), "{err}");
@@ -180,8 +245,32 @@ fn multiclass_reads_a_class_column_and_writes_class_scores() {
     disc_dataset(&valid, 15, 7, 3);
     disc_dataset(&test, 15, 8, 3);
     ok(&[
-        "finetune", "--task", "multiclass", "--labels", "shape", "--train", s(&train), "--valid", s(&valid), "--test", s(&test),
-        "--out", s(&run), "--arch", "resnet18", "--size", "64", "--batch-size", "16", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+        "finetune",
+        "--task",
+        "multiclass",
+        "--labels",
+        "shape",
+        "--train",
+        s(&train),
+        "--valid",
+        s(&valid),
+        "--test",
+        s(&test),
+        "--out",
+        s(&run),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
     ]);
     let csv = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
     let mut lines = csv.lines();
@@ -196,15 +285,44 @@ fn multiclass_reads_a_class_column_and_writes_class_scores() {
         assert_eq!(onehot.iter().filter(|v| **v == "1").count(), 1);
         correct += (r[1] == r[2]) as usize;
     }
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["test"]["accuracy"].as_f64(), Some(correct as f64 / 15.0));
-    let confusion: u64 = summary["test"]["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
+    let confusion: u64 = summary["test"]["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(confusion, 15);
 
     // A class the model does not know is an error naming the manifest and the sample.
     let (code, _, err) = chess_train(&[
-        "finetune", "--task", "multiclass", "--labels", "shape", "--classes", "none,disc", "--train", s(&train), "--valid", s(&valid),
-        "--out", s(&d.join("bad")), "--arch", "resnet18", "--size", "64", "--batch-size", "16", "--epochs", "1", "--device", "cpu", "--quiet",
+        "finetune",
+        "--task",
+        "multiclass",
+        "--labels",
+        "shape",
+        "--classes",
+        "none,disc",
+        "--train",
+        s(&train),
+        "--valid",
+        s(&valid),
+        "--out",
+        s(&d.join("bad")),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
     ]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("square") && err.contains("train"), "{err}");
@@ -216,10 +334,13 @@ fn plateau_schedule_matches_pytorch() {
     let losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.9, 0.89995, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.69, 0.7, 0.7, 0.7];
     let mut p = chess_train::finetune::Plateau::new(0.5, 2, 1e-4, 0.0);
     let mut lr = 1e-3;
-    let ours: Vec<f64> = losses.iter().map(|&l| {
-        lr = p.step(l, lr);
-        lr
-    }).collect();
+    let ours: Vec<f64> = losses
+        .iter()
+        .map(|&l| {
+            lr = p.step(l, lr);
+            lr
+        })
+        .collect();
     let script = format!(
         "import torch\np = torch.nn.Parameter(torch.zeros(1)); o = torch.optim.SGD([p], lr=1e-3, momentum=0.9)\n\
          s = torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=2, threshold=1e-4)\n\
@@ -271,11 +392,43 @@ fn predict_on_datasets_pngs_and_dicoms_agrees() {
     disc_dataset(&valid, 16, 10, 2);
     disc_dataset(&test, 12, 11, 2);
     ok(&[
-        "finetune", "--train", s(&train), "--valid", s(&valid), "--test", s(&test), "--out", s(&run), "--arch", "resnet18",
-        "--size", "64", "--batch-size", "8", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+        "finetune",
+        "--train",
+        s(&train),
+        "--valid",
+        s(&valid),
+        "--test",
+        s(&test),
+        "--out",
+        s(&run),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
     ]);
     let preds = d.join("preds.csv");
-    ok(&["predict", "--ckpt", s(&run), s(&test), "--out", s(&preds), "--device", "cpu", "--batch-size", "5", "--quiet"]);
+    ok(&[
+        "predict",
+        "--ckpt",
+        s(&run),
+        s(&test),
+        "--out",
+        s(&preds),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "5",
+        "--quiet",
+    ]);
     let ours = read_scores(&preds);
     let theirs = read_scores(&run.join("predictions.csv"));
     assert_eq!(ours.len(), 12);
@@ -296,20 +449,45 @@ fn predict_on_datasets_pngs_and_dicoms_agrees() {
     let png16 = d.join("wide.png");
     write_png16(&png16, 64, 64, &img.data.iter().map(|&v| v as u16 * 257).collect::<Vec<_>>());
     let png_preds = d.join("png.csv");
-    ok(&["predict", "--ckpt", s(&run.join("model.json")), s(&png8), s(&png16), "--out", s(&png_preds), "--device", "cpu", "--quiet"]);
+    ok(&[
+        "predict",
+        "--ckpt",
+        s(&run.join("model.json")),
+        s(&png8),
+        s(&png16),
+        "--out",
+        s(&png_preds),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
     let p = read_scores(&png_preds);
     assert_eq!((p[0].0.as_str(), p[1].0.as_str()), (row.key.as_str(), "wide"));
     let want = by_key[&row.key][0];
     assert!((p[0].1[0] - want).abs() < 1e-5 && (p[1].1[0] - want).abs() < 1e-5, "{p:?} vs {want}");
 
     // A DICOM: the ingest pipeline's 512² 16-bit pixels, as a PNG, score the same.
-    let out = Command::new(python()).args(["-c", "import pydicom.data as d; print(d.get_testdata_file('CT_small.dcm'))"]).output().unwrap();
+    let out = Command::new(python())
+        .args(["-c", "import pydicom.data as d; print(d.get_testdata_file('CT_small.dcm'))"])
+        .output()
+        .unwrap();
     let dcm = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let processed = chess_ingest::decode_and_process(&std::fs::read(&dcm).unwrap(), &Default::default()).unwrap();
     let via_png = d.join("ct_pipeline.png");
     write_png16(&via_png, processed.size, processed.size, &processed.pixels);
     let dcm_preds = d.join("dcm.csv");
-    ok(&["predict", "--ckpt", s(&run), dcm.to_str().unwrap(), s(&via_png), "--out", s(&dcm_preds), "--device", "cpu", "--quiet"]);
+    ok(&[
+        "predict",
+        "--ckpt",
+        s(&run),
+        dcm.to_str().unwrap(),
+        s(&via_png),
+        "--out",
+        s(&dcm_preds),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
     let p = read_scores(&dcm_preds);
     assert_eq!(p[0].0, "CT_small");
     assert!((p[0].1[0] - p[1].1[0]).abs() < 1e-6, "{p:?}");
@@ -317,7 +495,8 @@ fn predict_on_datasets_pngs_and_dicoms_agrees() {
     // A file that is neither is an error naming it.
     let junk = d.join("junk.dcm");
     std::fs::write(&junk, b"garbage").unwrap();
-    let (code, _, err) = chess_train(&["predict", "--ckpt", s(&run), s(&junk), "--out", s(&d.join("x.csv")), "--device", "cpu"]);
+    let (code, _, err) =
+        chess_train(&["predict", "--ckpt", s(&run), s(&junk), "--out", s(&d.join("x.csv")), "--device", "cpu"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("junk.dcm") && err.contains("not a usable DICOM"), "{err}");
 }
@@ -333,8 +512,32 @@ fn raw_label_columns_follow_the_uncertainty_policy() {
     for (policy, uncertain_as) in [("ones", "1"), ("zeros", "0"), ("ignore", "")] {
         let run = tmp.path().join(policy);
         ok(&[
-            "finetune", "--labels", "Cardiomegaly", "--uncertain", policy, "--train", s(&data), "--valid", s(&data), "--test", s(&data),
-            "--out", s(&run), "--arch", "resnet18", "--size", "64", "--batch-size", "7", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+            "finetune",
+            "--labels",
+            "Cardiomegaly",
+            "--uncertain",
+            policy,
+            "--train",
+            s(&data),
+            "--valid",
+            s(&data),
+            "--test",
+            s(&data),
+            "--out",
+            s(&run),
+            "--arch",
+            "resnet18",
+            "--size",
+            "64",
+            "--batch-size",
+            "7",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
         ]);
         let csv = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
         assert_eq!(csv.lines().next(), Some("key,Cardiomegaly,Cardiomegaly_score"));
@@ -362,15 +565,55 @@ fn init_from_a_pretrain_run_uses_its_query_encoder() {
     let (data, pre) = (d.join("demo"), d.join("pre"));
     common::demo_dataset(&data, 16, 64, chess_schemas::PixelDtype::Uint8);
     ok(&[
-        "pretrain", s(&data), "--out", s(&pre), "--arch", "resnet18", "--size", "64", "--batch-size", "8", "--queue", "64", "--steps", "2",
-        "--device", "cpu", "--threads", "1", "--quiet",
+        "pretrain",
+        s(&data),
+        "--out",
+        s(&pre),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--queue",
+        "64",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
     ]);
     let exported = d.join("encoder.safetensors");
     ok(&["export", s(&pre), "--out", s(&exported), "--quiet"]);
     let run = d.join("probe");
     ok(&[
-        "finetune", "--labels", "Cardiomegaly", "--train", s(&data), "--valid", s(&data), "--out", s(&run), "--init", s(&pre), "--linear-probe",
-        "--arch", "resnet18", "--size", "64", "--batch-size", "8", "--epochs", "1", "--device", "cpu", "--threads", "1", "--quiet",
+        "finetune",
+        "--labels",
+        "Cardiomegaly",
+        "--train",
+        s(&data),
+        "--valid",
+        s(&data),
+        "--out",
+        s(&run),
+        "--init",
+        s(&pre),
+        "--linear-probe",
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
     ]);
     let want = chess_train::weights::read(&exported).unwrap();
     let got = chess_train::weights::read(&run.join("best.safetensors")).unwrap();

@@ -70,7 +70,11 @@ fn assert_same(got: &Path, want: &Path) {
         let (g, w) = (&got[n], &want[n]);
         assert_eq!(g.size(), w.size(), "{n}: shape");
         assert_eq!(g.kind(), w.kind(), "{n}: dtype");
-        assert!(g.equal(w), "{n} differs (max abs {})", (g.to_kind(tch::Kind::Double) - w.to_kind(tch::Kind::Double)).abs().max().double_value(&[]));
+        assert!(
+            g.equal(w),
+            "{n} differs (max abs {})",
+            (g.to_kind(tch::Kind::Double) - w.to_kind(tch::Kind::Double)).abs().max().double_value(&[])
+        );
     }
 }
 
@@ -120,7 +124,8 @@ fn unreadable_or_foreign_files_fail_naming_the_file() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("other.pt") && err.contains("no ResNet"), "{err}");
 
-    let (code, _, err) = chess_train(&["import", tmp.path().join("missing.pth").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (code, _, err) =
+        chess_train(&["import", tmp.path().join("missing.pth").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 3);
     assert!(err.contains("missing.pth") && err.contains("no such file"), "{err}");
 }

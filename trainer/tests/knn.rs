@@ -76,7 +76,13 @@ fn monitor_reads_a_manifest_column_and_names_bad_settings() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("ds");
     common::demo_dataset(&data, 12, 64, PixelDtype::Uint16);
-    let cfg = KnnConfig { manifest: data.to_string_lossy().into(), label: "view_position".into(), k: 3, batch_size: 5, ..KnnConfig::default() };
+    let cfg = KnnConfig {
+        manifest: data.to_string_lossy().into(),
+        label: "view_position".into(),
+        k: 3,
+        batch_size: 5,
+        ..KnnConfig::default()
+    };
     let m = KnnMonitor::load(&cfg, 32).unwrap();
     assert_eq!(m.len(), 12);
     assert!(m.classes.len() >= 2, "{:?}", m.classes);
@@ -102,7 +108,13 @@ fn monitor_reads_a_manifest_column_and_names_bad_settings() {
         .status()
         .unwrap();
     assert!(status.success());
-    let err = KnnMonitor::load(&KnnConfig { manifest: plain.to_string_lossy().into(), label: String::new(), ..cfg.clone() }, 32).err().unwrap().to_string();
+    let err = KnnMonitor::load(
+        &KnnConfig { manifest: plain.to_string_lossy().into(), label: String::new(), ..cfg.clone() },
+        32,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("--knn-label"), "{err}");
     let err = KnnMonitor::load(&KnnConfig { label: "no_such".into(), ..cfg.clone() }, 32).err().unwrap().to_string();
     assert!(err.contains("no column `no_such`") && err.contains(&data.to_string_lossy().to_string()), "{err}");
@@ -118,23 +130,71 @@ fn pretrain_logs_knn_accuracy_and_draws_it() {
     common::demo_dataset(&data, 16, 64, PixelDtype::Uint8);
     let d = data.to_str().unwrap();
     common::ok(&[
-        "pretrain", d, "--out", run.to_str().unwrap(), "--arch", "resnet18", "--size", "64", "--batch-size", "8", "--queue", "64",
-        "--device", "cpu", "--quiet", "--steps", "3", "--knn-manifest", d, "--knn-label", "view_position", "--knn-every", "2", "--knn-k", "5",
+        "pretrain",
+        d,
+        "--out",
+        run.to_str().unwrap(),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--queue",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--steps",
+        "3",
+        "--knn-manifest",
+        d,
+        "--knn-label",
+        "view_position",
+        "--knn-every",
+        "2",
+        "--knn-k",
+        "5",
     ]);
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let knn: Vec<(u64, f64)> = lines.iter().filter_map(|l| l["knn_acc"].as_f64().map(|a| (l["step"].as_u64().unwrap(), a))).collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let knn: Vec<(u64, f64)> =
+        lines.iter().filter_map(|l| l["knn_acc"].as_f64().map(|a| (l["step"].as_u64().unwrap(), a))).collect();
     assert_eq!(knn.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 3]);
     assert!(knn.iter().all(|(_, a)| (0.0..=100.0).contains(a)));
     let cfg = chess_train::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!((cfg.knn.every, cfg.knn.k, cfg.knn.label.as_str()), (2, 5, "view_position"));
     // The curves gain a fourth panel (300 px each).
-    let png = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(run.join("curves.png")).unwrap())).read_info().unwrap();
+    let png = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(run.join("curves.png")).unwrap()))
+        .read_info()
+        .unwrap();
     assert_eq!(png.info().height, 4 * 300);
     // A bad label column is a settings error (exit 2) naming it.
     let (code, _, err) = common::chess_train(&[
-        "pretrain", d, "--out", tmp.path().join("bad").to_str().unwrap(), "--arch", "resnet18", "--size", "64", "--batch-size", "8",
-        "--queue", "64", "--device", "cpu", "--quiet", "--steps", "1", "--knn-manifest", d, "--knn-label", "nope",
+        "pretrain",
+        d,
+        "--out",
+        tmp.path().join("bad").to_str().unwrap(),
+        "--arch",
+        "resnet18",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--queue",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--steps",
+        "1",
+        "--knn-manifest",
+        d,
+        "--knn-label",
+        "nope",
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no column `nope`"), "{err}");

@@ -12,7 +12,9 @@ use chess_train::metrics::classification::{accuracy, confusion_matrix, mean_auc,
 use chess_train::metrics::fid::{frechet_distance, FeatureStats};
 use chess_train::metrics::image::{psnr, rmse, ssim};
 use chess_train::metrics::special;
-use chess_train::metrics::stats::{bootstrap_ci, mean_sd, paired_t_test, quantile, stuart_maxwell, stuart_maxwell_table, SplitMix64};
+use chess_train::metrics::stats::{
+    bootstrap_ci, mean_sd, paired_t_test, quantile, stuart_maxwell, stuart_maxwell_table, SplitMix64,
+};
 use chess_train::metrics::MetricsError;
 use serde_json::{json, Value};
 
@@ -138,7 +140,11 @@ fn roc_auc_and_curve_match_scikit_learn() {
     for (i, ((t, s), r)) in cases.iter().zip(&results).enumerate() {
         if r.get("error").is_some() || num(&r["auc"]).is_nan() {
             // scikit-learn 1.9 warns and returns NaN (older versions raised).
-            assert!(matches!(roc_auc(t, s), Err(MetricsError::SingleClass { class: 1, n: 3 })), "case {i}: {:?}", roc_auc(t, s));
+            assert!(
+                matches!(roc_auc(t, s), Err(MetricsError::SingleClass { class: 1, n: 3 })),
+                "case {i}: {:?}",
+                roc_auc(t, s)
+            );
             assert!(roc_curve(t, s).is_err());
             continue;
         }
@@ -162,7 +168,9 @@ fn roc_auc_and_curve_match_scikit_learn() {
 #[test]
 fn mean_auc_and_confusion_match_scikit_learn() {
     let mut rng = Rng::new(2);
-    let labels: Vec<(Vec<f64>, Vec<f64>)> = (0..5).map(|l| binary_case(&mut rng, 150, 0.15 + 0.1 * l as f64, 0.0, if l % 2 == 0 { 0.5 } else { 0.0 })).collect();
+    let labels: Vec<(Vec<f64>, Vec<f64>)> = (0..5)
+        .map(|l| binary_case(&mut rng, 150, 0.15 + 0.1 * l as f64, 0.0, if l % 2 == 0 { 0.5 } else { 0.0 }))
+        .collect();
     let t: Vec<&[f64]> = labels.iter().map(|(t, _)| t.as_slice()).collect();
     let s: Vec<&[f64]> = labels.iter().map(|(_, s)| s.as_slice()).collect();
     // Six classes, predictions right about 60% of the time.
@@ -178,7 +186,12 @@ fn mean_auc_and_confusion_match_scikit_learn() {
     }
     assert_close("mean AUC", mean_auc(&t, &s).unwrap(), num(&r[0]["mean"]), 0.0, 1e-9);
     let m = confusion_matrix(&truth, &pred, 6).unwrap();
-    let want: Vec<Vec<u64>> = r[1]["matrix"].as_array().unwrap().iter().map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()).collect();
+    let want: Vec<Vec<u64>> = r[1]["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect())
+        .collect();
     assert_eq!(m, want);
     assert_close("accuracy", accuracy(&truth, &pred).unwrap(), num(&r[1]["accuracy"]), 0.0, 1e-15);
     // A label with a single class is named in the error.
@@ -297,9 +310,32 @@ fn stuart_maxwell_matches_statsmodels() {
     let mut rng = Rng::new(4);
     // Two 6-class classifiers on 500 images; B over-predicts class 0.
     let a: Vec<usize> = (0..500).map(|_| rng.below(6)).collect();
-    let b: Vec<usize> = a.iter().map(|&c| if rng.uniform() < 0.7 { c } else if rng.uniform() < 0.5 { 0 } else { rng.below(6) }).collect();
+    let b: Vec<usize> = a
+        .iter()
+        .map(|&c| {
+            if rng.uniform() < 0.7 {
+                c
+            } else if rng.uniform() < 0.5 {
+                0
+            } else {
+                rng.below(6)
+            }
+        })
+        .collect();
     // Nearly homogeneous margins (p near 1): B = A with symmetric swaps.
-    let c: Vec<usize> = a.iter().enumerate().map(|(i, &x)| if i % 10 == 0 { (x + 1) % 6 } else if i % 10 == 5 { (x + 5) % 6 } else { x }).collect();
+    let c: Vec<usize> = a
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            if i % 10 == 0 {
+                (x + 1) % 6
+            } else if i % 10 == 5 {
+                (x + 5) % 6
+            } else {
+                x
+            }
+        })
+        .collect();
     let tables: Vec<Vec<Vec<u64>>> = vec![
         confusion_matrix(&a, &b, 6).unwrap(),
         confusion_matrix(&a, &c, 6).unwrap(),
@@ -416,7 +452,11 @@ fn image_metrics_match_scikit_image() {
     let sample = chess_shards::demo::demo_sample(3, 96, PixelDtype::Uint16, true);
     let (src, tgt) = (sample.image.to_u16(), sample.extras[0].1.to_u16());
     cases.push(json!({"kind": "images", "shape": [96, 96], "dtype": "uint16", "reference": tgt, "test": src, "data_range": 65535.0}));
-    ours.push((ssim(&tgt, &src, 96, 96, 65535.0).unwrap(), psnr(&tgt, &src, 65535.0).unwrap(), rmse(&tgt, &src).unwrap()));
+    ours.push((
+        ssim(&tgt, &src, 96, 96, 65535.0).unwrap(),
+        psnr(&tgt, &src, 65535.0).unwrap(),
+        rmse(&tgt, &src).unwrap(),
+    ));
     // uint8 phantom against a noisy copy.
     let s8 = chess_shards::demo::demo_sample(5, 64, PixelDtype::Uint8, false).image.to_u16();
     let r8: Vec<u8> = s8.iter().map(|&v| v as u8).collect();
@@ -450,7 +490,9 @@ fn frechet_distance_matches_scipy_sqrtm() {
         let b: Vec<f64> = (0..nb)
             .flat_map(|_| {
                 let z: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
-                (0..dim).map(|j| 0.5 + (0..dim).map(|k| mix[j * dim + k] * z[k]).sum::<f64>() + z[j]).collect::<Vec<_>>()
+                (0..dim)
+                    .map(|j| 0.5 + (0..dim).map(|k| mix[j * dim + k] * z[k]).sum::<f64>() + z[j])
+                    .collect::<Vec<_>>()
             })
             .collect();
         let r = &reference(vec![json!({"kind": "fid", "dim": dim, "a": a, "b": b})])[0];
@@ -538,7 +580,21 @@ fn fid_command_on_datasets_and_png_directories() {
     let run = |fake: &str| {
         let real = d.join("real");
         let fake = d.join(fake);
-        common::ok(&["fid", "--real", real.to_str().unwrap(), "--fake", fake.to_str().unwrap(), "--features", &features, "--size", "64", "--device", "cpu", "--batch-size", "4"])
+        common::ok(&[
+            "fid",
+            "--real",
+            real.to_str().unwrap(),
+            "--fake",
+            fake.to_str().unwrap(),
+            "--features",
+            &features,
+            "--size",
+            "64",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ])
     };
     let same = run("pngs");
     assert!(same.contains("CheSS ResNet-50 pooled features"), "{same}");
@@ -550,7 +606,17 @@ fn fid_command_on_datasets_and_png_directories() {
     assert!(fd_other > 0.0, "{fd_other}");
 
     // A missing weights file is an input error, an unknown network a usage error.
-    let (code, _, err) = common::chess_train(&["fid", "--real", "a", "--fake", "b", "--features", "chess=/nonexistent.safetensors", "--device", "cpu"]);
+    let (code, _, err) = common::chess_train(&[
+        "fid",
+        "--real",
+        "a",
+        "--fake",
+        "b",
+        "--features",
+        "chess=/nonexistent.safetensors",
+        "--device",
+        "cpu",
+    ]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("/nonexistent.safetensors"), "{err}");
     let (code, _, err) = common::chess_train(&["fid", "--real", "a", "--fake", "b", "--features", "resnet=x"]);
@@ -573,7 +639,14 @@ fn fid_inception_matches_pytorch_fid() {
     let (h, w) = (64usize, 80usize);
     let mut rng = Rng::new(8);
     // 8-bit images, so that the PNGs pytorch-fid reads hold exactly the same values.
-    let images: Vec<Vec<u8>> = (0..6).map(|_| smooth_image(&mut rng, h, w).iter().map(|v| ((v - 0.5) * 4.0 * 255.0 + 128.0).clamp(0.0, 255.0).round() as u8).collect()).collect();
+    let images: Vec<Vec<u8>> = (0..6)
+        .map(|_| {
+            smooth_image(&mut rng, h, w)
+                .iter()
+                .map(|v| ((v - 0.5) * 4.0 * 255.0 + 128.0).clamp(0.0, 255.0).round() as u8)
+                .collect()
+        })
+        .collect();
     for (i, img) in images.iter().enumerate() {
         let sub = if i < 3 { "real" } else { "fake" };
         std::fs::create_dir_all(d.join(sub)).unwrap();
@@ -587,7 +660,9 @@ fn fid_inception_matches_pytorch_fid() {
     })])[0];
     let net = FeatureNet::load(&FeatureSpec::Inception(weights.clone()), 0, tch::Device::Cpu).unwrap();
     assert!(net.is_inception());
-    let ours: Vec<f32> = Vec::try_from(net.features(&tch::Tensor::from_slice(&unit).view([3, 1, h as i64, w as i64])).flatten(0, -1)).unwrap();
+    let ours: Vec<f32> =
+        Vec::try_from(net.features(&tch::Tensor::from_slice(&unit).view([3, 1, h as i64, w as i64])).flatten(0, -1))
+            .unwrap();
     let theirs = nums(&r["features"]);
     assert_eq!(ours.len(), theirs.len());
     let scale = theirs.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -596,7 +671,17 @@ fn fid_inception_matches_pytorch_fid() {
     assert!(scale > 1e-3, "features vanished: {scale}");
     assert!(worst <= 1e-4 * scale, "features differ by {worst} (scale {scale})");
 
-    let out = common::ok(&["fid", "--real", d.join("real").to_str().unwrap(), "--fake", d.join("fake").to_str().unwrap(), "--features", &format!("inception={}", weights.display()), "--device", "cpu"]);
+    let out = common::ok(&[
+        "fid",
+        "--real",
+        d.join("real").to_str().unwrap(),
+        "--fake",
+        d.join("fake").to_str().unwrap(),
+        "--features",
+        &format!("inception={}", weights.display()),
+        "--device",
+        "cpu",
+    ]);
     assert!(out.contains("FID Inception-v3") && out.contains("pt_inception-2015-12-05"), "{out}");
     // The command's FID equals the Fréchet distance of pytorch-fid's own
     // activations for the two directories (the formula is checked against

@@ -21,12 +21,23 @@ fn masked_demo(dir: &Path, count: u64, size: u32) {
     let mut w = DatasetWriter::create(dir, opts).unwrap();
     for i in 0..count {
         let mut s = demo::demo_sample(i, size, PixelDtype::Uint8, false);
-        let (cx, cy, r) = ((size / 4 + (i as u32 * 7) % (size / 2)) as i64, (size / 3 + (i as u32 * 5) % (size / 3)) as i64, (size / 8) as i64);
-        let data = (0..size as i64 * size as i64).map(|p| ((p % size as i64 - cx).pow(2) + (p / size as i64 - cy).pow(2) <= r * r) as u8).collect();
+        let (cx, cy, r) = (
+            (size / 4 + (i as u32 * 7) % (size / 2)) as i64,
+            (size / 3 + (i as u32 * 5) % (size / 3)) as i64,
+            (size / 8) as i64,
+        );
+        let data = (0..size as i64 * size as i64)
+            .map(|p| ((p % size as i64 - cx).pow(2) + (p / size as i64 - cy).pow(2) <= r * r) as u8)
+            .collect();
         s.extras = vec![("mask".into(), Image { dtype: PixelDtype::Uint8, height: size, width: size, data })];
         w.write(&s).unwrap();
     }
-    w.finish(FinishInfo { tool_version: "chess-train tests".into(), deid_method: "synthetic".into(), provenance: Default::default() }).unwrap();
+    w.finish(FinishInfo {
+        tool_version: "chess-train tests".into(),
+        deid_method: "synthetic".into(),
+        provenance: Default::default(),
+    })
+    .unwrap();
 }
 
 #[test]
@@ -46,11 +57,32 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
     let out = d.join("run");
     let perceptual = format!("chess={}", enc.display());
     let printed = ok(&[
-        "nodule-gen", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--size", "32", "--epochs", "2", "--batch-size", "2",
-        "--ngf", "2", "--ndf", "4", "--vae", "--perceptual", &perceptual, "--device", "cpu",
+        "nodule-gen",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--ngf",
+        "2",
+        "--ndf",
+        "4",
+        "--vae",
+        "--perceptual",
+        &perceptual,
+        "--device",
+        "cpu",
     ]);
     assert!(printed.contains("2 epochs"), "{printed}");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     for e in &lines {
         for k in ["d_loss", "g_loss", "g_gan", "perceptual", "kld"] {
@@ -70,13 +102,23 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
     let info = reader.info();
     assert_eq!(info.width, 96);
     assert_eq!(info.height, 8 * 32);
-    let g: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(out.join("generator.safetensors")).unwrap().into_iter().collect();
+    let g: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(out.join("generator.safetensors")).unwrap().into_iter().collect();
     assert!(g.keys().any(|k| k.starts_with("netG.")) && g.keys().any(|k| k.starts_with("netE.")));
 
     // Without masks the command says what is missing.
     let plain = d.join("plain");
     common::demo_dataset(&plain, 4, 32, PixelDtype::Uint8);
-    let (code, _, err) = common::chess_train(&["nodule-gen", plain.to_str().unwrap(), "--out", d.join("o").to_str().unwrap(), "--size", "32", "--device", "cpu"]);
+    let (code, _, err) = common::chess_train(&[
+        "nodule-gen",
+        plain.to_str().unwrap(),
+        "--out",
+        d.join("o").to_str().unwrap(),
+        "--size",
+        "32",
+        "--device",
+        "cpu",
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("mask"), "{err}");
 }
@@ -102,7 +144,8 @@ fn spectral_norm_conv_equals_pytorch() {
     let file = tmp.path().join("sn.safetensors");
     let out = std::process::Command::new(python()).arg("-c").arg(SPECTRAL_REFERENCE).arg(&file).output().unwrap();
     assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let r: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let conv = chess_train::spade::SnConv::new(vs.root() / "c", 3, 5, 3, 1, 1, true);
     // PyTorch's names (weight_orig, weight_u, bias); its weight_v is recomputed here, not stored.
@@ -174,9 +217,15 @@ save_file({**state, "x": x, "seg": seg, "y": y.detach(), "y_eval": y_eval.detach
 fn spade_resnet_block_equals_nvlabs_spade() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("spade.safetensors");
-    let out = std::process::Command::new(python()).arg("-c").arg(format!("{SPADE_CLASSES}{BLOCK_SCRIPT}")).arg(&file).output().unwrap();
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(format!("{SPADE_CLASSES}{BLOCK_SCRIPT}"))
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let r: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let blk = chess_train::spade::SpadeBlock::new(vs.root() / "b", 6, 4, 2, 8);
     // Every variable here is read by PyTorch's name (a missing one is an error), and
@@ -234,9 +283,15 @@ save_file({**state, "seg": seg, "y": y.detach()}, sys.argv[1])
 fn spade_generator_equals_nvlabs_spade() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("gen.safetensors");
-    let out = std::process::Command::new(python()).arg("-c").arg(format!("{SPADE_CLASSES}{GENERATOR_SCRIPT}")).arg(&file).output().unwrap();
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(format!("{SPADE_CLASSES}{GENERATOR_SCRIPT}"))
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let r: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let cfg = chess_train::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
     let g = chess_train::spade::Generator::new(&(vs.root() / "g"), &cfg, 32);
@@ -299,9 +354,15 @@ save_file({**state, "seg": seg, "img": img, "y0": y0.detach(), "y1": y1.detach()
 fn multiscale_discriminator_equals_nvlabs_spade() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("disc.safetensors");
-    let out = std::process::Command::new(python()).arg("-c").arg(format!("{SPADE_CLASSES}{DISCRIMINATOR_SCRIPT}")).arg(&file).output().unwrap();
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(format!("{SPADE_CLASSES}{DISCRIMINATOR_SCRIPT}"))
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "reference failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let r: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
+    let r: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let cfg = chess_train::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
     let d = chess_train::spade::MultiscaleDiscriminator::new(&(vs.root() / "d"), &cfg);

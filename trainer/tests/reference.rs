@@ -27,7 +27,8 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 fn check_resnet(arch: &str, head: HeadKind, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["resnet", "--arch", arch, "--out", dir.path().to_str().unwrap(), "--batch", "4", "--size", "64"];
+    let mut args =
+        vec!["resnet", "--arch", arch, "--out", dir.path().to_str().unwrap(), "--batch", "4", "--size", "64"];
     args.extend_from_slice(extra);
     common::python_reference(&args);
     let w = weights::read(&dir.path().join("weights.safetensors")).unwrap();
@@ -71,7 +72,9 @@ fn init_is_torchvision() {
     let vs = nn::VarStore::new(Device::Cpu);
     let _m = ResNet::new(&vs.root(), Arch::Resnet50, HeadKind::Mlp(128));
     let v = vs.variables();
-    for (name, fan_out) in [("conv1.weight", 64 * 49), ("layer3.0.conv2.weight", 256 * 9), ("layer4.2.conv3.weight", 2048)] {
+    for (name, fan_out) in
+        [("conv1.weight", 64 * 49), ("layer3.0.conv2.weight", 256 * 9), ("layer4.2.conv3.weight", 2048)]
+    {
         let std = v[name].std(true).double_value(&[]);
         let want = (2.0 / fan_out as f64).sqrt();
         assert!((std / want - 1.0).abs() < 0.05, "{name}: std {std}, want {want}");
@@ -93,12 +96,33 @@ fn moco_step_case(steps: usize) {
     let steps_s = steps.to_string();
     // m = 0.9 so that the momentum update is visible at 1e-4.
     common::python_reference(&[
-        "moco-step", "--arch", "resnet18", "--queue", "64", "--batch", "8", "--size", "64", "--momentum", "0.9", "--steps", &steps_s,
-        "--out", dir.path().to_str().unwrap(),
+        "moco-step",
+        "--arch",
+        "resnet18",
+        "--queue",
+        "64",
+        "--batch",
+        "8",
+        "--size",
+        "64",
+        "--momentum",
+        "0.9",
+        "--steps",
+        &steps_s,
+        "--out",
+        dir.path().to_str().unwrap(),
     ]);
     let before = weights::read(&dir.path().join("before.safetensors")).unwrap();
     let after = weights::read(&dir.path().join("after.safetensors")).unwrap();
-    let cfg = MocoConfig { arch: Arch::Resnet18, dim: 128, queue: 64, momentum: 0.9, temperature: 0.2, mlp: true, shuffle_bn: true };
+    let cfg = MocoConfig {
+        arch: Arch::Resnet18,
+        dim: 128,
+        queue: 64,
+        momentum: 0.9,
+        temperature: 0.2,
+        mlp: true,
+        shuffle_bn: true,
+    };
     let mut moco = Moco::new(cfg, Device::Cpu, 0.9, 1e-4).unwrap();
     let f = Path::new("before.safetensors");
     weights::load_into(&moco.vs_q, &before, "q.", f, true).unwrap();
@@ -157,7 +181,12 @@ fn bf16_autocast_on_cpu() {
     let model = ResNet::new(&vs.root(), Arch::Resnet18, HeadKind::None);
     let x = Tensor::randn([2, 1, 32, 32], (tch::Kind::Float, Device::Cpu));
     assert!(!amp::state(Device::Cpu).0);
-    let (kind, inside) = amp::autocast(Device::Cpu, Precision::Bf16, || (x.conv2d(&vs.variables()["conv1.weight"], None::<Tensor>, [2, 2], [3, 3], [1, 1], 1).kind(), amp::state(Device::Cpu)));
+    let (kind, inside) = amp::autocast(Device::Cpu, Precision::Bf16, || {
+        (
+            x.conv2d(&vs.variables()["conv1.weight"], None::<Tensor>, [2, 2], [3, 3], [1, 1], 1).kind(),
+            amp::state(Device::Cpu),
+        )
+    });
     assert_eq!(kind, tch::Kind::BFloat16);
     assert_eq!(inside, (true, Some(tch::Kind::BFloat16)));
     assert!(!amp::state(Device::Cpu).0, "autocast left on");

@@ -91,7 +91,12 @@ for i, bad in enumerate(pattern):
     out.append([s.get_scale(), p.detach().tolist()])
 print(json.dumps(out))
 "#;
-    let out = Command::new(common::python()).arg("-c").arg(script).arg(serde_json::to_string(&pattern).unwrap()).output().unwrap();
+    let out = Command::new(common::python())
+        .arg("-c")
+        .arg(script)
+        .arg(serde_json::to_string(&pattern).unwrap())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let theirs: Vec<(f64, Vec<f32>)> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ours.len(), theirs.len());
@@ -112,7 +117,9 @@ fn fp16_moco_step_runs_under_autocast_on_cpu() {
     // Autocast really computes convolutions in fp16 (and restores the state after).
     let w = Tensor::randn([2, 1, 3, 3], (Kind::Float, Device::Cpu));
     let probe = Tensor::rand([1, 1, 8, 8], (Kind::Float, Device::Cpu));
-    let kind = chess_train::amp::autocast(Device::Cpu, Precision::Fp16, || probe.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).kind());
+    let kind = chess_train::amp::autocast(Device::Cpu, Precision::Fp16, || {
+        probe.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).kind()
+    });
     assert_eq!(kind, Kind::Half);
     assert_eq!(probe.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).kind(), Kind::Float);
     let x = Tensor::rand([4, 1, 32, 32], (Kind::Float, Device::Cpu));

@@ -51,7 +51,12 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     // 60 patients of one image: train/valid/test by patient, raw `Disc` labels.
-    disc::dataset(&d.join("ds"), 60, 21, &disc::Spec { label: "Disc", classes: 2, splits: &["train", "train", "train", "valid", "test"] });
+    disc::dataset(
+        &d.join("ds"),
+        60,
+        21,
+        &disc::Spec { label: "Disc", classes: 2, splits: &["train", "train", "train", "valid", "test"] },
+    );
     let ds = chess_shards::Dataset::open(&d.join("ds")).unwrap();
     let opts = FractionOptions {
         fractions: vec![0.5, 1.0],
@@ -80,12 +85,14 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
     assert!(out.contains("| f0.5 | ") && out.contains("(best)"), "{out}");
     let sweep = d.join("sweep");
     // 2 fractions × 2 inits × 2 repeats (fraction 1: the same manifest, two seeds).
-    let runs: Vec<_> = ["f0.5", "f1"].iter().flat_map(|f| ["scratch", "imagenet"].map(|i| (f.to_string(), i))).collect();
+    let runs: Vec<_> =
+        ["f0.5", "f1"].iter().flat_map(|f| ["scratch", "imagenet"].map(|i| (f.to_string(), i))).collect();
     let mut results = std::collections::HashMap::new();
     for (f, i) in &runs {
         for r in 0..2 {
             let dir = sweep.join(format!("runs/{f}/{i}/r{r:02}"));
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
             results.insert((f.clone(), i.to_string(), r), v["test"]["mean_auc"].as_f64().unwrap());
             let cfg = chess_train::finetune::FinetuneConfig::from_file(&dir.join("config.toml")).unwrap();
             assert_eq!((cfg.run.seed, cfg.data.size), (r as u64, 64));
@@ -111,7 +118,12 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
         let got = |k: &str| row[k].parse::<f64>().unwrap_or(f64::NAN);
         assert!((got("mean") - want[0]).abs() < 1e-12, "{f}: mean {} vs {}", got("mean"), want[0]);
         assert!((got("sd") - want[1]).abs() < 1e-12, "{f}: sd {} vs {}", got("sd"), want[1]);
-        assert!(want[2].is_nan() && got("t_test_p").is_nan() || (got("t_test_p") - want[2]).abs() < 1e-9, "{f}: p {} vs {}", got("t_test_p"), want[2]);
+        assert!(
+            want[2].is_nan() && got("t_test_p").is_nan() || (got("t_test_p") - want[2]).abs() < 1e-9,
+            "{f}: p {} vs {}",
+            got("t_test_p"),
+            want[2]
+        );
     }
     assert!(sweep.join("summary.png").exists() && sweep.join("summary.md").exists());
 
@@ -136,11 +148,19 @@ fn imbalance_sweep_reports_accuracy_and_stuart_maxwell_like_table_2() {
     let pth = d.join("tv18.pth");
     py(&format!("import torch, torchvision; torch.manual_seed(3); torch.save(torchvision.models.resnet18(weights=None).state_dict(), r'{}')", pth.display()));
     ok(&["import", s(&pth), "--out", s(&d.join("other.safetensors")), "--quiet"]);
-    std::fs::write(d.join("tiny.toml"), format!("[labels]\ntask = \"multiclass\"\nlabels = [\"shape\"]\n{TINY}")).unwrap();
+    std::fs::write(d.join("tiny.toml"), format!("[labels]\ntask = \"multiclass\"\nlabels = [\"shape\"]\n{TINY}"))
+        .unwrap();
     // The modified setting (Table 1): `chess-shards balance --mode counts`, one class over-sampled (repeats).
     let counts = chess_shards::balance::parse_counts("none=6,disc=20,square=6").unwrap();
     let ds = chess_shards::Dataset::open(&d.join("train")).unwrap();
-    chess_shards::balance::balance(&ds, "shape", &chess_shards::balance::BalanceMode::Counts(counts), 0, &d.join("modified.parquet")).unwrap();
+    chess_shards::balance::balance(
+        &ds,
+        "shape",
+        &chess_shards::balance::BalanceMode::Counts(counts),
+        0,
+        &d.join("modified.parquet"),
+    )
+    .unwrap();
     let plan = "out = \"sweep\"\nvalid = \"valid\"\ntest = \"test\"\nconfig = \"tiny.toml\"\n\n[[settings]]\nname = \"full\"\ntrain = \"train\"\n\n\
                 [[settings]]\nname = \"modified\"\ntrain = \"modified.parquet\"\n\n\
                 [[inits]]\nname = \"a\"\ninit = \"scratch\"\n\n[[inits]]\nname = \"b\"\ninit = \"other.safetensors\"\n\n[finetune.run]\nseed = 5\n";
@@ -149,7 +169,8 @@ fn imbalance_sweep_reports_accuracy_and_stuart_maxwell_like_table_2() {
     let rows = csv_rows(&d.join("sweep/summary.csv"));
     assert_eq!(rows.len(), 4);
     let modified: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("sweep/runs/modified/a/r00/summary.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(d.join("sweep/runs/modified/a/r00/summary.json")).unwrap())
+            .unwrap();
     assert_eq!(modified["outputs"], serde_json::json!(["disc", "none", "square"]));
     let rows: Vec<_> = rows.into_iter().filter(|r| r["setting"] == "full").collect();
     let best = rows.iter().find(|r| r["best"] == "true").unwrap();

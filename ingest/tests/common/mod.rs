@@ -31,7 +31,11 @@ fn must_exist(p: PathBuf) -> PathBuf {
 
 fn python_path(expr: &str) -> PathBuf {
     let out = Command::new(python()).args(["-c", &format!("print({expr})")]).output().expect("run venv python");
-    assert!(out.status.success(), "venv python failed ({expr}): {}; run scripts/setup.sh", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "venv python failed ({expr}): {}; run scripts/setup.sh",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 

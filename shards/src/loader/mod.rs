@@ -146,12 +146,28 @@ pub(crate) struct Table {
 impl Table {
     fn new(manifest: &Manifest, with_hashes: bool) -> Result<Table> {
         let b = &manifest.batch;
-        let bad = |what: &str| LoaderError::Location(format!("{}: column `{what}` has an unexpected type", manifest.path.display()));
-        let strings = |name: &str| b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned()).ok_or_else(|| bad(name));
-        let u64s = |name: &str| b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned()).ok_or_else(|| bad(name));
-        let u32s = |name: &str| b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned()).ok_or_else(|| bad(name));
-        let (key, shard, off, size) = (strings(col::KEY)?, strings(col::SHARD)?, u64s(col::SAMPLE_OFFSET)?, u64s(col::SAMPLE_SIZE)?);
-        let (height, width, dtype, hash) = (u32s(col::HEIGHT)?, u32s(col::WIDTH)?, strings(col::DTYPE)?, strings(col::PIXEL_HASH)?);
+        let bad = |what: &str| {
+            LoaderError::Location(format!("{}: column `{what}` has an unexpected type", manifest.path.display()))
+        };
+        let strings = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                .ok_or_else(|| bad(name))
+        };
+        let u64s = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned())
+                .ok_or_else(|| bad(name))
+        };
+        let u32s = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned())
+                .ok_or_else(|| bad(name))
+        };
+        let (key, shard, off, size) =
+            (strings(col::KEY)?, strings(col::SHARD)?, u64s(col::SAMPLE_OFFSET)?, u64s(col::SAMPLE_SIZE)?);
+        let (height, width, dtype, hash) =
+            (u32s(col::HEIGHT)?, u32s(col::WIDTH)?, strings(col::DTYPE)?, strings(col::PIXEL_HASH)?);
         let n = b.num_rows();
         if n == 0 {
             return Err(LoaderError::Location(format!("{}: the manifest has no rows", manifest.path.display())));
@@ -257,8 +273,9 @@ fn read_info(store: &Store) -> Result<Option<DatasetInfo>> {
         return Ok(None);
     }
     let bytes = store.read_all(layout::DATASET_JSON)?;
-    let info: DatasetInfo = serde_json::from_slice(&bytes)
-        .map_err(|e| LoaderError::Location(format!("{}: invalid dataset.json: {e}", store.name(layout::DATASET_JSON))))?;
+    let info: DatasetInfo = serde_json::from_slice(&bytes).map_err(|e| {
+        LoaderError::Location(format!("{}: invalid dataset.json: {e}", store.name(layout::DATASET_JSON)))
+    })?;
     Ok(Some(info))
 }
 
@@ -306,7 +323,10 @@ impl Loader {
         } else {
             let store = Store::open(location, opts.retry, &opts.storage, &mut get_rt)?;
             let info = read_info(&store)?.ok_or_else(|| {
-                LoaderError::Location(format!("{}: no dataset.json (not a dataset root)", store.name(layout::DATASET_JSON)))
+                LoaderError::Location(format!(
+                    "{}: no dataset.json (not a dataset root)",
+                    store.name(layout::DATASET_JSON)
+                ))
             })?;
             let manifest = read_manifest(&store, layout::MANIFEST)?;
             if manifest.len() as u64 != info.sample_count {
@@ -453,7 +473,14 @@ impl Loader {
     /// Continues an epoch from a state taken from a [`Batch`] or
     /// [`Loader::state`]: the first batch is the one that would have come next.
     pub fn resume(&self, state: LoaderState) -> Result<EpochIter> {
-        let expected = LoaderState { epoch: state.epoch, slot: state.slot, batches: state.batches, delivered: state.delivered, skipped: state.skipped, ..self.start_state(state.epoch) };
+        let expected = LoaderState {
+            epoch: state.epoch,
+            slot: state.slot,
+            batches: state.batches,
+            delivered: state.delivered,
+            skipped: state.skipped,
+            ..self.start_state(state.epoch)
+        };
         if expected != state {
             return Err(LoaderError::Resume(format!(
                 "the state was taken with other settings or data ({state:?}); this loader has {expected:?}"
@@ -475,11 +502,20 @@ impl Loader {
             prefetch_batches: self.opts.prefetch_batches.max(1),
             verify_hashes: self.opts.verify_hashes,
             fields: self.opts.fields.clone(),
-            shuffle_slots: if self.access == Access::Shards && self.opts.shuffle { self.opts.shuffle_buffer } else { 0 },
+            shuffle_slots: if self.access == Access::Shards && self.opts.shuffle {
+                self.opts.shuffle_buffer
+            } else {
+                0
+            },
         };
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
         let running = pipeline::start(self.table.clone(), self.store.clone(), plan, settings, state);
-        EpochIter { running: Some(running), progress: self.progress.clone(), last_report: self.last_report.clone(), report: None }
+        EpochIter {
+            running: Some(running),
+            progress: self.progress.clone(),
+            last_report: self.last_report.clone(),
+            report: None,
+        }
     }
 
     /// The resume point after the last batch delivered by the current (or

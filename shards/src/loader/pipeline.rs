@@ -185,7 +185,9 @@ pub(crate) fn start(
     drop((job_tx, job_rx, msg_tx));
     {
         let (shared, report) = (shared.clone(), report.clone());
-        spawn("chess-assemble".into(), move || assemble(&shared, start, first_slot, lookahead, &msg_rx, &batch_tx, &report));
+        spawn("chess-assemble".into(), move || {
+            assemble(&shared, start, first_slot, lookahead, &msg_rx, &batch_tx, &report)
+        });
     }
     Running { rx: batch_rx, recycle: recycle_tx, shared, report }
 }
@@ -235,7 +237,8 @@ fn read_segment(
     let shard = &table.shards[segment.shard as usize];
     let samples = &segment.samples;
     let loc = |i: usize| table.locs[samples[i].row];
-    let index: HashMap<&str, usize> = samples.iter().enumerate().map(|(i, s)| (table.keys[s.row].as_str(), i)).collect();
+    let index: HashMap<&str, usize> =
+        samples.iter().enumerate().map(|(i, s)| (table.keys[s.row].as_str(), i)).collect();
     let is_done = |i: usize| shared.done[samples[i].pos];
     let skip = |i: usize, reason: String| -> Result<(), SegmentEnd> {
         let s = samples[i];
@@ -294,20 +297,27 @@ fn read_segment(
                     let err = failure
                         .as_ref()
                         .and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).take())
-                        .unwrap_or_else(|| LoaderError::Fetch { object: shared.store.name(shard), reason: io.to_string() });
+                        .unwrap_or_else(|| LoaderError::Fetch {
+                            object: shared.store.name(shard),
+                            reason: io.to_string(),
+                        });
                     return Err(SegmentEnd::Fatal(err));
                 }
                 Err(e) => {
                     // Damage at a known byte: the planned sample holding it is
                     // lost; without an offset, the next expected one is.
                     let offset = match &e {
-                        ShardError::Tar { source: TarError::BadHeader { offset, .. } | TarError::Truncated { offset, .. }, .. } => {
-                            Some(*offset)
-                        }
+                        ShardError::Tar {
+                            source: TarError::BadHeader { offset, .. } | TarError::Truncated { offset, .. },
+                            ..
+                        } => Some(*offset),
                         _ => None,
                     };
                     let lost = offset
-                        .and_then(|o| (at..to).find(|&i| o >= loc(i).sample_offset && o < loc(i).sample_offset + loc(i).sample_size))
+                        .and_then(|o| {
+                            (at..to)
+                                .find(|&i| o >= loc(i).sample_offset && o < loc(i).sample_offset + loc(i).sample_size)
+                        })
                         .unwrap_or(at);
                     if !is_done(lost) {
                         skip(lost, format!("corrupt: {e}"))?;
@@ -351,7 +361,10 @@ struct SampleDecoder {
 
 impl SampleDecoder {
     fn new() -> Self {
-        SampleDecoder { ctx: zstd::bulk::Decompressor::new().expect("zstd context allocation"), fallback: NpyZstDecoder::new() }
+        SampleDecoder {
+            ctx: zstd::bulk::Decompressor::new().expect("zstd context allocation"),
+            fallback: NpyZstDecoder::new(),
+        }
     }
 
     /// Decodes a `.npy.zst` member into `npy` (the whole `.npy` file).
@@ -391,7 +404,8 @@ impl Npy {
 fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &Job) -> Result<Decoded, String> {
     let table = &shared.table;
     let mut one = |suffix: &str| -> Result<Npy, String> {
-        let member = job.raw.member(suffix).ok_or_else(|| format!("corrupt: member {}.{suffix} missing", job.raw.key))?;
+        let member =
+            job.raw.member(suffix).ok_or_else(|| format!("corrupt: member {}.{suffix} missing", job.raw.key))?;
         let mut buf = shared.pool.take();
         let checked = match decoder.decode_into(&member.data, &mut buf) {
             Err(e) => Err(format!("corrupt: {}.{suffix}: {e}", job.raw.key)),
@@ -493,7 +507,9 @@ fn assemble(
         complete: false,
     };
     let new_batch = |index: u64, state: LoaderState| match shared.recycled.try_recv() {
-        Ok(mut b) if b.height == table.height && b.width == table.width && b.extras.len() == shared.settings.fields.len() => {
+        Ok(mut b)
+            if b.height == table.height && b.width == table.width && b.extras.len() == shared.settings.fields.len() =>
+        {
             b.epoch = start.epoch;
             b.index = index;
             b.keys.clear();

@@ -289,7 +289,11 @@ mod tests {
 
     fn rows(n: usize, per_shard: usize) -> Vec<RowLoc> {
         (0..n)
-            .map(|i| RowLoc { shard: (i / per_shard) as u32, sample_offset: (i % per_shard) as u64 * 100, sample_size: 100 })
+            .map(|i| RowLoc {
+                shard: (i / per_shard) as u32,
+                sample_offset: (i % per_shard) as u64 * 100,
+                sample_size: 100,
+            })
             .collect()
     }
 

@@ -90,7 +90,11 @@ pub fn is_url(location: &str) -> bool {
 /// `storage` holds `(key, value)` settings that override the environment,
 /// with `object_store`'s key names (`endpoint`, `allow_http`,
 /// `access_key_id`, `region`, `google_service_account`, ...).
-fn build_store(url_text: &str, retry: Retry, storage: &[(String, String)]) -> Result<(Arc<dyn ObjectStore>, ObjectPath), LoaderError> {
+fn build_store(
+    url_text: &str,
+    retry: Retry,
+    storage: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath), LoaderError> {
     let url = url::Url::parse(url_text).map_err(|e| LoaderError::Location(format!("{url_text}: {e}")))?;
     let bad = |e: object_store::Error| LoaderError::Location(format!("{url_text}: {e}"));
     let path = ObjectPath::from_url_path(url.path()).map_err(|e| LoaderError::Location(format!("{url_text}: {e}")))?;
@@ -104,14 +108,16 @@ fn build_store(url_text: &str, retry: Retry, storage: &[(String, String)]) -> Re
             Arc::new(b.build().map_err(bad)?)
         }
         "gs" => {
-            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url_text).with_retry(retry.config());
+            let mut b =
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url_text).with_retry(retry.config());
             for (k, v) in storage {
                 b = b.with_config(k.parse().map_err(|e| key_err(k, e))?, v);
             }
             Arc::new(b.build().map_err(bad)?)
         }
         "az" | "abfs" | "abfss" | "azure" => {
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url_text).with_retry(retry.config());
+            let mut b =
+                object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url_text).with_retry(retry.config());
             for (k, v) in storage {
                 b = b.with_config(k.parse().map_err(|e| key_err(k, e))?, v);
             }
@@ -141,7 +147,13 @@ impl Store {
     ) -> Result<Store, LoaderError> {
         if is_url(location) {
             let (store, prefix) = build_store(location.trim_end_matches('/'), retry, storage)?;
-            Ok(Store::Remote { store, prefix, url: location.trim_end_matches('/').to_string(), runtime: runtime()?, retry })
+            Ok(Store::Remote {
+                store,
+                prefix,
+                url: location.trim_end_matches('/').to_string(),
+                runtime: runtime()?,
+                retry,
+            })
         } else {
             Ok(Store::Local(PathBuf::from(location)))
         }
@@ -184,7 +196,8 @@ impl Store {
         match self {
             Store::Local(root) => {
                 let path = Self::local_path(root, rel)?;
-                std::fs::read(&path).map_err(|e| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() })
+                std::fs::read(&path)
+                    .map_err(|e| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() })
             }
             Store::Remote { store, prefix, runtime, .. } => {
                 let path = Self::object_path(prefix, rel);
@@ -214,15 +227,26 @@ impl Store {
     }
 
     /// A reader of bytes `start..end` of `rel`. `read_bytes` counts what arrives.
-    pub fn open_range(&self, rel: &str, start: u64, end: u64, counters: Arc<Counters>) -> Result<RangeReader, LoaderError> {
+    pub fn open_range(
+        &self,
+        rel: &str,
+        start: u64,
+        end: u64,
+        counters: Arc<Counters>,
+    ) -> Result<RangeReader, LoaderError> {
         match self {
             Store::Local(root) => {
                 use std::io::{Seek, SeekFrom};
                 let path = Self::local_path(root, rel)?;
-                let fail = |e: io::Error| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() };
+                let fail =
+                    |e: io::Error| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() };
                 let mut file = std::fs::File::open(&path).map_err(fail)?;
                 file.seek(SeekFrom::Start(start)).map_err(fail)?;
-                Ok(RangeReader::Local { inner: io::BufReader::with_capacity((end - start).clamp(8 << 10, 256 << 10) as usize, file).take(end - start), counters })
+                Ok(RangeReader::Local {
+                    inner: io::BufReader::with_capacity((end - start).clamp(8 << 10, 256 << 10) as usize, file)
+                        .take(end - start),
+                    counters,
+                })
             }
             Store::Remote { store, prefix, runtime, retry, .. } => {
                 let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);

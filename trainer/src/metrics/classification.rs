@@ -196,7 +196,10 @@ mod tests {
         assert_eq!(roc_auc(&[0.0, 0.0, 1.0, 1.0], &[0.1, 0.4, 0.35, 0.8]).unwrap(), 0.75);
         assert_eq!(roc_auc(&[0.0, 1.0], &[0.5, 0.5]).unwrap(), 0.5);
         assert_eq!(roc_auc(&[0.0, 1.0, f64::NAN, -1.0], &[0.2, 0.9, 0.0, 1.0]).unwrap(), 1.0);
-        assert!(matches!(roc_auc(&[1.0, 1.0, -1.0], &[0.1, 0.2, 0.3]), Err(MetricsError::SingleClass { class: 1, n: 2 })));
+        assert!(matches!(
+            roc_auc(&[1.0, 1.0, -1.0], &[0.1, 0.2, 0.3]),
+            Err(MetricsError::SingleClass { class: 1, n: 2 })
+        ));
         assert!(matches!(roc_auc(&[0.0, 2.0], &[0.1, 0.2]), Err(MetricsError::InvalidTarget { index: 1, .. })));
         assert!(matches!(roc_auc(&[0.0, 1.0], &[0.1, f64::NAN]), Err(MetricsError::NonFinite { index: 1, .. })));
     }
@@ -206,7 +209,10 @@ mod tests {
         let m = confusion_matrix(&[0, 1, 2, 2], &[0, 2, 2, 1], 3).unwrap();
         assert_eq!(m, vec![vec![1, 0, 0], vec![0, 0, 1], vec![0, 1, 1]]);
         assert_eq!(accuracy(&[0, 1, 2, 2], &[0, 2, 2, 1]).unwrap(), 0.5);
-        assert!(matches!(confusion_matrix(&[0, 3], &[0, 0], 3), Err(MetricsError::ClassOutOfRange { index: 1, class: 3, .. })));
+        assert!(matches!(
+            confusion_matrix(&[0, 3], &[0, 0], 3),
+            Err(MetricsError::ClassOutOfRange { index: 1, class: 3, .. })
+        ));
         assert_eq!(argmax(&[0.1, 0.7, 0.7]), Some(1));
         assert_eq!(argmax(&[]), None);
     }

@@ -68,7 +68,14 @@ impl FeatureAccumulator {
     pub fn new(dim: usize) -> Self {
         let d = dim as i64;
         let opts = (Kind::Double, Device::Cpu);
-        FeatureAccumulator { dim: d, n: 0, shift: None, sum: Tensor::zeros([d], opts), outer: Tensor::zeros([d, d], opts), kept: Vec::new() }
+        FeatureAccumulator {
+            dim: d,
+            n: 0,
+            shift: None,
+            sum: Tensor::zeros([d], opts),
+            outer: Tensor::zeros([d, d], opts),
+            kept: Vec::new(),
+        }
     }
 
     /// Adds the rows of `x` (`[N, dim]`, any float kind and device).
@@ -100,7 +107,9 @@ impl FeatureAccumulator {
     /// Mean and covariance; needs at least two rows.
     pub fn finish(&self) -> Result<FeatureStats> {
         if self.n < 2 {
-            return Err(MetricsError::Invalid(format!("{} feature vector(s): a covariance needs at least 2", self.n)).into());
+            return Err(
+                MetricsError::Invalid(format!("{} feature vector(s): a covariance needs at least 2", self.n)).into()
+            );
         }
         let n = self.n as f64;
         let shift = self.shift.as_ref().expect("set with the first rows");
@@ -108,7 +117,13 @@ impl FeatureAccumulator {
         let cov = (&self.outer - m.outer(&m) * n) / (n - 1.0);
         let mean = &m + shift;
         let centred = if self.kept.is_empty() { None } else { Some(to_vec(&(Tensor::cat(&self.kept, 0) - &mean))?) };
-        Ok(FeatureStats { n: self.n as usize, dim: self.dim as usize, mean: to_vec(&mean)?, cov: to_vec(&((&cov + cov.tr()) * 0.5))?, centred })
+        Ok(FeatureStats {
+            n: self.n as usize,
+            dim: self.dim as usize,
+            mean: to_vec(&mean)?,
+            cov: to_vec(&((&cov + cov.tr()) * 0.5))?,
+            centred,
+        })
     }
 }
 
@@ -143,7 +158,12 @@ impl FeatureStats {
 /// round-off).
 pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64> {
     if a.dim != b.dim {
-        return Err(MetricsError::LengthMismatch { what: "Fréchet distance: feature dimensions", left: a.dim, right: b.dim }.into());
+        return Err(MetricsError::LengthMismatch {
+            what: "Fréchet distance: feature dimensions",
+            left: a.dim,
+            right: b.dim,
+        }
+        .into());
     }
     let ((mu1, s1), (mu2, s2)) = (a.tensors(), b.tensors());
     let diff = &mu1 - &mu2;
@@ -185,7 +205,8 @@ pub enum FeatureSpec {
 impl FromStr for FeatureSpec {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (kind, path) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected chess=FILE, imagenet=FILE or inception=FILE"))?;
+        let (kind, path) =
+            s.split_once('=').ok_or_else(|| format!("`{s}`: expected chess=FILE, imagenet=FILE or inception=FILE"))?;
         let path = PathBuf::from(path);
         match kind {
             "chess" => Ok(FeatureSpec::Chess(path)),
@@ -213,7 +234,9 @@ impl FeatureSpec {
         match self {
             FeatureSpec::Chess(p) => format!("CheSS ResNet-50 pooled features (2048-d) from {}", p.display()),
             FeatureSpec::Imagenet(p) => format!("ImageNet ResNet-50 pooled features (2048-d) from {}", p.display()),
-            FeatureSpec::Inception(p) => format!("FID Inception-v3 pooled features (2048-d, pytorch-fid) from {}", p.display()),
+            FeatureSpec::Inception(p) => {
+                format!("FID Inception-v3 pooled features (2048-d, pytorch-fid) from {}", p.display())
+            }
         }
     }
 }
@@ -246,7 +269,14 @@ impl FeatureNet {
                 let vs = nn::VarStore::new(device);
                 let model = FidInception::new(&vs.root());
                 weights::load_into(&vs, &t, "", p, false)?;
-                return Ok(FeatureNet { model: Network::Inception(Box::new(model)), _vs: vs, device, size: INCEPTION_SIZE, mean: 0.0, std: 1.0 });
+                return Ok(FeatureNet {
+                    model: Network::Inception(Box::new(model)),
+                    _vs: vs,
+                    device,
+                    size: INCEPTION_SIZE,
+                    mean: 0.0,
+                    std: 1.0,
+                });
             }
         };
         let mut t = weights::read(path)?;
@@ -281,7 +311,9 @@ impl FeatureNet {
     pub fn features(&self, unit: &Tensor) -> Tensor {
         let unit = unit.to_device(self.device);
         let f = tch::no_grad(|| match &self.model {
-            Network::ResNet(m) => m.features_t(&data::normalise(&data::resize(&unit, self.size), self.mean, self.std), false),
+            Network::ResNet(m) => {
+                m.features_t(&data::normalise(&data::resize(&unit, self.size), self.mean, self.std), false)
+            }
             Network::Inception(m) => m.features(&unit),
         });
         f.to_device(Device::Cpu)
@@ -370,7 +402,12 @@ pub fn read_png_unit(path: &Path) -> Result<Tensor> {
 }
 
 /// Feature statistics of every image of `source`.
-pub fn source_stats(net: &FeatureNet, source: &ImageSource, batch_size: usize, mut progress: impl FnMut(u64, u64)) -> Result<FeatureStats> {
+pub fn source_stats(
+    net: &FeatureNet,
+    source: &ImageSource,
+    batch_size: usize,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<FeatureStats> {
     let mut acc = FeatureAccumulator::new(2048);
     match source {
         ImageSource::Dataset(input) => {
@@ -391,13 +428,14 @@ pub fn source_stats(net: &FeatureNet, source: &ImageSource, batch_size: usize, m
             let total = files.len() as u64;
             for (i, chunk) in files.chunks(batch_size.max(1)).enumerate() {
                 // Each image to the network size first, so that sizes may differ.
-                let imgs = chunk
-                    .iter()
-                    .map(|f| Ok(net.prepare(&read_png_unit(f)?)))
-                    .collect::<Result<Vec<Tensor>>>()?;
+                let imgs =
+                    chunk.iter().map(|f| Ok(net.prepare(&read_png_unit(f)?))).collect::<Result<Vec<Tensor>>>()?;
                 let shapes: Vec<Vec<i64>> = imgs.iter().map(|t| t.size()).collect();
                 if shapes.iter().any(|s| s != &shapes[0]) {
-                    return Err(TrainError::File { path: dir.clone(), msg: "PNGs of different sizes: pass --size to resize them".into() });
+                    return Err(TrainError::File {
+                        path: dir.clone(),
+                        msg: "PNGs of different sizes: pass --size to resize them".into(),
+                    });
                 }
                 acc.add(&net.features(&Tensor::cat(&imgs, 0)))?;
                 progress((i * batch_size.max(1) + chunk.len()) as u64, total);
@@ -419,9 +457,23 @@ pub struct FidReport {
 }
 
 /// FID-style Fréchet distance between the images of `real` and `fake`.
-pub fn fid(real: &str, fake: &str, spec: &FeatureSpec, size: i64, device: Device, batch_size: usize, mut progress: impl FnMut(&str, u64, u64)) -> Result<FidReport> {
+pub fn fid(
+    real: &str,
+    fake: &str,
+    spec: &FeatureSpec,
+    size: i64,
+    device: Device,
+    batch_size: usize,
+    mut progress: impl FnMut(&str, u64, u64),
+) -> Result<FidReport> {
     let net = FeatureNet::load(spec, size, device)?;
     let a = source_stats(&net, &ImageSource::parse(real), batch_size, |d, t| progress("real", d, t))?;
     let b = source_stats(&net, &ImageSource::parse(fake), batch_size, |d, t| progress("fake", d, t))?;
-    Ok(FidReport { fid: frechet_distance(&a, &b)?, real: a.n, fake: b.n, features: spec.describe(), inception: net.is_inception() })
+    Ok(FidReport {
+        fid: frechet_distance(&a, &b)?,
+        real: a.n,
+        fake: b.n,
+        features: spec.describe(),
+        inception: net.is_inception(),
+    })
 }

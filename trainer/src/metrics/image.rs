@@ -106,7 +106,13 @@ fn gaussian_filter(img: &[f64], h: usize, w: usize, kernel: &[f64]) -> Vec<f64> 
 /// Mean structural similarity of `test` against `reference` (row-major,
 /// `height × width`, both sides at least 11), for pixel values spanning
 /// `data_range` (e.g. 65535 for uint16, 1 for unit floats).
-pub fn ssim<T: Copy + Into<f64>>(reference: &[T], test: &[T], height: usize, width: usize, data_range: f64) -> Result<f64> {
+pub fn ssim<T: Copy + Into<f64>>(
+    reference: &[T],
+    test: &[T],
+    height: usize,
+    width: usize,
+    data_range: f64,
+) -> Result<f64> {
     check_range(data_range)?;
     let (a, b) = pair("SSIM: reference and test pixels", reference, test)?;
     if a.len() != height * width {
@@ -114,7 +120,10 @@ pub fn ssim<T: Copy + Into<f64>>(reference: &[T], test: &[T], height: usize, wid
     }
     let kernel = gaussian_kernel();
     if height < kernel.len() || width < kernel.len() {
-        return Err(MetricsError::Invalid(format!("SSIM: a {height}×{width} image is smaller than the {0}×{0} window", kernel.len())));
+        return Err(MetricsError::Invalid(format!(
+            "SSIM: a {height}×{width} image is smaller than the {0}×{0} window",
+            kernel.len()
+        )));
     }
     let f = |v: &[f64]| gaussian_filter(v, height, width, &kernel);
     let prod = |x: &[f64], y: &[f64]| -> Vec<f64> { x.iter().zip(y).map(|(p, q)| p * q).collect() };

@@ -23,7 +23,8 @@ struct BasicConv {
 
 impl BasicConv {
     fn new(p: nn::Path<'_>, c_in: i64, c_out: i64, k: [i64; 2], stride: i64, pad: [i64; 2]) -> BasicConv {
-        let cfg = nn::ConvConfigND::<[i64; 2]> { stride: [stride, stride], padding: pad, bias: false, ..Default::default() };
+        let cfg =
+            nn::ConvConfigND::<[i64; 2]> { stride: [stride, stride], padding: pad, bias: false, ..Default::default() };
         let conv = nn::conv(&p / "conv", c_in, c_out, k, cfg);
         let bn = nn::batch_norm2d(&p / "bn", c_out, nn::BatchNormConfig { eps: 0.001, ..Default::default() });
         BasicConv { conv, bn }
@@ -69,7 +70,12 @@ impl BlockA {
 
     fn f(&self, x: &Tensor) -> Tensor {
         Tensor::cat(
-            &[self.b1.f(x), self.b5_2.f(&self.b5_1.f(x)), self.b3_3.f(&self.b3_2.f(&self.b3_1.f(x))), self.pool.f(&avg_pool_tf(x))],
+            &[
+                self.b1.f(x),
+                self.b5_2.f(&self.b5_1.f(x)),
+                self.b3_3.f(&self.b3_2.f(&self.b3_1.f(x))),
+                self.pool.f(&avg_pool_tf(x)),
+            ],
             1,
         )
     }
@@ -94,7 +100,10 @@ impl BlockB {
     }
 
     fn f(&self, x: &Tensor) -> Tensor {
-        Tensor::cat(&[self.b3.f(x), self.d3.f(&self.d2.f(&self.d1.f(x))), x.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)], 1)
+        Tensor::cat(
+            &[self.b3.f(x), self.d3.f(&self.d2.f(&self.d1.f(x))), x.max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false)],
+            1,
+        )
     }
 }
 
@@ -143,7 +152,10 @@ struct BlockD {
 impl BlockD {
     fn new(p: nn::Path<'_>, c: i64) -> BlockD {
         BlockD {
-            b3: [BasicConv::sq(&p / "branch3x3_1", c, 192, 1, 1, 0), BasicConv::sq(&p / "branch3x3_2", 192, 320, 3, 2, 0)],
+            b3: [
+                BasicConv::sq(&p / "branch3x3_1", c, 192, 1, 1, 0),
+                BasicConv::sq(&p / "branch3x3_2", 192, 320, 3, 2, 0),
+            ],
             b7: [
                 BasicConv::sq(&p / "branch7x7x3_1", c, 192, 1, 1, 0),
                 BasicConv::new(&p / "branch7x7x3_2", 192, 192, [1, 7], 1, [0, 3]),
@@ -226,7 +238,11 @@ impl FidInception {
                 BasicConv::sq(p / "Conv2d_3b_1x1", 64, 80, 1, 1, 0),
                 BasicConv::sq(p / "Conv2d_4a_3x3", 80, 192, 3, 1, 0),
             ],
-            a: [BlockA::new(p / "Mixed_5b", 192, 32), BlockA::new(p / "Mixed_5c", 256, 64), BlockA::new(p / "Mixed_5d", 288, 64)],
+            a: [
+                BlockA::new(p / "Mixed_5b", 192, 32),
+                BlockA::new(p / "Mixed_5c", 256, 64),
+                BlockA::new(p / "Mixed_5d", 288, 64),
+            ],
             b: BlockB::new(p / "Mixed_6a", 288),
             c: [
                 BlockC::new(p / "Mixed_6b", 768, 128),

@@ -32,7 +32,8 @@ pub fn mean_sd(values: &[f64]) -> Result<MeanSd> {
     finite("mean ± SD", values)?;
     let n = values.len();
     let mean = values.iter().sum::<f64>() / n as f64;
-    let sd = if n < 2 { f64::NAN } else { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
+    let sd =
+        if n < 2 { f64::NAN } else { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
     Ok(MeanSd { mean, sd, n })
 }
 
@@ -103,7 +104,10 @@ pub fn stuart_maxwell(a: &[usize], b: &[usize], classes: usize) -> Result<Stuart
 pub fn stuart_maxwell_table(table: &[Vec<u64>]) -> Result<StuartMaxwell> {
     let k = table.len();
     if let Some(row) = table.iter().position(|r| r.len() != k) {
-        return Err(MetricsError::Invalid(format!("Stuart-Maxwell: the table is not square (row {row} has {} columns, {k} rows)", table[row].len())));
+        return Err(MetricsError::Invalid(format!(
+            "Stuart-Maxwell: the table is not square (row {row} has {} columns, {k} rows)",
+            table[row].len()
+        )));
     }
     let n: u64 = table.iter().flatten().sum();
     if n == 0 {
@@ -152,8 +156,9 @@ pub fn stuart_maxwell_table(table: &[Vec<u64>]) -> Result<StuartMaxwell> {
                 v[a][b] = if a == b { row[i] + col[i] - 2.0 * p(i, i) } else { -(p(i, j) + p(j, i)) };
             }
         }
-        let x = solve(v, d.clone())
-            .ok_or_else(|| MetricsError::Invalid("Stuart-Maxwell: singular covariance within a group of confused classes".into()))?;
+        let x = solve(v, d.clone()).ok_or_else(|| {
+            MetricsError::Invalid("Stuart-Maxwell: singular covariance within a group of confused classes".into())
+        })?;
         statistic += nf * d.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>();
         df += m;
     }
@@ -259,7 +264,13 @@ impl SplitMix64 {
 /// undefined. The interval is the `(1 − confidence)/2` and
 /// `(1 + confidence)/2` quantiles of the defined replicates. Same seed, same
 /// interval.
-pub fn bootstrap_ci(n: usize, resamples: usize, confidence: f64, seed: u64, mut statistic: impl FnMut(&[usize]) -> f64) -> Result<BootstrapCi> {
+pub fn bootstrap_ci(
+    n: usize,
+    resamples: usize,
+    confidence: f64,
+    seed: u64,
+    mut statistic: impl FnMut(&[usize]) -> f64,
+) -> Result<BootstrapCi> {
     if n == 0 {
         return Err(MetricsError::Empty("bootstrap sample"));
     }
@@ -284,7 +295,9 @@ pub fn bootstrap_ci(n: usize, resamples: usize, confidence: f64, seed: u64, mut 
         }
     }
     if replicates.is_empty() {
-        return Err(MetricsError::Invalid(format!("bootstrap: the statistic was undefined on all {resamples} resamples")));
+        return Err(MetricsError::Invalid(format!(
+            "bootstrap: the statistic was undefined on all {resamples} resamples"
+        )));
     }
     let alpha = (1.0 - confidence) / 2.0;
     Ok(BootstrapCi {

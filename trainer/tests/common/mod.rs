@@ -36,13 +36,26 @@ pub fn demo_dataset(dir: &std::path::Path, count: u64, size: u32, dtype: chess_s
     for i in 0..count {
         w.write(&demo::demo_sample(i, size, dtype, false)).unwrap();
     }
-    w.finish(FinishInfo { tool_version: "chess-train tests".into(), deid_method: "synthetic".into(), provenance: Default::default() }).unwrap();
+    w.finish(FinishInfo {
+        tool_version: "chess-train tests".into(),
+        deid_method: "synthetic".into(),
+        provenance: Default::default(),
+    })
+    .unwrap();
 }
 
 /// `chess-train ARGS` → (exit code, stdout, stderr).
 pub fn chess_train(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chess-train")).args(args).env("CHESS_LOG", "warn").output().expect("running chess-train");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_chess-train"))
+        .args(args)
+        .env("CHESS_LOG", "warn")
+        .output()
+        .expect("running chess-train");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn ok(args: &[&str]) -> String {

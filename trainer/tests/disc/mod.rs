@@ -67,14 +67,20 @@ pub fn dataset(dir: &Path, n: u64, seed: u64, spec: &Spec<'_>) {
             extras: Vec::new(),
             fields: SampleFields {
                 patient_id: Some(format!("p{i}")),
-                split: (!spec.splits.is_empty()).then(|| spec.splits[(i / spec.classes as u64) as usize % spec.splits.len()].to_string()),
+                split: (!spec.splits.is_empty())
+                    .then(|| spec.splits[(i / spec.classes as u64) as usize % spec.splits.len()].to_string()),
                 labels: vec![LabelValue::Float((shape == 1) as u8 as f64), LabelValue::Str(name.into())],
                 ..SampleFields::default()
             },
         })
         .unwrap();
     }
-    w.finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), provenance: Default::default() }).unwrap();
+    w.finish(FinishInfo {
+        tool_version: "test".into(),
+        deid_method: "synthetic".into(),
+        provenance: Default::default(),
+    })
+    .unwrap();
 }
 
 /// [`dataset`] with `target_Disc` and no split column.

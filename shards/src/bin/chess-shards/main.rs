@@ -154,7 +154,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ViewsArg::Frontal)]
         views: ViewsArg,
         /// Label columns to resolve into targets.
-        #[arg(long, value_delimiter = ',', default_value = "Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion"
+        )]
         labels: Vec<String>,
         /// Uncertain (-1) labels: U-Ones, U-Zeros, or masked (null target).
         #[arg(long, value_enum, default_value_t = UncertainArg::Ones)]
@@ -256,9 +260,7 @@ fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     if let Some(n) = cli.threads {
@@ -521,7 +523,12 @@ fn inspect(path: &Path, limit: usize) -> Result<u8> {
         if members as usize > limit {
             outln!("... ({} more)", members as usize - limit);
         }
-        outln!("{}: {members} members, {} samples, {:.1} MB of member data", path.display(), keys.len(), bytes as f64 / 1e6);
+        outln!(
+            "{}: {members} members, {} samples, {:.1} MB of member data",
+            path.display(),
+            keys.len(),
+            bytes as f64 / 1e6
+        );
         return Ok(0);
     }
     let ds = Dataset::open(path)?;
@@ -635,10 +642,7 @@ fn print_stats(s: &stats::DatasetStats) -> Result<()> {
         outln!("{title:<9} {}", parts.join("  "));
     }
     let p = &s.pixels;
-    outln!(
-        "pixels    images={} min={} max={} mean={:.1} std={:.1}",
-        p.images, p.min, p.max, p.mean, p.std
-    );
+    outln!("pixels    images={} min={} max={} mean={:.1} std={:.1}", p.images, p.min, p.max, p.mean, p.std);
     let pct: Vec<String> = p.percentiles.iter().map(|(q, v)| format!("p{q}={v}")).collect();
     outln!("          {}", pct.join("  "));
     Ok(())

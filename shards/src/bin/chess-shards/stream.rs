@@ -165,10 +165,12 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
     let report = iter.report().cloned();
     drop(iter);
     if let (Some(path), Some(state)) = (&args.state_out, state) {
-        std::fs::write(path, serde_json::to_string_pretty(&state)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&state)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let (Some(path), Some(report)) = (&args.report_json, &report) {
-        std::fs::write(path, serde_json::to_string_pretty(report)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     let rss = peak_rss_bytes().map_or("unknown".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
     let rate = |x: f64| if elapsed > 0.0 { x / elapsed } else { 0.0 };
