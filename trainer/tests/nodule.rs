@@ -150,7 +150,7 @@ fn spectral_norm_conv_equals_pytorch() {
     let conv = chess_train::spade::SnConv::new(vs.root() / "c", 3, 5, 3, 1, 1, true);
     // PyTorch's names (weight_orig, weight_u, bias); its weight_v is recomputed here, not stored.
     chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
-    let max_diff = |a: &tch::Tensor, b: &tch::Tensor| (a - b).abs().max().double_value(&[]);
+    let max_diff = common::rel_diff;
     let y = conv.forward_t(&r["x"], true);
     assert!(max_diff(&y, &r["y"]) < 1e-5, "training output differs by {}", max_diff(&y, &r["y"]));
     let u: std::collections::HashMap<String, tch::Tensor> = vs.variables().into_iter().collect();
@@ -235,7 +235,7 @@ fn spade_resnet_block_equals_nvlabs_spade() {
     for k in r.keys().filter(|k| k.starts_with("b.") && !k.ends_with("num_batches_tracked")) {
         assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
     }
-    let max_diff = |a: &tch::Tensor, b: &tch::Tensor| (a - b).abs().max().double_value(&[]);
+    let max_diff = common::rel_diff;
     let y = blk.forward_t(&r["x"], &r["seg"], true);
     assert!(max_diff(&y, &r["y"]) < 1e-4, "training output differs by {}", max_diff(&y, &r["y"]));
     // Eval: the running statistics and power-iteration vectors the training step left.
@@ -301,8 +301,8 @@ fn spade_generator_equals_nvlabs_spade() {
         assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
     }
     let y = g.forward_t(&r["seg"], None, true);
-    let d = (&y - &r["y"]).abs().max().double_value(&[]);
-    assert!(d < 1e-4, "generator output differs by {d}");
+    let d = common::rel_diff(&y, &r["y"]);
+    assert!(d < common::F32_DEEP, "generator output differs by {d}");
 }
 
 /// NVlabs/SPADE's `MultiscaleDiscriminator` of two `NLayerDiscriminator`s
@@ -375,7 +375,7 @@ fn multiscale_discriminator_equals_nvlabs_spade() {
     assert_eq!(y.len(), 2);
     for (got, want) in y.iter().zip([&r["y0"], &r["y1"]]) {
         assert_eq!(got.size(), want.size());
-        let diff = (got - want).abs().max().double_value(&[]);
-        assert!(diff < 1e-4, "discriminator output differs by {diff}");
+        let diff = common::rel_diff(got, want);
+        assert!(diff < common::F32_DEEP, "discriminator output differs by {diff}");
     }
 }

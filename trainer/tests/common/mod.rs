@@ -63,3 +63,28 @@ pub fn ok(args: &[&str]) -> String {
     assert_eq!(code, 0, "chess-train {args:?} failed:\n{err}");
     out
 }
+
+/// How far two float32 computations of the same tensor may lie apart,
+/// relative to its size: `max |got − want| / max(1, max |want|)`.
+///
+/// Why relative: PyTorch and we both call libtorch, but oneDNN/MKL pick
+/// their kernels per CPU (AVX2 or AVX-512, Intel or AMD) and so the order
+/// of each sum; the rounding that leaves grows with the magnitudes summed,
+/// not with the value one machine printed. Below 1 the bound is absolute
+/// (outputs near zero carry the rounding of their larger inputs).
+pub fn rel_diff(got: &tch::Tensor, want: &tch::Tensor) -> f64 {
+    assert_eq!(got.size(), want.size());
+    let diff = (got - want).abs().max().double_value(&[]);
+    diff / want.abs().max().double_value(&[]).max(1.0)
+}
+
+/// The scalar form of [`rel_diff`].
+pub fn rel_diff_scalar(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want.abs().max(1.0)
+}
+
+/// Float32 agreement bound for a forward (and one backward) pass through a
+/// deep network: about 800 float32 ulps (ε = 1.2e-7), i.e. the √(fan-in)
+/// growth of a reordered sum (fan-in ≤ 4608 in a ResNet-50) over tens of
+/// layers. A wrong layer, weight or order differs by ≳ 1e-2.
+pub const F32_DEEP: f64 = 1e-4;
