@@ -26,6 +26,12 @@ pub enum ShardError {
     Schema { path: PathBuf, source: chess_schemas::SchemaError },
     #[error("{path}: invalid dataset.json: {source}")]
     DatasetJson { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: cannot write: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{path}: PNG: {source}")]
+    Png { path: PathBuf, source: png::EncodingError },
+    #[error("{path}: drawing the chart {title:?}: {reason}")]
+    Chart { path: PathBuf, title: String, reason: String },
     #[error("invalid sample: {0}")]
     Sample(String),
     #[error("{0}")]
@@ -36,6 +42,10 @@ impl ShardError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ShardError {
         let path = path.into();
         move |source| ShardError::Io { path, source }
+    }
+    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ShardError {
+        let path = path.into();
+        move |source| ShardError::Write { path, source }
     }
     pub(crate) fn parquet(path: impl Into<PathBuf>) -> impl FnOnce(parquet::errors::ParquetError) -> ShardError {
         let path = path.into();
