@@ -20,7 +20,7 @@
 //! pure-Rust Jacobi would take minutes at that size.
 //!
 //! Features (2048-d, pooled): pytorch-fid's FID Inception-v3
-//! ([`super::inception`]; only these give values comparable to published
+//! ([`crate::models::inception`]; only these give values comparable to published
 //! FIDs, with the FID weights), or ResNet-50 with CheSS or ImageNet weights
 //! (safetensors with torchvision names, as `chess-train export` / `import`
 //! write them). The report says which features were used.
@@ -32,10 +32,11 @@ use chess_shards::loader::{Loader, LoaderOptions};
 use tch::nn::{self};
 use tch::{Device, Kind, Tensor};
 
-use super::inception::{FidInception, INCEPTION_SIZE};
 use super::MetricsError;
-use crate::resnet::{Arch, HeadKind, ResNet};
-use crate::{data, weights, Result, TrainError};
+use crate::io::weights;
+use crate::models::inception::{FidInception, INCEPTION_SIZE};
+use crate::models::resnet::{Arch, HeadKind, ResNet};
+use crate::{data, Result, TrainError};
 
 /// Gaussian statistics of a feature set.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,7 +25,7 @@
 //!   pixel type that converts to `f64` (u8, u16, f32, f64).
 //! - [`fid`] — `FeatureStats::from_rows(rows, dim)`, `frechet_distance(a, b)
 //!   -> f64`, and the `chess-train fid` feature extraction;
-//!   [`inception`] — pytorch-fid's FID Inception-v3.
+//!   the network is [`crate::models::inception`].
 //!
 //! Errors are [`MetricsError`] (convertible into `TrainError`).
 //! Everything but [`fid`] is pure Rust on slices of `f64`; [`fid`] uses
@@ -34,30 +34,10 @@
 pub mod classification;
 pub mod fid;
 pub mod image;
-pub mod inception;
 pub mod special;
 pub mod stats;
 
-/// Why a metric could not be computed from its inputs.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum MetricsError {
-    #[error("{what}: {left} values against {right}")]
-    LengthMismatch { what: &'static str, left: usize, right: usize },
-    #[error("{0}: no values")]
-    Empty(&'static str),
-    #[error("ROC AUC is undefined: all {n} unmasked targets are {class} (both classes are needed)")]
-    SingleClass { class: u8, n: usize },
-    #[error("target {value} at index {index} is neither 0, 1 nor masked (NaN or -1)")]
-    InvalidTarget { index: usize, value: f64 },
-    #[error("{what}: non-finite value {value} at index {index}")]
-    NonFinite { what: &'static str, index: usize, value: f64 },
-    #[error("label {index}: {source}")]
-    Label { index: usize, source: Box<MetricsError> },
-    #[error("class {class} at index {index} is out of range for {classes} classes")]
-    ClassOutOfRange { index: usize, class: usize, classes: usize },
-    #[error("{0}")]
-    Invalid(String),
-}
+pub use crate::error::MetricsError;
 
 pub type Result<T, E = MetricsError> = std::result::Result<T, E>;
 

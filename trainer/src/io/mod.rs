@@ -1,0 +1,12 @@
+//! Files in and out: tensors and safetensors ([`weights`]), atomic writes
+//! ([`atomic`]), pretraining checkpoints as other commands find them
+//! ([`checkpoint`]), PyTorch pickles through the venv's torch ([`import`]),
+//! TOML configs ([`config_file`]), CSV cells ([`csv`]) and grey PNGs ([`png`]).
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod config_file;
+pub mod csv;
+pub mod import;
+pub mod png;
+pub mod weights;

@@ -1,0 +1,11 @@
+//! What runs the networks: the device and the commands' shared prelude
+//! ([`device`]), per-step seeds ([`seed`]), mixed precision ([`amp`],
+//! [`scaler`]), the optimizer and schedules ([`optim`]) and multi-process
+//! training on c10d ([`dist`]).
+
+pub mod amp;
+pub mod device;
+pub mod dist;
+pub mod optim;
+pub mod scaler;
+pub mod seed;
