@@ -15,10 +15,10 @@ use arrow_array::{Int32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 use crate::dataset::Dataset;
-use crate::demo::Rng;
 use crate::error::{Result, ShardError};
 use crate::filter::{cell, Value};
 use crate::manifest::{take_rows, write_parquet};
+use crate::rng::SplitMix64;
 
 /// The balancing setting.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,13 +53,6 @@ pub fn parse_counts(text: &str) -> Result<BTreeMap<String, usize>> {
         }
     }
     Ok(out)
-}
-
-fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
-    for i in (1..items.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
 
 fn class_name(v: &Value) -> Option<String> {
@@ -121,9 +114,8 @@ pub fn balance(
         // Order within a class by key so the input row order does not matter.
         let mut pool: Vec<usize> = rows.clone();
         pool.sort_by(|&a, &b| view.key(a).cmp(view.key(b)));
-        let mut rng =
-            Rng::new(seed ^ u64::from_le_bytes(blake3::hash(class.as_bytes()).as_bytes()[..8].try_into().expect("8")));
-        shuffle(&mut pool, &mut rng);
+        let class_seed = u64::from_le_bytes(blake3::hash(class.as_bytes()).as_bytes()[..8].try_into().expect("8"));
+        SplitMix64::seeded(seed ^ class_seed).shuffle(&mut pool);
         let full_passes = want / pool.len();
         let rest = want % pool.len();
         for copy in 0..full_passes {

@@ -9,31 +9,8 @@ use chess_schemas::{LabelColumn, LabelType, PixelDtype};
 
 use crate::image::Image;
 use crate::manifest::LabelValue;
+use crate::rng::SplitMix64;
 use crate::writer::{Sample, SampleFields, WriterOptions};
-
-/// SplitMix64: small, fast, reproducible.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
 
 fn ellipse(x: f64, y: f64, cx: f64, cy: f64, rx: f64, ry: f64) -> f64 {
     // 1 inside, soft edge of ~2% of the radius.
@@ -57,7 +34,7 @@ pub const CARDIOMEGALY_HEART: f64 = 0.135;
 
 impl PhantomParams {
     pub fn from_seed(seed: u64) -> PhantomParams {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::seeded(seed);
         PhantomParams {
             lung_w: rng.range(0.16, 0.21),
             lung_h: rng.range(0.28, 0.34),
@@ -77,7 +54,7 @@ pub fn phantom_unit(seed: u64, size: u32) -> Vec<f32> {
 /// toy bone-suppression example.
 pub fn phantom_unit_with(seed: u64, size: u32, bones: bool) -> Vec<f32> {
     let PhantomParams { lung_w, lung_h, heart, tilt, rib_phase } = PhantomParams::from_seed(seed);
-    let mut rng = Rng::new(seed.wrapping_add(1));
+    let mut rng = SplitMix64::seeded(seed.wrapping_add(1));
     let bone = if bones { 1.0 } else { 0.0 };
     let n = size as usize;
     let mut out = vec![0f32; n * n];
@@ -144,7 +121,7 @@ pub fn demo_options(dtype: PixelDtype, shard_samples: u64, paired: bool) -> Writ
 
 /// A demo sample: phantom plus made-up, non-identifying metadata.
 pub fn demo_sample(index: u64, size: u32, dtype: PixelDtype, paired: bool) -> Sample {
-    let mut rng = Rng::new(index.wrapping_mul(7919));
+    let mut rng = SplitMix64::seeded(index.wrapping_mul(7919));
     let views = ["PA", "PA", "PA", "AP", "AP", "LL"];
     let view = views[(rng.next_u64() % views.len() as u64) as usize];
     Sample {

@@ -184,7 +184,7 @@ fn mutated_shards_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     write_dataset(dir.path(), 3);
     let bytes = fs::read(dir.path().join("shards/test-000000.tar")).unwrap();
-    let mut rng = chess_shards::demo::Rng::new(99);
+    let mut rng = chess_shards::rng::SplitMix64::seeded(99);
     let mut decoder = NpyZstDecoder::new();
     for round in 0..400 {
         let mut m = bytes.clone();

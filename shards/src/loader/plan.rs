@@ -24,7 +24,7 @@
 //!
 //! Nothing here depends on thread counts or fetch timing.
 
-use crate::demo::Rng;
+use crate::rng::SplitMix64;
 
 /// What to do when the sample count does not divide among the consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -136,42 +136,23 @@ pub struct Plan {
 
 /// A 64-bit mix of several numbers (SplitMix64 finaliser over a running state).
 pub fn mix(parts: &[u64]) -> u64 {
-    let mut rng = Rng::new(0x5EED_C4E5_5000_0001);
+    let mut rng = SplitMix64::seeded(0x5EED_C4E5_5000_0001);
     let mut h = 0u64;
     for &p in parts {
         h ^= p;
-        h = Rng::new(h ^ rng.next_u64()).next_u64();
+        h = SplitMix64::seeded(h ^ rng.next_u64()).next_u64();
     }
     h
 }
 
-/// Uniform integer in `0..n` (n > 0) without modulo bias.
-pub fn below(rng: &mut Rng, n: u64) -> u64 {
-    let zone = u64::MAX - u64::MAX % n;
-    loop {
-        let v = rng.next_u64();
-        if v < zone {
-            return v % n;
-        }
-    }
-}
-
-/// Fisher–Yates.
-pub fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
-    for i in (1..items.len()).rev() {
-        let j = below(rng, i as u64 + 1) as usize;
-        items.swap(i, j);
-    }
-}
-
 /// The epoch's global sequence of manifest rows (before the remainder policy).
 fn global_sequence(rows: &[RowLoc], p: &PlanParams) -> Vec<usize> {
-    let mut rng = Rng::new(mix(&[p.seed, p.epoch, 0x610b]));
+    let mut rng = SplitMix64::seeded(mix(&[p.seed, p.epoch, 0x610b]));
     match p.access {
         Access::Ranges => {
             let mut seq: Vec<usize> = (0..rows.len()).collect();
             if p.shuffle {
-                shuffle(&mut seq, &mut rng);
+                rng.shuffle(&mut seq);
             }
             seq
         }
@@ -191,7 +172,7 @@ fn global_sequence(rows: &[RowLoc], p: &PlanParams) -> Vec<usize> {
                 group.sort_by_key(|&i| rows[i].sample_offset);
             }
             if p.shuffle {
-                shuffle(&mut by_shard, &mut rng);
+                rng.shuffle(&mut by_shard);
             }
             by_shard.into_iter().flatten().collect()
         }
@@ -201,7 +182,7 @@ fn global_sequence(rows: &[RowLoc], p: &PlanParams) -> Vec<usize> {
 /// The delivery order of a shuffle buffer of `size` slots over `n` read
 /// positions: fill, then for every further input emit a random slot and put
 /// the input there, then drain the rest in random order.
-pub fn buffer_order(n: usize, size: usize, rng: &mut Rng) -> Vec<usize> {
+pub fn buffer_order(n: usize, size: usize, rng: &mut SplitMix64) -> Vec<usize> {
     if size <= 1 {
         return (0..n).collect();
     }
@@ -212,11 +193,11 @@ pub fn buffer_order(n: usize, size: usize, rng: &mut Rng) -> Vec<usize> {
             buf.push(pos);
             continue;
         }
-        let j = below(rng, size as u64) as usize;
+        let j = rng.below_exact(size as u64) as usize;
         out.push(buf[j]);
         buf[j] = pos;
     }
-    shuffle(&mut buf, rng);
+    rng.shuffle(&mut buf);
     out.extend(buf);
     out
 }
@@ -255,7 +236,7 @@ impl Plan {
         }
 
         let buffer = if p.shuffle && p.access == Access::Shards { p.shuffle_buffer } else { 0 };
-        let mut rng = Rng::new(mix(&[p.seed, p.epoch, p.consumers, p.consumer, 0xb0f]));
+        let mut rng = SplitMix64::seeded(mix(&[p.seed, p.epoch, p.consumers, p.consumer, 0xb0f]));
         let order = buffer_order(local.len(), buffer, &mut rng);
         let mut prefix_max = Vec::with_capacity(order.len());
         let mut m = 0;
@@ -303,7 +284,7 @@ mod tests {
 
     #[test]
     fn buffer_order_is_a_bounded_permutation() {
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix64::seeded(1);
         for (n, s) in [(0, 4), (3, 8), (100, 8), (1000, 64)] {
             let order = buffer_order(n, s, &mut rng);
             let mut sorted = order.clone();
