@@ -1,9 +1,12 @@
 //! Command-line options every `chess-ingest` front end shares (DICOM,
 //! `chexpert`, `pairs`; binary side): the pixel pipeline's settings, the
-//! run's resources, and the logging set-up.
+//! run's resources, and the progress bar the library's events drive.
 
+use chess_cli::CliError;
 use chess_ingest::pipeline::{Aspect, BitDepth, PipelineOptions};
+use chess_ingest::progress::ProgressEvent;
 use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
 
 /// The pixel pipeline's settings.
 #[derive(Args, Debug)]
@@ -65,21 +68,53 @@ pub struct WorkArgs {
 
 impl WorkArgs {
     /// `--threads`, checked: `None` keeps the front end's default.
-    pub fn threads(&self) -> anyhow::Result<Option<usize>> {
-        if let Some(t) = self.threads {
-            anyhow::ensure!(t > 0, "--threads must be at least 1");
+    pub fn threads(&self) -> Result<Option<usize>, CliError> {
+        if self.threads == Some(0) {
+            return Err(CliError::usage("--threads must be at least 1"));
         }
         Ok(self.threads)
     }
+
+    /// Logging set-up (`CHESS_LOG`; errors only with `--quiet`).
+    pub fn init_logging(&self) {
+        chess_cli::logging::init(self.quiet);
+    }
+
+    /// The bar of an import over `unit`s (files, images, pairs), hidden with `--quiet`.
+    pub fn bar(&self, unit: &str) -> ProgressBar {
+        chess_cli::progress::bar(0, unit, "", self.quiet)
+    }
 }
 
-/// Library logs to stderr, filtered by `CHESS_LOG` (default: warnings).
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// The library's progress events, drawn on `bar`.
+pub fn draw(bar: &ProgressBar) -> impl Fn(ProgressEvent) + Sync + '_ {
+    move |event| match event {
+        ProgressEvent::Total(n) => bar.set_length(n),
+        ProgressEvent::Grew(n) => bar.inc_length(n),
+        ProgressEvent::Advanced(n) => bar.inc(n),
+        ProgressEvent::Counts { samples, rejected } => {
+            bar.set_message(format!("{samples} samples, {rejected} rejected"))
+        }
+        ProgressEvent::Finished => bar.finish_and_clear(),
+    }
+}
+
+/// The lines every summary ends with: the count per reject reason and where the list is.
+pub fn print_rejects(rejected: &std::collections::BTreeMap<String, u64>, root: &std::path::Path, what: &str) {
+    for (code, n) in rejected {
+        println!("  {code:<28} {n}");
+    }
+    if !rejected.is_empty() {
+        println!("Rejected {what} are listed in {}", root.join("private/rejected.parquet").display());
+    }
+}
+
+/// Said once when the import created the secret key.
+pub fn print_key_created(key: Option<&std::path::Path>) {
+    if let Some(k) = key {
+        println!(
+            "Created a new secret key at {} (mode 0600). Keep it private; reuse it with --key-file for stable pseudonyms.",
+            k.display()
+        );
+    }
 }

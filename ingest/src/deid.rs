@@ -44,12 +44,28 @@ pub const DEID_CODES: [(&str, &str); 3] = [
     ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
 ];
 
+/// Why the key file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// An existing key file cannot be read (an input: exit 3).
     #[error("key file '{}': {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Read { path: PathBuf, source: std::io::Error },
+    /// A new key file cannot be written (an output: exit 4).
+    #[error("key file '{}' cannot be created: {source}", path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+    /// Too short to be a key (an input: exit 3).
     #[error("key file '{}' has {len} bytes; at least {MIN_KEY_BYTES} are needed (e.g. `head -c 32 /dev/urandom > key`)", path.display())]
     TooShort { path: PathBuf, len: usize },
+}
+
+impl chess_cli::Classify for KeyError {
+    fn exit_class(&self) -> chess_cli::ExitClass {
+        match self {
+            KeyError::Read { source, .. } => chess_cli::exit::io_class(source, false),
+            KeyError::Create { .. } => chess_cli::ExitClass::Output,
+            KeyError::TooShort { .. } => chess_cli::ExitClass::Input,
+        }
+    }
 }
 
 /// The secret: a key file's bytes.
@@ -77,7 +93,7 @@ impl Key {
     /// create the same file all end up with the one that won. Returns the key
     /// and whether it was created.
     pub fn load_or_create(path: &Path) -> Result<(Key, bool), KeyError> {
-        let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+        let io = |source| KeyError::Create { path: path.to_path_buf(), source };
         let mut created = false;
         if !path.exists() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -101,7 +117,7 @@ impl Key {
             created = std::fs::hard_link(&tmp, path).is_ok();
             let _ = std::fs::remove_file(&tmp);
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
         if bytes.len() < MIN_KEY_BYTES {
             return Err(KeyError::TooShort { path: path.to_path_buf(), len: bytes.len() });
         }

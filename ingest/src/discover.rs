@@ -141,6 +141,14 @@ pub enum DiscoverError {
     Missing(PathBuf),
 }
 
+impl chess_cli::Classify for DiscoverError {
+    fn exit_class(&self) -> chess_cli::ExitClass {
+        match self {
+            DiscoverError::Missing(_) => chess_cli::ExitClass::Input,
+        }
+    }
+}
+
 /// Checks that every input exists before any work starts.
 pub fn check_inputs(inputs: &[PathBuf]) -> Result<(), DiscoverError> {
     for i in inputs {

@@ -69,6 +69,13 @@ pub enum LabelsError {
     BadColumn { path: PathBuf, column: String, reason: String },
 }
 
+/// Every labels error is about the labels CSV, an input (exit 3).
+impl chess_cli::Classify for LabelsError {
+    fn exit_class(&self) -> chess_cli::ExitClass {
+        chess_cli::ExitClass::Input
+    }
+}
+
 /// A loaded labels table.
 #[derive(Debug, Clone)]
 pub struct Labels {

@@ -1,30 +1,45 @@
-//! `chess-ingest`: hospital DICOM archives to de-identified, clipped shards.
+//! `chess-ingest`: hospital DICOM archives (and CheXpert, and paired
+//! images) to de-identified, clipped, resized CheSS datasets.
 //!
-//! The layers, each its own module: [`discover`] (inputs → items, archives
-//! read in place) → [`dicom`] (parse, header, decode to stored values) →
-//! [`select`] (which objects become samples) → [`pipeline`] (stored values →
-//! shared pixels) → [`deid`] (allow-list de-identification, pseudonyms) and
-//! [`labels`] (CSV join) → [`run`] (threads, writer, [`journal`],
-//! accounting with [`reject`] reasons).
+//! The DICOM core, each its own module: [`discover`] (inputs → items,
+//! archives read in place) → [`dicom`] (parse, header, decode to stored
+//! values) → [`select`] (which objects become samples) → [`pipeline`]
+//! (stored values → shared pixels) → [`deid`] (allow-list
+//! de-identification, pseudonyms), with [`reject`] reasons and [`lengths`]
+//! (declared-length checks before parsing).
 //!
-//! Without the default `dataset` feature only the DICOM core is built
-//! (no chess-shards, Parquet or object storage): that is what the fuzz
-//! target links.
+//! The import front ends (feature `dataset`): [`run`] (DICOM exports:
+//! threads, writer, [`journal`], [`labels`] join), [`chexpert`] (CheXpert
+//! as released) and [`pairs`] (source/target/mask CSV), which share one
+//! skeleton, [`frontend`] (settings and resume checks, accounting,
+//! `rejected.parquet`, finishing), one error type, [`error`], and report
+//! progress through [`progress`] callbacks; [`image`] decodes JPEG/PNG and
+//! [`upload`] publishes a finished dataset to object storage.
+//!
+//! Without `dataset` only the DICOM core is built (no chess-shards, Parquet
+//! or object storage): that is what the fuzz target and the trainer link.
+//! The `chess-ingest` binary (feature `cli`) adds the command line.
 #[cfg(feature = "dataset")]
 pub mod chexpert;
 pub mod deid;
 pub mod dicom;
 pub mod discover;
 #[cfg(feature = "dataset")]
+pub mod error;
+#[cfg(feature = "dataset")]
+pub mod frontend;
+#[cfg(feature = "dataset")]
+pub mod image;
+#[cfg(feature = "dataset")]
 pub mod journal;
 #[cfg(feature = "dataset")]
 pub mod labels;
 pub mod lengths;
 #[cfg(feature = "dataset")]
-mod outputs;
-#[cfg(feature = "dataset")]
 pub mod pairs;
 pub mod pipeline;
+#[cfg(feature = "dataset")]
+pub mod progress;
 pub mod reject;
 #[cfg(feature = "dataset")]
 pub mod run;

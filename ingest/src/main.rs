@@ -1,21 +1,19 @@
-//! `chess-ingest`: turn a PACS export into a de-identified CheSS dataset.
-//!
-//! Exit status: 0 when the run finished (rejected files are normal and are
-//! listed in `<out>/private/rejected.parquet`), 1 on a fatal error, 2 on a
-//! usage error.
+//! `chess-ingest`: turn a PACS export (or CheXpert, or paired images) into a
+//! de-identified CheSS dataset. Binary side: the command line
+//! (`dicom` is the default subcommand, so `chess-ingest /pacs/export`
+//! works), the progress bar, the summary and the exit code
+//! (`chess_cli::main_with`: 0 ok, 2 usage, 3 input, 4 output, 5 internal;
+//! rejected files are not failures).
 
-use std::path::PathBuf;
+use std::error::Error;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use chess_ingest::labels::LabelKey;
-use chess_ingest::run::{self, Config};
-use chess_ingest::select::Selection;
-use clap::Parser;
-use cli_options::{init_logging, PixelArgs, WorkArgs};
+use chess_cli::{Classify, ExitClass, EXIT_CODES_HELP};
+use clap::{Parser, Subcommand};
 
 mod chexpert_cli;
 mod cli_options;
+mod dicom_cli;
 mod pairs_cli;
 
 /// Turn hospital DICOM exports (folders, .zip, .tar, .tar.gz) into a
@@ -27,175 +25,76 @@ mod pairs_cli;
     version,
     about,
     long_about = None,
-    after_help = "CheXpert as released (train.csv, valid.csv, JPEG/PNG images): see `chess-ingest chexpert --help`.\nPaired images (a source,target[,mask] CSV of DICOM/PNG paths): see `chess-ingest pairs --help`."
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true,
+    after_help = top_after_help(),
 )]
-struct Args {
-    /// Files, folders or archives to ingest (DICOM is recognised by content).
-    #[arg(required = true)]
-    inputs: Vec<PathBuf>,
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
 
-    /// Output dataset: a directory, or object storage (s3://bucket/prefix,
-    /// gs://…, az://…; credentials and endpoint from the environment, e.g.
-    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID). For object storage the dataset
-    /// is built in --work-dir and uploaded when complete.
-    #[arg(long, default_value = "chess-dataset")]
-    out: String,
-
-    /// Local working directory when --out is object storage (default:
-    /// $CHESS_CACHE/ingest-work/<hash of the URL>); re-running resumes there.
-    #[arg(long)]
-    work_dir: Option<PathBuf>,
-
-    /// Secret key file (at least 32 bytes, e.g. `head -c 32 /dev/urandom`);
-    /// created if missing. Default: <out>/private/key. Keep it to get the
-    /// same pseudonyms next time; never share it.
-    #[arg(long)]
-    key_file: Option<PathBuf>,
-
+    /// Without a subcommand: `chess-ingest INPUTS…` is `chess-ingest dicom INPUTS…`.
     #[command(flatten)]
-    pixels: PixelArgs,
+    dicom: dicom_cli::DicomArgs,
+}
 
-    /// Modalities to keep (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "CR,DX")]
-    modalities: Vec<String>,
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// DICOM exports to a dataset (the default: `chess-ingest INPUTS…` is `chess-ingest dicom INPUTS…`).
+    #[command(after_help = dicom_cli::after_help())]
+    Dicom(dicom_cli::DicomArgs),
 
-    /// ViewPositions to keep (comma-separated, e.g. PA,AP); default: all.
-    #[arg(long, value_delimiter = ',')]
-    views: Option<Vec<String>>,
+    /// Import CheXpert as released (train.csv, valid.csv, JPEG/PNG images).
+    ///
+    /// Reads train.csv, valid.csv and test_labels.csv or test.csv when present,
+    /// with the JPEG/PNG images they name, into a CheSS dataset: the same pixel
+    /// pipeline as DICOM ingest, the 14 observations as label columns (1, 0, -1
+    /// uncertain, null for blank), sex, age, view, patient, study and split.
+    #[command(after_help = chexpert_cli::after_help())]
+    Chexpert(chexpert_cli::ChexpertArgs),
 
-    /// CSV of labels to join to the images (see --label-key).
-    #[arg(long, requires = "label_key")]
-    labels: Option<PathBuf>,
+    /// Import paired images (a source,target[,mask] CSV of DICOM/PNG paths) for image-to-image tasks.
+    ///
+    /// For bone suppression, nodule generation and the like: each row of the
+    /// CSV becomes one sample with `<key>.npy.zst` (source),
+    /// `<key>.target.npy.zst` and, with a mask column, `<key>.mask.npy.zst`.
+    #[command(after_help = pairs_cli::after_help())]
+    Pairs(pairs_cli::PairsArgs),
+}
 
-    /// Original identifier the labels CSV is joined on; the CSV needs a
-    /// column of this name: AccessionNumber, StudyInstanceUID,
-    /// SOPInstanceUID or PatientID.
-    #[arg(long, requires = "labels")]
-    label_key: Option<LabelKey>,
-
-    /// Keep study dates, shifted back by a per-patient number of days derived
-    /// from the key (intervals preserved), as the label column
-    /// `study_date_shifted`.
-    #[arg(long)]
-    keep_shifted_dates: bool,
-
-    /// Take partition I of N (0-based) of the inputs, by a hash of each path;
-    /// writes <out>/part-IIIII-of-NNNNN. Default: from SLURM_ARRAY_TASK_ID /
-    /// SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX / JOB_COMPLETIONS.
-    #[arg(long, value_parser = run::parse_partition)]
-    partition: Option<(u32, u32)>,
-
-    #[command(flatten)]
-    work: WorkArgs,
+fn top_after_help() -> String {
+    format!(
+        "A folder named like a subcommand is ingested with `chess-ingest ./pairs` or `chess-ingest dicom pairs`.\n\
+CheXpert as released (train.csv, valid.csv, JPEG/PNG images): see `chess-ingest chexpert --help`.\n\
+Paired images (a source,target[,mask] CSV of DICOM/PNG paths): see `chess-ingest pairs --help`.\n\n{EXIT_CODES_HELP}"
+    )
 }
 
 fn main() -> ExitCode {
-    // `chess-ingest chexpert ...`: CheXpert import, its own parser (chexpert_cli.rs).
-    if std::env::args_os().nth(1).is_some_and(|a| a == "chexpert") {
-        return chexpert_cli::main(std::env::args_os().skip(1));
-    }
-    // `chess-ingest pairs ...`: paired source/target[/mask] CSV (pairs_cli.rs).
-    if std::env::args_os().nth(1).is_some_and(|a| a == "pairs") {
-        return pairs_cli::main(std::env::args_os().skip(1));
-    }
-    let args = Args::parse();
-    init_logging();
-    match real_main(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chess-ingest: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    let cli = Cli::parse();
+    chess_cli::main_with("chess-ingest", classify, || match cli.command {
+        None => dicom_cli::run(cli.dicom),
+        Some(Command::Dicom(args)) => dicom_cli::run(args),
+        Some(Command::Chexpert(args)) => chexpert_cli::run(args),
+        Some(Command::Pairs(args)) => pairs_cli::run(args),
+    })
 }
 
-fn real_main(args: Args) -> anyhow::Result<()> {
-    let remote = chess_ingest::upload::is_url(&args.out).then(|| args.out.trim_end_matches('/').to_string());
-    if remote.is_none() && args.out.contains("://") {
-        anyhow::bail!("--out {}: unsupported URL scheme (s3://, gs://, az:// or a local directory)", args.out);
+/// The exit class of the ingest library's errors.
+fn classify(e: &(dyn Error + 'static)) -> Option<ExitClass> {
+    use chess_ingest::{deid::KeyError, discover::DiscoverError, error::IngestError, labels::LabelsError};
+    if let Some(e) = e.downcast_ref::<IngestError>() {
+        return Some(e.exit_class());
     }
-    let local_out = match &remote {
-        Some(url) => args.work_dir.clone().unwrap_or_else(|| chess_ingest::upload::work_dir(url)),
-        None => PathBuf::from(&args.out),
-    };
-    let mut cfg = Config::new(args.inputs.clone(), local_out);
-    cfg.key_file = args.key_file.clone();
-    cfg.pipeline = args.pixels.options();
-    let upper =
-        |v: &[String]| v.iter().map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
-    cfg.selection = Selection { modalities: upper(&args.modalities), views: args.views.as_deref().map(upper) };
-    cfg.labels = args.labels.clone().zip(args.label_key);
-    cfg.partition = match args.partition {
-        Some(p) => Some(p),
-        None => run::partition_from_env(|k| std::env::var(k).ok())?,
-    };
-    if let Some(t) = args.work.threads()? {
-        cfg.threads = t;
+    if let Some(e) = e.downcast_ref::<chess_ingest::upload::UploadError>() {
+        return Some(e.exit_class());
     }
-    cfg.keep_shifted_dates = args.keep_shifted_dates;
-    anyhow::ensure!(args.work.shard_samples > 0, "--shard-samples must be at least 1");
-    cfg.max_shard_samples = args.work.shard_samples;
-    cfg.progress = !args.work.quiet;
-
-    let summary = run::run(&cfg).with_context(|| format!("ingesting into {}", cfg.dataset_root().display()))?;
-    if !args.work.quiet {
-        if summary.already_complete {
-            println!("{} already holds a finished dataset; nothing to do.", summary.root.display());
-        } else {
-            if let Some(k) = &summary.key_created {
-                println!("Created a new secret key at {} (mode 0600). Keep it private; reuse it with --key-file for stable pseudonyms.", k.display());
-            }
-            print_summary(&summary);
-        }
+    if let Some(e) = e.downcast_ref::<KeyError>() {
+        return Some(e.exit_class());
     }
-    if let Some(url) = remote {
-        // Partitions go to <url>/part-…, as they do locally.
-        let sub =
-            cfg.dataset_root().strip_prefix(&cfg.out).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
-        let target = if sub.is_empty() { url } else { format!("{url}/{sub}") };
-        let report = chess_ingest::upload::upload(&cfg.dataset_root(), &target)
-            .with_context(|| format!("uploading to {target}"))?;
-        if !args.work.quiet {
-            println!(
-                "Uploaded to {target}: {} objects ({:.1} MB), {} already there. The local copy stays in {}.",
-                report.uploaded,
-                report.bytes as f64 / 1e6,
-                report.skipped,
-                cfg.dataset_root().display()
-            );
-        }
+    if let Some(e) = e.downcast_ref::<LabelsError>() {
+        return Some(e.exit_class());
     }
-    Ok(())
-}
-
-fn print_summary(s: &run::Summary) {
-    let t = &s.timing;
-    println!("Dataset: {}", s.root.display());
-    println!(
-        "{} files: {} samples, {} rejected{}",
-        s.files,
-        s.samples,
-        s.rejected.values().sum::<u64>(),
-        if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
-    );
-    for (code, n) in &s.rejected {
-        println!("  {code:<28} {n}");
-    }
-    if let (Some(rows), Some(unmatched), Some(without)) =
-        (s.label_rows, s.label_rows_unmatched, s.images_without_labels)
-    {
-        println!("Labels: {rows} rows, {unmatched} matched no image; {without} images without a label row");
-    }
-    let wall = t.wall.as_secs_f64();
-    let busy = (t.read + t.decode + t.pipeline + t.encode).as_secs_f64().max(1e-9);
-    println!(
-        "{:.1} s, {:.1} files/s; worker time: read {:.0}%, parse+decode {:.0}%, pipeline {:.0}%, encode {:.0}%",
-        wall,
-        s.processed_now as f64 / wall.max(1e-9),
-        100.0 * t.read.as_secs_f64() / busy,
-        100.0 * t.decode.as_secs_f64() / busy,
-        100.0 * t.pipeline.as_secs_f64() / busy,
-        100.0 * t.encode.as_secs_f64() / busy,
-    );
-    println!("Rejected files are listed in {}", s.root.join("private/rejected.parquet").display());
+    e.downcast_ref::<DiscoverError>().map(Classify::exit_class)
 }

@@ -5,13 +5,16 @@
 //! [`Outcome`] (parse, select, decode, pixel pipeline, de-identify, encode the
 //! sample's tar members); the calling thread is the only writer: it
 //! de-duplicates, appends to the [`DatasetWriter`] and the [`Journal`], and
-//! drives the progress bar. Both channels hold at most `4 × threads` items,
+//! reports progress. Both channels hold at most `4 × threads` items,
 //! so memory is bounded by the images in flight, not by the archive size.
 //!
 //! Resume: when `<out>` holds an unfinished run, the writer is resumed
 //! (complete shards kept, partial ones dropped) and the journal says which
 //! sources are done; only the rest is processed. The options must be the
 //! same as the interrupted run's (`private/run.json`).
+//!
+//! The steps every front end shares (settings check, resume check, the
+//! accounting and `rejected.parquet`, finishing) are [`crate::frontend`]'s.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,56 +23,31 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chess_schemas::{layout, LabelColumn, LabelType, PixelDtype};
-use chess_shards::{
-    encode_sample, DatasetWriter, EncodedSample, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions,
-};
+use chess_schemas::{layout, LabelColumn, LabelType};
+use chess_shards::{encode_sample, EncodedSample, LabelValue, Sample, SampleFields, WriterOptions};
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
 use crate::deid::{self, Key};
 use crate::dicom::{self, Header};
 use crate::discover::{self, Item};
+use crate::frontend::{self, Opened, PixelSettings, Rejections};
 use crate::journal::{Entry, Journal};
 use crate::labels::{LabelKey, Labels};
-use crate::pipeline::{self, Aspect, BitDepth, PipelineOptions, PixelSemantics};
+use crate::pipeline::{self, PipelineOptions, PixelSemantics};
+use crate::progress::{Progress, ProgressEvent};
 use crate::reject::{Reason, Reject};
 use crate::select::Selection;
 
 /// Label column holding the shifted study date when `keep_shifted_dates`.
 pub const SHIFTED_DATE_COLUMN: &str = "study_date_shifted";
-/// Name of the journal and reject list under `private/`.
+/// Name of the journal under `private/`.
 pub const JOURNAL: &str = "journal.jsonl";
-pub const REJECTED: &str = "rejected.parquet";
+/// The run file under `private/` (the options of the run, for resumption).
 pub const RUN_JSON: &str = "run.json";
-pub const KEY_FILE: &str = "key";
+pub use crate::frontend::{KEY_FILE, REJECTED};
 
-/// Errors that stop a run (rejected files never do).
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error(transparent)]
-    Discover(#[from] discover::DiscoverError),
-    #[error(transparent)]
-    Key(#[from] deid::KeyError),
-    #[error(transparent)]
-    Labels(#[from] crate::labels::LabelsError),
-    #[error("dataset '{}': {source}", root.display())]
-    Shards { root: PathBuf, source: chess_shards::ShardError },
-    #[error("'{}': {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("'{}' holds an interrupted run with different options ({detail}); re-run with the same options or choose another --out", root.display())]
-    OptionsChanged { root: PathBuf, detail: String },
-    #[error("invalid option: {0}")]
-    Invalid(String),
-    #[error("a worker thread failed: {0}")]
-    Worker(String),
-}
-
-pub type Result<T, E = IngestError> = std::result::Result<T, E>;
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
-    move |source| IngestError::Io { path: path.to_path_buf(), source }
-}
+pub use crate::error::{IngestError, Result};
 
 /// Everything a run needs.
 #[derive(Debug, Clone)]
@@ -85,7 +63,6 @@ pub struct Config {
     /// `(index, count)`, 0-based index.
     pub partition: Option<(u32, u32)>,
     pub threads: usize,
-    pub progress: bool,
     pub keep_shifted_dates: bool,
     pub max_shard_samples: u64,
     pub max_shard_bytes: u64,
@@ -103,7 +80,6 @@ impl Config {
             labels: None,
             partition: None,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            progress: false,
             keep_shifted_dates: false,
             max_shard_samples: 10_000,
             max_shard_bytes: 1 << 30,
@@ -128,10 +104,8 @@ impl Config {
 /// resumption (stored in `private/run.json`; non-identifying).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunOptions {
-    pub size: u32,
-    pub clip_percentile: f64,
-    pub aspect: String,
-    pub bit_depth: u32,
+    #[serde(flatten)]
+    pub pixels: PixelSettings,
     pub modalities: Vec<String>,
     pub views: Option<Vec<String>>,
     pub label_key: Option<String>,
@@ -249,11 +223,7 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject>
     };
     let out = pipeline::run(&stored.values, stored.rows, stored.columns, &sem, &ctx.pipeline);
     drop(stored);
-    let n = out.size;
-    let image = match ctx.pipeline.bit_depth {
-        BitDepth::U16 => Image::from_u16(n, n, &out.pixels),
-        BitDepth::U8 => Image::from_u8(n, n, out.pixels.iter().map(|&p| p as u8).collect()),
-    };
+    let image = frontend::to_image(&out.pixels, out.size, ctx.pipeline.bit_depth);
     let t = tick(&ctx.clocks.pipeline, t);
     let hash = chess_shards::pixel_hash(&image);
     let d = deid::deidentify(&ctx.key, &h);
@@ -345,16 +315,7 @@ impl Ledger {
 
 fn run_options(cfg: &Config, label_columns: &[LabelColumn]) -> RunOptions {
     RunOptions {
-        size: cfg.pipeline.size,
-        clip_percentile: cfg.pipeline.clip_percentile,
-        aspect: match cfg.pipeline.aspect {
-            Aspect::Stretch => "stretch".into(),
-            Aspect::Pad => "pad".into(),
-        },
-        bit_depth: match cfg.pipeline.bit_depth {
-            BitDepth::U16 => 16,
-            BitDepth::U8 => 8,
-        },
+        pixels: PixelSettings::of(&cfg.pipeline),
         modalities: cfg.selection.modalities.clone(),
         views: cfg.selection.views.clone(),
         label_key: cfg.labels.as_ref().map(|(_, k)| k.keyword().to_string()),
@@ -364,21 +325,16 @@ fn run_options(cfg: &Config, label_columns: &[LabelColumn]) -> RunOptions {
     }
 }
 
-/// Runs an ingest.
-pub fn run(cfg: &Config) -> Result<Summary> {
+/// Runs an ingest, reporting to `progress`.
+pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     let started = Instant::now();
     discover::check_inputs(&cfg.inputs)?;
     if let Some((i, n)) = cfg.partition {
         if n == 0 || i >= n {
-            return Err(IngestError::Invalid(format!("partition {i}/{n}: the index must be below the count")));
+            return Err(IngestError::InvalidOption(format!("partition {i}/{n}: the index must be below the count")));
         }
     }
-    if cfg.pipeline.size == 0 || cfg.pipeline.size > 8192 {
-        return Err(IngestError::Invalid(format!("--size {} (1..=8192)", cfg.pipeline.size)));
-    }
-    if !(cfg.pipeline.clip_percentile > 0.0 && cfg.pipeline.clip_percentile <= 100.0) {
-        return Err(IngestError::Invalid(format!("--clip-percentile {} (0 < p <= 100)", cfg.pipeline.clip_percentile)));
-    }
+    frontend::check_settings(&cfg.pipeline, cfg.max_shard_samples)?;
     let root = cfg.dataset_root();
     if root.join(layout::DATASET_JSON).exists() {
         return Ok(Summary { already_complete: true, root, ..Default::default() });
@@ -392,14 +348,13 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let mut label_columns: Vec<LabelColumn> = labels.as_ref().map(|l| l.columns.clone()).unwrap_or_default();
     if cfg.keep_shifted_dates {
         if label_columns.iter().any(|c| c.name == SHIFTED_DATE_COLUMN) {
-            return Err(IngestError::Invalid(format!("the labels file has a `{SHIFTED_DATE_COLUMN}` column")));
+            return Err(IngestError::InvalidOption(format!(
+                "--keep-shifted-dates: the labels file already has a `{SHIFTED_DATE_COLUMN}` column"
+            )));
         }
         label_columns.push(LabelColumn { name: SHIFTED_DATE_COLUMN.into(), label_type: LabelType::Utf8 });
     }
-    let dtype = match cfg.pipeline.bit_depth {
-        BitDepth::U16 => PixelDtype::Uint16,
-        BitDepth::U8 => PixelDtype::Uint8,
-    };
+    let dtype = frontend::dtype(cfg.pipeline.bit_depth);
     let writer_opts = WriterOptions {
         shard_name: match cfg.partition {
             None => "shard".into(),
@@ -420,40 +375,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
     let run_json = private.join(RUN_JSON);
     let opts_now = run_options(cfg, &label_columns);
     let resuming = journal_path.exists() || root.join(chess_shards::writer::STAGING_DIR).exists();
-    let shards_err = |source| IngestError::Shards { root: root.clone(), source };
-    let (mut writer, complete) = if resuming {
-        if let Ok(text) = std::fs::read(&run_json) {
-            let before: RunOptions = serde_json::from_slice(&text)
-                .map_err(|e| IngestError::Io { path: run_json.clone(), source: std::io::Error::other(e) })?;
-            if before != opts_now {
-                return Err(IngestError::OptionsChanged {
-                    root: root.clone(),
-                    detail: format!(
-                        "was {}, now {}",
-                        serde_json::to_string(&before).unwrap_or_default(),
-                        serde_json::to_string(&opts_now).unwrap_or_default()
-                    ),
-                });
-            }
-        }
-        DatasetWriter::resume(&root, writer_opts.clone()).map_err(shards_err)?
-    } else {
-        (DatasetWriter::create(&root, writer_opts.clone()).map_err(shards_err)?, HashSet::new())
-    };
-    std::fs::create_dir_all(&private).map_err(io_err(&private))?;
-    std::fs::write(&run_json, serde_json::to_vec_pretty(&opts_now).expect("serialisable"))
-        .map_err(io_err(&run_json))?;
-    let (mut journal, entries) = Journal::open(&journal_path).map_err(io_err(&journal_path))?;
+    let Opened { mut writer, done: complete } =
+        frontend::open_dataset(&root, &writer_opts, &run_json, "DICOM import", &opts_now, resuming)?;
+    let (mut journal, entries) = Journal::open(&journal_path).map_err(IngestError::write(&journal_path))?;
     let mut ledger = Ledger::restore(entries, complete);
     let skip: Arc<HashSet<String>> = Arc::new(ledger.done.keys().cloned().collect());
     tracing::info!(root = %root.display(), resuming, done = skip.len(), "ingest starting");
 
     let threads = cfg.threads.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("chess-ingest-{i}"))
-        .build()
-        .map_err(|e| IngestError::Worker(e.to_string()))?;
+    let pool = frontend::pool(threads, "chess-ingest")?;
     let ctx = Ctx {
         key,
         selection: cfg.selection.clone(),
@@ -470,7 +400,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             Err(_) => true,
         })
         .count() as u64;
-    let pb = crate::outputs::progress_bar(cfg.progress, total, "files");
+    progress(ProgressEvent::Total(total));
     let depth = 4 * threads;
     let (item_tx, item_rx) = sync_channel::<Item>(depth);
     let (out_tx, out_rx) = sync_channel::<(String, Outcome)>(depth);
@@ -479,7 +409,6 @@ pub fn run(cfg: &Config) -> Result<Summary> {
 
     std::thread::scope(|s| -> Result<()> {
         let inputs = &cfg.inputs;
-        let pb_producer = pb.clone();
         let skip = Arc::clone(&skip);
         s.spawn(move || {
             for f in discover::walk_files(inputs) {
@@ -500,10 +429,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         discover::expand_file(&path, &mut |item| {
                             n += 1;
                             if n > 1 {
-                                pb_producer.inc_length(1);
+                                progress(ProgressEvent::Grew(1));
                             }
                             if skip.contains(&item.source) {
-                                pb_producer.inc(1);
+                                progress(ProgressEvent::Advanced(1));
                                 return true;
                             }
                             alive = item_tx.send(item).is_ok();
@@ -513,7 +442,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                             return;
                         }
                         if n == 0 {
-                            pb_producer.inc(1);
+                            progress(ProgressEvent::Advanced(1));
                         }
                     }
                 }
@@ -525,10 +454,10 @@ pub fn run(cfg: &Config) -> Result<Summary> {
             pool.install(|| {
                 item_rx.into_iter().par_bridge().for_each_with(out_tx, |tx, item| {
                     let source = item.source.clone();
-                    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process(ctx, item))) {
-                        Ok(o) => o,
-                        Err(_) => Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked")),
-                    };
+                    let outcome = frontend::unpanicked(
+                        || process(ctx, item),
+                        || Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked")),
+                    );
                     let _ = tx.send((source, outcome));
                 });
             });
@@ -582,7 +511,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                         Entry::Duplicate { s: source, r: Reason::DuplicatePixels.code().into(), k: k.clone(), m }
                     } else {
                         if let Err(e) = writer.write_encoded(*encoded) {
-                            write_error = Some(IngestError::Shards { root: root.clone(), source: e });
+                            write_error = Some(IngestError::Dataset { root: root.clone(), source: e });
                             continue;
                         }
                         ledger.written.insert(key.clone());
@@ -598,18 +527,18 @@ pub fn run(cfg: &Config) -> Result<Summary> {
                 _ => n_rejects += 1,
             }
             if let Err(e) = journal.append(&entry) {
-                write_error = Some(IngestError::Io { path: journal_path.clone(), source: e });
+                write_error = Some(IngestError::WriteOutput { path: journal_path.clone(), source: e });
             }
-            pb.inc(1);
-            pb.set_message(format!("{n_samples} samples, {n_rejects} rejected"));
+            progress(ProgressEvent::Advanced(1));
+            progress(ProgressEvent::Counts { samples: n_samples, rejected: n_rejects });
         }
         Ok(())
     })?;
-    pb.finish_and_clear();
+    progress(ProgressEvent::Finished);
     if let Some(e) = write_error {
         return Err(e);
     }
-    journal.sync().map_err(io_err(&journal_path))?;
+    journal.sync().map_err(IngestError::write(&journal_path))?;
 
     // Accounting.
     let mut summary = Summary {
@@ -648,22 +577,15 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         summary.images_without_labels = Some(without_labels);
         summary.label_rows_duplicate_keys = Some(l.duplicate_rows as u64);
     }
-    let rejected_path = private.join(REJECTED);
-    let sources = arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.0));
-    crate::outputs::write_rejected(
-        &rejected_path,
-        ("source_path", Arc::new(sources)),
-        rejected_rows.iter().map(|r| r.1),
-        rejected_rows.iter().map(|r| r.2),
-    )
-    .map_err(io_err(&rejected_path))?;
-    if summary.samples != writer.sample_count() as u64 {
-        return Err(IngestError::Worker(format!(
-            "accounting mismatch: {} samples journaled, {} in the dataset",
-            summary.samples,
-            writer.sample_count()
-        )));
-    }
+    let rejections = Rejections {
+        locator: (
+            "source_path",
+            Arc::new(arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.0))),
+        ),
+        codes: rejected_rows.iter().map(|r| r.1).collect(),
+        messages: rejected_rows.iter().map(|r| r.2).collect(),
+    };
+    frontend::account(&root, &rejections, summary.samples, &writer)?;
 
     let mut provenance = BTreeMap::new();
     let codes: Vec<serde_json::Value> = deid::DEID_CODES
@@ -686,12 +608,7 @@ pub fn run(cfg: &Config) -> Result<Summary> {
         "pipeline".into(),
         serde_json::json!("stored values masked/sign-extended -> Modality LUT -> MONOCHROME1 inverted -> antialiased resize -> clip at percentile (low: image minimum) -> min-max to full dtype range; no VOI LUT/windowing"),
     );
-    let info = FinishInfo {
-        tool_version: format!("chess-ingest {}", env!("CARGO_PKG_VERSION")),
-        deid_method: deid_method(cfg),
-        provenance,
-    };
-    writer.finish(info).map_err(|source| IngestError::Shards { root: root.clone(), source })?;
+    frontend::finish(writer, &root, None, deid_method(cfg), provenance)?;
     let c = &ctx.clocks;
     summary.timing = Timing {
         wall: started.elapsed(),
@@ -722,9 +639,11 @@ pub fn partition_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option
     let num = |name: &str| -> Result<Option<u32>> {
         match get(name) {
             None => Ok(None),
-            Some(v) => {
-                v.trim().parse().map(Some).map_err(|_| IngestError::Invalid(format!("{name}={v:?} is not a number")))
-            }
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| IngestError::InvalidOption(format!("{name}={v:?} is not a number"))),
         }
     };
     if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
@@ -733,7 +652,9 @@ pub fn partition_from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option
     }
     if let Some(idx) = num("JOB_COMPLETION_INDEX")? {
         let count = num("JOB_COMPLETIONS")?.ok_or_else(|| {
-            IngestError::Invalid("JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not (pass --partition I/N)".into())
+            IngestError::InvalidOption(
+                "JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not (pass --partition I/N)".into(),
+            )
         })?;
         return Ok(Some((idx, count)));
     }

@@ -27,12 +27,21 @@ fn part_bytes() -> usize {
     std::env::var("CHESS_UPLOAD_PART_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(16 << 20)
 }
 
+/// Why publishing failed: the object store refused, or the finished local
+/// copy could not be read for upload. Either way the output was not
+/// written (exit 4); re-running finishes the upload.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("{url}: {reason}")]
     Store { url: String, reason: String },
     #[error("'{}': {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+impl chess_cli::Classify for UploadError {
+    fn exit_class(&self) -> chess_cli::ExitClass {
+        chess_cli::ExitClass::Output
+    }
 }
 
 /// Whether `--out` names object storage.
@@ -73,7 +82,7 @@ fn files_to_publish(root: &Path) -> Result<Vec<String>, UploadError> {
     names.sort();
     out.extend(names.into_iter().map(|n| format!("{}/{n}", layout::SHARDS_DIR)));
     out.push(layout::MANIFEST.to_string());
-    let rejected = format!("{}/{}", layout::PRIVATE_DIR, crate::run::REJECTED);
+    let rejected = format!("{}/{}", layout::PRIVATE_DIR, crate::frontend::REJECTED);
     if root.join(&rejected).exists() {
         out.push(rejected);
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use crate::common::{chess_ingest, chess_shards_bin};
 use chess_ingest::chexpert::{self, OBSERVATIONS};
 use chess_ingest::pipeline::{self, BitDepth, PipelineOptions, PixelSemantics};
 use chess_shards::{Dataset, LabelValue, Manifest, ManifestRow, NpyZstDecoder};
@@ -20,44 +21,6 @@ use chess_shards::{Dataset, LabelValue, Manifest, ManifestRow, NpyZstDecoder};
 const SIZE: u32 = 16;
 const ROOT_NAME: &str = "CheXpert-v1.0-small";
 const LABEL_CELLS: [&str; 5] = ["1.0", "0.0", "-1.0", "", "1.0"];
-
-fn chess_ingest() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
-}
-
-fn chess_shards_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("CHESS_SHARDS_BIN") {
-            let p = PathBuf::from(p);
-            assert!(p.is_file(), "CHESS_SHARDS_BIN={} does not exist", p.display());
-            return p;
-        }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .current_dir(workspace)
-            .args(["build", "-p", "chess-shards", "--bin", "chess-shards", "--message-format=json-render-diagnostics"])
-            .output()
-            .expect("run cargo to build chess-shards");
-        assert!(
-            out.status.success(),
-            "could not build chess-shards (needed to test `chess-shards fractions` on an imported CheXpert; \
-             or set CHESS_SHARDS_BIN): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // The executable path from cargo's JSON messages (honours CARGO_TARGET_DIR and profiles).
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let exe = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "chess-shards")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no chess-shards executable");
-        assert!(exe.is_file(), "{} is missing after cargo build -p chess-shards", exe.display());
-        exe
-    })
-}
 
 fn check(out: &Output, what: &str) {
     assert!(
@@ -444,8 +407,9 @@ fn header_problems_are_fatal_and_explained() {
             .unwrap();
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
+    // A wrong header is an invalid input: exit 3.
     let (code, err) = run(&HEADER.replace("Frontal/Lateral", "Frontal-Lateral"));
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(3));
     assert!(
         err.contains("train.csv") && err.contains("column 4 is `Frontal-Lateral`; expected `Frontal/Lateral`"),
         "{err}"
@@ -460,7 +424,7 @@ fn header_problems_are_fatal_and_explained() {
     // No valid.csv: says what the layout should be.
     std::fs::remove_file(root.join("valid.csv")).unwrap();
     let (code, err) = run(HEADER);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(3));
     assert!(err.contains("no valid.csv"), "{err}");
     // Usage errors exit 2.
     let o = chess_ingest().args(["chexpert", "--size"]).output().unwrap();
@@ -725,9 +689,9 @@ fn interrupted_import_resumes() {
             std::fs::remove_file(p).unwrap();
         }
     }
-    // Other options: refused.
+    // Other options: refused, a usage error (exit 2).
     let o = run(&["--clip-percentile", "98"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("different options"));
     let o = chess_ingest()
         .arg("chexpert")

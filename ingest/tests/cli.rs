@@ -1,18 +1,16 @@
 //! End-to-end tests of the `chess-ingest` binary: accounting of every input
 //! file, archives, bad input, resumption after `kill -9`, partitions.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, Synth};
 use arrow_array::{Array, StringArray};
-use common::Synth;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
+    common::chess_ingest()
 }
 
 fn ingest(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
@@ -68,8 +66,9 @@ fn every_input_file_is_a_sample_or_a_reject_row() {
     std::fs::write(inp.join("nested/deeper/notes.txt"), "not an image").unwrap(); // not_dicom
     let bytes = std::fs::read(common::wg04("RG1_JLSN.dcm")).unwrap();
     std::fs::write(inp.join("truncated.dcm"), &bytes[..bytes.len() / 3]).unwrap(); // truncated
-                                                                                   // Real chest CR (MONOCHROME1, uncompressed) inside a zip, the same image
-                                                                                   // as JPEG 2000 inside a tar.gz: one sample, one duplicate.
+
+    // Real chest CR (MONOCHROME1, uncompressed) inside a zip, the same image
+    // as JPEG 2000 inside a tar.gz: one sample, one duplicate.
     {
         use std::io::Write;
         let mut z = zip::ZipWriter::new(std::fs::File::create(inp.join("export.zip")).unwrap());
@@ -333,7 +332,7 @@ fn partitions_are_disjoint_and_cover_the_inputs() {
 fn usage_and_fatal_errors_exit_non_zero_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let o = bin().arg(tmp.path().join("nope")).arg("--out").arg(tmp.path().join("o")).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
     let o = bin().args(["x", "--partition", "3/3"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -341,6 +340,129 @@ fn usage_and_fatal_errors_exit_non_zero_with_a_clear_message() {
     std::fs::write(&short, b"abc").unwrap();
     let o =
         bin().arg(tmp.path()).arg("--out").arg(tmp.path().join("o2")).arg("--key-file").arg(&short).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least 32"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn help_lists_the_subcommands_and_the_exit_codes() {
+    let o = bin().arg("--help").output().unwrap();
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    let commands = &help[help.find("Commands:").expect("a Commands section")..];
+    for (name, says) in [("dicom", "DICOM exports"), ("chexpert", "CheXpert"), ("pairs", "paired images")] {
+        let line = commands.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{help}"));
+        assert!(line.contains(says), "{line}");
+    }
+    assert!(help.contains(chess_cli::EXIT_CODES_HELP), "{help}");
+    for sub in ["dicom", "chexpert", "pairs"] {
+        let o = bin().args([sub, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains(&format!("Usage: chess-ingest {sub}")), "{help}");
+        assert!(help.contains(chess_cli::EXIT_CODES_HELP), "{sub}: {help}");
+    }
+}
+
+#[test]
+fn a_folder_named_pairs_is_dicom_input_with_a_path_or_the_dicom_subcommand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs = tmp.path().join("pairs");
+    std::fs::create_dir(&pairs).unwrap();
+    for i in 0..3 {
+        Synth::new(&format!("1.2.826.0.1.3680043.10.9.{i}"), i).write(&pairs.join(format!("{i}.dcm")));
+    }
+    let key = tmp.path().join("key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let run = |args: &[&str], out: &str| {
+        let o = bin().current_dir(tmp.path()).args(args).args(["--out", out, "--key-file", "key", "-q"]).output();
+        let o = o.unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let mut k = keys(&tmp.path().join(out));
+        k.sort();
+        k
+    };
+    let by_path = run(&["./pairs"], "a");
+    assert_eq!(by_path.len(), 3);
+    assert_eq!(run(&["dicom", "pairs"], "b"), by_path);
+    // `pairs` alone is the subcommand: a folder is not a pairs CSV.
+    let o = bin().current_dir(tmp.path()).args(["pairs", "pairs", "--out", "c", "-q"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// An output path no one can create, even as root: below a regular file.
+fn unwritable(tmp: &Path) -> PathBuf {
+    let file = tmp.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    file.join("out")
+}
+
+#[test]
+fn exit_codes_follow_the_class_of_the_mistake() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inp = tmp.path().join("in");
+    std::fs::create_dir(&inp).unwrap();
+    Synth::new("1.2.826.0.1.3680043.10.9.100", 1).write(&inp.join("a.dcm"));
+    std::fs::write(inp.join("junk.dcm"), b"not dicom").unwrap();
+    let key = tmp.path().join("key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let code = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let o = bin().args(args.iter().map(|a| a.as_ref())).arg("-q").output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let out = |name: &str| tmp.path().join(name);
+    // 0: a rejected file is listed, not a failure.
+    assert_eq!(code(&[&inp, &"--out", &out("ok"), &"--key-file", &key]).0, Some(0));
+    assert_eq!(rejects(&out("ok")).len(), 1);
+    // 2: a value out of range, a bad combination, an unsupported --out.
+    for (args, says) in [
+        (vec!["--size", "0"], "--size 0"),
+        (vec!["--threads", "0"], "--threads"),
+        (vec!["--shard-samples", "0"], "--shard-samples"),
+        (vec!["--labels", "l.csv"], "--label-key"),
+    ] {
+        let mut a: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&inp, &"--out"];
+        let o = out("usage");
+        a.push(&o);
+        a.extend(args.iter().map(|s| s as &dyn AsRef<std::ffi::OsStr>));
+        let (c, err) = code(&a);
+        assert_eq!(c, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let (c, err) = code(&[&inp, &"--out", &"ftp://host/x"]);
+    assert_eq!(c, Some(2), "{err}");
+    // 3: a missing input, an unreadable labels CSV, a key file that is no key.
+    assert_eq!(code(&[&tmp.path().join("absent"), &"--out", &out("in3")]).0, Some(3));
+    let (c, err) =
+        code(&[&inp, &"--out", &out("in3"), &"--labels", &tmp.path().join("absent.csv"), &"--label-key", &"PatientID"]);
+    assert_eq!(c, Some(3), "{err}");
+    assert!(err.contains("absent.csv"), "{err}");
+    let short = tmp.path().join("short.key");
+    std::fs::write(&short, b"abc").unwrap();
+    assert_eq!(code(&[&inp, &"--out", &out("in3"), &"--key-file", &short]).0, Some(3));
+    // 4: the output cannot be written (the default key under it, or the dataset itself).
+    let bad = unwritable(tmp.path());
+    let (c, err) = code(&[&inp, &"--out", &bad]);
+    assert_eq!(c, Some(4), "{err}");
+    let (c, err) = code(&[&inp, &"--out", &bad, &"--key-file", &key]);
+    assert_eq!(c, Some(4), "{err}");
+    // The same classes from the other front ends.
+    let csv = tmp.path().join("pairs.csv");
+    std::fs::write(&csv, "source,target\nin/a.dcm,in/a.dcm\n").unwrap();
+    let (c, err) = code(&[&"pairs", &csv, &"--out", &bad, &"--key-file", &key]);
+    assert_eq!(c, Some(4), "{err}");
+    let (c, err) = code(&[&"pairs", &tmp.path().join("absent.csv"), &"--out", &out("p3")]);
+    assert_eq!(c, Some(3), "{err}");
+    let (c, err) = code(&[&"pairs", &csv, &"--out", &out("p2"), &"--size", &"9000"]);
+    assert_eq!(c, Some(2), "{err}");
+    let (c, err) = code(&[&"chexpert", &inp, &"--out", &out("c3")]);
+    assert_eq!(c, Some(3), "a folder without train.csv: {err}");
+    let release = tmp.path().join("CheXpert-v1.0-small");
+    std::fs::create_dir(&release).unwrap();
+    for csv in ["train.csv", "valid.csv"] {
+        std::fs::write(release.join(csv), format!("{}\n", chess_ingest::chexpert::HEADER.join(","))).unwrap();
+    }
+    let (c, err) = code(&[&"chexpert", &release, &"--out", &bad]);
+    assert_eq!(c, Some(4), "{err}");
+    let (c, err) = code(&[&"chexpert", &release, &"--out", &out("c2"), &"--clip-percentile", &"0"]);
+    assert_eq!(c, Some(2), "{err}");
 }

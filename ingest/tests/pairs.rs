@@ -10,14 +10,12 @@
 //! The `chess-shards` binary is taken from `CHESS_SHARDS_BIN` when set,
 //! otherwise built with `cargo build -p chess-shards` (same target dir).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
+use crate::common::{self, chess_ingest, chess_shards_bin};
 use chess_ingest::deid::Key;
 use chess_ingest::pairs::resize_labels;
 use chess_ingest::pipeline::{self, Aspect, BitDepth, PipelineOptions, PixelSemantics};
@@ -26,41 +24,6 @@ use chess_shards::{Dataset, NpyZstDecoder};
 const SIZE: u32 = 16;
 /// A folder name standing in for a patient's name in the input paths.
 const NAME_IN_PATH: &str = "Doe_Jane_19570312";
-
-fn chess_ingest() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
-}
-
-fn chess_shards_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("CHESS_SHARDS_BIN") {
-            let p = PathBuf::from(p);
-            assert!(p.is_file(), "CHESS_SHARDS_BIN={} does not exist", p.display());
-            return p;
-        }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .current_dir(workspace)
-            .args(["build", "-p", "chess-shards", "--bin", "chess-shards", "--message-format=json-render-diagnostics"])
-            .output()
-            .expect("run cargo to build chess-shards");
-        assert!(
-            out.status.success(),
-            "could not build chess-shards (or set CHESS_SHARDS_BIN): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let exe = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "chess-shards")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no chess-shards executable");
-        exe
-    })
-}
 
 fn check(out: &Output, what: &str) {
     assert!(
@@ -493,7 +456,7 @@ fn bad_header_is_a_fatal_error_naming_the_file() {
     let csv = dir.path().join("pairs.csv");
     std::fs::write(&csv, "image,target\na.png,b.png\n").unwrap();
     let o = ingest_pairs(&csv, &dir.path().join("out"), &dir.path().join("key"), &[]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3), "a wrong header is an invalid input");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("pairs.csv") && err.contains("source,target"), "{err}");
 }
@@ -542,12 +505,12 @@ fn interrupted_import_resumes() {
     }
     // Other options, or another key: refused, nothing changed.
     let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2", "--clip-percentile", "98"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "options differing from the interrupted run are a usage error");
     assert!(String::from_utf8_lossy(&o.stderr).contains("different options"), "{}", String::from_utf8_lossy(&o.stderr));
     let other_key = dir.path().join("key2");
     std::fs::write(&other_key, [6u8; 32]).unwrap();
     let o = ingest_pairs(&csv, &out, &other_key, &["--shard-samples", "2"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("key_fingerprint"), "{}", String::from_utf8_lossy(&o.stderr));
 
     let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
@@ -563,9 +526,9 @@ fn interrupted_import_resumes() {
         .collect();
     assert_eq!(resumed, clean);
     assert_eq!(rejected(&out).iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(), vec![(7, "missing_file")]);
-    // A finished dataset is not imported into again.
+    // A finished dataset is not imported into again: choose another --out (exit 2).
     let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("already holds a dataset"),
         "{}",

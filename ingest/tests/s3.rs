@@ -3,14 +3,12 @@
 //! large shards), the key and journal stay local, a re-run skips what is
 //! already there.
 
-mod common;
-
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Synth;
+use crate::common::{self, Synth};
 
 const AK: &str = "ingest-test-key";
 const SK: &str = "ingest-test-secret";

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -70,6 +71,45 @@ pub fn wg04_unc(name: &str, dir: &Path) -> PathBuf {
     let bytes = zstd::decode_all(std::fs::File::open(&src).unwrap()).unwrap();
     std::fs::write(&out, bytes).unwrap();
     out
+}
+
+/// The `chess-ingest` binary under test.
+pub fn chess_ingest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
+}
+
+/// The `chess-shards` binary: `CHESS_SHARDS_BIN`, or built with cargo (same target dir).
+pub fn chess_shards_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CHESS_SHARDS_BIN") {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "CHESS_SHARDS_BIN={} does not exist", p.display());
+            return p;
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(&cargo)
+            .current_dir(workspace)
+            .args(["build", "-p", "chess-shards", "--bin", "chess-shards", "--message-format=json-render-diagnostics"])
+            .output()
+            .expect("run cargo to build chess-shards");
+        assert!(
+            out.status.success(),
+            "could not build chess-shards (needed to check imported datasets; or set CHESS_SHARDS_BIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The executable path from cargo's JSON messages (honours CARGO_TARGET_DIR and profiles).
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let exe = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "chess-shards")
+            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no chess-shards executable");
+        assert!(exe.is_file(), "{} is missing after cargo build -p chess-shards", exe.display());
+        exe
+    })
 }
 
 /// A committed fixture in `ingest/tests/data`.

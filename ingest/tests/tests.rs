@@ -1,0 +1,24 @@
+//! chess-ingest's integration tests, one binary (the library and the
+//! dev-dependencies link once):
+//!
+//! - [`cli`]: the DICOM command line end to end (accounting, archives, bad
+//!   input, `kill -9` and resume, partitions), the subcommands and the exit
+//!   code of each class of mistake;
+//! - [`chexpert`], [`pairs`]: the other two front ends end to end;
+//! - [`pydicom_agreement`]: decoded values against pydicom (needs the venv);
+//! - [`s3`]: `--out s3://…` against `s3s-fs` (built by `scripts/setup.sh`).
+//!
+//! Helpers (fixtures, the binaries, synthetic DICOM) are in [`common`].
+//!
+//! Floating-point tolerances: almost every comparison here is exact (stored
+//! values, label values, pixel arrays of the same pipeline). Where one is
+//! not, the module says how its bound follows from the magnitudes involved
+//! (the rounding of the output type), never from what one CPU produced.
+
+mod common;
+
+mod chexpert;
+mod cli;
+mod pairs;
+mod pydicom_agreement;
+mod s3;
