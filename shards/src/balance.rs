@@ -45,11 +45,11 @@ pub fn parse_counts(text: &str) -> Result<BTreeMap<String, usize>> {
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
             .rsplit_once('=')
-            .ok_or_else(|| ShardError::Other(format!("--counts entry `{part}` is not CLASS=COUNT")))?;
+            .ok_or_else(|| ShardError::Usage(format!("--counts entry `{part}` is not CLASS=COUNT")))?;
         let v: usize =
-            v.trim().parse().map_err(|_| ShardError::Other(format!("--counts entry `{part}`: bad count")))?;
+            v.trim().parse().map_err(|_| ShardError::Usage(format!("--counts entry `{part}`: bad count")))?;
         if out.insert(k.trim().to_string(), v).is_some() {
-            return Err(ShardError::Other(format!("--counts names class `{}` twice", k.trim())));
+            return Err(ShardError::Usage(format!("--counts names class `{}` twice", k.trim())));
         }
     }
     Ok(out)
@@ -76,7 +76,7 @@ pub fn balance(
     let batch = &ds.manifest.batch;
     let array = batch
         .column_by_name(column)
-        .ok_or_else(|| ShardError::Other(format!("no column `{column}` in {}", ds.manifest.path.display())))?;
+        .ok_or_else(|| ShardError::Usage(format!("no column `{column}` in {}", ds.manifest.path.display())))?;
     let view = ds.manifest.view();
     let mut classes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut unlabelled = 0;
@@ -87,7 +87,7 @@ pub fn balance(
         }
     }
     if classes.is_empty() {
-        return Err(ShardError::Other(format!("column `{column}` has no values")));
+        return Err(ShardError::Usage(format!("column `{column}` has no values")));
     }
     let wanted: BTreeMap<String, usize> = match mode {
         BalanceMode::Full => classes.iter().map(|(c, rows)| (c.clone(), rows.len())).collect(),
@@ -99,7 +99,7 @@ pub fn balance(
             let unknown: Vec<&String> = counts.keys().filter(|c| !classes.contains_key(*c)).collect();
             let missing: Vec<&String> = classes.keys().filter(|c| !counts.contains_key(*c)).collect();
             if !unknown.is_empty() || !missing.is_empty() {
-                return Err(ShardError::Other(format!(
+                return Err(ShardError::Usage(format!(
                     "--counts must name every class of `{column}` exactly: unknown {unknown:?}, missing {missing:?} (classes: {:?})",
                     classes.keys().collect::<Vec<_>>()
                 )));
@@ -138,10 +138,10 @@ pub fn balance(
         columns.push(Arc::new(Int32Array::from(chosen.iter().map(|&(_, c)| c).collect::<Vec<_>>())));
     }
     let out_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    let out_batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| ShardError::Other(e.to_string()))?;
-    let root = std::fs::canonicalize(&ds.root).map_err(ShardError::io(&ds.root))?;
+    let out_batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(ShardError::internal)?;
+    let root = std::fs::canonicalize(&ds.root).map_err(ShardError::read(&ds.root))?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(ShardError::io(parent))?;
+        std::fs::create_dir_all(parent).map_err(ShardError::write(parent))?;
     }
     write_parquet(out, &out_schema, &[out_batch], Some(&root.to_string_lossy()))?;
     Ok((reports, unlabelled))

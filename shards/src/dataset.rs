@@ -23,11 +23,11 @@ pub struct Dataset {
 /// Reads `<root>/dataset.json`.
 pub fn read_dataset_json(root: &Path) -> Result<DatasetInfo> {
     let path = root.join(layout::DATASET_JSON);
-    let text = std::fs::read(&path).map_err(ShardError::io(&path))?;
+    let text = std::fs::read(&path).map_err(ShardError::read(&path))?;
     let info: DatasetInfo =
-        serde_json::from_slice(&text).map_err(|source| ShardError::DatasetJson { path: path.clone(), source })?;
+        serde_json::from_slice(&text).map_err(|cause| ShardError::DatasetJson { path: path.clone(), cause })?;
     if info.format_version > chess_schemas::FORMAT_VERSION {
-        return Err(ShardError::Other(format!(
+        return Err(ShardError::Incompatible(format!(
             "{}: format version {} is newer than this tool's ({})",
             path.display(),
             info.format_version,

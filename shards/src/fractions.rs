@@ -137,11 +137,11 @@ pub fn fraction_name(f: f64) -> String {
 pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<ManifestSummary>> {
     for &f in &opts.fractions {
         if !(f > 0.0 && f <= 1.0) {
-            return Err(ShardError::Other(format!("fraction {f} is not in (0, 1]")));
+            return Err(ShardError::Usage(format!("fraction {f} is not in (0, 1]")));
         }
     }
     if opts.repeats == 0 {
-        return Err(ShardError::Other("--repeats must be at least 1".into()));
+        return Err(ShardError::Usage("--repeats must be at least 1".into()));
     }
     let batch = &ds.manifest.batch;
     let schema = batch.schema();
@@ -151,7 +151,7 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
         .map(|l| {
             batch.column_by_name(l).ok_or_else(|| {
                 let have: Vec<&str> = ds.manifest.columns.labels.iter().map(|c| c.name.as_str()).collect();
-                ShardError::Other(format!(
+                ShardError::Usage(format!(
                     "label column `{l}` is not in the manifest (label columns: {})",
                     have.join(", ")
                 ))
@@ -198,17 +198,20 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     for &i in &rows {
         let split = split_of(i);
         if !["train", "valid", "test"].contains(&split.as_str()) {
-            return Err(ShardError::Other(format!(
-                "row {} has split `{split}` (expected train, valid or test)",
-                view.key(i)
-            )));
+            return Err(ShardError::Manifest {
+                path: ds.manifest.path.clone(),
+                reason: format!("row {} has split `{split}` (expected train, valid or test)", view.key(i)),
+            });
         }
         if let Some(prev) = group_split.insert(groups[i].as_str(), split.clone()) {
             if prev != split {
-                return Err(ShardError::Other(format!(
-                    "group {} appears in both {prev} and {split}: the input splits leak patients",
-                    groups[i]
-                )));
+                return Err(ShardError::Manifest {
+                    path: ds.manifest.path.clone(),
+                    reason: format!(
+                        "group {} appears in both {prev} and {split}: the input splits leak patients",
+                        groups[i]
+                    ),
+                });
             }
         }
     }
@@ -217,13 +220,13 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
         let present = group_split.values().any(|v| v == name);
         match (present, share) {
             (true, Some(_)) => {
-                return Err(ShardError::Other(format!(
+                return Err(ShardError::Usage(format!(
                     "the dataset already has a {name} split; drop --{name}-fraction"
                 )))
             }
             (false, Some(share)) => {
                 if !(share > 0.0 && share < 1.0) {
-                    return Err(ShardError::Other(format!("--{name}-fraction {share} is not in (0, 1)")));
+                    return Err(ShardError::Usage(format!("--{name}-fraction {share} is not in (0, 1)")));
                 }
                 let mut train: Vec<(u64, &str)> = group_split
                     .iter()
@@ -238,7 +241,7 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
                 }
             }
             (false, None) => {
-                return Err(ShardError::Other(format!(
+                return Err(ShardError::Usage(format!(
                     "the dataset has no {name} split: give --{name}-fraction to carve one by {}",
                     match opts.group_by {
                         GroupBy::Patient => "patient",
@@ -255,7 +258,7 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     };
     let train_rows = split_rows("train");
     if train_rows.is_empty() {
-        return Err(ShardError::Other("no training images after the view filter".into()));
+        return Err(ShardError::Usage("no training images after the view filter".into()));
     }
     let mut sizes: HashMap<&str, usize> = HashMap::new();
     for &i in &train_rows {
@@ -266,16 +269,19 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     for l in &opts.labels {
         if schema.field_with_name(&target_column(l)).is_ok() {
-            return Err(ShardError::Other(format!("the manifest already has a `{}` column", target_column(l))));
+            return Err(ShardError::Manifest {
+                path: ds.manifest.path.clone(),
+                reason: format!("already has a `{}` column", target_column(l)),
+            });
         }
         fields.push(Field::new(target_column(l), DataType::Float32, true));
     }
     let out_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
     let targets: Vec<Vec<Option<f32>>> =
         label_arrays.iter().map(|a| (0..n).map(|i| label_target(&cell(a, i), opts.uncertain)).collect()).collect();
-    let root = std::fs::canonicalize(&ds.root).map_err(ShardError::io(&ds.root))?;
+    let root = std::fs::canonicalize(&ds.root).map_err(ShardError::read(&ds.root))?;
     let root_text = root.to_string_lossy().into_owned();
-    std::fs::create_dir_all(out).map_err(ShardError::io(out))?;
+    std::fs::create_dir_all(out).map_err(ShardError::write(out))?;
 
     let write = |name: &str, mut chosen: Vec<usize>| -> Result<ManifestSummary> {
         chosen.sort_unstable();
@@ -287,8 +293,7 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
             positives.push((pos, values.len() - values.null_count()));
             columns.push(Arc::new(values));
         }
-        let out_batch =
-            RecordBatch::try_new(out_schema.clone(), columns).map_err(|e| ShardError::Other(e.to_string()))?;
+        let out_batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(ShardError::internal)?;
         let path = out.join(format!("{name}.parquet"));
         write_parquet(&path, &out_schema, &[out_batch], Some(&root_text))?;
         let groups_in: HashSet<&str> = chosen.iter().map(|&i| groups[i].as_str()).collect();
@@ -330,7 +335,7 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     });
     let params_path = out.join("fractions.json");
     std::fs::write(&params_path, serde_json::to_vec_pretty(&params).expect("json"))
-        .map_err(ShardError::io(&params_path))?;
+        .map_err(ShardError::write(&params_path))?;
     Ok(summaries)
 }
 
@@ -352,7 +357,7 @@ fn write_summary_csv(path: &Path, labels: &[String], summaries: &[ManifestSummar
         }
         text.push('\n');
     }
-    std::fs::write(path, text).map_err(ShardError::io(path))
+    std::fs::write(path, text).map_err(ShardError::write(path))
 }
 
 /// Counts of a label column's values, for reports.

@@ -229,7 +229,7 @@ pub fn rows_to_batch(schema: &SchemaRef, columns: &ManifestColumns, rows: &[Mani
     for (i, label) in columns.labels.iter().enumerate() {
         arrays.push(label_column(label, rows, i)?);
     }
-    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| ShardError::Sample(e.to_string()))
+    RecordBatch::try_new(schema.clone(), arrays).map_err(ShardError::internal)
 }
 
 fn writer_properties() -> WriterProperties {
@@ -248,9 +248,9 @@ pub fn write_parquet(
     dataset_root: Option<&str>,
 ) -> Result<()> {
     let tmp = tmp_path(path);
-    let file = File::create(&tmp).map_err(ShardError::io(&tmp))?;
-    let mut writer =
-        ArrowWriter::try_new(file, schema.clone(), Some(writer_properties())).map_err(ShardError::parquet(&tmp))?;
+    let file = File::create(&tmp).map_err(ShardError::write(&tmp))?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
+        .map_err(ShardError::parquet_write(&tmp))?;
     if let Some(root) = dataset_root {
         writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
             chess_schemas::META_DATASET_ROOT.to_string(),
@@ -258,11 +258,11 @@ pub fn write_parquet(
         ));
     }
     for batch in batches {
-        writer.write(batch).map_err(ShardError::parquet(&tmp))?;
+        writer.write(batch).map_err(ShardError::parquet_write(&tmp))?;
     }
-    let file = writer.into_inner().map_err(ShardError::parquet(&tmp))?;
-    file.sync_all().map_err(ShardError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(ShardError::io(path))?;
+    let file = writer.into_inner().map_err(ShardError::parquet_write(&tmp))?;
+    file.sync_all().map_err(ShardError::write(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(ShardError::write(path))?;
     Ok(())
 }
 
@@ -287,7 +287,7 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn open(path: &Path) -> Result<Manifest> {
-        let file = File::open(path).map_err(ShardError::io(path))?;
+        let file = File::open(path).map_err(ShardError::read(path))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(ShardError::parquet(path))?;
         let dataset_root = builder
             .metadata()
@@ -297,7 +297,7 @@ impl Manifest {
             .and_then(|k| k.value.clone());
         let schema = builder.schema().clone();
         let columns = chess_schemas::validate_manifest_schema(&schema)
-            .map_err(|source| ShardError::Schema { path: path.to_path_buf(), source })?;
+            .map_err(|cause| ShardError::Schema { path: path.to_path_buf(), cause })?;
         let reader = builder.with_batch_size(64 * 1024).build().map_err(ShardError::parquet(path))?;
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(ShardError::arrow(path))?;
         let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(ShardError::arrow(path))?;
@@ -367,7 +367,7 @@ pub fn take_rows(batch: &RecordBatch, indices: &[usize]) -> Result<Vec<ArrayRef>
         .iter()
         .map(|c| arrow_select::take::take(c.as_ref(), &indices, None))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| ShardError::Other(e.to_string()))
+        .map_err(ShardError::internal)
 }
 
 /// Downcast columns of a manifest batch, for fast row access.

@@ -30,7 +30,7 @@ pub fn subset(ds: &Dataset, keys: Option<&[String]>, expr: Option<&str>) -> Resu
         let present: HashSet<&str> = (0..batch.num_rows()).map(|i| view.key(i)).collect();
         let missing: Vec<&str> = keys.iter().map(String::as_str).filter(|k| !present.contains(k)).collect();
         if !missing.is_empty() {
-            return Err(ShardError::Other(format!(
+            return Err(ShardError::Incompatible(format!(
                 "{} of the requested keys are not in {}: {}{}",
                 missing.len(),
                 ds.manifest.path.display(),
@@ -44,21 +44,21 @@ pub fn subset(ds: &Dataset, keys: Option<&[String]>, expr: Option<&str>) -> Resu
     }
     if let Some(src) = expr {
         let columns: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-        let e = filter::parse(src, &columns).map_err(|e| ShardError::Other(e.to_string()))?;
+        let e = filter::parse(src, &columns)?;
         for (i, k) in keep.iter_mut().enumerate() {
             *k = *k && e.matches(batch, i);
         }
     }
     let mask = BooleanArray::from(keep);
-    arrow_select::filter::filter_record_batch(batch, &mask).map_err(|e| ShardError::Other(e.to_string()))
+    arrow_select::filter::filter_record_batch(batch, &mask).map_err(ShardError::internal)
 }
 
 /// Writes a subset manifest that records its dataset root (absolute), so
 /// it can live anywhere.
 pub fn write_subset(ds: &Dataset, batch: RecordBatch, out: &Path) -> Result<()> {
-    let root = fs::canonicalize(&ds.root).map_err(ShardError::io(&ds.root))?;
+    let root = fs::canonicalize(&ds.root).map_err(ShardError::read(&ds.root))?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent).map_err(ShardError::io(parent))?;
+        fs::create_dir_all(parent).map_err(ShardError::write(parent))?;
     }
     write_parquet(out, &ds.manifest.schema, &[batch], Some(&root.to_string_lossy()))
 }
@@ -77,7 +77,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<bool> {
     if fs::hard_link(from, to).is_ok() {
         return Ok(true);
     }
-    fs::copy(from, to).map_err(ShardError::io(to))?;
+    fs::copy(from, to).map_err(ShardError::write(to))?;
     Ok(false)
 }
 
@@ -87,17 +87,17 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<bool> {
 /// duplicate keys and inputs with different pixel types or columns.
 pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeReport> {
     if inputs.is_empty() {
-        return Err(ShardError::Other("merge needs at least one input dataset".into()));
+        return Err(ShardError::Usage("merge needs at least one input dataset".into()));
     }
-    chess_schemas::validate_key(shard_name).map_err(|e| ShardError::Other(format!("shard name: {e}")))?;
-    if out.exists() && fs::read_dir(out).map_err(ShardError::io(out))?.next().is_some() {
-        return Err(ShardError::Other(format!("{} exists and is not empty", out.display())));
+    chess_schemas::validate_key(shard_name).map_err(|e| ShardError::Usage(format!("shard name: {e}")))?;
+    if out.exists() && fs::read_dir(out).map_err(ShardError::write(out))?.next().is_some() {
+        return Err(ShardError::OutputExists { path: out.to_path_buf(), reason: "exists and is not empty".into() });
     }
     let datasets: Vec<Dataset> = inputs
         .iter()
         .map(|p| {
             if !p.is_dir() {
-                return Err(ShardError::Other(format!("{}: merge takes dataset directories", p.display())));
+                return Err(ShardError::Usage(format!("{}: merge takes dataset directories", p.display())));
             }
             Dataset::open(p)
         })
@@ -107,7 +107,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
     for (ds, path) in datasets.iter().zip(inputs).skip(1) {
         let info = ds.info.as_ref().expect("dataset directories have dataset.json");
         if info.pixel_dtype != first_info.pixel_dtype {
-            return Err(ShardError::Other(format!(
+            return Err(ShardError::Incompatible(format!(
                 "{} stores {}, {} stores {}: cannot merge",
                 path.display(),
                 info.pixel_dtype,
@@ -116,7 +116,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
             )));
         }
         if ds.manifest.schema.fields() != first.manifest.schema.fields() {
-            return Err(ShardError::Other(format!(
+            return Err(ShardError::Incompatible(format!(
                 "{} has other manifest columns than {}: cannot merge",
                 path.display(),
                 inputs[0].display()
@@ -134,7 +134,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
         }
     }
     if !duplicates.is_empty() {
-        return Err(ShardError::Other(format!(
+        return Err(ShardError::Incompatible(format!(
             "refusing to merge: {} duplicate keys, e.g. {}",
             duplicates.len(),
             duplicates.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
@@ -142,7 +142,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
     }
 
     let shards_dir = out.join(layout::SHARDS_DIR);
-    fs::create_dir_all(&shards_dir).map_err(ShardError::io(&shards_dir))?;
+    fs::create_dir_all(&shards_dir).map_err(ShardError::write(&shards_dir))?;
     let mut batches = Vec::new();
     let (mut linked, mut copied, mut next) = (0u64, 0u64, 0u64);
     let mut sizes = HashSet::new();
@@ -167,10 +167,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
         let batch = &ds.manifest.batch;
         let view = ds.manifest.view();
         let new_shards: StringArray = (0..batch.num_rows()).map(|r| Some(renamed[view.shard(r)].clone())).collect();
-        let idx = batch.schema().index_of(col::SHARD).map_err(|e| ShardError::Other(e.to_string()))?;
+        let idx = batch.schema().index_of(col::SHARD).map_err(ShardError::internal)?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns[idx] = Arc::new(new_shards);
-        batches.push(RecordBatch::try_new(batch.schema(), columns).map_err(|e| ShardError::Other(e.to_string()))?);
+        batches.push(RecordBatch::try_new(batch.schema(), columns).map_err(ShardError::internal)?);
         // Keep each input's private files (reject lists, key material) apart.
         let private = ds.root.join(layout::PRIVATE_DIR);
         if private.is_dir() {
@@ -203,20 +203,20 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
         provenance,
         ..first_info
     };
-    fs::create_dir_all(out.join(layout::PRIVATE_DIR)).map_err(ShardError::io(out))?;
+    fs::create_dir_all(out.join(layout::PRIVATE_DIR)).map_err(ShardError::write(out))?;
     write_dataset_json(out, &info)?;
     Ok(MergeReport { info, inputs: datasets.len(), linked, copied })
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).map_err(ShardError::io(to))?;
-    for entry in fs::read_dir(from).map_err(ShardError::io(from))? {
-        let entry = entry.map_err(ShardError::io(from))?;
+    fs::create_dir_all(to).map_err(ShardError::write(to))?;
+    for entry in fs::read_dir(from).map_err(ShardError::read(from))? {
+        let entry = entry.map_err(ShardError::read(from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         if src.is_dir() {
             copy_tree(&src, &dst)?;
         } else {
-            fs::copy(&src, &dst).map_err(ShardError::io(&dst))?;
+            fs::copy(&src, &dst).map_err(ShardError::write(&dst))?;
             #[cfg(unix)]
             if let Ok(meta) = fs::metadata(&src) {
                 let _ = fs::set_permissions(&dst, meta.permissions());
@@ -241,11 +241,11 @@ pub fn to_display_u8(image: &Image) -> Vec<u8> {
 
 /// Writes an 8-bit grayscale PNG of `image`.
 pub fn save_png_u8(image: &Image, path: &Path) -> Result<()> {
-    let file = fs::File::create(path).map_err(ShardError::io(path))?;
+    let file = fs::File::create(path).map_err(ShardError::write(path))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), image.width, image.height);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
-    let err = |e: png::EncodingError| ShardError::Other(format!("{}: {e}", path.display()));
+    let err = |e: png::EncodingError| ShardError::Png { path: path.to_path_buf(), cause: e };
     let mut writer = encoder.write_header().map_err(err)?;
     writer.write_image_data(&to_display_u8(image)).map_err(err)?;
     writer.finish().map_err(err)?;
@@ -256,7 +256,7 @@ pub fn save_png_u8(image: &Image, path: &Path) -> Result<()> {
 pub fn export(ds: &Dataset, key: &str, field: Option<&str>, out: &Path) -> Result<()> {
     let index = ds
         .find_key(key)
-        .ok_or_else(|| ShardError::Other(format!("no sample with key `{key}` in {}", ds.manifest.path.display())))?;
+        .ok_or_else(|| ShardError::Usage(format!("no sample with key `{key}` in {}", ds.manifest.path.display())))?;
     let row = ds.manifest.view().row(index);
     let mut decoder = NpyZstDecoder::new();
     let image = match field {
@@ -268,7 +268,7 @@ pub fn export(ds: &Dataset, key: &str, field: Option<&str>, out: &Path) -> Resul
                 .into_iter()
                 .find(|(name, _)| name == f)
                 .map(|(_, img)| img)
-                .ok_or_else(|| ShardError::Other(format!("sample `{key}` has no `{f}` array")))?
+                .ok_or_else(|| ShardError::Usage(format!("sample `{key}` has no `{f}` array")))?
         }
     };
     save_png_u8(&image, out)

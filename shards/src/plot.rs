@@ -114,7 +114,7 @@ impl Canvas {
 }
 
 fn write_rgb_png(path: &Path, width: u32, height: u32, pixels: &[u8]) -> Result<()> {
-    let png_error = |source| ShardError::Png { path: path.to_path_buf(), source };
+    let png_error = |cause| ShardError::Png { path: path.to_path_buf(), cause };
     let file = std::fs::File::create(path).map_err(ShardError::write(path))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgb);

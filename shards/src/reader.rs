@@ -85,7 +85,7 @@ impl<R: Read> ShardReader<R> {
         if let Some(m) = self.pending.take() {
             return Ok(Some(m));
         }
-        self.tar.next_member().map_err(|source| ShardError::Tar { shard: self.shard.clone(), source })
+        self.tar.next_member().map_err(|cause| ShardError::Tar { shard: self.shard.clone(), cause })
     }
 
     /// The next sample, or `None` at the end of the shard.
@@ -165,20 +165,20 @@ pub fn decode_sample(raw: &RawSample, shard: &str, decoder: &mut NpyZstDecoder) 
 
 /// Reads `len` bytes at `offset` of a file; errors name the file.
 pub fn read_range(path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
-    let mut file = File::open(path).map_err(ShardError::io(path))?;
-    let file_len = file.metadata().map_err(ShardError::io(path))?.len();
+    let mut file = File::open(path).map_err(ShardError::read(path))?;
+    let file_len = file.metadata().map_err(ShardError::read(path))?.len();
     if offset.checked_add(len).is_none_or(|end| end > file_len) {
-        return Err(ShardError::Io {
+        return Err(ShardError::Read {
             path: path.to_path_buf(),
-            source: std::io::Error::new(
+            cause: std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 format!("range {offset}+{len} is past the end of the file ({file_len} bytes)"),
             ),
         });
     }
-    file.seek(SeekFrom::Start(offset)).map_err(ShardError::io(path))?;
+    file.seek(SeekFrom::Start(offset)).map_err(ShardError::read(path))?;
     let mut buf = vec![0u8; len as usize];
-    file.read_exact(&mut buf).map_err(ShardError::io(path))?;
+    file.read_exact(&mut buf).map_err(ShardError::read(path))?;
     Ok(buf)
 }
 

@@ -112,14 +112,14 @@ pub fn compute(ds: &Dataset, pixel_stride: usize, progress: &(dyn Fn(u64) + Sync
         .par_iter()
         .map(|(shard, rows)| {
             let path = ds.shard_path(shard)?;
-            let file = File::open(&path).map_err(ShardError::io(&path))?;
+            let file = File::open(&path).map_err(ShardError::read(&path))?;
             let mut decoder = NpyZstDecoder::new();
             let mut hist = vec![0u64; 65536];
             let (mut sum, mut sum_sq, mut images) = (0f64, 0f64, 0u64);
             let mut buf = Vec::new();
             for row in rows {
                 buf.resize(row.size as usize, 0);
-                file.read_exact_at(&mut buf, row.offset).map_err(ShardError::io(&path))?;
+                file.read_exact_at(&mut buf, row.offset).map_err(ShardError::read(&path))?;
                 let image = decoder.decode(&buf).map_err(|e| ShardError::Member {
                     shard: row.shard.clone(),
                     member: format!("{}.npy.zst", row.key),

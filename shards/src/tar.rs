@@ -47,13 +47,21 @@ pub fn member_span(len: u64) -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
     #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("bad tar header at byte {offset}: {reason}")]
     BadHeader { offset: u64, reason: String },
     #[error("member `{name}` is truncated: header at byte {offset} announces {size} bytes")]
     Truncated { name: String, offset: u64, size: u64 },
     #[error("member name `{0}` is too long for ustar")]
     NameTooLong(String),
+}
+
+// By hand rather than `#[from]`, which would also make the error its
+// `source()` and print it twice in a `{:#}` chain.
+impl From<io::Error> for TarError {
+    fn from(e: io::Error) -> Self {
+        TarError::Io(e)
+    }
 }
 
 fn octal(field: &mut [u8], value: u64) {

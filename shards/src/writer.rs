@@ -178,7 +178,7 @@ pub fn encode_sample(sample: &Sample, opts: &WriterOptions) -> Result<EncodedSam
         labels: f.labels.clone(),
         ..ManifestRow::default()
     };
-    let json = serde_json::to_vec(&row.sample_meta(&opts.labels)).map_err(|e| ShardError::Sample(e.to_string()))?;
+    let json = serde_json::to_vec(&row.sample_meta(&opts.labels)).map_err(ShardError::internal)?;
     members.push((format!("{}.{}", sample.key, layout::JSON_SUFFIX), json));
     Ok(EncodedSample { key: sample.key.clone(), members, row })
 }
@@ -213,31 +213,36 @@ impl DatasetWriter {
     /// directory that already holds a dataset or staged work.
     pub fn create(root: &Path, opts: WriterOptions) -> Result<DatasetWriter> {
         if root.join(layout::DATASET_JSON).exists() {
-            return Err(ShardError::Other(format!("{} already holds a dataset (dataset.json exists)", root.display())));
+            return Err(ShardError::OutputExists {
+                path: root.to_path_buf(),
+                reason: "already holds a dataset (dataset.json exists)".into(),
+            });
         }
         let staging = root.join(STAGING_DIR);
-        if staging.is_dir() && fs::read_dir(&staging).map_err(ShardError::io(&staging))?.next().is_some() {
-            return Err(ShardError::Other(format!(
-                "{} holds an unfinished dataset ({} is not empty): resume it or remove it",
-                root.display(),
-                staging.display()
-            )));
+        if staging.is_dir() && fs::read_dir(&staging).map_err(ShardError::write(&staging))?.next().is_some() {
+            return Err(ShardError::OutputExists {
+                path: root.to_path_buf(),
+                reason: format!(
+                    "holds an unfinished dataset ({} is not empty): resume it or remove it",
+                    staging.display()
+                ),
+            });
         }
         Self::open(root, opts)
     }
 
     fn open(root: &Path, opts: WriterOptions) -> Result<DatasetWriter> {
-        chess_schemas::validate_key(&opts.shard_name).map_err(|e| ShardError::Other(format!("shard name: {e}")))?;
+        chess_schemas::validate_key(&opts.shard_name).map_err(|e| ShardError::Usage(format!("shard name: {e}")))?;
         for field in &opts.extra_fields {
-            chess_schemas::validate_field(field).map_err(|e| ShardError::Other(e.to_string()))?;
+            chess_schemas::validate_field(field).map_err(|e| ShardError::Usage(e.to_string()))?;
         }
         if opts.max_shard_samples == 0 {
-            return Err(ShardError::Other("max_shard_samples must be at least 1".into()));
+            return Err(ShardError::Usage("max_shard_samples must be at least 1".into()));
         }
         for dir in
             [root.to_path_buf(), root.join(layout::SHARDS_DIR), root.join(STAGING_DIR), root.join(layout::PRIVATE_DIR)]
         {
-            fs::create_dir_all(&dir).map_err(ShardError::io(&dir))?;
+            fs::create_dir_all(&dir).map_err(ShardError::write(&dir))?;
         }
         let columns = ManifestColumns { has_split: opts.with_split, labels: opts.labels.clone() };
         let schema = chess_schemas::manifest_schema(columns.has_split, &columns.labels);
@@ -258,19 +263,22 @@ impl DatasetWriter {
     /// the keys already written, so the caller can skip them.
     pub fn resume(root: &Path, opts: WriterOptions) -> Result<(DatasetWriter, HashSet<String>)> {
         if root.join(layout::DATASET_JSON).exists() {
-            return Err(ShardError::Other(format!("{} is already finished (dataset.json exists)", root.display())));
+            return Err(ShardError::OutputExists {
+                path: root.to_path_buf(),
+                reason: "is already finished (dataset.json exists)".into(),
+            });
         }
         let mut writer = Self::open(root, opts)?;
         let prefix = format!("{}-", writer.opts.shard_name);
         let shards_dir = root.join(layout::SHARDS_DIR);
         let staging = root.join(STAGING_DIR);
         let mut complete = Vec::new();
-        for entry in fs::read_dir(&shards_dir).map_err(ShardError::io(&shards_dir))? {
-            let path = entry.map_err(ShardError::io(&shards_dir))?.path();
+        for entry in fs::read_dir(&shards_dir).map_err(ShardError::write(&shards_dir))? {
+            let path = entry.map_err(ShardError::write(&shards_dir))?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             let Some(rest) = name.strip_prefix(&prefix) else { continue };
             if name.ends_with(".tmp") {
-                fs::remove_file(&path).map_err(ShardError::io(&path))?;
+                fs::remove_file(&path).map_err(ShardError::write(&path))?;
                 continue;
             }
             let Some(index) = rest.strip_suffix(".tar").and_then(|s| s.parse::<u64>().ok()) else { continue };
@@ -279,15 +287,15 @@ impl DatasetWriter {
                 complete.push((index, rows_path));
             } else {
                 // A shard without staged rows cannot be named by a manifest: drop it.
-                fs::remove_file(&path).map_err(ShardError::io(&path))?;
+                fs::remove_file(&path).map_err(ShardError::write(&path))?;
             }
         }
         // Staged rows whose shard never got its final name are partial work.
-        for entry in fs::read_dir(&staging).map_err(ShardError::io(&staging))? {
-            let path = entry.map_err(ShardError::io(&staging))?.path();
+        for entry in fs::read_dir(&staging).map_err(ShardError::write(&staging))? {
+            let path = entry.map_err(ShardError::write(&staging))?.path();
             let keep = complete.iter().any(|(_, p)| p == &path);
             if !keep && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)) {
-                fs::remove_file(&path).map_err(ShardError::io(&path))?;
+                fs::remove_file(&path).map_err(ShardError::write(&path))?;
             }
         }
         complete.sort();
@@ -354,8 +362,10 @@ impl DatasetWriter {
                 row.offset = shard.bytes + tar::BLOCK;
                 row.size = data.len() as u64;
             }
-            shard.bytes += tar::write_member(&mut shard.out, name, data)
-                .map_err(|source| ShardError::Tar { shard: shard.rel_path.clone(), source })?;
+            shard.bytes += tar::write_member(&mut shard.out, name, data).map_err(|e| match e {
+                tar::TarError::Io(cause) => ShardError::Write { path: shard.tmp_path.clone(), cause },
+                other => ShardError::Sample(format!("{}: {other}", sample.key)),
+            })?;
         }
         self.sizes.insert((row.height, row.width));
         self.keys.insert(sample.key);
@@ -368,7 +378,7 @@ impl DatasetWriter {
         let rel_path = format!("{}/{name}", layout::SHARDS_DIR);
         let final_path = self.root.join(&rel_path);
         let tmp = tmp_path(&final_path);
-        let file = File::create(&tmp).map_err(ShardError::io(&tmp))?;
+        let file = File::create(&tmp).map_err(ShardError::write(&tmp))?;
         self.current = Some(OpenShard {
             index: self.next_index,
             rel_path,
@@ -384,9 +394,10 @@ impl DatasetWriter {
     fn close_shard(&mut self) -> Result<()> {
         let Some(mut shard) = self.current.take() else { return Ok(()) };
         let tmp = shard.tmp_path.clone();
-        tar::write_end(&mut shard.out).map_err(ShardError::io(&tmp))?;
-        let file = shard.out.into_inner().map_err(|e| ShardError::Io { path: tmp.clone(), source: e.into_error() })?;
-        file.sync_all().map_err(ShardError::io(&tmp))?;
+        tar::write_end(&mut shard.out).map_err(ShardError::write(&tmp))?;
+        let file =
+            shard.out.into_inner().map_err(|e| ShardError::Write { path: tmp.clone(), cause: e.into_error() })?;
+        file.sync_all().map_err(ShardError::write(&tmp))?;
         drop(file);
         let rows_path = self
             .root
@@ -395,7 +406,7 @@ impl DatasetWriter {
         let batch = rows_to_batch(&self.schema, &self.columns, &shard.rows)?;
         write_parquet(&rows_path, &self.schema, &[batch], None)?;
         let final_path = self.root.join(&shard.rel_path);
-        fs::rename(&tmp, &final_path).map_err(ShardError::io(&final_path))?;
+        fs::rename(&tmp, &final_path).map_err(ShardError::write(&final_path))?;
         sync_dir(&self.root.join(layout::SHARDS_DIR));
         tracing::debug!(shard = %shard.rel_path, samples = shard.rows.len(), bytes = shard.bytes, "shard closed");
         Ok(())
@@ -406,7 +417,7 @@ impl DatasetWriter {
         self.close_shard()?;
         let staging = self.root.join(STAGING_DIR);
         let mut staged: Vec<PathBuf> = fs::read_dir(&staging)
-            .map_err(ShardError::io(&staging))?
+            .map_err(ShardError::write(&staging))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .collect();
@@ -436,7 +447,7 @@ impl DatasetWriter {
             provenance: info.provenance,
         };
         write_dataset_json(&self.root, &dataset_info)?;
-        fs::remove_dir_all(&staging).map_err(ShardError::io(&staging))?;
+        fs::remove_dir_all(&staging).map_err(ShardError::write(&staging))?;
         Ok(dataset_info)
     }
 }
@@ -445,12 +456,12 @@ impl DatasetWriter {
 pub fn write_dataset_json(root: &Path, info: &DatasetInfo) -> Result<()> {
     let path = root.join(layout::DATASET_JSON);
     let tmp = tmp_path(&path);
-    let mut text = serde_json::to_vec_pretty(info).map_err(|e| ShardError::Other(e.to_string()))?;
+    let mut text = serde_json::to_vec_pretty(info).map_err(ShardError::internal)?;
     text.push(b'\n');
-    let mut file = File::create(&tmp).map_err(ShardError::io(&tmp))?;
-    file.write_all(&text).map_err(ShardError::io(&tmp))?;
-    file.sync_all().map_err(ShardError::io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(ShardError::io(&path))?;
+    let mut file = File::create(&tmp).map_err(ShardError::write(&tmp))?;
+    file.write_all(&text).map_err(ShardError::write(&tmp))?;
+    file.sync_all().map_err(ShardError::write(&tmp))?;
+    fs::rename(&tmp, &path).map_err(ShardError::write(&path))?;
     Ok(())
 }
 

@@ -3,22 +3,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use chess_schemas::PixelDtype;
 use chess_shards::{demo, Dataset, DatasetWriter, FinishInfo, NpyZstDecoder};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chess-shards"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use crate::common::{run, text};
 
 fn demo_dataset(dir: &Path, count: &str) -> PathBuf {
     let out = dir.join("demo");
@@ -152,7 +141,7 @@ fn subset_by_expression_and_keys() {
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("nosuchkey"), "{}", text(&o));
     let o = run(&["subset", ds_path.to_str().unwrap(), "--where", "colour = 'red'", "--out", out2.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.status.code(), Some(2), "a bad --where is a usage error");
     assert!(text(&o).contains("unknown column `colour`"), "{}", text(&o));
 }
 
@@ -216,4 +205,68 @@ fn export_stats_and_inspect_produce_what_they_say() {
     let out = text(&o);
     assert!(out.contains("demo000000.npy.zst") && out.contains("demo000000.target.npy.zst"), "{out}");
     assert!(out.contains("12 members, 4 samples"), "{out}");
+}
+
+/// One case per exit class (1 is `verify_names_each_mismatch_and_exits_1`).
+#[test]
+fn exit_codes_follow_what_the_user_must_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = demo_dataset(dir.path(), "4");
+    let ds = ds.to_str().unwrap();
+    let out = dir.path().join("out.parquet");
+    let out = out.to_str().unwrap();
+    let code = |args: &[&str]| {
+        let o = run(args);
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+        (o.status.code(), text(&o))
+    };
+    // 2: the command line.
+    for args in [
+        vec!["subset", ds, "--out", out],
+        vec!["subset", ds, "--where", "age_years >", "--out", out],
+        vec!["balance", ds, "--label-column", "Cardiomegaly", "--mode", "counts", "--out", out],
+        vec!["balance", ds, "--label-column", "Cardiomegaly", "--mode", "counts", "--counts", "1=x", "--out", out],
+        vec!["fractions", ds, "--fractions", "0,2", "--out", out],
+        vec!["export", ds, "nosuchkey", out],
+        vec!["stream", ds, "--world", "2", "--rank", "2"],
+        vec!["demo", "--count", "0", "--out", out],
+        vec!["verify", ds, "--no-such-flag"],
+    ] {
+        let (c, t) = code(&args);
+        assert_eq!(c, Some(2), "{args:?}: {t}");
+        assert!(t.contains("error"), "{args:?}: {t}");
+    }
+    // 3: an input that is missing or invalid.
+    let not_a_dataset = dir.path().join("empty");
+    fs::create_dir(&not_a_dataset).unwrap();
+    let garbage = dir.path().join("garbage.tar");
+    fs::write(&garbage, [7u8; 700]).unwrap();
+    for args in [
+        vec!["verify", dir.path().join("nope").to_str().unwrap()],
+        vec!["stats", not_a_dataset.to_str().unwrap()],
+        vec!["inspect", garbage.to_str().unwrap()],
+        vec!["stream", not_a_dataset.to_str().unwrap()],
+    ] {
+        let (c, t) = code(&args);
+        assert_eq!(c, Some(3), "{args:?}: {t}");
+    }
+    // 4: an output that cannot be written (under a regular file: root ignores permissions).
+    let file = dir.path().join("a-file");
+    fs::write(&file, b"x").unwrap();
+    let under_file = file.join("x");
+    let under_file = under_file.to_str().unwrap();
+    for args in [
+        vec!["stats", ds, "--png", under_file],
+        vec!["subset", ds, "--where", "age_years > 0", "--out", under_file],
+        vec!["export", ds, "demo000001", under_file],
+        vec!["demo", "--count", "2", "--size", "16", "--out", under_file],
+        vec!["demo", "--count", "2", "--size", "16", "--out", ds],
+    ] {
+        let (c, t) = code(&args);
+        assert_eq!(c, Some(4), "{args:?}: {t}");
+    }
+    // The table is in --help.
+    let (c, t) = code(&["--help"]);
+    assert_eq!(c, Some(0));
+    assert!(t.contains(chess_cli::EXIT_CODES_HELP), "{t}");
 }

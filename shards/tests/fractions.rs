@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 
 use chess_schemas::{LabelColumn, LabelType, PixelDtype};
 use chess_shards::balance::{balance, BalanceMode};
@@ -215,7 +214,7 @@ fn cli_output_is_deterministic_across_thread_counts() {
     let root = dir.path().join("ds");
     chexpert_like(&root, true);
     let run = |threads: &str, seed: &str, out: &str| {
-        let o = Command::new(env!("CARGO_BIN_EXE_chess-shards"))
+        let o = crate::common::bin()
             .args([
                 "--threads",
                 threads,

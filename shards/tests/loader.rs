@@ -10,18 +10,11 @@ use chess_schemas::PixelDtype;
 use chess_shards::loader::{Access, Batch, EpochReport, Loader, LoaderOptions, LoaderState, Remainder};
 use chess_shards::{demo, Dataset, DatasetWriter, FinishInfo, NpyZstDecoder};
 
+use crate::common;
+
 /// A dataset of `n` 32×32 demo phantoms, `per_shard` samples per shard.
 fn dataset(dir: &Path, n: u64, per_shard: u64, paired: bool) -> PathBuf {
-    let root = dir.join("ds");
-    let opts = demo::demo_options(PixelDtype::Uint16, per_shard, paired);
-    let mut writer = DatasetWriter::create(&root, opts).unwrap();
-    for i in 0..n {
-        writer.write(&demo::demo_sample(i, 32, PixelDtype::Uint16, paired)).unwrap();
-    }
-    writer
-        .finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() })
-        .unwrap();
-    root
+    common::demo_dataset(&dir.join("ds"), n, 32, per_shard, paired)
 }
 
 fn opts(world: u64, rank: u64, batch: usize) -> LoaderOptions {
@@ -322,10 +315,7 @@ fn corrupt_and_missing_samples_are_skipped_counted_and_reported() {
         }
     }
     // The command names each skipped sample and exits 1.
-    let o = Command::new(env!("CARGO_BIN_EXE_chess-shards"))
-        .args(["stream", root.to_str().unwrap(), "--keys"])
-        .output()
-        .unwrap();
+    let o = common::bin().args(["stream", root.to_str().unwrap(), "--keys"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     for i in [3usize, 12, 39] {
@@ -371,7 +361,7 @@ fn subset_manifest_is_served_by_byte_ranges() {
 fn stream_command_prints_keys_resumes_and_reports_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let root = dataset(dir.path(), 30, 7, false);
-    let bin = env!("CARGO_BIN_EXE_chess-shards");
+    let bin = common::BIN;
     let run = |extra: &[&str]| {
         let mut args = vec!["stream", root.to_str().unwrap(), "--seed", "5", "--epoch", "2", "--batch", "4"];
         args.extend_from_slice(extra);

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chess_schemas::PixelDtype;
 use chess_shards::loader::{Batch, EpochReport, Loader, LoaderOptions, Retry};
-use chess_shards::{demo, Dataset, DatasetWriter, FinishInfo};
+use chess_shards::Dataset;
+
+use crate::common;
 
 const AK: &str = "chess-test-key";
 const SK: &str = "chess-test-secret";
@@ -118,15 +119,7 @@ fn storage(endpoint: &str) -> Vec<(String, String)> {
 /// Writes a dataset of `n` demo phantoms of `size`² into `<root>/bkt/ds`
 /// (what the server serves as `s3://bkt/ds`) and returns that directory.
 fn dataset(root: &Path, n: u64, size: u32, per_shard: u64) -> PathBuf {
-    let ds = root.join("bkt").join("ds");
-    let opts = demo::demo_options(PixelDtype::Uint16, per_shard, false);
-    let mut writer = DatasetWriter::create(&ds, opts).unwrap();
-    for i in 0..n {
-        writer.write(&demo::demo_sample(i, size, PixelDtype::Uint16, false)).unwrap();
-    }
-    writer
-        .finish(FinishInfo { tool_version: "test".into(), deid_method: "synthetic".into(), ..Default::default() })
-        .unwrap();
+    let ds = common::demo_dataset(&root.join("bkt").join("ds"), n, size, per_shard, false);
     // Only what a dataset holds (no writer staging leftovers).
     let _ = std::fs::remove_dir_all(ds.join(".staging"));
     ds
@@ -208,7 +201,7 @@ fn s3_delivers_what_local_disk_delivers_and_serves_subsets_by_range() {
     assert_eq!(report.bytes_read, span, "only the subset's bytes are fetched");
 
     // The command, configured from the environment as in production.
-    let bin = env!("CARGO_BIN_EXE_chess-shards");
+    let bin = common::BIN;
     let cli = |source: &str, env: bool| {
         let mut c = Command::new(bin);
         c.args(["stream", source, "--keys", "--seed", "3", "--epoch", "2", "--world", "2", "--rank", "1"]);

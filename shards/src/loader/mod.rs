@@ -47,23 +47,56 @@ pub use store::{is_url, Retry, Store};
 use crate::manifest::{label_value, LabelValue, Manifest};
 use crate::ShardError;
 
-/// What can stop the loader.
+/// What can stop the loader, grouped by what the user must do about it
+/// ([`chess_cli::ExitClass`]).
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
-    /// A dataset, manifest or shard location that cannot be used.
+    // --- usage (exit 2)
+    /// Loader options that do not fit together or with the data (rank/world,
+    /// batch size, an extra array the samples do not have, a storage option).
+    #[error("loader settings: {0}")]
+    Settings(String),
+    /// A dataset URL that does not parse, has an unsupported scheme or
+    /// cannot configure its object store.
+    #[error("{0}")]
+    Url(String),
+
+    // --- input (exit 3)
+    /// A dataset, manifest or shard path that cannot be used: no
+    /// dataset.json, an invalid one, unexpected columns, mixed image sizes, a
+    /// shard path leaving the root.
     #[error("{0}")]
     Location(String),
     /// Reading an object or file failed for good (retries exhausted).
     #[error("reading {object}: {reason}")]
     Fetch { object: String, reason: String },
-    #[error(transparent)]
-    Shards(#[from] ShardError),
-    #[error("loader settings: {0}")]
-    Settings(String),
+    /// A resume state taken with other settings or data.
     #[error("cannot resume: {0}")]
     Resume(String),
+    #[error(transparent)]
+    Shards(#[from] ShardError),
+
+    // --- output (exit 4)
+    /// The local copy of a remote manifest cannot be written.
+    #[error("{path}: cannot write: {cause}")]
+    Write { path: PathBuf, cause: std::io::Error },
+
+    // --- runtime (exit 5)
     #[error("starting the I/O runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl chess_cli::Classify for LoaderError {
+    fn exit_class(&self) -> chess_cli::ExitClass {
+        use chess_cli::ExitClass;
+        match self {
+            LoaderError::Settings(_) | LoaderError::Url(_) => ExitClass::Usage,
+            LoaderError::Location(_) | LoaderError::Fetch { .. } | LoaderError::Resume(_) => ExitClass::Input,
+            LoaderError::Shards(e) => e.exit_class(),
+            LoaderError::Write { .. } => ExitClass::Output,
+            LoaderError::Runtime(_) => ExitClass::Runtime,
+        }
+    }
 }
 
 pub type Result<T, E = LoaderError> = std::result::Result<T, E>;
@@ -258,7 +291,7 @@ fn read_manifest(store: &Store, rel: &str) -> Result<Manifest> {
                 std::process::id(),
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
             ));
-            std::fs::write(&tmp, &bytes).map_err(|e| LoaderError::Location(format!("{}: {e}", tmp.display())))?;
+            std::fs::write(&tmp, &bytes).map_err(|cause| LoaderError::Write { path: tmp.clone(), cause })?;
             let manifest = Manifest::open(&tmp);
             let _ = std::fs::remove_file(&tmp);
             let mut manifest = manifest?;

@@ -293,7 +293,7 @@ fn read_segment(
                     }
                     break;
                 }
-                Err(ShardError::Tar { source: TarError::Io(io), .. }) => {
+                Err(ShardError::Tar { cause: TarError::Io(io), .. }) => {
                     let err = failure
                         .as_ref()
                         .and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).take())
@@ -308,7 +308,7 @@ fn read_segment(
                     // lost; without an offset, the next expected one is.
                     let offset = match &e {
                         ShardError::Tar {
-                            source: TarError::BadHeader { offset, .. } | TarError::Truncated { offset, .. },
+                            cause: TarError::BadHeader { offset, .. } | TarError::Truncated { offset, .. },
                             ..
                         } => Some(*offset),
                         _ => None,

@@ -95,9 +95,9 @@ fn build_store(
     retry: Retry,
     storage: &[(String, String)],
 ) -> Result<(Arc<dyn ObjectStore>, ObjectPath), LoaderError> {
-    let url = url::Url::parse(url_text).map_err(|e| LoaderError::Location(format!("{url_text}: {e}")))?;
-    let bad = |e: object_store::Error| LoaderError::Location(format!("{url_text}: {e}"));
-    let path = ObjectPath::from_url_path(url.path()).map_err(|e| LoaderError::Location(format!("{url_text}: {e}")))?;
+    let url = url::Url::parse(url_text).map_err(|e| LoaderError::Url(format!("{url_text}: {e}")))?;
+    let bad = |e: object_store::Error| LoaderError::Url(format!("{url_text}: {e}"));
+    let path = ObjectPath::from_url_path(url.path()).map_err(|e| LoaderError::Url(format!("{url_text}: {e}")))?;
     let key_err = |k: &str, e: object_store::Error| LoaderError::Settings(format!("storage option `{k}`: {e}"));
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "s3" | "s3a" => {
@@ -132,7 +132,7 @@ fn build_store(
             }
             Arc::new(b.build().map_err(bad)?)
         }
-        other => return Err(LoaderError::Location(format!("{url_text}: unsupported scheme `{other}`"))),
+        other => return Err(LoaderError::Url(format!("{url_text}: unsupported scheme `{other}`"))),
     };
     Ok((store, path))
 }

@@ -3,23 +3,20 @@
 //! Thin binary: argument parsing, progress bars and printing; the work is
 //! done by the `chess_shards` library.
 
-use std::io::{IsTerminal, Write};
+use std::error::Error;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use chess_cli::{progress, Classify, CliError, ExitClass};
 use chess_schemas::{layout, PixelDtype};
 use chess_shards::{balance, demo, fractions, ops, stats, verify, Dataset, DatasetWriter, FinishInfo};
+use chess_shards::{LoaderError, ShardError};
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 mod stream;
-
-/// Exit codes: 0 success; 1 the data failed a check (verify found problems);
-/// 2 bad command line; 3 an input could not be read or an output written.
-const EXIT_CHECK_FAILED: u8 = 1;
-const EXIT_ERROR: u8 = 3;
 
 /// Inspect, verify, summarise and recombine CheSS datasets (tar shards of
 /// .npy.zst images plus a Parquet manifest).
@@ -28,11 +25,8 @@ const EXIT_ERROR: u8 = 3;
 /// shards/. Where a MANIFEST is accepted, it may be a subset or per-fraction
 /// manifest stored anywhere; its shard paths resolve against the dataset root
 /// recorded in it.
-///
-/// Exit codes: 0 success, 1 a check failed (verify), 2 usage error,
-/// 3 unreadable input or unwritable output.
 #[derive(Parser, Debug)]
-#[command(name = "chess-shards", version, about, long_about)]
+#[command(name = "chess-shards", version, about, long_about, after_help = chess_cli::EXIT_CODES_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -243,51 +237,39 @@ macro_rules! outln {
     };
 }
 
-fn progress(total: u64, what: &str, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// The exit class of the library errors in a chain; a bare I/O error is
+/// this binary writing stdout or a state/report file.
+fn classify(e: &(dyn Error + 'static)) -> Option<ExitClass> {
+    if let Some(e) = e.downcast_ref::<ShardError>() {
+        return Some(e.exit_class());
     }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise}, {per_sec}, eta {eta}]")
-            .expect("valid template"),
-    );
-    bar.set_message(what.to_string());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
+    if let Some(e) = e.downcast_ref::<LoaderError>() {
+        return Some(e.exit_class());
+    }
+    e.downcast_ref::<std::io::Error>().map(|e| chess_cli::exit::io_class(e, true))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHESS_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
-            eprintln!("error: --threads: {e}");
-            return ExitCode::from(2);
+    chess_cli::logging::init(cli.quiet);
+    chess_cli::main_with("chess-shards", classify, || {
+        if let Some(n) = cli.threads {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .map_err(|e| CliError::usage(format!("--threads {n}: {e}")))?;
         }
-    }
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+        run(cli)
+    })
 }
 
-fn run(cli: Cli) -> Result<u8> {
+fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Inspect { path, limit } => inspect(&path, limit),
         Command::Verify { dataset } => {
             let ds = Dataset::open(&dataset)?;
-            let bar = progress(ds.manifest.len() as u64, "verify", quiet);
+            let bar = progress::bar(ds.manifest.len() as u64, "samples", "verify", quiet);
             let start = Instant::now();
             let report = verify::verify(&ds, &|n| bar.set_position(n))?;
             bar.finish_and_clear();
@@ -305,7 +287,7 @@ fn run(cli: Cli) -> Result<u8> {
                     if report.ok() { "OK".to_string() } else { format!("{} problems", report.problems.len()) }
                 );
             }
-            Ok(if report.ok() { 0 } else { EXIT_CHECK_FAILED })
+            check(report.ok(), || format!("{}: {} problems", dataset.display(), report.problems.len()))
         }
         Command::Export { dataset, key, out, field } => {
             let ds = Dataset::open(&dataset)?;
@@ -313,11 +295,12 @@ fn run(cli: Cli) -> Result<u8> {
             if !quiet {
                 eprintln!("wrote {}", out.display());
             }
-            Ok(0)
+            Ok(())
         }
         Command::Stats { dataset, png, every, json } => {
             let ds = Dataset::open(&dataset)?;
-            let bar = progress((ds.manifest.len() as u64).div_ceil(every.max(1) as u64), "stats", quiet);
+            let bar =
+                progress::bar((ds.manifest.len() as u64).div_ceil(every.max(1) as u64), "samples", "stats", quiet);
             let s = stats::compute(&ds, every, &|n| bar.set_position(n))?;
             bar.finish_and_clear();
             s.save_png(&png)?;
@@ -329,7 +312,7 @@ fn run(cli: Cli) -> Result<u8> {
             if !quiet {
                 eprintln!("wrote {}", png.display());
             }
-            Ok(0)
+            Ok(())
         }
         Command::Merge { inputs, out, shard_name } => {
             let report = ops::merge(&inputs, &out, &shard_name)?;
@@ -344,17 +327,17 @@ fn run(cli: Cli) -> Result<u8> {
                     report.copied
                 );
             }
-            Ok(0)
+            Ok(())
         }
         Command::Subset { dataset, keys, filter, out } => {
             if keys.is_none() && filter.is_none() {
-                bail!("subset needs --keys FILE, --where EXPR, or both");
+                return Err(CliError::usage("subset needs --keys FILE, --where EXPR, or both").into());
             }
             let ds = Dataset::open(&dataset)?;
             let key_list = match &keys {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
-                        .with_context(|| format!("reading keys from {}", path.display()))?
+                        .map_err(|e| CliError::input(format!("reading keys from {}: {e}", path.display())))?
                         .lines()
                         .map(str::trim)
                         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -369,7 +352,7 @@ fn run(cli: Cli) -> Result<u8> {
             if !quiet {
                 eprintln!("wrote {} ({} of {} rows)", out.display(), n, ds.manifest.len());
             }
-            Ok(0)
+            Ok(())
         }
         Command::Fractions {
             dataset,
@@ -413,7 +396,7 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 eprintln!("wrote {} manifests, summary.csv and fractions.json to {}", summaries.len(), out.display());
             }
-            Ok(0)
+            Ok(())
         }
         Command::Balance { dataset, label_column, mode, counts, per_class, seed, out } => {
             let ds = Dataset::open(&dataset)?;
@@ -421,7 +404,7 @@ fn run(cli: Cli) -> Result<u8> {
                 BalanceArg::Full => balance::BalanceMode::Full,
                 BalanceArg::Undersample => balance::BalanceMode::Undersample(per_class),
                 BalanceArg::Counts => balance::BalanceMode::Counts(balance::parse_counts(
-                    counts.as_deref().context("--mode counts needs --counts CLASS=N,...")?,
+                    counts.as_deref().ok_or_else(|| CliError::usage("--mode counts needs --counts CLASS=N,..."))?,
                 )?),
             };
             let (reports, unlabelled) = balance::balance(&ds, &label_column, &mode, seed, &out)?;
@@ -441,11 +424,11 @@ fn run(cli: Cli) -> Result<u8> {
             if !quiet {
                 eprintln!("wrote {}", out.display());
             }
-            Ok(0)
+            Ok(())
         }
         Command::Stream(args) => stream::run(args, cli.threads, quiet),
         Command::Demo { out, count, size, bit_depth, shard_samples, paired } => {
-            let dtype: PixelDtype = bit_depth.parse().map_err(anyhow::Error::msg)?;
+            let dtype: PixelDtype = bit_depth.parse().map_err(CliError::usage)?;
             demo_dataset(&out, count, size, dtype, shard_samples, paired, quiet)
         }
     }
@@ -459,13 +442,13 @@ fn demo_dataset(
     shard_samples: u64,
     paired: bool,
     quiet: bool,
-) -> Result<u8> {
+) -> Result<()> {
     if count == 0 || !(8..=4096).contains(&size) {
-        bail!("--count must be at least 1 and --size between 8 and 4096");
+        return Err(CliError::usage("--count must be at least 1 and --size between 8 and 4096").into());
     }
     let opts = demo::demo_options(dtype, shard_samples, paired);
     let mut writer = DatasetWriter::create(out, opts.clone())?;
-    let bar = progress(count, "demo", quiet);
+    let bar = progress::bar(count, "images", "demo", quiet);
     use rayon::prelude::*;
     // Encode in parallel, in bounded chunks; append in order.
     for chunk_start in (0..count).step_by(64) {
@@ -499,19 +482,29 @@ fn demo_dataset(
             if report.ok() { "OK" } else { "FAILED" }
         );
     }
-    Ok(if report.ok() { 0 } else { EXIT_CHECK_FAILED })
+    check(report.ok(), || format!("{}: the new dataset failed verify", out.display()))
 }
 
-fn inspect(path: &Path, limit: usize) -> Result<u8> {
+/// `Ok` when a check passed, otherwise a failed check (exit 1) saying `what`.
+fn check(passed: bool, what: impl FnOnce() -> String) -> Result<()> {
+    if passed {
+        Ok(())
+    } else {
+        Err(CliError::check_failed(what()).into())
+    }
+}
+
+fn inspect(path: &Path, limit: usize) -> Result<()> {
     if path.is_file() && path.extension().is_some_and(|e| e == "tar") {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = std::fs::File::open(path)
+            .map_err(|cause| ShardError::Read { path: path.to_path_buf(), cause })
+            .with_context(|| format!("opening {}", path.display()))?;
         let mut stream = chess_shards::tar::TarStream::new(std::io::BufReader::new(file));
         let (mut members, mut bytes) = (0u64, 0u64);
         let mut keys = std::collections::HashSet::new();
         outln!("{:<48} {:>12} {:>12}", "member", "offset", "size");
-        while let Some(m) = stream
-            .next_member()
-            .map_err(|source| chess_shards::ShardError::Tar { shard: path.display().to_string(), source })?
+        while let Some(m) =
+            stream.next_member().map_err(|cause| ShardError::Tar { shard: path.display().to_string(), cause })?
         {
             if (members as usize) < limit {
                 outln!("{:<48} {:>12} {:>12}", m.name, m.data_offset, m.data.len());
@@ -529,7 +522,7 @@ fn inspect(path: &Path, limit: usize) -> Result<u8> {
             keys.len(),
             bytes as f64 / 1e6
         );
-        return Ok(0);
+        return Ok(());
     }
     let ds = Dataset::open(path)?;
     if let Some(info) = &ds.info {
@@ -558,7 +551,7 @@ fn inspect(path: &Path, limit: usize) -> Result<u8> {
         );
     }
     let _ = layout::MANIFEST;
-    Ok(0)
+    Ok(())
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use chess_cli::CliError;
 use chess_shards::loader::{Access, Loader, LoaderOptions, LoaderState, Remainder, Retry};
 
 /// Arguments of `chess-shards stream`.
@@ -104,7 +105,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> {
+pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<()> {
     let defaults = LoaderOptions::default();
     let opts = LoaderOptions {
         seed: args.seed,
@@ -130,9 +131,10 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
     let loader = Loader::open(&args.source, opts).with_context(|| format!("opening {}", args.source))?;
     let mut iter = match &args.resume {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let state: LoaderState =
-                serde_json::from_str(&text).with_context(|| format!("{}: not a loader state", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::input(format!("reading {}: {e}", path.display())))?;
+            let state: LoaderState = serde_json::from_str(&text)
+                .map_err(|e| CliError::input(format!("{}: not a loader state: {e}", path.display())))?;
             loader.resume(state)?
         }
         None => loader.epoch(args.epoch),
@@ -187,7 +189,7 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
         if !quiet {
             eprintln!("stopped after {batches} batches ({samples} samples); resume state: {:?}", state);
         }
-        return Ok(0);
+        return Ok(());
     }
     let Some(report) = report else {
         anyhow::bail!("the epoch ended without a report");
@@ -208,5 +210,12 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<u8> 
     for s in &report.skipped_samples {
         eprintln!("SKIPPED {} ({}): {}", s.key, s.shard, s.reason);
     }
-    Ok(if report.skipped > 0 || !report.accounted() { super::EXIT_CHECK_FAILED } else { 0 })
+    if report.skipped > 0 || !report.accounted() {
+        return Err(CliError::check_failed(format!(
+            "{} of {} samples skipped, {} delivered",
+            report.skipped, report.expected, report.delivered
+        ))
+        .into());
+    }
+    Ok(())
 }
