@@ -29,7 +29,7 @@ pub mod models;
 pub mod runtime;
 pub mod tasks;
 
-pub(crate) use error::io_err;
+pub(crate) use error::{read_err, write_err};
 pub use error::{MetricsError, Result, TrainError};
 
 // The paths before the layers, for the integration tests until they move

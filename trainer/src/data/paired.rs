@@ -2,8 +2,6 @@
 //! `mask`) read whole into memory: opening one that must carry the array,
 //! and turning loader pixels into `[B, 1, size, size]` unit tensors.
 
-use std::path::PathBuf;
-
 use chess_shards::loader::Pixels;
 use chess_shards::{Loader, LoaderOptions};
 use tch::{Kind, Tensor};
@@ -25,7 +23,7 @@ pub fn unit(p: &Pixels, b: i64, h: i64, w: i64, size: i64) -> Tensor {
 pub fn open_with_field(location: &str, opts: LoaderOptions, field: &str, need: &str) -> Result<Loader> {
     match Loader::open(location, opts) {
         Err(chess_shards::LoaderError::Settings(m)) if m.contains(&format!("`{field}`")) => {
-            Err(TrainError::File { path: PathBuf::from(location), msg: format!("no `{field}` arrays: {need}") })
+            Err(TrainError::Dataset { location: location.to_string(), msg: format!("no `{field}` arrays: {need}") })
         }
         other => Ok(other?),
     }

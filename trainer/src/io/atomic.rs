@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{io_err, Result};
+use crate::{write_err, Result};
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_name(path);
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    std::fs::write(&tmp, bytes).map_err(write_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(write_err(path))?;
     Ok(())
 }
 

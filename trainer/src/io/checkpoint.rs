@@ -30,14 +30,17 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)> {
     }
     let json = if path.is_dir() { dir(path).join("latest.json") } else { path.to_path_buf() };
     let text = std::fs::read(&json).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TrainError::File { path: json.clone(), msg: "no checkpoint here".into() },
-        _ => TrainError::Io { path: json.clone(), source: e },
+        std::io::ErrorKind::NotFound => TrainError::Weights { path: json.clone(), msg: "no checkpoint here".into() },
+        _ => TrainError::Read { path: json.clone(), cause: e },
     })?;
     let not_a_checkpoint =
-        |e: serde_json::Error| TrainError::File { path: json.clone(), msg: format!("not a checkpoint: {e}") };
+        |e: serde_json::Error| TrainError::Weights { path: json.clone(), msg: format!("not a checkpoint: {e}") };
     let header: Header = serde_json::from_slice(&text).map_err(not_a_checkpoint)?;
     if header.format != FORMAT {
-        return Err(TrainError::File { path: json, msg: format!("format `{}`, expected `{FORMAT}`", header.format) });
+        return Err(TrainError::Weights {
+            path: json,
+            msg: format!("format `{}`, expected `{FORMAT}`", header.format),
+        });
     }
     let state = serde_json::from_slice(&text).map_err(not_a_checkpoint)?;
     Ok((state, json))

@@ -61,17 +61,14 @@ pub fn venv_python() -> Result<PathBuf> {
     };
     let py = venv.join("bin/python");
     if !py.exists() {
-        return Err(TrainError::Invalid(format!(
-            "{} not found: run scripts/setup.sh (or set CHESS_VENV)",
-            py.display()
-        )));
+        return Err(TrainError::Setup(format!("{} not found: run scripts/setup.sh (or set CHESS_VENV)", py.display())));
     }
     Ok(py)
 }
 
 /// Every tensor of a pickled PyTorch file, by dotted path (through the venv's torch).
 pub fn read_pickle(file: &Path, python: &Path, allow_full_pickle: bool) -> Result<Vec<(String, Tensor)>> {
-    let bad = |msg: String| TrainError::File { path: file.to_path_buf(), msg };
+    let bad = |msg: String| TrainError::Weights { path: file.to_path_buf(), msg };
     if !file.is_file() {
         return Err(bad("no such file".into()));
     }
@@ -83,7 +80,7 @@ pub fn read_pickle(file: &Path, python: &Path, allow_full_pickle: bool) -> Resul
         .arg(&tmp)
         .arg(if allow_full_pickle { "1" } else { "0" })
         .output()
-        .map_err(|e| TrainError::Invalid(format!("running {}: {e}", python.display())))?;
+        .map_err(|e| TrainError::Setup(format!("running {}: {e}", python.display())))?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&tmp);
         let err = String::from_utf8_lossy(&out.stderr);

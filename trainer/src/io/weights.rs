@@ -8,7 +8,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::io::atomic::tmp_name;
-use crate::{io_err, Result, TrainError};
+use crate::{write_err, Result, TrainError};
 
 /// A VarStore's variables, sorted by name, each under `prefix`.
 pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
@@ -21,7 +21,7 @@ pub fn named(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
 /// that `vs` lacks is an error naming `file`. BN's `num_batches_tracked`
 /// counters (torchvision state dicts) are ignored.
 pub fn load_into(vs: &VarStore, src: &HashMap<String, Tensor>, prefix: &str, file: &Path, strict: bool) -> Result<()> {
-    let bad = |msg: String| TrainError::File { path: file.to_path_buf(), msg };
+    let bad = |msg: String| TrainError::Weights { path: file.to_path_buf(), msg };
     let vars = vs.variables();
     let mut missing = Vec::new();
     tch::no_grad(|| -> Result<()> {
@@ -67,9 +67,11 @@ pub fn load_into(vs: &VarStore, src: &HashMap<String, Tensor>, prefix: &str, fil
 /// Reads a safetensors file into a map (tensors on the CPU).
 pub fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
-        return Err(TrainError::File { path: path.to_path_buf(), msg: "no such file".into() });
+        return Err(TrainError::Weights { path: path.to_path_buf(), msg: "no such file".into() });
     }
-    Ok(Tensor::read_safetensors(path)?.into_iter().collect())
+    let tensors = Tensor::read_safetensors(path)
+        .map_err(|e| TrainError::Weights { path: path.to_path_buf(), msg: format!("not a safetensors file: {e}") })?;
+    Ok(tensors.into_iter().collect())
 }
 
 /// Writes `tensors` (moved to the CPU, made contiguous) to `path` atomically.
@@ -77,8 +79,8 @@ pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let cpu: Vec<(String, Tensor)> =
         tensors.iter().map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu).contiguous())).collect();
     let tmp = tmp_name(path);
-    Tensor::write_safetensors(&cpu, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| TrainError::Output { path: tmp.clone(), msg: e.to_string() })?;
+    std::fs::rename(&tmp, path).map_err(write_err(path))?;
     Ok(())
 }
 

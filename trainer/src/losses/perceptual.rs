@@ -76,7 +76,10 @@ impl PerceptualLoss {
             PerceptualSpec::Chess(p) | PerceptualSpec::Imagenet(p) => p,
         };
         if !path.exists() {
-            return Err(TrainError::File { path: path.to_path_buf(), msg: "perceptual-loss weights not found".into() });
+            return Err(TrainError::Weights {
+                path: path.to_path_buf(),
+                msg: "perceptual-loss weights not found".into(),
+            });
         }
         // Any encoder `finetune --init` reads: imported safetensors, a run, a PyTorch checkpoint.
         let enc = read_encoder(path)?;

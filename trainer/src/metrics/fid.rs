@@ -349,13 +349,13 @@ impl ImageSource {
 /// The `.png` files of `dir`, sorted by name.
 pub fn png_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(crate::io_err(dir))?
+        .map_err(crate::read_err(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(TrainError::File { path: dir.to_path_buf(), msg: "no .png files in this directory".into() });
+        return Err(TrainError::Input { path: dir.to_path_buf(), msg: "no .png files in this directory".into() });
     }
     Ok(files)
 }
@@ -363,8 +363,8 @@ pub fn png_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// A PNG as a unit-range `[1, 1, H, W]` float tensor: grey kept, colour
 /// to luma (ITU-R 601), 8- or 16-bit.
 pub fn read_png_unit(path: &Path) -> Result<Tensor> {
-    let bad = |msg: String| TrainError::File { path: path.to_path_buf(), msg };
-    let bytes = std::fs::read(path).map_err(crate::io_err(path))?;
+    let bad = |msg: String| TrainError::Input { path: path.to_path_buf(), msg };
+    let bytes = std::fs::read(path).map_err(crate::read_err(path))?;
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::EXPAND);
     let mut reader = dec.read_info().map_err(|e| bad(format!("PNG: {e}")))?;
@@ -433,7 +433,7 @@ pub fn source_stats(
                     chunk.iter().map(|f| Ok(net.prepare(&read_png_unit(f)?))).collect::<Result<Vec<Tensor>>>()?;
                 let shapes: Vec<Vec<i64>> = imgs.iter().map(|t| t.size()).collect();
                 if shapes.iter().any(|s| s != &shapes[0]) {
-                    return Err(TrainError::File {
+                    return Err(TrainError::Input {
                         path: dir.clone(),
                         msg: "PNGs of different sizes: pass --size to resize them".into(),
                     });

@@ -4,6 +4,8 @@
 //! predictions on the same images), and seeded percentile bootstrap
 //! confidence intervals.
 
+use chess_shards::rng::SplitMix64;
+
 use super::special::{chi2_sf, student_t_two_sided};
 use super::{finite, same_len, MetricsError, Result};
 
@@ -232,30 +234,6 @@ pub struct BootstrapCi {
     pub resamples_used: usize,
     /// Every defined replicate, in drawing order.
     pub replicates: Vec<f64>,
-}
-
-/// SplitMix64: a tiny, well-mixed, seedable generator; the bootstrap's
-/// draws depend only on the seed.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (multiply-shift; bias below n / 2⁶⁴).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
 }
 
 /// Percentile bootstrap interval of a statistic of `n` samples: `statistic`

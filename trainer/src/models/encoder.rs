@@ -78,7 +78,7 @@ fn encoder_prefix(names: &[&str]) -> Option<String> {
 /// (checked name by name and shape by shape against the ResNet); `file`
 /// names the source in errors.
 pub fn convert(raw: Vec<(String, Tensor)>, file: &Path) -> Result<Imported> {
-    let bad = |msg: String| TrainError::File { path: file.to_path_buf(), msg };
+    let bad = |msg: String| TrainError::Weights { path: file.to_path_buf(), msg };
     let names: Vec<&str> = raw.iter().map(|(k, _)| k.as_str()).collect();
     let prefix = encoder_prefix(&names).ok_or_else(|| {
         bad(format!(
@@ -136,9 +136,10 @@ pub fn import(file: &Path, out: &Path, python: Option<&Path>, allow_full_pickle:
     let is_safetensors = file.extension().is_some_and(|e| e == "safetensors");
     let raw = if is_safetensors {
         if !file.is_file() {
-            return Err(TrainError::File { path: file.to_path_buf(), msg: "no such file".into() });
+            return Err(TrainError::Weights { path: file.to_path_buf(), msg: "no such file".into() });
         }
-        Tensor::read_safetensors(file).map_err(|e| TrainError::File { path: file.to_path_buf(), msg: e.to_string() })?
+        Tensor::read_safetensors(file)
+            .map_err(|e| TrainError::Weights { path: file.to_path_buf(), msg: e.to_string() })?
     } else {
         let py = match python {
             Some(p) => p.to_path_buf(),
@@ -148,7 +149,7 @@ pub fn import(file: &Path, out: &Path, python: Option<&Path>, allow_full_pickle:
     };
     let imported = convert(raw, file)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(crate::io_err(dir))?;
+        std::fs::create_dir_all(dir).map_err(crate::write_err(dir))?;
     }
     weights::write_atomic(out, &imported.tensors)?;
     Ok(imported)
@@ -184,9 +185,9 @@ pub fn load_encoder(vs: &VarStore, enc: &[(String, Tensor)], file: &Path) -> Res
             }
             let t = src
                 .get(name.as_str())
-                .ok_or_else(|| TrainError::File { path: file.to_path_buf(), msg: format!("`{name}` missing") })?;
+                .ok_or_else(|| TrainError::Weights { path: file.to_path_buf(), msg: format!("`{name}` missing") })?;
             if t.size() != var.size() {
-                return Err(TrainError::File {
+                return Err(TrainError::Weights {
                     path: file.to_path_buf(),
                     msg: format!("`{name}` has shape {:?}, the model {:?}", t.size(), var.size()),
                 });

@@ -14,7 +14,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
         "cuda" => Ok(Device::Cuda(0)),
         _ => match s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) => Ok(Device::Cuda(n)),
-            None => Err(TrainError::Invalid(format!("unknown device `{s}` (auto, cpu, cuda, cuda:N)"))),
+            None => Err(TrainError::Settings(format!("unknown device `{s}` (auto, cpu, cuda, cuda:N)"))),
         },
     }
 }
@@ -26,7 +26,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
 pub fn prepare(device: Device, threads: i32, seed: u64) -> Result<()> {
     if let Device::Cuda(n) = device {
         if !tch::Cuda::is_available() || n >= tch::Cuda::device_count() as usize {
-            return Err(TrainError::Invalid(format!(
+            return Err(TrainError::Settings(format!(
                 "device cuda:{n} is not available ({} CUDA devices)",
                 tch::Cuda::device_count()
             )));

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use chess_cli::CliError;
 use chess_train::data;
 use chess_train::data::augment::{augment, AugmentConfig};
 use chess_train::io::png;
@@ -45,7 +45,11 @@ pub fn run(a: PreviewArgs, quiet: bool) -> anyhow::Result<()> {
         ..Default::default()
     };
     let loader = chess_shards::loader::Loader::open(&a.input, opts).map_err(TrainError::from)?;
-    let batch = loader.epoch(0).next().context("the dataset is empty")?.map_err(TrainError::from)?;
+    let batch = loader
+        .epoch(0)
+        .next()
+        .ok_or_else(|| CliError::input(format!("{}: the dataset is empty", a.input)))?
+        .map_err(TrainError::from)?;
     prepare(tch::Device::Cpu, 0, a.seed)?;
     let unit = data::upload(&batch, tch::Device::Cpu).to_unit(a.size);
     let q = augment(&unit, &aug);

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use chess_cli::CliError;
 use chess_train::tasks::bone::compare::compare;
 use clap::Args;
 
@@ -31,7 +32,7 @@ pub fn run(a: BoneCompareArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| CliError::output(format!("{}: {e}", path.display())))?;
     }
     Ok(())
 }

@@ -95,7 +95,10 @@ fn classify(e: &(dyn Error + 'static)) -> Option<ExitClass> {
     if let Some(e) = e.downcast_ref::<chess_train::MetricsError>() {
         return Some(e.exit_class());
     }
-    None
+    if let Some(e) = e.downcast_ref::<chess_shards::LoaderError>() {
+        return Some(e.exit_class());
+    }
+    e.downcast_ref::<chess_shards::ShardError>().map(Classify::exit_class)
 }
 
 fn main() -> ExitCode {

@@ -35,7 +35,7 @@ pub struct DistEnv {
 }
 
 pub(super) fn invalid(msg: String) -> TrainError {
-    TrainError::Invalid(msg)
+    TrainError::Settings(msg)
 }
 
 fn parse_var<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<T>> {

@@ -7,13 +7,13 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::stats::paired_t_test;
-use crate::{io_err, Result, TrainError};
+use crate::{read_err, Result, TrainError};
 
 /// Reads a run's `test_metrics.csv`: key → (PSNR, SSIM, RMSE).
 pub fn read_test_metrics(run: &Path) -> Result<HashMap<String, [f64; 3]>> {
     let path = run.join("test_metrics.csv");
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    let bad = |line: usize, msg: String| TrainError::File { path: path.clone(), msg: format!("line {line}: {msg}") };
+    let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
+    let bad = |line: usize, msg: String| TrainError::Input { path: path.clone(), msg: format!("line {line}: {msg}") };
     let mut lines = text.lines();
     match lines.next() {
         Some(h) if h.starts_with("key,psnr,ssim,rmse") => {}
@@ -51,7 +51,7 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<Vec<MetricComparison>> {
     let mut keys: Vec<&String> = a.keys().filter(|k| b.contains_key(*k)).collect();
     keys.sort();
     if keys.len() != a.len() || keys.len() != b.len() {
-        return Err(TrainError::Invalid(format!(
+        return Err(TrainError::Settings(format!(
             "{} and {} scored different test images ({} and {}, {} in common): compare runs on the same test set",
             run_a.display(),
             run_b.display(),
@@ -65,7 +65,7 @@ pub fn compare(run_a: &Path, run_b: &Path) -> Result<Vec<MetricComparison>> {
         let va: Vec<f64> = keys.iter().map(|k| a[*k][j]).collect();
         let vb: Vec<f64> = keys.iter().map(|k| b[*k][j]).collect();
         if va.iter().chain(&vb).any(|v| !v.is_finite()) {
-            return Err(TrainError::Invalid(format!(
+            return Err(TrainError::Settings(format!(
                 "{name}: a test image has an infinite value (an output equal to its target); no t-test"
             )));
         }

@@ -86,8 +86,8 @@ impl BoneConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Invalid(m));
-        UNet::check_size(&self.model, self.data.size).map_err(TrainError::Invalid)?;
+        let bad = |m: String| Err(TrainError::Settings(m));
+        UNet::check_size(&self.model, self.data.size).map_err(TrainError::Settings)?;
         if self.data.batch_size < 2 {
             return bad(format!("batch size {}: batch norm needs at least 2", self.data.batch_size));
         }
@@ -111,7 +111,7 @@ impl BoneConfig {
     }
 
     pub fn perceptual_spec(&self) -> Result<PerceptualSpec> {
-        self.loss.perceptual.parse().map_err(TrainError::Invalid)
+        self.loss.perceptual.parse().map_err(TrainError::Settings)
     }
 }
 

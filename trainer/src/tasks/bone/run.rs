@@ -12,10 +12,11 @@
 //! 255) in `test_metrics.csv`, their means in `summary.json`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use chess_shards::loader::Remainder;
+use chess_shards::rng::SplitMix64;
 use chess_shards::LoaderOptions;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT, OptimizerConfig};
@@ -26,11 +27,10 @@ use crate::io::csv::csv_cell;
 use crate::io::{atomic, png, weights};
 use crate::losses::perceptual::PerceptualLoss;
 use crate::metrics::image as im;
-use crate::metrics::stats::SplitMix64;
 use crate::models::unet::UNet;
 use crate::runtime::device::{parse_device, prepare};
 use crate::tasks::bone::config::BoneConfig;
-use crate::{io_err, Result, TrainError};
+use crate::{write_err, Result, TrainError};
 
 /// One paired sample at the training side, `[1, size, size]` in [0, 1].
 struct Pair {
@@ -61,7 +61,7 @@ fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
     }
     let loader =
         open_with_field(location, opts, "target", "bone suppression needs a paired dataset (`<key>.target.npy.zst`)")?;
-    let bad = |msg: String| TrainError::File { path: PathBuf::from(location), msg };
+    let bad = |msg: String| TrainError::Dataset { location: location.to_string(), msg };
     let view = loader.manifest().view();
     let mut pairs: Vec<(Option<String>, Pair)> = Vec::new();
     for batch in &mut loader.epoch(0) {
@@ -275,8 +275,8 @@ pub fn bone_suppression(
         split = data.origin,
         "bone suppression data"
     );
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
+    std::fs::create_dir_all(out).map_err(write_err(out))?;
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
 
     // Seeded again: building the perceptual network (initialised, then overwritten) drew from the generator.
     tch::manual_seed(cfg.run.seed as i64);
@@ -285,7 +285,7 @@ pub fn bone_suppression(
     let mut adam = nn::Adam::default().build(&vs, cfg.run.lr)?;
 
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(io_err(&metrics_path))?;
+    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(write_err(&metrics_path))?;
     let best_path = out.join("best.safetensors");
     let bs = cfg.data.batch_size;
     let batches = data.train.len().div_ceil(bs) as u64;
@@ -350,7 +350,7 @@ pub fn bone_suppression(
             seconds: started.elapsed().as_secs_f64(),
         };
         writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise"))
-            .map_err(io_err(&metrics_path))?;
+            .map_err(write_err(&metrics_path))?;
         tracing::info!(epoch, train_loss, valid_psnr, valid_l1, "epoch");
         last = Some(em);
         progress(&BoneProgress {
@@ -363,7 +363,7 @@ pub fn bone_suppression(
         });
     }
     drop(metrics_file);
-    let (best_epoch, _) = best.ok_or_else(|| TrainError::Invalid("no epoch finished".into()))?;
+    let (best_epoch, _) = best.ok_or_else(|| TrainError::Internal("no epoch finished".into()))?;
 
     // The test set through the best weights.
     let t = weights::read(&best_path)?;
@@ -371,11 +371,11 @@ pub fn bone_suppression(
     let outs = predict(&net, &data.test, bs, device);
     let (img_dir, res_dir) = (out.join("suppressed"), out.join("residuals"));
     for d in [&img_dir, &res_dir] {
-        std::fs::create_dir_all(d).map_err(io_err(d))?;
+        std::fs::create_dir_all(d).map_err(write_err(d))?;
     }
     let csv_path = out.join("test_metrics.csv");
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(io_err(&csv_path))?);
-    writeln!(csv, "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse").map_err(io_err(&csv_path))?;
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(write_err(&csv_path))?);
+    writeln!(csv, "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse").map_err(write_err(&csv_path))?;
     let (mut scores, mut inputs) = (Vec::new(), Vec::new());
     for (o, p) in outs.iter().zip(&data.test) {
         let stem = file_stem(&p.key);
@@ -385,11 +385,11 @@ pub fn bone_suppression(
         let s = score(o, &p.target, &p.key)?;
         let i = score(&p.source, &p.target, &p.key)?;
         writeln!(csv, "{},{},{},{},{},{},{}", csv_cell(&p.key), s.psnr, s.ssim, s.rmse, i.psnr, i.ssim, i.rmse)
-            .map_err(io_err(&csv_path))?;
+            .map_err(write_err(&csv_path))?;
         scores.push(s);
         inputs.push(i);
     }
-    csv.flush().map_err(io_err(&csv_path))?;
+    csv.flush().map_err(write_err(&csv_path))?;
     let summary = BoneSummary {
         perceptual: spec.to_string(),
         split: data.origin.into(),

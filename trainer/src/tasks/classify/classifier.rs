@@ -10,7 +10,7 @@ use tch::{Device, Kind, Tensor};
 use crate::io::weights;
 use crate::models::resnet::{Arch, HeadKind, ResNet};
 use crate::tasks::classify::config::Task;
-use crate::{data, io_err, Result, TrainError};
+use crate::{data, read_err, Result, TrainError};
 
 /// `model.json`: what a trained classifier is and how to feed it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -45,11 +45,11 @@ impl Classifier {
     /// Loads `model.json` (or a run directory holding one) and its weights onto `device`.
     pub fn load(ckpt: &Path, device: Device) -> Result<Classifier> {
         let json = if ckpt.is_dir() { ckpt.join("model.json") } else { ckpt.to_path_buf() };
-        let text = std::fs::read_to_string(&json).map_err(io_err(&json))?;
+        let text = std::fs::read_to_string(&json).map_err(read_err(&json))?;
         let card: ModelCard = serde_json::from_str(&text)
-            .map_err(|e| TrainError::File { path: json.clone(), msg: format!("not a classifier card: {e}") })?;
+            .map_err(|e| TrainError::Weights { path: json.clone(), msg: format!("not a classifier card: {e}") })?;
         if card.format != CARD_FORMAT {
-            return Err(TrainError::File {
+            return Err(TrainError::Weights {
                 path: json,
                 msg: format!("format `{}`, expected `{CARD_FORMAT}`", card.format),
             });

@@ -183,7 +183,7 @@ impl FinetuneConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Invalid(m));
+        let bad = |m: String| Err(TrainError::Settings(m));
         if self.data.batch_size < 2 {
             return bad(format!("batch size {}: batch norm needs at least 2", self.data.batch_size));
         }
@@ -226,7 +226,7 @@ pub enum Init {
 pub fn parse_init(s: &str) -> Result<Init> {
     match s {
         "scratch" => Ok(Init::Scratch),
-        "imagenet" => Err(TrainError::Invalid(
+        "imagenet" => Err(TrainError::Settings(
             "--init imagenet needs the weights as a file (no downloads here): convert torchvision's resnet50 \
              ImageNet state dict with `chess-train import resnet50.pth --out imagenet.safetensors`, then pass \
              --init imagenet=imagenet.safetensors"

@@ -13,7 +13,7 @@ use crate::tasks::classify::classifier::Classifier;
 use crate::tasks::classify::config::Task;
 use crate::tasks::classify::eval::argmax;
 use crate::tasks::classify::predict::{unit_from_dataset, unit_from_file};
-use crate::{data, io_err, Result, TrainError};
+use crate::{data, write_err, Result, TrainError};
 
 /// What to explain.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub fn gradcam(
     device: Device,
 ) -> Result<Vec<CamResult>> {
     if !(1..=4).contains(&layer) {
-        return Err(TrainError::Invalid(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
+        return Err(TrainError::Settings(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
     }
     let model = Classifier::load(ckpt, device)?;
     explain(&model, input, class, layer, out_dir)
@@ -69,7 +69,7 @@ pub fn explain(
     out_dir: &Path,
 ) -> Result<Vec<CamResult>> {
     if !(1..=4).contains(&layer) {
-        return Err(TrainError::Invalid(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
+        return Err(TrainError::Settings(format!("layer {layer}: Grad-CAM takes layer1 … layer4")));
     }
     let device = model.vs.device();
     let card = &model.card;
@@ -93,7 +93,7 @@ pub fn explain(
     let probs: Vec<f32> = Vec::try_from(model.scores(&unit.to_device(device)).to_device(Device::Cpu).flatten(0, -1))?;
     let classes: Vec<usize> = match class {
         Some(c) => vec![card.outputs.iter().position(|o| o == c).ok_or_else(|| {
-            TrainError::Invalid(format!(
+            TrainError::Settings(format!(
                 "class `{c}` is not an output of the model (outputs: {})",
                 card.outputs.join(", ")
             ))
@@ -103,7 +103,7 @@ pub fn explain(
             Task::Multiclass => vec![argmax(&probs)],
         },
     };
-    std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
+    std::fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
     let mut results = Vec::new();
     for c in classes {
         let heat = cam(model, &x, c, layer)?;
@@ -196,5 +196,5 @@ fn draw(
             canvas.fill_rect(x as i64, yy, x as i64 + 1, yy + 1, [px(0), px(1), px(2)]);
         }
     }
-    canvas.save_png(png).map_err(|e| TrainError::File { path: png.to_path_buf(), msg: e.to_string() })
+    canvas.save_png(png).map_err(|e| TrainError::Output { path: png.to_path_buf(), msg: e.to_string() })
 }

@@ -4,7 +4,6 @@
 //! class column for multi-class; and the model's outputs they define.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 
 use chess_shards::loader::{Batch, Loader};
 use chess_shards::manifest::label_value;
@@ -64,7 +63,7 @@ impl TargetReader {
     pub(crate) fn new(loader: &Loader, location: &str, cfg: &LabelConfig, outputs: &[String]) -> Result<TargetReader> {
         let names = loader.label_names();
         let find = |n: &str| names.iter().position(|c| c == n);
-        let missing = |what: String| TrainError::File { path: PathBuf::from(location), msg: what };
+        let missing = |what: String| TrainError::Dataset { location: location.to_string(), msg: what };
         let columns = match cfg.task {
             Task::Multilabel => outputs
                 .iter()
@@ -119,8 +118,8 @@ impl TargetReader {
                 for (row, key) in batch.labels.iter().zip(&batch.keys) {
                     out.push(match class_name(&row[i]) {
                         None => -100,
-                        Some(c) => *self.classes.get(&c).ok_or_else(|| TrainError::File {
-                            path: PathBuf::from(&self.manifest),
+                        Some(c) => *self.classes.get(&c).ok_or_else(|| TrainError::Dataset {
+                            location: self.manifest.clone(),
                             msg: format!(
                                 "sample {key} has class `{c}`, not one of the model's classes {:?}",
                                 self.class_list()
@@ -155,7 +154,7 @@ fn class_column(names: &[String], cfg: &LabelConfig) -> Option<String> {
 /// The model's outputs: labels (multi-label) or classes (multi-class).
 pub(crate) fn resolve_outputs(train: &Loader, location: &str, cfg: &LabelConfig) -> Result<Vec<String>> {
     let names = train.label_names();
-    let bad = |msg: String| TrainError::File { path: PathBuf::from(location), msg };
+    let bad = |msg: String| TrainError::Dataset { location: location.to_string(), msg };
     match cfg.task {
         Task::Multilabel => {
             if !cfg.labels.is_empty() {

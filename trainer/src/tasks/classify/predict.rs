@@ -20,7 +20,7 @@ use crate::io::csv::csv_cell;
 use crate::tasks::classify::classifier::Classifier;
 use crate::tasks::classify::config::Task;
 use crate::tasks::classify::eval::argmax;
-use crate::{data, io_err, Result, TrainError};
+use crate::{data, read_err, write_err, Result, TrainError};
 
 /// Whether `path` names a PNG (by extension or signature).
 fn is_png(path: &Path, bytes: &[u8]) -> bool {
@@ -29,13 +29,13 @@ fn is_png(path: &Path, bytes: &[u8]) -> bool {
 
 /// A DICOM or PNG file as `[1, 1, H, W]` float in [0, 1] on the CPU.
 pub fn unit_from_file(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = std::fs::read(path).map_err(read_err(path))?;
     if is_png(path, &bytes) {
         return unit_from_png(path, &bytes);
     }
     let opts = chess_ingest::pipeline::PipelineOptions::default();
     let p = chess_ingest::decode_and_process(&bytes, &opts)
-        .map_err(|r| TrainError::File { path: path.to_path_buf(), msg: format!("not a usable DICOM image: {r}") })?;
+        .map_err(|r| TrainError::Input { path: path.to_path_buf(), msg: format!("not a usable DICOM image: {r}") })?;
     let s = p.size as i64;
     let max = match opts.bit_depth {
         chess_ingest::pipeline::BitDepth::U8 => 255.0,
@@ -46,7 +46,7 @@ pub fn unit_from_file(path: &Path) -> Result<Tensor> {
 }
 
 fn unit_from_png(path: &Path, bytes: &[u8]) -> Result<Tensor> {
-    let bad = |msg: String| TrainError::File { path: path.to_path_buf(), msg };
+    let bad = |msg: String| TrainError::Input { path: path.to_path_buf(), msg };
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::EXPAND);
     let mut reader = dec.read_info().map_err(|e| bad(format!("not a readable PNG: {e}")))?;
@@ -77,11 +77,15 @@ fn unit_from_png(path: &Path, bytes: &[u8]) -> Result<Tensor> {
 
 /// The image of `key` in a dataset (directory or manifest) as `[1, 1, H, W]` in [0, 1].
 pub fn unit_from_dataset(dataset: &Path, key: &str) -> Result<Tensor> {
-    let shard_err = |e: chess_shards::ShardError| TrainError::File { path: dataset.to_path_buf(), msg: e.to_string() };
+    let shard_err = |e: chess_shards::ShardError| TrainError::Dataset {
+        location: dataset.display().to_string(),
+        msg: e.to_string(),
+    };
     let ds = Dataset::open(dataset).map_err(shard_err)?;
-    let i = ds
-        .find_key(key)
-        .ok_or_else(|| TrainError::File { path: dataset.to_path_buf(), msg: format!("no sample with key `{key}`") })?;
+    let i = ds.find_key(key).ok_or_else(|| TrainError::Dataset {
+        location: dataset.display().to_string(),
+        msg: format!("no sample with key `{key}`"),
+    })?;
     let row = ds.manifest.view().row(i);
     let img = ds.read_image(&row, &mut NpyZstDecoder::new()).map_err(shard_err)?;
     let (h, w) = (img.height as i64, img.width as i64);
@@ -173,7 +177,7 @@ pub fn predict(
         }
         PredictInput::Files(files) => {
             if files.is_empty() {
-                return Err(TrainError::Invalid("no input files".into()));
+                return Err(TrainError::Settings("no input files".into()));
             }
             let total = files.len() as u64;
             for chunk in files.chunks(batch_size) {
@@ -193,7 +197,7 @@ pub fn predict(
         }
     }
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        std::fs::create_dir_all(dir).map_err(write_err(dir))?;
     }
     write_bytes_atomic(out, text.as_bytes())?;
     Ok(rows)

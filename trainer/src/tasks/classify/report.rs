@@ -3,12 +3,14 @@
 
 use std::path::Path;
 
+use chess_shards::plot::{save_panels, Panel, Series};
+
 use crate::io::atomic::write_bytes_atomic;
 use crate::io::csv::csv_cell;
 use crate::tasks::classify::config::Task;
 use crate::tasks::classify::eval::{argmax, Scored};
 use crate::tasks::classify::run::EpochMetrics;
-use crate::{io_err, Result, TrainError};
+use crate::{read_err, Result, TrainError};
 
 /// `predictions.csv`: `key`, then per output its target and `<name>_score`
 /// (multi-class adds `target` and `predicted` class names first).
@@ -48,24 +50,32 @@ pub fn write_predictions(path: &Path, task: Task, outputs: &[String], s: &Scored
     write_bytes_atomic(path, text.as_bytes())
 }
 
-/// Train loss, validation loss, validation metric and lr per epoch as one PNG.
+/// Training and validation loss, the validation metric and the learning
+/// rate against the epoch, as line plots in one PNG (a non-finite value
+/// leaves a gap).
 pub fn curves(metrics: &Path, png: &Path) -> Result<()> {
-    use chess_shards::plot::{save_panels, Panel};
-    let text = std::fs::read_to_string(metrics).map_err(io_err(metrics))?;
+    let text = std::fs::read_to_string(metrics).map_err(read_err(metrics))?;
     let rows: Vec<EpochMetrics> =
         text.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
     if rows.is_empty() {
-        return Err(TrainError::File { path: metrics.to_path_buf(), msg: "no epochs yet".into() });
+        return Err(TrainError::Input { path: metrics.to_path_buf(), msg: "no epochs yet".into() });
     }
-    let range = (0.5, rows.len() as f64 + 0.5);
-    let col = |f: fn(&EpochMetrics) -> f64| {
-        rows.iter().map(|m| if f(m).is_finite() { f(m) } else { 0.0 }).collect::<Vec<_>>()
+    let series = |name: &str, f: fn(&EpochMetrics) -> f64| Series {
+        name: name.into(),
+        points: rows.iter().map(|m| (m.epoch as f64, f(m))).collect(),
     };
     let panels = [
-        Panel::histogram("training loss", "epoch", col(|m| m.train_loss), range),
-        Panel::histogram("validation loss", "epoch", col(|m| m.valid_loss), range),
-        Panel::histogram("validation metric (mean AUC or accuracy)", "epoch", col(|m| m.valid_metric), range),
-        Panel::histogram("learning rate", "epoch", col(|m| m.lr), range),
+        Panel::lines(
+            "loss",
+            "epoch",
+            vec![series("training", |m| m.train_loss), series("validation", |m| m.valid_loss)],
+        ),
+        Panel::lines(
+            "validation metric (mean AUC or accuracy)",
+            "epoch",
+            vec![series("validation", |m| m.valid_metric)],
+        ),
+        Panel::lines("learning rate", "epoch", vec![series("lr", |m| m.lr)]),
     ];
-    save_panels(png, &panels).map_err(|e| TrainError::File { path: png.to_path_buf(), msg: e.to_string() })
+    save_panels(png, &panels).map_err(|e| TrainError::Output { path: png.to_path_buf(), msg: e.to_string() })
 }

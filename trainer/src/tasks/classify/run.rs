@@ -39,7 +39,7 @@ use crate::tasks::classify::config::{parse_init, FinetuneConfig, Init, Task};
 use crate::tasks::classify::eval::{eval_loader_options, evaluate, loss, score, Evaluation};
 use crate::tasks::classify::labels::{resolve_outputs, TargetReader};
 use crate::tasks::classify::report::{curves, write_predictions};
-use crate::{data, io_err, Result, TrainError};
+use crate::{data, read_err, write_err, Result, TrainError};
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ pub fn finetune(
     let device = parse_device(&cfg.run.device)?;
     // The torch generator is seeded here; nothing below draws from it before the model's initialisation.
     prepare(device, cfg.run.threads, cfg.run.seed)?;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    std::fs::create_dir_all(out).map_err(write_err(out))?;
 
     let mut train_opts = eval_loader_options(cfg);
     train_opts.shuffle = true;
@@ -123,7 +123,7 @@ pub fn finetune(
     if let Init::Weights { path, .. } = parse_init(&cfg.model.init)? {
         let enc = read_encoder(&path)?;
         if enc.arch != cfg.model.arch {
-            return Err(TrainError::File {
+            return Err(TrainError::Weights {
                 path,
                 msg: format!("holds a {} encoder, the run is configured for {}", enc.arch, cfg.model.arch),
             });
@@ -150,9 +150,9 @@ pub fn finetune(
         cfg.optim.min_lr,
     );
 
-    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(io_err(&metrics_path))?;
+    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(write_err(&metrics_path))?;
     let best_path = out.join("best.safetensors");
     let card_path = out.join("model.json");
 
@@ -241,7 +241,7 @@ pub fn finetune(
             seconds: started.elapsed().as_secs_f64(),
         };
         writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise"))
-            .map_err(io_err(&metrics_path))?;
+            .map_err(write_err(&metrics_path))?;
         tracing::info!(epoch, train_loss, valid_loss = ev.loss, valid_metric = ev.metric(), lr, "epoch");
         last = Some(em);
         progress(&FtProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss, last: last.clone() });
@@ -264,7 +264,7 @@ pub fn finetune(
     if let Err(e) = curves(&metrics_path, &out.join("curves.png")) {
         tracing::warn!("no curves: {e}");
     }
-    let (best_epoch, _, best_ev) = best.ok_or_else(|| TrainError::Invalid("no epoch finished".into()))?;
+    let (best_epoch, _, best_ev) = best.ok_or_else(|| TrainError::Internal("no epoch finished".into()))?;
 
     // The test manifest, scored by the best weights.
     let mut test_ev = None;
@@ -298,6 +298,6 @@ pub fn finetune(
 /// Reads a finished run's `summary.json`.
 pub fn read_summary(run: &Path) -> Result<FinetuneSummary> {
     let p = run.join("summary.json");
-    let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::File { path: p, msg: e.to_string() })
+    let text = std::fs::read_to_string(&p).map_err(read_err(&p))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Input { path: p, msg: e.to_string() })
 }

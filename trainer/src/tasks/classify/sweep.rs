@@ -24,7 +24,7 @@ use crate::io::csv::csv_cell;
 use crate::metrics::stats;
 use crate::tasks::classify::config::{FinetuneConfig, Task};
 use crate::tasks::classify::run::{self as finetune, FtProgress, Manifests};
-use crate::{io_err, Result, TrainError};
+use crate::{read_err, write_err, Result, TrainError};
 
 /// One starting point.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -113,8 +113,8 @@ fn resolve(dir: &Path, p: &str) -> String {
 
 /// Reads and resolves a plan; checks every manifest it names exists.
 pub fn load(plan_path: &Path) -> Result<Sweep> {
-    let bad = |msg: String| TrainError::File { path: plan_path.to_path_buf(), msg };
-    let text = std::fs::read_to_string(plan_path).map_err(io_err(plan_path))?;
+    let bad = |msg: String| TrainError::Config { path: plan_path.to_path_buf(), msg };
+    let text = std::fs::read_to_string(plan_path).map_err(|e| bad(e.to_string()))?;
     let plan: Plan = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let dir = plan_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut base = match &plan.config {
@@ -246,9 +246,9 @@ pub struct Row {
 
 /// Runs what is not finished yet, then summarises everything.
 pub fn run(sweep: &Sweep, mut progress: impl FnMut(&SweepProgress<'_>)) -> Result<Vec<Row>> {
-    std::fs::create_dir_all(&sweep.out).map_err(io_err(&sweep.out))?;
+    std::fs::create_dir_all(&sweep.out).map_err(write_err(&sweep.out))?;
     let plan_copy = sweep.out.join("finetune.toml");
-    std::fs::write(&plan_copy, sweep.base.to_toml()).map_err(io_err(&plan_copy))?;
+    std::fs::write(&plan_copy, sweep.base.to_toml()).map_err(write_err(&plan_copy))?;
     for (i, r) in sweep.runs.iter().enumerate() {
         if finished(r) {
             progress(&SweepProgress { run_index: i, runs: sweep.runs.len(), run: r, skipped: true, inner: None });
@@ -268,7 +268,7 @@ pub fn run(sweep: &Sweep, mut progress: impl FnMut(&SweepProgress<'_>)) -> Resul
 /// The test predictions of a finished multi-class run: key → class index.
 fn class_predictions(run: &Path, outputs: &[String]) -> Result<HashMap<String, usize>> {
     let p = run.join("predictions.csv");
-    let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
+    let text = std::fs::read_to_string(&p).map_err(read_err(&p))?;
     let index: HashMap<&str, usize> = outputs.iter().enumerate().map(|(i, o)| (o.as_str(), i)).collect();
     let mut out = HashMap::new();
     for line in text.lines().skip(1) {
@@ -284,7 +284,7 @@ fn class_predictions(run: &Path, outputs: &[String]) -> Result<HashMap<String, u
         };
         let c = index
             .get(predicted)
-            .ok_or_else(|| TrainError::File { path: p.clone(), msg: format!("unknown class `{predicted}`") })?;
+            .ok_or_else(|| TrainError::Input { path: p.clone(), msg: format!("unknown class `{predicted}`") })?;
         out.insert(key.to_string(), *c);
     }
     Ok(out)
@@ -419,8 +419,17 @@ fn write_summary(out: &Path, rows: &[Row], metric: &str) -> Result<()> {
 }
 
 /// Mean ± SD per setting (x) and init (one colour each), like the paper's Fig. 2.
+/// Three to five ticks inside `[lo, hi]`, a round step apart.
+fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let raw = (hi - lo) / 4.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    let first = (lo / step).ceil() as i64;
+    (first..).map(|k| k as f64 * step).take_while(|t| *t <= hi + step * 1e-9).collect()
+}
+
 fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
-    use chess_shards::plot::Canvas;
+    use chess_shards::plot::{Canvas, TickFormat};
     const COLOURS: [[u8; 3]; 6] =
         [[52, 101, 164], [204, 0, 0], [78, 154, 6], [245, 121, 0], [117, 80, 123], [193, 125, 17]];
     let mut settings: Vec<&str> = Vec::new();
@@ -443,11 +452,13 @@ fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
     let mut c = Canvas::new(w, h);
     let black = [30, 30, 30];
     c.text(w as f32 / 2.0, 8.0, 16.0, 0.5, &format!("test {metric}: mean ± SD over repeats"), black);
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * k as f64 / 4.0;
+    // Round ticks (1, 2 or 5 × 10^k apart), labelled with as many decimals as keep them distinct.
+    let ticks = round_ticks(lo, hi);
+    let tick_format = TickFormat::for_ticks(&ticks);
+    for &v in &ticks {
         let y = ypix(v);
         c.fill_rect(x0 as i64, y as i64, x1 as i64, y as i64 + 1, [225, 225, 225]);
-        c.text(x0 as f32 - 6.0, y as f32 - 7.0, 12.0, 1.0, &format!("{v:.3}"), black);
+        c.text(x0 as f32 - 6.0, y as f32 - 7.0, 12.0, 1.0, &tick_format.format(v), black);
     }
     c.fill_rect(x0 as i64, y0 as i64, x0 as i64 + 1, y1 as i64, black);
     c.fill_rect(x0 as i64, y1 as i64, x1 as i64, y1 as i64 + 1, black);
@@ -482,12 +493,21 @@ fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
         c.fill_rect(x1 as i64 + 20, ly as i64, x1 as i64 + 34, ly as i64 + 14, col);
         c.text(x1 as f32 + 40.0, ly as f32, 13.0, 0.0, init, black);
     }
-    c.save_png(png).map_err(|e| TrainError::File { path: png.to_path_buf(), msg: e.to_string() })
+    c.save_png(png).map_err(|e| TrainError::Output { path: png.to_path_buf(), msg: e.to_string() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figure_ticks_are_round_and_labelled_distinctly() {
+        let ticks = round_ticks(0.7963, 0.8312);
+        let format = chess_shards::plot::TickFormat::for_ticks(&ticks);
+        let labels: Vec<String> = ticks.iter().map(|t| format.format(*t)).collect();
+        assert_eq!(labels, ["0.80", "0.81", "0.82", "0.83"]);
+        assert_eq!(round_ticks(0.0, 1.0), [0.0, 0.5, 1.0]);
+    }
 
     #[test]
     fn inits_resolve_against_the_plan_folder() {

@@ -72,7 +72,7 @@ impl NoduleConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Invalid(m));
+        let bad = |m: String| Err(TrainError::Settings(m));
         if self.run.size < 32 || self.run.size % 32 != 0 {
             return bad(format!("image side {} must be a positive multiple of 32", self.run.size));
         }
@@ -97,7 +97,7 @@ impl NoduleConfig {
         if self.model.ngf < 1 || self.model.ndf < 1 || self.model.spade_hidden < 1 || self.model.z_dim < 1 {
             return bad("ngf, ndf, spade_hidden and z_dim must be at least 1".into());
         }
-        self.loss.perceptual.parse::<PerceptualSpec>().map_err(TrainError::Invalid)?;
+        self.loss.perceptual.parse::<PerceptualSpec>().map_err(TrainError::Settings)?;
         Ok(())
     }
 }

@@ -9,10 +9,11 @@
 //! training samples), `metrics.jsonl` and the generator's weights.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use chess_shards::loader::Remainder;
+use chess_shards::rng::SplitMix64;
 use chess_shards::LoaderOptions;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
@@ -21,11 +22,10 @@ use tch::{Device, Kind, Tensor};
 use crate::data::paired::{open_with_field, unit};
 use crate::io::{png, weights};
 use crate::losses::perceptual::{PerceptualLoss, PerceptualSpec};
-use crate::metrics::stats::SplitMix64;
 use crate::models::spade::{self, Encoder, Generator, MultiscaleDiscriminator};
 use crate::runtime::device::{parse_device, prepare};
 use crate::tasks::nodule::config::NoduleConfig;
-use crate::{io_err, Result, TrainError};
+use crate::{write_err, Result, TrainError};
 
 /// One epoch's mean losses (`metrics.jsonl`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,10 +72,11 @@ fn load(location: &str, size: i64) -> Result<Masked> {
     for batch in &mut loader.epoch(0) {
         let batch = batch?;
         let [b, h, w] = batch.shape().map(|v| v as i64);
-        let mask = batch.extras.iter().find(|(n, _)| n == "mask").map(|(_, p)| p).ok_or_else(|| TrainError::File {
-            path: PathBuf::from(location),
-            msg: "no `mask` arrays: nodule generation needs `<key>.mask.npy.zst` nodule masks".into(),
-        })?;
+        let mask =
+            batch.extras.iter().find(|(n, _)| n == "mask").map(|(_, p)| p).ok_or_else(|| TrainError::Dataset {
+                location: location.to_string(),
+                msg: "no `mask` arrays: nodule generation needs `<key>.mask.npy.zst` nodule masks".into(),
+            })?;
         let img = unit(&batch.pixels, b, h, w, size) * 2.0 - 1.0;
         // Nearest resize keeps the label map binary.
         let m = unit(mask, b, h, w, 0).gt(0.0).to_kind(Kind::Float).upsample_nearest2d([size, size], None, None);
@@ -89,7 +90,7 @@ fn load(location: &str, size: i64) -> Result<Masked> {
         }
     }
     if imgs.is_empty() {
-        return Err(TrainError::File { path: PathBuf::from(location), msg: "no samples".into() });
+        return Err(TrainError::Dataset { location: location.to_string(), msg: "no samples".into() });
     }
     Ok(Masked { images: Tensor::stack(&imgs, 0), masks: Tensor::stack(&masks, 0), splits })
 }
@@ -121,7 +122,7 @@ pub fn nodule_gen(
     let started = Instant::now();
     let device = parse_device(&cfg.run.device)?;
     prepare(device, cfg.run.threads, cfg.run.seed)?;
-    let spec: PerceptualSpec = cfg.loss.perceptual.parse().map_err(TrainError::Invalid)?;
+    let spec: PerceptualSpec = cfg.loss.perceptual.parse().map_err(TrainError::Settings)?;
     let perceptual = PerceptualLoss::load(&spec, device)?;
     let size = cfg.run.size;
     let Masked { images, masks, splits } = load(location, size)?;
@@ -131,8 +132,8 @@ pub fn nodule_gen(
     };
     let train_idx: Vec<i64> = if has_split { pick("train") } else { (0..splits.len() as i64).collect() };
     if train_idx.len() < 2 {
-        return Err(TrainError::File {
-            path: PathBuf::from(location),
+        return Err(TrainError::Dataset {
+            location: location.to_string(),
             msg: format!("{} training samples; need at least 2", train_idx.len()),
         });
     }
@@ -148,9 +149,9 @@ pub fn nodule_gen(
         masks.index_select(0, &shown),
     );
 
-    std::fs::create_dir_all(out.join("samples")).map_err(io_err(out.join("samples")))?;
+    std::fs::create_dir_all(out.join("samples")).map_err(write_err(out.join("samples")))?;
     std::fs::write(out.join("config.toml"), toml::to_string_pretty(cfg).expect("config serialises"))
-        .map_err(io_err(out.join("config.toml")))?;
+        .map_err(write_err(out.join("config.toml")))?;
     // Seeded again: building the perceptual network (initialised, then overwritten) drew from the generator.
     tch::manual_seed(cfg.run.seed as i64);
     let vs_g = nn::VarStore::new(device);
@@ -163,7 +164,7 @@ pub fn nodule_gen(
     let mut opt_d = adam.build(&vs_d, cfg.run.lr)?;
 
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path).map_err(io_err(&metrics_path))?;
+    let mut metrics = std::fs::File::create(&metrics_path).map_err(write_err(&metrics_path))?;
     let bs = cfg.run.batch_size;
     let steps = (train_idx.len() / bs).max(1) as u64;
     let mut history = Vec::new();
@@ -224,13 +225,13 @@ pub fn nodule_gen(
             seconds: started.elapsed().as_secs_f64(),
         };
         if !(e.d_loss.is_finite() && e.g_loss.is_finite()) {
-            return Err(TrainError::Invalid(format!(
+            return Err(TrainError::Diverged(format!(
                 "epoch {epoch}: losses diverged (D {}, G {})",
                 e.d_loss, e.g_loss
             )));
         }
         writeln!(metrics, "{}", serde_json::to_string(&e).expect("metrics serialise"))
-            .map_err(io_err(&metrics_path))?;
+            .map_err(write_err(&metrics_path))?;
         tracing::info!(epoch, d_loss = e.d_loss, g_loss = e.g_loss, "epoch");
         let fake = tch::no_grad(|| {
             // The label-map path needs no z; the VAE path samples z ~ N(0, I) as at SPADE's test time.

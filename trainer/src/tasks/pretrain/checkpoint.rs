@@ -17,7 +17,7 @@ use crate::io::{atomic, weights};
 use crate::runtime::scaler::GradScaler;
 use crate::tasks::pretrain::config::TrainConfig;
 use crate::tasks::pretrain::moco::Moco;
-use crate::{io_err, Result, TrainError};
+use crate::{write_err, Result, TrainError};
 
 pub use crate::io::checkpoint::{dir, FORMAT};
 
@@ -88,7 +88,7 @@ pub fn tensors(moco: &Moco) -> Vec<(String, Tensor)> {
 /// Writes a checkpoint and keeps the newest `keep`; returns the JSON's path.
 pub fn save(run: &Path, moco: &Moco, state: &CheckpointState, keep: usize) -> Result<PathBuf> {
     let d = dir(run);
-    std::fs::create_dir_all(&d).map_err(io_err(&d))?;
+    std::fs::create_dir_all(&d).map_err(write_err(&d))?;
     weights::write_atomic(&d.join(&state.tensors), &tensors(moco))?;
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     let path = d.join(format!("step-{:08}.json", state.step));
@@ -101,8 +101,8 @@ pub fn save(run: &Path, moco: &Moco, state: &CheckpointState, keep: usize) -> Re
 
 fn steps_present(d: &Path) -> Result<Vec<u64>> {
     let mut steps = Vec::new();
-    for e in std::fs::read_dir(d).map_err(io_err(d))? {
-        let name = e.map_err(io_err(d))?.file_name().to_string_lossy().into_owned();
+    for e in std::fs::read_dir(d).map_err(write_err(d))? {
+        let name = e.map_err(write_err(d))?.file_name().to_string_lossy().into_owned();
         if let Some(n) = name.strip_prefix("step-").and_then(|s| s.strip_suffix(".json")).and_then(|s| s.parse().ok()) {
             steps.push(n);
         }
@@ -116,7 +116,7 @@ fn prune(d: &Path, keep: usize) -> Result<()> {
     for s in steps.iter().take(steps.len().saturating_sub(keep)) {
         for ext in ["json", "safetensors"] {
             let p = d.join(format!("step-{s:08}.{ext}"));
-            std::fs::remove_file(&p).map_err(io_err(&p))?;
+            std::fs::remove_file(&p).map_err(write_err(&p))?;
         }
     }
     Ok(())
@@ -126,7 +126,7 @@ fn prune(d: &Path, keep: usize) -> Result<()> {
 pub fn clear(run: &Path) -> Result<()> {
     let d = dir(run);
     if d.exists() {
-        std::fs::remove_dir_all(&d).map_err(io_err(&d))?;
+        std::fs::remove_dir_all(&d).map_err(write_err(&d))?;
     }
     Ok(())
 }
@@ -147,9 +147,9 @@ pub fn load_latest(run: &Path, moco: &mut Moco) -> Result<(CheckpointState, Path
     let (t, file) = read_tensors(&state, &json)?;
     weights::load_into(&moco.vs_q, &t, "encoder_q.", &file, true)?;
     weights::load_into(&moco.vs_k, &t, "encoder_k.", &file, true)?;
-    let queue = t.get("queue").ok_or_else(|| TrainError::File { path: file.clone(), msg: "no `queue`".into() })?;
+    let queue = t.get("queue").ok_or_else(|| TrainError::Weights { path: file.clone(), msg: "no `queue`".into() })?;
     if queue.size() != moco.queue.size() {
-        return Err(TrainError::File {
+        return Err(TrainError::Weights {
             path: file,
             msg: format!("queue {:?}, the model's {:?}", queue.size(), moco.queue.size()),
         });

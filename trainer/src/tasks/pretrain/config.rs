@@ -117,7 +117,7 @@ impl TrainConfig {
 
     /// Checks the combination before any work starts.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Invalid(m));
+        let bad = |m: String| Err(TrainError::Settings(m));
         let b = self.data.batch_size as i64;
         if b < 2 {
             return bad(format!("batch size {b}: MoCo needs at least 2"));

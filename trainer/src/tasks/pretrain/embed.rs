@@ -16,7 +16,7 @@ use crate::data;
 use crate::io::weights;
 use crate::models::resnet::{HeadKind, ResNet};
 use crate::tasks::pretrain::checkpoint;
-use crate::{io_err, Result, TrainError};
+use crate::{write_err, Result, TrainError};
 
 /// What [`embed`] wrote.
 #[derive(Debug, Clone)]
@@ -56,8 +56,8 @@ pub fn embed(
         out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
-    let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let pq = |e: parquet::errors::ParquetError| TrainError::File { path: out.to_path_buf(), msg: e.to_string() };
+    let f = std::fs::File::create(&tmp).map_err(write_err(&tmp))?;
+    let pq = |e: parquet::errors::ParquetError| TrainError::Output { path: out.to_path_buf(), msg: e.to_string() };
     let mut w = ArrowWriter::try_new(f, schema.clone(), None).map_err(pq)?;
     let mut rows = 0u64;
     for batch in &mut loader.epoch(0) {
@@ -66,15 +66,15 @@ pub fn embed(
         let feats = tch::no_grad(|| model.forward_t(&x, false)).to_device(Device::Cpu).contiguous();
         let values: Vec<f32> = Vec::try_from(feats.flatten(0, -1))?;
         let list = FixedSizeListArray::try_new(item.clone(), dim as i32, Arc::new(Float32Array::from(values)), None)
-            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+            .map_err(|e| TrainError::Internal(format!("feature columns: {e}")))?;
         let keys: ArrayRef = Arc::new(StringArray::from(batch.keys.clone()));
         let rb = RecordBatch::try_new(schema.clone(), vec![keys, Arc::new(list)])
-            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+            .map_err(|e| TrainError::Internal(format!("feature columns: {e}")))?;
         w.write(&rb).map_err(pq)?;
         rows += batch.len() as u64;
         progress(rows, total);
     }
     w.close().map_err(pq)?;
-    std::fs::rename(&tmp, out).map_err(io_err(out))?;
+    std::fs::rename(&tmp, out).map_err(write_err(out))?;
     Ok(EmbedSummary { rows, dim })
 }

@@ -55,7 +55,7 @@ impl KnnConfig {
         if !self.enabled() {
             return Ok(());
         }
-        let bad = |m: String| Err(TrainError::Invalid(m));
+        let bad = |m: String| Err(TrainError::Settings(m));
         if self.every == 0 {
             return bad("knn every must be at least 1 step".into());
         }
@@ -103,23 +103,25 @@ impl KnnMonitor {
         let loader = Loader::open(&cfg.manifest, opts)?;
         let place = &cfg.manifest;
         if loader.len() > MAX_IMAGES {
-            return Err(TrainError::Invalid(format!(
-                "{place}: {} images; the kNN monitor holds at most {MAX_IMAGES} in memory",
-                loader.len()
-            )));
+            return Err(TrainError::Dataset {
+                location: place.clone(),
+                msg: format!("{} images; the kNN monitor holds at most {MAX_IMAGES} in memory", loader.len()),
+            });
         }
         let label_column = if cfg.label.is_empty() {
-            loader.label_names().first().cloned().ok_or_else(|| {
-                TrainError::Invalid(format!(
-                    "{place}: no label column in the manifest; name one with --knn-label (e.g. view_position)"
-                ))
+            loader.label_names().first().cloned().ok_or_else(|| TrainError::Dataset {
+                location: place.clone(),
+                msg: "no label column in the manifest; name one with --knn-label (e.g. view_position)".into(),
             })?
         } else {
             cfg.label.clone()
         };
         let column = loader.manifest().batch.column_by_name(&label_column).cloned().ok_or_else(|| {
             let names: Vec<String> = loader.manifest().schema.fields().iter().map(|f| f.name().clone()).collect();
-            TrainError::Invalid(format!("{place}: no column `{label_column}` (columns: {})", names.join(", ")))
+            TrainError::Dataset {
+                location: place.clone(),
+                msg: format!("no column `{label_column}` (columns: {})", names.join(", ")),
+            }
         })?;
         let mut images = Vec::new();
         let mut names: Vec<String> = Vec::new();
@@ -142,11 +144,14 @@ impl KnnMonitor {
         let classes: Vec<String> =
             names.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         if names.len() < 2 || classes.len() < 2 {
-            return Err(TrainError::Invalid(format!(
-                "{place}: the kNN monitor needs at least 2 labelled images in at least 2 classes of `{label_column}` ({} images, {} classes)",
-                names.len(),
-                classes.len()
-            )));
+            return Err(TrainError::Dataset {
+                location: place.clone(),
+                msg: format!(
+                    "the kNN monitor needs at least 2 labelled images in at least 2 classes of `{label_column}` ({} images, {} classes)",
+                    names.len(),
+                    classes.len()
+                ),
+            });
         }
         let index: BTreeMap<&String, i64> = classes.iter().enumerate().map(|(i, c)| (c, i as i64)).collect();
         let labels = Tensor::from_slice(&names.iter().map(|c| index[c]).collect::<Vec<_>>());

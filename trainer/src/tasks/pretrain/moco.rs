@@ -100,7 +100,7 @@ impl Moco {
     /// encoder, and a random queue. Seed tch first for reproducibility.
     pub fn new(cfg: MocoConfig, device: Device, sgd_momentum: f64, weight_decay: f64) -> Result<Moco> {
         if cfg.queue <= 0 || cfg.dim <= 0 || cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
-            return Err(TrainError::Invalid(format!(
+            return Err(TrainError::Settings(format!(
                 "MoCo settings: queue {} dim {} T {}",
                 cfg.queue, cfg.dim, cfg.temperature
             )));
@@ -214,7 +214,7 @@ impl Moco {
     pub fn enqueue(&mut self, keys: &Tensor) -> Result<()> {
         let n = keys.size()[0];
         if self.cfg.queue % n != 0 {
-            return Err(TrainError::Invalid(format!(
+            return Err(TrainError::Settings(format!(
                 "the queue size {} is not a multiple of the batch size {n}",
                 self.cfg.queue
             )));
@@ -239,7 +239,7 @@ impl Moco {
     pub fn step_lazy(&mut self, im_q: &Tensor, im_k: &Tensor, lr: f64) -> Result<StepTensors> {
         let n = im_q.size()[0];
         if self.cfg.queue % n != 0 {
-            return Err(TrainError::Invalid(format!(
+            return Err(TrainError::Settings(format!(
                 "the queue size {} is not a multiple of the batch size {n}",
                 self.cfg.queue
             )));

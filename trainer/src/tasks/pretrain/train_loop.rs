@@ -32,7 +32,7 @@ use crate::tasks::pretrain::config::TrainConfig;
 use crate::tasks::pretrain::knn::KnnMonitor;
 use crate::tasks::pretrain::moco::Moco;
 use crate::tasks::pretrain::record::{Metrics, Progress, Summary};
-use crate::{io_err, Result, TrainError};
+use crate::{write_err, Result, TrainError};
 
 /// The loader options a run uses (shared by pretrain and the tools).
 pub fn loader_options(cfg: &TrainConfig) -> LoaderOptions {
@@ -85,14 +85,14 @@ pub fn pretrain_with(
     };
     let global_batch = (cfg.data.batch_size * world) as i64;
     if cfg.moco.queue % global_batch != 0 {
-        return Err(TrainError::Invalid(format!(
+        return Err(TrainError::Settings(format!(
             "the queue size {} is not a multiple of the global batch {} ({world} processes × {})",
             cfg.moco.queue, global_batch, cfg.data.batch_size
         )));
     }
     // The torch generator is seeded here; nothing below draws from it before the model's initialisation.
     prepare(device, cfg.run.threads, cfg.run.seed)?;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    std::fs::create_dir_all(out).map_err(write_err(out))?;
     let started = Instant::now();
     // The monitor runs (and logs) on rank 0 only.
     let knn = if cfg.knn.enabled() && is_main {
@@ -108,11 +108,14 @@ pub fn pretrain_with(
     // Full batches only (upstream's drop_last): the queue needs K % batch == 0.
     let per_epoch = loader.samples_per_epoch() / cfg.data.batch_size as u64;
     if per_epoch == 0 {
-        return Err(TrainError::Invalid(format!(
-            "{input}: {} samples make no full batch of {} (MoCo drops the remainder)",
-            loader.len(),
-            cfg.data.batch_size
-        )));
+        return Err(TrainError::Dataset {
+            location: input.to_string(),
+            msg: format!(
+                "{} samples make no full batch of {} (MoCo drops the remainder)",
+                loader.len(),
+                cfg.data.batch_size
+            ),
+        });
     }
     let total = cfg.run.steps.unwrap_or(u64::MAX).min(cfg.run.epochs.saturating_mul(per_epoch));
     tracing::info!(samples = loader.len(), per_epoch, total, device = %device_name(device), "pretraining");
@@ -133,24 +136,20 @@ pub fn pretrain_with(
             || state.config.data.batch_size != cfg.data.batch_size
             || state.config.run.seed != cfg.run.seed
         {
-            return Err(TrainError::File {
-                path: file,
-                msg:
-                    "the checkpoint was made with other MoCo, batch or seed settings; resume with the run's config.toml"
-                        .into(),
-            });
+            return Err(TrainError::Settings(format!(
+                "{}: the checkpoint was made with other MoCo, batch or seed settings; resume with the run's config.toml",
+                file.display()
+            )));
         }
         step = state.step;
         epoch = state.next_epoch;
         resume_at = match (&dist, state.loader) {
             (Some(_), Some(_)) => Some(state.rank_loaders.get(rank).filter(|_| state.rank_loaders.len() == world).cloned().ok_or_else(|| {
-                TrainError::File {
-                    path: file.clone(),
-                    msg: format!(
-                        "written mid-epoch by a run of {} process(es): resume with as many, or from an epoch-end checkpoint",
-                        state.rank_loaders.len().max(1)
-                    ),
-                }
+                TrainError::Settings(format!(
+                    "{}: written mid-epoch by a run of {} process(es): resume with as many, or from an epoch-end checkpoint",
+                    file.display(),
+                    state.rank_loaders.len().max(1)
+                ))
             })?),
             (_, loader) => loader,
         };
@@ -160,7 +159,7 @@ pub fn pretrain_with(
         tracing::info!(step, epoch, "resumed from {}", file.display());
     } else if is_main {
         checkpoint::clear(out)?;
-        std::fs::write(&metrics_path, b"").map_err(io_err(&metrics_path))?;
+        std::fs::write(&metrics_path, b"").map_err(write_err(&metrics_path))?;
     }
     if let Some(d) = &dist {
         // Every rank starts from rank 0's weights, BN buffers and queue.
@@ -170,8 +169,14 @@ pub fn pretrain_with(
         tracing::info!(rank, world, "process group ready");
     }
     let mut metrics_file = if is_main {
-        std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(io_err(out.join("config.toml")))?;
-        Some(std::fs::OpenOptions::new().append(true).create(true).open(&metrics_path).map_err(io_err(&metrics_path))?)
+        std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
+        Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&metrics_path)
+                .map_err(write_err(&metrics_path))?,
+        )
     } else {
         None
     };
@@ -236,7 +241,7 @@ pub fn pretrain_with(
             if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total || knn_acc.is_some() {
                 if let Some(f) = metrics_file.as_mut() {
                     let line = serde_json::to_string(&m).expect("metrics serialise");
-                    writeln!(f, "{line}").map_err(io_err(&metrics_path))?;
+                    writeln!(f, "{line}").map_err(write_err(&metrics_path))?;
                 }
                 window_start = Instant::now();
                 window_images = 0;
@@ -289,7 +294,7 @@ pub fn pretrain_with(
         last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
     }
     if let Some(mut f) = metrics_file.take() {
-        f.flush().map_err(io_err(&metrics_path))?;
+        f.flush().map_err(write_err(&metrics_path))?;
         let curves = out.join("curves.png");
         if let Err(e) = crate::tasks::pretrain::plots::curves(&metrics_path, &curves) {
             tracing::warn!("no curves: {e}");
