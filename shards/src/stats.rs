@@ -47,6 +47,14 @@ pub struct DatasetStats {
 
 const UNKNOWN: &str = "unknown";
 
+/// One shard's share of the pixel statistics.
+struct ShardPixels {
+    hist: Vec<u64>,
+    sum: f64,
+    sum_sq: f64,
+    images: u64,
+}
+
 /// `0-9`, `10-19`, ..., `90+`, or `unknown`.
 pub fn age_band(age: Option<f32>) -> String {
     match age {
@@ -108,7 +116,7 @@ pub fn compute(ds: &Dataset, pixel_stride: usize, progress: &(dyn Fn(u64) + Sync
         by_shard.entry(r.shard.as_str()).or_default().push(r);
     }
     let counter = AtomicU64::new(0);
-    let partials: Vec<Result<(Vec<u64>, f64, f64, u64)>> = by_shard
+    let partials: Vec<Result<ShardPixels>> = by_shard
         .par_iter()
         .map(|(shard, rows)| {
             let path = ds.shard_path(shard)?;
@@ -138,19 +146,19 @@ pub fn compute(ds: &Dataset, pixel_stride: usize, progress: &(dyn Fn(u64) + Sync
                 images += 1;
                 progress(counter.fetch_add(1, Ordering::Relaxed) + 1);
             }
-            Ok((hist, sum, sum_sq, images))
+            Ok(ShardPixels { hist, sum, sum_sq, images })
         })
         .collect();
     let mut hist = vec![0u64; 65536];
     let (mut sum, mut sum_sq) = (0f64, 0f64);
     for part in partials {
-        let (h, a, b, n) = part?;
-        for (t, v) in hist.iter_mut().zip(h) {
+        let part = part?;
+        for (t, v) in hist.iter_mut().zip(part.hist) {
             *t += v;
         }
-        sum += a;
-        sum_sq += b;
-        s.pixels.images += n;
+        sum += part.sum;
+        sum_sq += part.sum_sq;
+        s.pixels.images += part.images;
     }
     let dtype_max = match ds.info.as_ref().map(|i| i.pixel_dtype) {
         Some(chess_schemas::PixelDtype::Uint8) => 255,

@@ -25,6 +25,7 @@
 //! - **Typed errors.** Callers classify [`TarError::BadHeader`] and
 //!   [`TarError::Truncated`] (with the member and its offset) as invalid input;
 //!   `tar` reports everything as `io::Error` with a message.
+//!
 //! What remains is ~250 lines covering ustar, GNU long names and pax, fuzzed by
 //! `tests/format.rs` (random flips, insertions and cuts end in errors, never
 //! panics or hangs).

@@ -34,15 +34,15 @@ fn sample(i: u32) -> Sample {
     Sample {
         key: format!("s{i:04}"),
         image: image(i, 16 + i % 3, 20),
-        extras: if i % 2 == 0 { vec![("target".into(), image(i + 100, 16 + i % 3, 20))] } else { vec![] },
+        extras: if i.is_multiple_of(2) { vec![("target".into(), image(i + 100, 16 + i % 3, 20))] } else { vec![] },
         fields: SampleFields {
             patient_id: Some(format!("p{}", i / 2)),
-            view_position: Some(if i % 2 == 0 { "PA" } else { "AP" }.into()),
+            view_position: Some(if i.is_multiple_of(2) { "PA" } else { "AP" }.into()),
             sex: Some("F".into()),
-            age_years: (i % 4 != 0).then_some(30.0 + i as f32),
+            age_years: (!i.is_multiple_of(4)).then_some(30.0 + i as f32),
             split: Some("train".into()),
             labels: vec![
-                if i % 3 == 0 { LabelValue::Null } else { LabelValue::Float(-1.0) },
+                if i.is_multiple_of(3) { LabelValue::Null } else { LabelValue::Float(-1.0) },
                 LabelValue::Str(format!("c{i}")),
             ],
             ..SampleFields::default()

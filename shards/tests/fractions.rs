@@ -50,7 +50,7 @@ fn chexpert_like(root: &Path, with_split: bool) {
                         view_position: Some(
                             if n % 3 == 2 {
                                 "LL"
-                            } else if n % 2 == 0 {
+                            } else if n.is_multiple_of(2) {
                                 "PA"
                             } else {
                                 "AP"
@@ -200,7 +200,7 @@ fn uncertainty_policies_and_carved_splits() {
     let col = m.batch.column_by_name("target_Edema").unwrap();
     for (i, row) in m.rows().iter().enumerate() {
         let expect = match row.labels[3] {
-            LabelValue::Float(v) if v == -1.0 => chess_shards::filter::Value::Null,
+            LabelValue::Float(-1.0) => chess_shards::filter::Value::Null,
             LabelValue::Float(v) => chess_shards::filter::Value::Num(v),
             _ => chess_shards::filter::Value::Num(0.0),
         };

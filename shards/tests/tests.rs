@@ -1,9 +1,11 @@
 //! The integration tests of `chess-shards`, as one test binary.
 //!
-//! Floating-point tolerances: the statistics and loader tests compare values
-//! computed in two ways over the same integers (pixel sums in f64); each
-//! tolerance is relative to the magnitude compared, a few ulps times the
-//! number of terms summed, never an absolute constant.
+//! Floating-point tolerances: pixels, hashes, offsets, keys and delivery
+//! orders are compared exactly (they are integers or strings). The one float
+//! comparison, `stats`' pixel mean against a recomputation, divides exact
+//! integer sums (below 2^53) by the same count, so it is bit-identical on any
+//! CPU; its tolerance is a few ulps relative to the mean, not an absolute
+//! constant.
 
 mod common;
 

@@ -106,7 +106,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<()> {
-    let defaults = LoaderOptions::default();
+    // Every field is set (a new option must be added here too).
     let opts = LoaderOptions {
         seed: args.seed,
         rank: args.rank,
@@ -118,7 +118,7 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<()> 
         shuffle: !args.no_shuffle,
         shuffle_buffer: args.shuffle_buffer,
         access: args.access,
-        decode_threads: threads.unwrap_or(defaults.decode_threads),
+        decode_threads: threads.unwrap_or_else(|| LoaderOptions::default().decode_threads),
         prefetch: args.prefetch,
         prefetch_batches: args.prefetch_batches,
         verify_hashes: args.verify_hashes,
@@ -126,7 +126,6 @@ pub fn run(args: StreamArgs, threads: Option<usize>, quiet: bool) -> Result<()> 
         root: args.root.clone(),
         retry: Retry { retries: args.retries, backoff: std::time::Duration::from_millis(args.retry_backoff_ms) },
         storage: args.storage.clone(),
-        ..defaults
     };
     let loader = Loader::open(&args.source, opts).with_context(|| format!("opening {}", args.source))?;
     let mut iter = match &args.resume {
