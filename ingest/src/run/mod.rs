@@ -1,0 +1,402 @@
+//! One ingest run: discovery → parallel decode/pipeline/encode → one writer.
+//!
+//! Threads: a producer walks the inputs (and reads archive members) into a
+//! bounded channel; a rayon pool of `threads` workers turns each item into an
+//! outcome ([`worker`]: parse, select, decode, pixel pipeline, de-identify,
+//! encode the sample's tar members); the calling thread is the only writer:
+//! it de-duplicates ([`ledger`]), appends to the dataset writer and the
+//! [`Journal`], and reports progress. Both channels hold at most `4 × threads` items,
+//! so memory is bounded by the images in flight, not by the archive size.
+//!
+//! Resume: when `<out>` holds an unfinished run, the writer is resumed
+//! (complete shards kept, partial ones dropped) and the journal says which
+//! sources are done; only the rest is processed. The options must be the
+//! same as the interrupted run's (`private/run.json`). [`partition`] splits
+//! one import across jobs.
+//!
+//! The steps every front end shares (settings check, resume check, the
+//! accounting and `rejected.parquet`, finishing) are [`crate::frontend`]'s.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chess_schemas::{layout, LabelColumn, LabelType};
+use chess_shards::WriterOptions;
+use rayon::iter::{ParallelBridge, ParallelIterator};
+use serde::{Deserialize, Serialize};
+
+use self::ledger::Ledger;
+use self::worker::{process, Clocks, Ctx, Outcome};
+use crate::deid::{self, Key};
+use crate::discover::{self, Item};
+use crate::frontend::{self, Opened, PixelSettings, Rejections};
+use crate::journal::Journal;
+use crate::labels::{LabelKey, Labels};
+use crate::pipeline::PipelineOptions;
+use crate::progress::{Progress, ProgressEvent};
+use crate::reject::{Reason, Reject};
+use crate::select::Selection;
+
+mod ledger;
+mod partition;
+mod worker;
+
+pub use self::partition::{parse_partition, partition_from_env, partition_of};
+pub use crate::decode_and_process;
+
+/// Label column holding the shifted study date when `keep_shifted_dates`.
+pub const SHIFTED_DATE_COLUMN: &str = "study_date_shifted";
+/// Name of the journal under `private/`.
+pub const JOURNAL: &str = "journal.jsonl";
+/// The run file under `private/` (the options of the run, for resumption).
+pub const RUN_JSON: &str = "run.json";
+pub use crate::frontend::{KEY_FILE, REJECTED};
+
+pub use crate::error::{IngestError, Result};
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub inputs: Vec<PathBuf>,
+    /// Top-level output directory.
+    pub out: PathBuf,
+    /// `None`: `<out>/private/key`, created if missing.
+    pub key_file: Option<PathBuf>,
+    pub pipeline: PipelineOptions,
+    pub selection: Selection,
+    pub labels: Option<(PathBuf, LabelKey)>,
+    /// `(index, count)`, 0-based index.
+    pub partition: Option<(u32, u32)>,
+    pub threads: usize,
+    pub keep_shifted_dates: bool,
+    pub max_shard_samples: u64,
+    pub max_shard_bytes: u64,
+    pub zstd_level: i32,
+}
+
+impl Config {
+    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Config {
+        Config {
+            inputs,
+            out,
+            key_file: None,
+            pipeline: PipelineOptions::default(),
+            selection: Selection::default(),
+            labels: None,
+            partition: None,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            keep_shifted_dates: false,
+            max_shard_samples: 10_000,
+            max_shard_bytes: 1 << 30,
+            zstd_level: 3,
+        }
+    }
+
+    /// Where this run's dataset goes: `<out>`, or `<out>/part-IIIII-of-NNNNN`.
+    pub fn dataset_root(&self) -> PathBuf {
+        match self.partition {
+            None => self.out.clone(),
+            Some((i, n)) => self.out.join(format!("part-{i:05}-of-{n:05}")),
+        }
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.out.join(layout::PRIVATE_DIR).join(KEY_FILE))
+    }
+}
+
+/// The options that must not change between an interrupted run and its
+/// resumption (stored in `private/run.json`; non-identifying).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    #[serde(flatten)]
+    pub pixels: PixelSettings,
+    pub modalities: Vec<String>,
+    pub views: Option<Vec<String>>,
+    pub label_key: Option<String>,
+    pub label_columns: Vec<LabelColumn>,
+    pub keep_shifted_dates: bool,
+    pub partition: Option<(u32, u32)>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Source files accounted for (samples + rejects + duplicates).
+    pub files: u64,
+    pub samples: u64,
+    /// Counts per reason code (duplicates included).
+    pub rejected: BTreeMap<String, u64>,
+    pub label_rows: Option<u64>,
+    pub label_rows_unmatched: Option<u64>,
+    pub images_without_labels: Option<u64>,
+    pub label_rows_duplicate_keys: Option<u64>,
+    /// Sources processed by this invocation (the rest were done before).
+    #[serde(skip)]
+    pub processed_now: u64,
+    #[serde(skip)]
+    pub resumed: bool,
+    #[serde(skip)]
+    pub already_complete: bool,
+    #[serde(skip)]
+    pub timing: Timing,
+    #[serde(skip)]
+    pub root: PathBuf,
+    #[serde(skip)]
+    pub key_created: Option<PathBuf>,
+}
+
+/// Where the workers' time went (summed over threads).
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    pub wall: Duration,
+    pub read: Duration,
+    pub decode: Duration,
+    pub pipeline: Duration,
+    pub encode: Duration,
+}
+
+fn run_options(cfg: &Config, label_columns: &[LabelColumn]) -> RunOptions {
+    RunOptions {
+        pixels: PixelSettings::of(&cfg.pipeline),
+        modalities: cfg.selection.modalities.clone(),
+        views: cfg.selection.views.clone(),
+        label_key: cfg.labels.as_ref().map(|(_, k)| k.keyword().to_string()),
+        label_columns: label_columns.to_vec(),
+        keep_shifted_dates: cfg.keep_shifted_dates,
+        partition: cfg.partition,
+    }
+}
+
+/// Runs an ingest, reporting to `progress`.
+pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
+    let started = Instant::now();
+    discover::check_inputs(&cfg.inputs)?;
+    if let Some((i, n)) = cfg.partition {
+        if n == 0 || i >= n {
+            return Err(IngestError::InvalidOption(format!("partition {i}/{n}: the index must be below the count")));
+        }
+    }
+    frontend::check_settings(&cfg.pipeline, cfg.max_shard_samples)?;
+    let root = cfg.dataset_root();
+    if root.join(layout::DATASET_JSON).exists() {
+        return Ok(Summary { already_complete: true, root, ..Default::default() });
+    }
+    let key_path = cfg.key_path();
+    let (key, created) = Key::load_or_create(&key_path)?;
+    let labels = match &cfg.labels {
+        None => None,
+        Some((p, k)) => Some(Labels::load(p, *k)?),
+    };
+    let mut label_columns: Vec<LabelColumn> = labels.as_ref().map(|l| l.columns.clone()).unwrap_or_default();
+    if cfg.keep_shifted_dates {
+        if label_columns.iter().any(|c| c.name == SHIFTED_DATE_COLUMN) {
+            return Err(IngestError::InvalidOption(format!(
+                "--keep-shifted-dates: the labels file already has a `{SHIFTED_DATE_COLUMN}` column"
+            )));
+        }
+        label_columns.push(LabelColumn { name: SHIFTED_DATE_COLUMN.into(), label_type: LabelType::Utf8 });
+    }
+    let dtype = frontend::dtype(cfg.pipeline.bit_depth);
+    let writer_opts = WriterOptions {
+        shard_name: match cfg.partition {
+            None => "shard".into(),
+            Some((i, _)) => format!("part{i:05}"),
+        },
+        max_shard_bytes: cfg.max_shard_bytes,
+        max_shard_samples: cfg.max_shard_samples,
+        zstd_level: cfg.zstd_level,
+        dtype,
+        with_split: false,
+        labels: label_columns.clone(),
+        extra_fields: Vec::new(),
+    };
+
+    // Fresh run or resumption?
+    let private = root.join(layout::PRIVATE_DIR);
+    let journal_path = private.join(JOURNAL);
+    let run_json = private.join(RUN_JSON);
+    let opts_now = run_options(cfg, &label_columns);
+    let resuming = journal_path.exists() || root.join(chess_shards::writer::STAGING_DIR).exists();
+    let Opened { mut writer, done: complete } =
+        frontend::open_dataset(&root, &writer_opts, &run_json, "DICOM import", &opts_now, resuming)?;
+    let (mut journal, entries) = Journal::open(&journal_path).map_err(IngestError::write(&journal_path))?;
+    let mut ledger = Ledger::restore(entries, complete);
+    let skip: Arc<HashSet<String>> = Arc::new(ledger.done.keys().cloned().collect());
+    tracing::info!(root = %root.display(), resuming, done = skip.len(), "ingest starting");
+
+    let threads = cfg.threads.max(1);
+    let pool = frontend::pool(threads, "chess-ingest")?;
+    let ctx = Ctx {
+        key,
+        selection: cfg.selection.clone(),
+        pipeline: cfg.pipeline,
+        labels,
+        keep_shifted_dates: cfg.keep_shifted_dates,
+        writer_opts,
+        clocks: Clocks::default(),
+    };
+    let ours = |p: &Path| cfg.partition.is_none_or(|(i, n)| partition_of(p, n) == i);
+    let total = discover::walk_files(&cfg.inputs)
+        .filter(|f| match f {
+            Ok(p) => ours(p),
+            Err(_) => true,
+        })
+        .count() as u64;
+    progress(ProgressEvent::Total(total));
+    let depth = 4 * threads;
+    let (item_tx, item_rx) = sync_channel::<Item>(depth);
+    let (out_tx, out_rx) = sync_channel::<(String, Outcome)>(depth);
+    let mut processed_now = 0u64;
+    let mut write_error: Option<IngestError> = None;
+
+    std::thread::scope(|s| -> Result<()> {
+        let inputs = &cfg.inputs;
+        let skip = Arc::clone(&skip);
+        s.spawn(move || {
+            for f in discover::walk_files(inputs) {
+                match f {
+                    Err(item) => {
+                        if item_tx.send(item).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(path) => {
+                        if !ours(&path) {
+                            continue;
+                        }
+                        // The bar counts items: a file counts one; an
+                        // archive's members replace it as they are found.
+                        let mut alive = true;
+                        let mut n = 0u64;
+                        discover::expand_file(&path, &mut |item| {
+                            n += 1;
+                            if n > 1 {
+                                progress(ProgressEvent::Grew(1));
+                            }
+                            if skip.contains(&item.source) {
+                                progress(ProgressEvent::Advanced(1));
+                                return true;
+                            }
+                            alive = item_tx.send(item).is_ok();
+                            alive
+                        });
+                        if !alive {
+                            return;
+                        }
+                        if n == 0 {
+                            progress(ProgressEvent::Advanced(1));
+                        }
+                    }
+                }
+            }
+        });
+        let ctx = &ctx;
+        let pool = &pool;
+        s.spawn(move || {
+            pool.install(|| {
+                item_rx.into_iter().par_bridge().for_each_with(out_tx, |tx, item| {
+                    let source = item.source.clone();
+                    let outcome = frontend::unpanicked(
+                        || process(ctx, item),
+                        || Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked")),
+                    );
+                    let _ = tx.send((source, outcome));
+                });
+            });
+        });
+        // The writer: this thread.
+        let (mut n_samples, mut n_rejects) = ledger.counts();
+        for (source, outcome) in out_rx {
+            if write_error.is_some() {
+                continue; // drain so the workers can finish
+            }
+            processed_now += 1;
+            let entry = match ledger.record(source, outcome, |encoded| writer.write_encoded(encoded)) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    write_error = Some(IngestError::Dataset { root: root.clone(), source: e });
+                    continue;
+                }
+            };
+            match &entry {
+                crate::journal::Entry::Sample { .. } => n_samples += 1,
+                _ => n_rejects += 1,
+            }
+            if let Err(e) = journal.append(&entry) {
+                write_error = Some(IngestError::WriteOutput { path: journal_path.clone(), source: e });
+            }
+            progress(ProgressEvent::Advanced(1));
+            progress(ProgressEvent::Counts { samples: n_samples, rejected: n_rejects });
+        }
+        Ok(())
+    })?;
+    progress(ProgressEvent::Finished);
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    journal.sync().map_err(IngestError::write(&journal_path))?;
+
+    // Accounting.
+    let mut summary = Summary {
+        processed_now,
+        resumed: resuming,
+        root: root.clone(),
+        key_created: created.then(|| key_path.clone()),
+        ..Default::default()
+    };
+    let rejected_rows = ledger.tally(&mut summary, ctx.labels.as_ref());
+    let rejections = Rejections {
+        locator: (
+            "source_path",
+            Arc::new(arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.0))),
+        ),
+        codes: rejected_rows.iter().map(|r| r.1).collect(),
+        messages: rejected_rows.iter().map(|r| r.2).collect(),
+    };
+    frontend::account(&root, &rejections, summary.samples, &writer)?;
+
+    frontend::finish(writer, &root, None, deid_method(cfg), provenance(cfg, &opts_now, &summary))?;
+    summary.timing = ctx.clocks.timing(started.elapsed());
+    Ok(summary)
+}
+
+/// What `dataset.json` says about how the dataset was made.
+fn provenance(cfg: &Config, opts_now: &RunOptions, summary: &Summary) -> BTreeMap<String, serde_json::Value> {
+    let mut provenance = BTreeMap::new();
+    let codes: Vec<serde_json::Value> = deid::DEID_CODES
+        .iter()
+        .filter(|(code, _)| cfg.keep_shifted_dates || *code != "113107")
+        .map(|(code, meaning)| serde_json::json!({"code": code, "scheme": "DCM", "meaning": meaning}))
+        .collect();
+    provenance.insert(
+        "deidentification".into(),
+        serde_json::json!({
+            "PatientIdentityRemoved": "YES",
+            "DeidentificationMethod": deid_method(cfg),
+            "DeidentificationMethodCodeSequence": codes,
+            "kept": ["patient_id (pseudonym)", "study_id (2.25 UID)", "series_id (2.25 UID)", "sex", "age_years (capped at 90)", "view_position", "modality", "transfer_syntax"],
+        }),
+    );
+    provenance.insert("options".into(), serde_json::to_value(opts_now).expect("serialisable"));
+    provenance.insert("summary".into(), serde_json::to_value(summary).expect("serialisable"));
+    provenance.insert(
+        "pipeline".into(),
+        serde_json::json!("stored values masked/sign-extended -> Modality LUT -> MONOCHROME1 inverted -> antialiased resize -> clip at percentile (low: image minimum) -> min-max to full dtype range; no VOI LUT/windowing"),
+    );
+    provenance
+}
+
+fn deid_method(cfg: &Config) -> String {
+    if cfg.keep_shifted_dates {
+        deid::DEID_METHOD.to_string()
+    } else {
+        deid::DEID_METHOD.replace(
+            " and the Retain Longitudinal Temporal Information with Modified Dates Option",
+            " (dates not kept)",
+        )
+    }
+}
