@@ -16,14 +16,13 @@ mod cli_options;
 mod dicom_cli;
 mod pairs_cli;
 
-/// Turn hospital DICOM exports (folders, .zip, .tar, .tar.gz) into a
-/// de-identified dataset of clipped, resized radiographs: tar shards,
-/// a Parquet manifest and dataset.json, with every input file accounted for.
+/// Turn hospital DICOM exports (or CheXpert, or image pairs) into a
+/// de-identified dataset of clipped, resized radiographs: tar shards, a
+/// Parquet manifest and dataset.json, with every input accounted for.
 #[derive(Parser, Debug)]
 #[command(
     name = "chess-ingest",
     version,
-    about,
     long_about = None,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
@@ -41,7 +40,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// DICOM exports to a dataset (the default: `chess-ingest INPUTS…` is `chess-ingest dicom INPUTS…`).
+    /// Import DICOM exports (folders, .zip, .tar, .tar.gz); the default without a subcommand.
     #[command(after_help = dicom_cli::after_help())]
     Dicom(dicom_cli::DicomArgs),
 
@@ -54,7 +53,7 @@ enum Command {
     #[command(after_help = chexpert_cli::after_help())]
     Chexpert(chexpert_cli::ChexpertArgs),
 
-    /// Import paired images (a source,target[,mask] CSV of DICOM/PNG paths) for image-to-image tasks.
+    /// Import image pairs from a source,target[,mask] CSV of DICOM/PNG paths.
     ///
     /// For bone suppression, nodule generation and the like: each row of the
     /// CSV becomes one sample with `<key>.npy.zst` (source),

@@ -350,7 +350,7 @@ fn help_lists_the_subcommands_and_the_exit_codes() {
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
     let commands = &help[help.find("Commands:").expect("a Commands section")..];
-    for (name, says) in [("dicom", "DICOM exports"), ("chexpert", "CheXpert"), ("pairs", "paired images")] {
+    for (name, says) in [("dicom", "DICOM exports"), ("chexpert", "CheXpert"), ("pairs", "source,target")] {
         let line = commands.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{help}"));
         assert!(line.contains(says), "{line}");
     }
