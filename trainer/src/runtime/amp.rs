@@ -1,5 +1,5 @@
 //! Mixed precision: libtorch's autocast for CPU or CUDA with a chosen dtype
-//! (bf16, or fp16 together with the loss scaling of [`crate::scaler`]),
+//! (bf16, or fp16 together with the loss scaling of [`crate::runtime::scaler`]),
 //! through the small C++ shim in `csrc/autocast.cpp`. Parameters,
 //! gradients, the optimizer and the queue stay float32; only the autocast
 //! ops (convs, matmuls) run in bf16/fp16, as `torch.autocast(dtype=…)` does.

@@ -118,10 +118,7 @@ impl KnnMonitor {
         };
         let column = loader.manifest().batch.column_by_name(&label_column).cloned().ok_or_else(|| {
             let names: Vec<String> = loader.manifest().schema.fields().iter().map(|f| f.name().clone()).collect();
-            TrainError::Dataset {
-                location: place.clone(),
-                msg: format!("no column `{label_column}` (columns: {})", names.join(", ")),
-            }
+            TrainError::Settings(format!("{place}: no column `{label_column}` (columns: {})", names.join(", ")))
         })?;
         let mut images = Vec::new();
         let mut names: Vec<String> = Vec::new();
