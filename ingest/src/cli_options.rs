@@ -1,6 +1,7 @@
 //! Command-line options every `chess-ingest` front end shares (DICOM,
 //! `chexpert`, `pairs`; binary side): the pixel pipeline's settings, the
-//! run's resources, and the progress bar the library's events drive.
+//! run's resources, the progress bar the library's events drive, and the
+//! lines every summary prints (a new key, the reject table).
 
 use chess_cli::CliError;
 use chess_ingest::pipeline::{Aspect, BitDepth, PipelineOptions};

@@ -260,3 +260,64 @@ pub fn finish(
     writer.finish(FinishInfo { tool_version, deid_method, provenance }).map_err(IngestError::dataset(root))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_out_of_range_are_usage_errors() {
+        let ok = PipelineOptions::default();
+        assert!(check_settings(&ok, 1).is_ok());
+        for (p, shard) in [
+            (PipelineOptions { size: 0, ..ok }, 1),
+            (PipelineOptions { size: MAX_SIZE + 1, ..ok }, 1),
+            (PipelineOptions { clip_percentile: 0.0, ..ok }, 1),
+            (PipelineOptions { clip_percentile: 100.5, ..ok }, 1),
+            (ok, 0),
+        ] {
+            assert!(matches!(check_settings(&p, shard), Err(IngestError::InvalidOption(_))), "{p:?} {shard}");
+        }
+    }
+
+    #[test]
+    fn outcomes_reach_the_writer_in_input_order_until_it_fails() {
+        let pool = pool(4, "test").unwrap();
+        let items: Vec<u32> = (0..100).collect();
+        let mut seen = Vec::new();
+        process_in_order(
+            &pool,
+            &items,
+            7,
+            |&i| i * 2,
+            |&i, o| {
+                seen.push((i, o));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, items.iter().map(|&i| (i, i * 2)).collect::<Vec<_>>());
+        let mut consumed = 0;
+        let r = process_in_order(
+            &pool,
+            &items,
+            7,
+            |&i| i,
+            |&i, _| {
+                consumed += 1;
+                if i == 10 {
+                    return Err(IngestError::Accounting("stop".into()));
+                }
+                Ok(())
+            },
+        );
+        assert!(matches!(r, Err(IngestError::Accounting(_))));
+        assert_eq!(consumed, 11, "nothing is consumed after the first error");
+    }
+
+    #[test]
+    fn a_panicking_input_becomes_its_fallback() {
+        assert_eq!(unpanicked(|| -> u32 { panic!("bad input") }, || 7), 7);
+        assert_eq!(unpanicked(|| 3, || 7), 3);
+    }
+}

@@ -1,5 +1,8 @@
 //! End-to-end tests of the `chess-ingest` binary: accounting of every input
-//! file, archives, bad input, resumption after `kill -9`, partitions.
+//! file, archives, bad input, resumption after `kill -9`, partitions; the
+//! subcommands (`dicom` the default, a folder named `pairs`), the exit code
+//! of each class of mistake (0 rejected files, 2 usage, 3 input, 4 output)
+//! for the three front ends, and the library's progress events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -465,4 +468,46 @@ fn exit_codes_follow_the_class_of_the_mistake() {
     assert_eq!(c, Some(4), "{err}");
     let (c, err) = code(&[&"chexpert", &release, &"--out", &out("c2"), &"--clip-percentile", &"0"]);
     assert_eq!(c, Some(2), "{err}");
+}
+
+#[test]
+fn the_library_reports_progress_through_its_callback() {
+    use chess_ingest::progress::ProgressEvent;
+    let tmp = tempfile::tempdir().unwrap();
+    let inp = tmp.path().join("in");
+    std::fs::create_dir(&inp).unwrap();
+    for i in 0..2 {
+        Synth::new(&format!("1.2.826.0.1.3680043.10.9.20{i}"), 20 + i).write(&inp.join(format!("{i}.dcm")));
+    }
+    std::fs::write(inp.join("junk.dcm"), b"not dicom").unwrap();
+    {
+        // An archive: two members replace the one file counted at first.
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(inp.join("more.zip")).unwrap());
+        for i in 0..2 {
+            let member = tmp.path().join(format!("m{i}.dcm"));
+            Synth::new(&format!("1.2.826.0.1.3680043.10.9.21{i}"), 30 + i).write(&member);
+            z.start_file(format!("m{i}"), zip::write::SimpleFileOptions::default()).unwrap();
+            z.write_all(&std::fs::read(&member).unwrap()).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let mut cfg = chess_ingest::run::Config::new(vec![inp], tmp.path().join("out"));
+    let key = tmp.path().join("key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    cfg.key_file = Some(key);
+    cfg.threads = 2;
+    let events = std::sync::Mutex::new(Vec::new());
+    let record = |e: ProgressEvent| events.lock().unwrap().push(e);
+    let summary = chess_ingest::run::run(&cfg, &record).unwrap();
+    let events = events.into_inner().unwrap();
+    assert_eq!(events.first(), Some(&ProgressEvent::Total(4)), "{events:?}");
+    assert_eq!(events.last(), Some(&ProgressEvent::Finished), "{events:?}");
+    let sum = |f: fn(&ProgressEvent) -> u64| events.iter().map(f).sum::<u64>();
+    let grew = sum(|e| if let ProgressEvent::Grew(n) = e { *n } else { 0 });
+    let advanced = sum(|e| if let ProgressEvent::Advanced(n) = e { *n } else { 0 });
+    assert_eq!((grew, advanced), (1, 5), "every item is advanced once: {events:?}");
+    let last_counts = events.iter().rev().find(|e| matches!(e, ProgressEvent::Counts { .. }));
+    assert_eq!(last_counts, Some(&ProgressEvent::Counts { samples: 4, rejected: 1 }));
+    assert_eq!((summary.files, summary.samples), (5, 4));
 }
