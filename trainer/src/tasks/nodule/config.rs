@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::io::config_file::read_toml;
+use crate::io::config_file::{read_toml, write_toml};
 use crate::losses::perceptual::PerceptualSpec;
 use crate::models::spade::SpadeConfig;
 use crate::{Result, TrainError};
@@ -71,6 +71,10 @@ impl NoduleConfig {
         read_toml(path)
     }
 
+    pub fn to_toml(&self) -> String {
+        write_toml(self)
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Settings(m));
         if self.run.size < 32 || self.run.size % 32 != 0 {
@@ -114,7 +118,7 @@ mod tests {
             (c.run.lr, c.run.beta1, c.run.beta2, c.loss.perceptual_weight, c.loss.kld_weight),
             (2e-4, 0.0, 0.9, 10.0, 0.05)
         );
-        let back: NoduleConfig = toml::from_str(&toml::to_string_pretty(&c).unwrap()).unwrap();
+        let back: NoduleConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(back, c);
         let mut bad = c.clone();
         bad.run.size = 48;

@@ -150,8 +150,7 @@ pub fn nodule_gen(
     );
 
     std::fs::create_dir_all(out.join("samples")).map_err(write_err(out.join("samples")))?;
-    std::fs::write(out.join("config.toml"), toml::to_string_pretty(cfg).expect("config serialises"))
-        .map_err(write_err(out.join("config.toml")))?;
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
     // Seeded again: building the perceptual network (initialised, then overwritten) drew from the generator.
     tch::manual_seed(cfg.run.seed as i64);
     let vs_g = nn::VarStore::new(device);
