@@ -8,9 +8,17 @@
 //! - [`image`], [`npy`], [`tar`]: the member codecs.
 //! - [`loader`]: the streaming loader (local or object storage → batches).
 //! - [`verify`], [`stats`], [`ops`] (merge, subset), [`filter`] (`--where`),
-//!   [`plot`] (PNG charts), [`demo`] (synthetic radiographs), [`fractions`]
-//!   (per-fraction training manifests), [`balance`] (class balancing): what the
-//!   `chess-shards` tool does, as library functions.
+//!   [`plot`] (PNG charts on plotters, and [`plot::Canvas`]), [`demo`]
+//!   (synthetic radiographs), [`fractions`] (per-fraction training
+//!   manifests), [`balance`] (class balancing): what the `chess-shards` tool
+//!   does, as library functions.
+//! - [`rng`]: the workspace's one seedable generator (SplitMix64).
+//! - [`error`]: [`ShardError`], grouped by what the user must do, with its
+//!   exit class ([`chess_cli::Classify`]); [`LoaderError`] likewise.
+//!
+//! Progress is reported through callbacks; the library draws no bars. The
+//! `chess-shards` binary (feature `cli`, on by default) adds argument parsing,
+//! bars and logging; library users take `default-features = false`.
 //!
 //! This crate depends on neither libtorch nor DICOM crates.
 

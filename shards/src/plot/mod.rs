@@ -1,39 +1,37 @@
 //! PNG charts for people to look at: line plots (training curves),
 //! histograms and bar charts, stacked as panels in one image, drawn with
-//! `plotters` on its bitmap backend.
+//! `plotters` on its bitmap backend (no system fonts, no native libraries).
 //!
-//! Text comes from the bundled DejaVu Sans Mono (see `assets/DejaVu-LICENSE`),
-//! registered with plotters as its `sans-serif` family through the `ab_glyph`
-//! feature, so no system fonts or native libraries (fontconfig, FreeType) are
-//! needed and every machine draws the same pixels. Images are encoded with the
-//! `png` crate (plotters' own encoder would pull in the `image` crate).
+//! - [`ticks`]: tick labels formatted from the ticks themselves (as many
+//!   decimals as the step needs, scientific for small magnitudes, k/M/G for
+//!   large ones), so no two ticks print alike.
+//! - [`text`]: the bundled DejaVu Sans Mono, registered with plotters and
+//!   rasterised with `ab_glyph`; [`backend`]: plotters' bitmap backend with
+//!   that text renderer (plotters' own misplaces glyphs).
+//! - [`canvas`]: [`Canvas`], a raster for figures that are not charts.
 //!
-//! Axis tick labels are formatted from the ticks themselves ([`TickFormat`]):
-//! as many decimals as the tick step needs, scientific notation for small
-//! magnitudes and k/M/G for large ones, so no two ticks print alike.
-//!
-//! [`Canvas`] is a plain RGB raster for figures that are not charts (Grad-CAM
-//! overlays, the sweep summary). Its rectangles are direct pixel writes (a
-//! `fill_rect` per pixel of an overlay must stay cheap) and its text is drawn
-//! by plotters with the same bundled font.
+//! Images are encoded with the `png` crate (plotters' encoder would pull in
+//! the `image` crate).
 
-use std::io::BufWriter;
+pub mod backend;
+pub mod canvas;
+pub mod text;
+pub mod ticks;
+
 use std::path::Path;
-use std::sync::Once;
 
-use plotters::coord::ranged1d::Ranged;
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters::style::{register_font, FontStyle};
+
+pub use canvas::Canvas;
+pub use ticks::TickFormat;
 
 use crate::error::{Result, ShardError};
+use backend::TextBackend;
+use canvas::write_rgb_png;
+use text::FAMILY as FONT_FAMILY;
+use ticks::axis_ticks;
 
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
-/// The family plotters uses by default for captions, tick labels and legends.
-const FONT_FAMILY: &str = "sans-serif";
-
-type Rgb = [u8; 3];
 const INK: RGBColor = RGBColor(30, 30, 30);
 const BAR: RGBColor = RGBColor(52, 101, 164);
 const GRID: RGBColor = RGBColor(225, 225, 225);
@@ -49,169 +47,6 @@ const SERIES_COLOURS: [RGBColor; 6] = [
 
 const PANEL_WIDTH: u32 = 900;
 const PANEL_HEIGHT: u32 = 300;
-
-/// Registers the bundled font with plotters (once per process).
-fn register_bundled_font() {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        if register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES).is_err() {
-            panic!("the bundled DejaVu Sans Mono does not parse");
-        }
-    });
-}
-
-/// An RGB raster with text in the bundled font.
-pub struct Canvas {
-    pub width: u32,
-    pub height: u32,
-    pixels: Vec<u8>,
-}
-
-/// plotters' ab_glyph text puts the baseline half a font size below the
-/// text's top; DejaVu Sans Mono's ascent is 0.797 of its size (1901 of
-/// 1901 + 483 font units), so this shift puts the glyphs' tops at `y` as
-/// [`Canvas::text`] promises.
-const ASCENT_BELOW_HALF_SIZE: f32 = 1901.0 / 2384.0 - 0.5;
-
-impl Canvas {
-    pub fn new(width: u32, height: u32) -> Canvas {
-        register_bundled_font();
-        Canvas { width, height, pixels: vec![255; width as usize * height as usize * 3] }
-    }
-
-    pub fn fill_rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, color: Rgb) {
-        let clamp_x = |x: i64| x.clamp(0, self.width as i64) as usize;
-        let clamp_y = |y: i64| y.clamp(0, self.height as i64) as usize;
-        let (xa, xb) = (clamp_x(x0.min(x1)), clamp_x(x0.max(x1)));
-        let (ya, yb) = (clamp_y(y0.min(y1)), clamp_y(y0.max(y1)));
-        let stride = self.width as usize * 3;
-        for row in self.pixels.chunks_exact_mut(stride).take(yb).skip(ya) {
-            for pixel in row[xa * 3..xb * 3].chunks_exact_mut(3) {
-                pixel.copy_from_slice(&color);
-            }
-        }
-    }
-
-    /// Draws text with its top-left corner at (x, y); `anchor` 0 = left, 0.5 = centre, 1 = right.
-    pub fn text(&mut self, x: f32, y: f32, size: f32, anchor: f32, text: &str, color: Rgb) {
-        let (width, height) = (self.width, self.height);
-        let mut backend = BitMapBackend::with_buffer(&mut self.pixels, (width, height));
-        let colour = RGBColor(color[0], color[1], color[2]);
-        let style =
-            TextStyle::from((FONT_FAMILY, size as f64).into_font()).color(&colour).pos(Pos::new(HPos::Left, VPos::Top));
-        let text_width = backend.estimate_text_size(text, &style).map_or(0, |(w, _)| w);
-        let left = x - text_width as f32 * anchor;
-        let top = y + size * ASCENT_BELOW_HALF_SIZE;
-        // The font is registered and pixels outside the raster are skipped,
-        // so drawing text cannot fail.
-        let _ = backend.draw_text(text, &style, (left.round() as i32, top.round() as i32));
-    }
-
-    /// Writes the canvas as an 8-bit RGB PNG.
-    pub fn save_png(&self, path: &Path) -> Result<()> {
-        write_rgb_png(path, self.width, self.height, &self.pixels)
-    }
-}
-
-fn write_rgb_png(path: &Path, width: u32, height: u32, pixels: &[u8]) -> Result<()> {
-    let png_error = |cause| ShardError::Png { path: path.to_path_buf(), cause };
-    let file = std::fs::File::create(path).map_err(ShardError::write(path))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(png_error)?;
-    writer.write_image_data(pixels).map_err(png_error)?;
-    writer.finish().map_err(png_error)
-}
-
-/// How the tick labels of one axis are printed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TickFormat {
-    /// Fixed point with this many decimals (`0.005`).
-    Fixed(usize),
-    /// Scientific with this many mantissa decimals (`2.5e-5`).
-    Scientific(usize),
-    /// Divided by `scale` with a suffix (`20k`, `1.5M`), this many decimals.
-    Scaled { scale: f64, suffix: char, decimals: usize },
-}
-
-impl TickFormat {
-    /// The format for ticks `ticks` (ascending, evenly spaced): the fewest
-    /// decimals that print each tick to within a thousandth of the step.
-    pub fn for_ticks(ticks: &[f64]) -> TickFormat {
-        let largest = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-        if largest == 0.0 || !largest.is_finite() {
-            return TickFormat::Fixed(0);
-        }
-        let step = ticks.windows(2).map(|w| (w[1] - w[0]).abs()).fold(f64::INFINITY, f64::min);
-        let step = if step.is_finite() && step > 0.0 { step } else { largest };
-        let tolerance = step * 1e-3;
-        let decimals_for = |scale: f64| {
-            (0..=12)
-                .find(|&d| {
-                    let unit = 10f64.powi(d as i32);
-                    ticks.iter().all(|t| ((t / scale * unit).round() / unit * scale - t).abs() <= tolerance)
-                })
-                .unwrap_or(12)
-        };
-        if largest >= 1e4 {
-            let (scale, suffix) = if largest >= 1e9 {
-                (1e9, 'G')
-            } else if largest >= 1e6 {
-                (1e6, 'M')
-            } else {
-                (1e3, 'k')
-            };
-            return TickFormat::Scaled { scale, suffix, decimals: decimals_for(scale) };
-        }
-        match decimals_for(1.0) {
-            d if d <= 4 => TickFormat::Fixed(d),
-            _ => {
-                // Mantissa decimals: the step's digits below the largest tick's exponent.
-                let exponent = largest.log10().floor();
-                let digits = (exponent - step.log10().floor()).max(0.0) as usize;
-                TickFormat::Scientific(digits.min(12))
-            }
-        }
-    }
-
-    /// `value` as a label; values within a millionth of the step of zero print as zero.
-    pub fn format(&self, value: f64) -> String {
-        match *self {
-            TickFormat::Fixed(d) => {
-                let s = format!("{value:.d$}");
-                // "-0.000" for a rounding residue below zero
-                if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
-                    s[1..].to_string()
-                } else {
-                    s
-                }
-            }
-            TickFormat::Scientific(_) if value == 0.0 => "0".into(),
-            TickFormat::Scientific(d) => format!("{value:.d$e}"),
-            TickFormat::Scaled { .. } if value == 0.0 => "0".into(),
-            TickFormat::Scaled { scale, suffix, decimals } => format!("{:.decimals$}{suffix}", value / scale),
-        }
-    }
-}
-
-/// The ticks plotters draws on an axis over `range` with at most `max_ticks`
-/// labels, and the format that prints them distinctly.
-fn axis_ticks(range: (f64, f64), max_ticks: usize) -> (Vec<f64>, TickFormat) {
-    let coord = RangedCoordf64::from(range.0..range.1);
-    let mut ticks = coord.key_points(max_ticks);
-    // Snap float residues (1e-18 for 0) so they print as the tick they are.
-    let step = ticks.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
-    if step.is_finite() {
-        for t in &mut ticks {
-            if t.abs() < step * 1e-9 {
-                *t = 0.0;
-            }
-        }
-    }
-    let format = TickFormat::for_ticks(&ticks);
-    (ticks, format)
-}
 
 /// One named curve of a line panel.
 #[derive(Clone, Debug)]
@@ -240,7 +75,7 @@ pub struct Panel {
     pub kind: PanelKind,
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Area<'a> = DrawingArea<TextBackend<'a>, plotters::coord::Shift>;
 type DrawResult = std::result::Result<(), String>;
 
 impl Panel {
@@ -402,7 +237,7 @@ impl Panel {
     }
 }
 
-fn chart_builder<'a, 'b>(area: &'a Area<'b>, title: &str) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+fn chart_builder<'a, 'b>(area: &'a Area<'b>, title: &str) -> ChartBuilder<'a, 'b, TextBackend<'b>> {
     let mut builder = ChartBuilder::on(area);
     builder
         .caption(title, (FONT_FAMILY, 18).into_font().color(&INK))
@@ -451,11 +286,10 @@ fn short_value(v: f64, spread: TickFormat) -> String {
 
 /// Renders panels stacked vertically into one PNG, 900 × 300 pixels each.
 pub fn save_panels(path: &Path, panels: &[Panel]) -> Result<()> {
-    register_bundled_font();
     let (width, height) = (PANEL_WIDTH, PANEL_HEIGHT * panels.len().max(1) as u32);
     let mut pixels = vec![255u8; width as usize * height as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        let root = TextBackend::new(&mut pixels, (width, height)).into_drawing_area();
         let areas = root.split_evenly((panels.len().max(1), 1));
         for (panel, area) in panels.iter().zip(&areas) {
             panel.draw(area).map_err(|reason| ShardError::Chart {
@@ -469,10 +303,11 @@ pub fn save_panels(path: &Path, panels: &[Panel]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    /// Width, height and RGB pixels of a PNG written here.
+    pub(crate) fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
         let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
         let mut reader = decoder.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size().unwrap()];
@@ -563,32 +398,6 @@ mod tests {
         assert!(count(&pixels, SERIES_COLOURS[0]) > 100 && count(&pixels, SERIES_COLOURS[1]) > 10);
     }
 
-    fn labels(range: (f64, f64), max_ticks: usize) -> Vec<String> {
-        let (ticks, format) = axis_ticks(range, max_ticks);
-        ticks.iter().map(|&t| format.format(t)).collect()
-    }
-
-    fn assert_distinct(labels: &[String]) {
-        let set: std::collections::BTreeSet<&String> = labels.iter().collect();
-        assert_eq!(set.len(), labels.len(), "duplicated tick labels: {labels:?}");
-        assert!(labels.len() >= 3, "too few ticks: {labels:?}");
-    }
-
-    #[test]
-    fn tick_labels_are_distinct_and_readable() {
-        // The learning-rate axis of the issue: 0.03 down to 0.
-        let lr = labels((-0.0015, 0.0315), 8);
-        assert_distinct(&lr);
-        assert_eq!(lr, ["0.000", "0.005", "0.010", "0.015", "0.020", "0.025", "0.030"]);
-        assert_distinct(&labels((0.0, 3e-5), 6));
-        assert!(labels((0.0, 3e-5), 6).iter().any(|l| l.contains('e')), "small values in scientific notation");
-        assert_eq!(labels((0.0, 120_000.0), 8), ["0", "20k", "40k", "60k", "80k", "100k", "120k"]);
-        assert_eq!(labels((0.0, 100.0), 6), ["0", "20", "40", "60", "80", "100"]);
-        assert_distinct(&labels((0.999, 1.001), 6));
-        assert_distinct(&labels((-2.5, 2.5), 8));
-        assert_eq!(labels((0.0, 2.5e6), 6), ["0", "0.5M", "1.0M", "1.5M", "2.0M", "2.5M"]);
-    }
-
     #[test]
     fn a_demo_figure_for_people() {
         // Writes the panels to CHESS_PLOT_DEMO (when set) to look at them.
@@ -620,32 +429,5 @@ mod tests {
             ],
         )
         .unwrap();
-    }
-
-    #[test]
-    fn canvas_text_and_rects_land_where_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.png");
-        let mut c = Canvas::new(200, 100);
-        c.fill_rect(10, 10, 20, 30, [255, 0, 0]);
-        c.fill_rect(-5, 90, 500, 500, [0, 0, 255]); // clipped to the raster
-        c.text(100.0, 40.0, 16.0, 0.5, "Grad-CAM", [0, 0, 0]);
-        c.save_png(&path).unwrap();
-        let (w, h, pixels) = decode(&path);
-        assert_eq!((w, h), (200, 100));
-        let at = |x: usize, y: usize| &pixels[(y * 200 + x) * 3..(y * 200 + x) * 3 + 3];
-        assert_eq!(at(10, 10), [255, 0, 0]);
-        assert_eq!(at(19, 29), [255, 0, 0]);
-        assert_eq!(at(20, 30), [255, 255, 255]);
-        assert_eq!(count(&pixels, RGBColor(0, 0, 255)), 200 * 10);
-        // Text: dark pixels centred on x = 100, between y = 40 and 40 + size.
-        let ink: Vec<(usize, usize)> = (0..100)
-            .flat_map(|y| (0..200).map(move |x| (x, y)))
-            .filter(|&(x, y)| at(x, y).iter().all(|&v| v < 100))
-            .collect();
-        assert!(ink.len() > 50, "text drawn: {}", ink.len());
-        assert!(ink.iter().all(|&(x, y)| (40..=58).contains(&y) && (20..180).contains(&x)), "text placement");
-        let mean_x = ink.iter().map(|p| p.0 as f64).sum::<f64>() / ink.len() as f64;
-        assert!((mean_x - 100.0).abs() < 10.0, "centred: {mean_x}");
     }
 }
