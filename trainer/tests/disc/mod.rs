@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use chess_schemas::{LabelColumn, LabelType, PixelDtype};
-use chess_shards::demo::Rng;
+use chess_shards::rng::SplitMix64 as Rng;
 use chess_shards::{DatasetWriter, FinishInfo, Image, LabelValue, Sample, SampleFields, WriterOptions};
 
 /// A noisy 64² image; shape 1 adds a bright disc (radius 5–8) somewhere,
@@ -56,7 +56,7 @@ pub fn dataset(dir: &Path, n: u64, seed: u64, spec: &Spec<'_>) {
         ..WriterOptions::default()
     };
     let mut w = DatasetWriter::create(dir, opts).unwrap();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seeded(seed);
     for i in 0..n {
         let shape = (i % spec.classes as u64) as u8;
         let (px, _) = image(&mut rng, 64, shape);
@@ -90,7 +90,7 @@ pub fn disc_dataset(dir: &Path, n: u64, seed: u64, classes: u8) {
 
 /// The samples [`dataset`] writes for (`n`, `seed`, `classes`): key, shape and the shape's centre (x, y).
 pub fn layout(n: u64, seed: u64, classes: u8) -> Vec<(String, u8, (f64, f64))> {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seeded(seed);
     (0..n)
         .map(|i| {
             let shape = (i % classes as u64) as u8;
