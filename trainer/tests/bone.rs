@@ -94,7 +94,10 @@ fn perceptual_loss_equals_pytorch_resnet_loss_for_chess_and_imagenet_weights() {
         PerceptualLoss::load(&PerceptualSpec::Imagenet(d.join("imagenet.safetensors")), Device::Cpu).unwrap().unwrap();
     let li = tch::no_grad(|| imagenet.loss(x, y)).double_value(&[]);
     let want = r["imagenet"].double_value(&[0]);
-    assert!(common::rel_diff_scalar(li, want) < common::F32_DEEP, "ImageNet weights (input repeated to RGB): {li} vs PyTorch {want}");
+    assert!(
+        common::rel_diff_scalar(li, want) < common::F32_DEEP,
+        "ImageNet weights (input repeated to RGB): {li} vs PyTorch {want}"
+    );
     // Different weights give a different loss: the test tells the two apart.
     assert!((li - got).abs() > 1e-3);
 }

@@ -14,12 +14,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use chess_shards::rng::SplitMix64;
 use chess_train::metrics::classification::{accuracy, confusion_matrix, mean_auc, per_label_auc, roc_auc, roc_curve};
 use chess_train::metrics::fid::{frechet_distance, FeatureStats};
 use chess_train::metrics::image::{psnr, rmse, ssim};
 use chess_train::metrics::special;
 use chess_train::metrics::stats::{
-    bootstrap_ci, mean_sd, paired_t_test, quantile, stuart_maxwell, stuart_maxwell_table, SplitMix64,
+    bootstrap_ci, mean_sd, paired_t_test, quantile, stuart_maxwell, stuart_maxwell_table,
 };
 use chess_train::metrics::MetricsError;
 use serde_json::{json, Value};
