@@ -31,18 +31,3 @@ pub mod tasks;
 
 pub(crate) use error::{read_err, write_err};
 pub use error::{MetricsError, Result, TrainError};
-
-// The paths before the layers, for the integration tests until they move
-// to the new ones.
-#[doc(hidden)]
-pub use {
-    data::augment, data::prefetch, io::weights, losses::perceptual, models::resnet, models::spade, runtime::amp,
-    runtime::dist, runtime::optim, runtime::scaler, tasks::classify::gradcam, tasks::pretrain::checkpoint,
-    tasks::pretrain::config, tasks::pretrain::knn, tasks::pretrain::moco,
-};
-#[doc(hidden)]
-pub mod finetune {
-    pub use crate::runtime::optim::Plateau;
-    pub use crate::tasks::classify::classifier::Classifier;
-    pub use crate::tasks::classify::config::FinetuneConfig;
-}

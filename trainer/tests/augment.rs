@@ -1,6 +1,6 @@
 //! Each device augmentation does what it must, per sample.
 
-use chess_train::augment::{self, AugmentConfig};
+use chess_train::data::augment::{self, AugmentConfig};
 use tch::{Device, Kind, Tensor};
 
 const CPU: (Kind, Device) = (Kind::Float, Device::Cpu);

@@ -4,14 +4,14 @@
 //! `chess-train bone-suppression` / `bone-compare` end to end on paired
 //! demo phantoms (source with ribs → target without).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use chess_train::perceptual::{PerceptualLoss, PerceptualSpec};
-use common::{ok, python};
+use crate::common::{ok, python};
+use chess_train::losses::perceptual::{PerceptualLoss, PerceptualSpec};
 use tch::{Device, Tensor};
 
 /// Writes `chess.safetensors` (1-channel conv1), `imagenet.safetensors`
@@ -120,11 +120,11 @@ fn paired_demo(dir: &Path, count: u64, size: u32) {
 
 /// A ResNet-18 encoder with torchvision names (a stand-in for CheSS weights).
 fn resnet18_encoder(path: &Path) {
-    use chess_train::resnet::{Arch, HeadKind, ResNet};
+    use chess_train::models::resnet::{Arch, HeadKind, ResNet};
     tch::manual_seed(1);
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let _net = ResNet::new(&vs.root(), Arch::Resnet18, HeadKind::None);
-    chess_train::weights::write_atomic(path, &chess_train::weights::torchvision_state(&vs, 0, true)).unwrap();
+    chess_train::io::weights::write_atomic(path, &chess_train::io::weights::torchvision_state(&vs, 0, true)).unwrap();
 }
 
 fn read_png8(path: &Path) -> Vec<u8> {

@@ -1,13 +1,13 @@
 //! `chess-train` end to end on CPU: the smoke run, exact resume, export
 //! loaded strictly by torchvision, the preview, settings errors.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
+use crate::common::{chess_train, ok};
 use chess_schemas::PixelDtype;
-use chess_train::weights;
-use common::{chess_train, ok};
+use chess_train::io::weights;
 
 const SMOKE: &[&str] =
     &["--arch", "resnet18", "--size", "64", "--batch-size", "8", "--queue", "64", "--device", "cpu", "--quiet"];
@@ -45,17 +45,17 @@ fn smoke_run_writes_metrics_config_checkpoint_and_curves() {
     let lr1 = 0.03 * 0.5 * (1.0 + (std::f64::consts::PI / 200.0).cos());
     assert!((lines[3]["lr"].as_f64().unwrap() - lr1).abs() < 1e-12);
     // The resolved config: flags over defaults.
-    let cfg = chess_train::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let cfg = chess_train::tasks::pretrain::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!((cfg.moco.queue, cfg.data.batch_size, cfg.data.size, cfg.run.steps), (64, 8, 64, Some(5)));
     assert_eq!((cfg.moco.temperature, cfg.optim.lr, cfg.data.mean, cfg.data.std), (0.2, 0.03, 0.658, 0.221));
-    let (state, _) = chess_train::checkpoint::read_state(&run).unwrap();
+    let (state, _) = chess_train::tasks::pretrain::checkpoint::read_state(&run).unwrap();
     assert_eq!(state.step, 5);
     assert!(run.join("curves.png").exists());
 }
 
 fn final_tensors(run: &Path) -> std::collections::HashMap<String, tch::Tensor> {
-    let (state, json) = chess_train::checkpoint::read_state(run).unwrap();
-    chess_train::checkpoint::read_tensors(&state, &json).unwrap().0
+    let (state, json) = chess_train::tasks::pretrain::checkpoint::read_state(run).unwrap();
+    chess_train::tasks::pretrain::checkpoint::read_tensors(&state, &json).unwrap().0
 }
 
 /// k steps, resume, k more == 2k steps (weights, key encoder, queue, momentum buffers, metrics).
@@ -143,7 +143,7 @@ fn augment_preview_draws_a_grid() {
 }
 
 #[test]
-fn settings_errors_exit_2_and_missing_input_exits_3() {
+fn settings_and_config_errors_exit_2_and_missing_input_exits_3() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("r");
     // Queue not a multiple of the batch.
@@ -160,11 +160,12 @@ fn settings_errors_exit_2_and_missing_input_exits_3() {
         "cpu",
     ]);
     assert_eq!(code, 3, "{err}");
+    // A TOML config with an unknown key is a config error (exit 2), naming the key.
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "[moco]\nqueue = 128\nwhat = 1\n").unwrap();
     let (code, _, err) =
         chess_train(&["pretrain", "x", "--out", run.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, 2, "{err}");
     assert!(err.contains("what"), "{err}");
 }
 
@@ -194,7 +195,7 @@ fn config_file_then_flags() {
         "cpu",
         "--quiet",
     ]);
-    let c = chess_train::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let c = chess_train::tasks::pretrain::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!((c.moco.queue, c.optim.lr, c.optim.cos, c.run.steps, c.data.size), (32, 0.5, false, Some(1), 48));
     let m: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().next().unwrap())
@@ -263,4 +264,54 @@ print("embed ok", d)
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// One mistake per exit class of the workspace's table (which `--help`
+/// prints): a bad setting 2, a missing input 3, an unwritable output 4.
+/// Runtime failures (5) are a distributed peer's (`dist::a_killed_rank_…`).
+#[test]
+fn each_exit_class_has_its_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, _) = chess_train(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(chess_cli::EXIT_CODES_HELP), "{out}");
+
+    let data = tmp.path().join("ds");
+    common::demo_dataset(&data, 4, 32, PixelDtype::Uint8);
+    let run = tmp.path().join("run");
+    let (code, _, err) =
+        chess_train(&["pretrain", data.to_str().unwrap(), "--out", run.to_str().unwrap(), "--device", "tpu"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown device `tpu`"), "{err}");
+
+    let missing = tmp.path().join("no-run");
+    let (code, _, err) = chess_train(&[
+        "export",
+        missing.to_str().unwrap(),
+        "--out",
+        tmp.path().join("e.safetensors").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no-run") && err.contains("no checkpoint here"), "{err}");
+
+    // The run directory would be under a plain file.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let under = file.join("run");
+    let (code, _, err) = chess_train(&[
+        "pretrain",
+        data.to_str().unwrap(),
+        "--out",
+        under.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--queue",
+        "8",
+        "--size",
+        "32",
+    ]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("a-file/run"), "{err}");
 }

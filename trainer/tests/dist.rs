@@ -4,7 +4,7 @@
 //! one checkpoint stream, srun's variables work, and a killed rank makes
 //! its peer fail quickly instead of hanging.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chess_schemas::PixelDtype;
-use chess_train::dist::{BackendChoice, Dist, DistEnv};
-use chess_train::moco::{normalize, Moco, MocoConfig};
-use chess_train::optim::Sgd;
-use chess_train::resnet::Arch;
-use chess_train::weights;
+use chess_train::io::weights;
+use chess_train::models::resnet::Arch;
+use chess_train::runtime::dist::{BackendChoice, Dist, DistEnv};
+use chess_train::runtime::optim::Sgd;
+use chess_train::tasks::pretrain::moco::{normalize, Moco, MocoConfig};
 use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
@@ -108,7 +108,7 @@ fn run_equivalence_workers(dir: &Path, steps: u64) -> Vec<std::collections::Hash
     let children: Vec<_> = (0..WORLD)
         .map(|r| {
             Command::new(&exe)
-                .args(["--exact", "equivalence_worker", "--ignored", "--nocapture", "--test-threads=1"])
+                .args(["--exact", "dist::equivalence_worker", "--ignored", "--nocapture", "--test-threads=1"])
                 .env("CHESS_DIST_TEST_OUT", dir)
                 .env("CHESS_DIST_TEST_STEPS", steps.to_string())
                 .env("RANK", r.to_string())
@@ -446,7 +446,7 @@ fn survivor_after(failure: Failure, timeout_s: u64) -> (Option<i32>, String, Dur
 #[test]
 fn a_killed_rank_makes_the_other_fail_not_hang() {
     let (code, err, _) = survivor_after(Failure::Kill, 20);
-    assert_eq!(code, Some(1), "training failure exit code; stderr:\n{err}");
+    assert_eq!(code, Some(5), "runtime failure exit code; stderr:\n{err}");
     assert!(err.contains("distributed:"), "no distributed error on stderr:\n{err}");
 }
 
@@ -456,7 +456,7 @@ fn a_killed_rank_makes_the_other_fail_not_hang() {
 fn a_frozen_rank_makes_the_other_fail_after_the_timeout() {
     let timeout_s = 4;
     let (code, err, waited) = survivor_after(Failure::Freeze, timeout_s);
-    assert_eq!(code, Some(1), "training failure exit code; stderr:\n{err}");
+    assert_eq!(code, Some(5), "runtime failure exit code; stderr:\n{err}");
     assert!(err.contains("distributed:"), "no distributed error on stderr:\n{err}");
     assert!(
         waited >= Duration::from_secs(timeout_s) - Duration::from_millis(1500),
@@ -491,7 +491,7 @@ fn a_missing_peer_times_out_at_startup() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("distributed: joining the process group at 127.0.0.1:"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }

@@ -7,14 +7,14 @@
 //! Grad-CAM maps equal PyTorch's (hooks on torchvision's resnet18) and, on layer2,
 //! peak near the disc.
 
-mod common;
-mod disc;
+use crate::common;
+use crate::common::disc;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{chess_train, ok, python};
-use disc::disc_dataset;
+use crate::common::disc::disc_dataset;
+use crate::common::{chess_train, ok, python};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -93,7 +93,7 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     let best_metric = lines.iter().map(|l| l["valid_metric"].as_f64().unwrap()).fold(f64::MIN, f64::max);
     assert_eq!(card["valid_metric"].as_f64(), Some(best_metric));
     assert!(run.join("curves.png").exists() && run.join("best.safetensors").exists());
-    let cfg = chess_train::finetune::FinetuneConfig::from_file(&run.join("config.toml")).unwrap();
+    let cfg = chess_train::tasks::classify::config::FinetuneConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!(
         (cfg.optim.lr, cfg.optim.momentum, cfg.optim.plateau_factor, cfg.optim.plateau_patience),
         (0.02, 0.9, 0.5, 10)
@@ -111,8 +111,16 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
         let png = tmp.path().join(format!("{key}.png"));
         write_png8(&png, 64, 64, &img.data);
         for layer in [3usize, 4] {
-            let input = chess_train::gradcam::GradcamInput::File(png.clone());
-            let r = chess_train::gradcam::gradcam(&run, &input, Some("Disc"), layer, &cams, tch::Device::Cpu).unwrap();
+            let input = chess_train::tasks::classify::gradcam::GradcamInput::File(png.clone());
+            let r = chess_train::tasks::classify::gradcam::gradcam(
+                &run,
+                &input,
+                Some("Disc"),
+                layer,
+                &cams,
+                tch::Device::Cpu,
+            )
+            .unwrap();
             assert_eq!(r.len(), 1);
             assert!(r[0].png.exists() && r[0].png.ends_with(format!("{key}_Disc.png")));
             ours.push((png.clone(), layer, r[0].heat.clone()));
@@ -121,10 +129,12 @@ fn disc_task_from_scratch_reaches_test_auc_above_0_9() {
     // Where it looks: at 64² layer4 is a 2×2 grid and layer3 4×4, too coarse to
     // place a disc; layer2's 8×8 map peaks within 12 px of the disc's centre.
     let (mut near, mut discs) = (0, 0);
-    let model = chess_train::finetune::Classifier::load(&run, tch::Device::Cpu).unwrap();
+    let model = chess_train::tasks::classify::classifier::Classifier::load(&run, tch::Device::Cpu).unwrap();
     for (key, _, (cx, cy)) in disc::layout(64, 3, 2).into_iter().filter(|(_, shape, _)| *shape == 1) {
-        let input = chess_train::gradcam::GradcamInput::Key { dataset: test.clone(), key: key.clone() };
-        let r = chess_train::gradcam::explain(&model, &input, None, 2, &tmp.path().join("cams2")).unwrap();
+        let input =
+            chess_train::tasks::classify::gradcam::GradcamInput::Key { dataset: test.clone(), key: key.clone() };
+        let r =
+            chess_train::tasks::classify::gradcam::explain(&model, &input, None, 2, &tmp.path().join("cams2")).unwrap();
         let (px, py) = r[0].peak;
         discs += 1;
         near += (((px as f64 - cx).powi(2) + (py as f64 - cy).powi(2)).sqrt() < 12.0) as usize;
@@ -203,8 +213,8 @@ fn linear_probe_from_imported_weights_keeps_the_encoder() {
         "1",
         "--quiet",
     ]);
-    let imported = chess_train::weights::read(&w).unwrap();
-    let best = chess_train::weights::read(&run.join("best.safetensors")).unwrap();
+    let imported = chess_train::io::weights::read(&w).unwrap();
+    let best = chess_train::io::weights::read(&run.join("best.safetensors")).unwrap();
     let mut checked = 0;
     for (name, t) in &imported {
         if name.ends_with("num_batches_tracked") {
@@ -332,7 +342,7 @@ fn multiclass_reads_a_class_column_and_writes_class_scores() {
 #[test]
 fn plateau_schedule_matches_pytorch() {
     let losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.9, 0.89995, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.69, 0.7, 0.7, 0.7];
-    let mut p = chess_train::finetune::Plateau::new(0.5, 2, 1e-4, 0.0);
+    let mut p = chess_train::runtime::optim::Plateau::new(0.5, 2, 1e-4, 0.0);
     let mut lr = 1e-3;
     let ours: Vec<f64> = losses
         .iter()
@@ -615,8 +625,8 @@ fn init_from_a_pretrain_run_uses_its_query_encoder() {
         "1",
         "--quiet",
     ]);
-    let want = chess_train::weights::read(&exported).unwrap();
-    let got = chess_train::weights::read(&run.join("best.safetensors")).unwrap();
+    let want = chess_train::io::weights::read(&exported).unwrap();
+    let got = chess_train::io::weights::read(&run.join("best.safetensors")).unwrap();
     let mut compared = 0;
     for (name, t) in &want {
         if name.ends_with("num_batches_tracked") {

@@ -4,13 +4,11 @@
 //! Python computes from the same file (prefix stripped, fc dropped, conv1
 //! summed over RGB with torch).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{chess_train, ok, python};
+use crate::common::{chess_train, ok, python};
 use tch::Tensor;
 
 /// Writes `moco.pth.tar` (legacy format) and `imagenet.pth` (zip), plus the

@@ -3,18 +3,18 @@
 //! separable classes; it reads its labels from a manifest column; and a
 //! pretraining run logs and draws its accuracy.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
 use chess_schemas::PixelDtype;
-use chess_train::knn::{knn_predict_loo, KnnConfig, KnnMonitor};
-use chess_train::resnet::{Arch, HeadKind, ResNet};
+use chess_train::models::resnet::{Arch, HeadKind, ResNet};
+use chess_train::tasks::pretrain::knn::{knn_predict_loo, KnnConfig, KnnMonitor};
 use tch::{Device, Kind, Tensor};
 
 fn unit_rows(n: i64, d: i64, seed: i64) -> Tensor {
     tch::manual_seed(seed);
-    chess_train::moco::normalize(&Tensor::randn([n, d], (Kind::Float, Device::Cpu)), 1)
+    chess_train::tasks::pretrain::moco::normalize(&Tensor::randn([n, d], (Kind::Float, Device::Cpu)), 1)
 }
 
 /// scikit-learn peer: for each row, fit on all the others and predict it
@@ -61,12 +61,12 @@ fn separable_classes_are_found_and_self_votes_do_not_count() {
     let labels = Tensor::from_slice(&[0i64, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
     tch::manual_seed(1);
     let noisy = centres.index_select(0, &labels) + Tensor::randn([10, 3], (Kind::Float, Device::Cpu)) * 0.05;
-    let feats = chess_train::moco::normalize(&noisy, 1);
+    let feats = chess_train::tasks::pretrain::moco::normalize(&noisy, 1);
     let pred = knn_predict_loo(&feats, &labels, 2, 3, 0.1);
     assert_eq!(Vec::<i64>::try_from(&pred).unwrap(), Vec::<i64>::try_from(&labels).unwrap());
     // With k = 1 and one image per class, each image's only neighbour is the
     // other class: leave-one-out must get both wrong (a self vote would get both right).
-    let two = chess_train::moco::normalize(&Tensor::from_slice2(&[[1.0f32, 0.1], [0.1, 1.0]]), 1);
+    let two = chess_train::tasks::pretrain::moco::normalize(&Tensor::from_slice2(&[[1.0f32, 0.1], [0.1, 1.0]]), 1);
     let pred = knn_predict_loo(&two, &Tensor::from_slice(&[0i64, 1]), 2, 1, 0.1);
     assert_eq!(Vec::<i64>::try_from(&pred).unwrap(), vec![1, 0]);
 }
@@ -165,7 +165,7 @@ fn pretrain_logs_knn_accuracy_and_draws_it() {
         lines.iter().filter_map(|l| l["knn_acc"].as_f64().map(|a| (l["step"].as_u64().unwrap(), a))).collect();
     assert_eq!(knn.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 3]);
     assert!(knn.iter().all(|(_, a)| (0.0..=100.0).contains(a)));
-    let cfg = chess_train::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
+    let cfg = chess_train::tasks::pretrain::config::TrainConfig::from_file(&run.join("config.toml")).unwrap();
     assert_eq!((cfg.knn.every, cfg.knn.k, cfg.knn.label.as_str()), (2, 5, "view_position"));
     // The curves gain a fourth panel (300 px each).
     let png = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(run.join("curves.png")).unwrap()))

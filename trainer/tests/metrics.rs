@@ -9,7 +9,7 @@
 //! functions to SciPy's own accuracy); the Fréchet distance, whose terms
 //! cancel, is bounded relative to those terms' size by [`fd_rounding_bound`].
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -571,11 +571,11 @@ fn frechet_distance_matches_scipy_sqrtm() {
 
 /// A random-init ResNet-50 written as an exported encoder.
 fn random_encoder(path: &Path) {
-    use chess_train::resnet::{Arch, HeadKind, ResNet};
+    use chess_train::models::resnet::{Arch, HeadKind, ResNet};
     tch::manual_seed(0);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _m = ResNet::new(&vs.root(), Arch::Resnet50, HeadKind::None);
-    chess_train::weights::write_atomic(path, &chess_train::weights::torchvision_state(&vs, 0, true)).unwrap();
+    chess_train::io::weights::write_atomic(path, &chess_train::io::weights::torchvision_state(&vs, 0, true)).unwrap();
 }
 
 fn write_png16(path: &Path, h: u32, w: u32, px: &[u16]) {
@@ -733,21 +733,21 @@ fn fid_inception_matches_pytorch_fid() {
 #[test]
 fn imagenet_features_sum_an_rgb_conv1() {
     use chess_train::metrics::fid::{FeatureNet, FeatureSpec};
-    use chess_train::resnet::{Arch, HeadKind, ResNet};
+    use chess_train::models::resnet::{Arch, HeadKind, ResNet};
     use tch::nn::ModuleT;
     let dir = tempfile::tempdir().unwrap();
     tch::manual_seed(1);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let model = ResNet::new(&vs.root(), Arch::Resnet50, HeadKind::None);
     // A torchvision-style state dict: conv1 over RGB, a third of the grey kernel each.
-    let mut state = chess_train::weights::torchvision_state(&vs, 0, true);
+    let mut state = chess_train::io::weights::torchvision_state(&vs, 0, true);
     for (name, t) in state.iter_mut() {
         if name == "conv1.weight" {
             *t = t.repeat([1, 3, 1, 1]) / 3.0;
         }
     }
     let w = dir.path().join("imagenet.safetensors");
-    chess_train::weights::write_atomic(&w, &state).unwrap();
+    chess_train::io::weights::write_atomic(&w, &state).unwrap();
     let net = FeatureNet::load(&FeatureSpec::Imagenet(w), 64, tch::Device::Cpu).unwrap();
     let x = tch::Tensor::rand([2, 1, 64, 64], (tch::Kind::Float, tch::Device::Cpu));
     let ours = net.features(&x);

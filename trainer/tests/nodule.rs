@@ -5,14 +5,14 @@
 //! and the SPADE residual block, generator and discriminator NVlabs/SPADE's, with their
 //! state-dict names.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
+use crate::common::{ok, python};
 use chess_schemas::PixelDtype;
 use chess_shards::image::Image;
 use chess_shards::{demo, DatasetWriter, FinishInfo};
-use common::{ok, python};
 
 /// Phantoms with a `mask` array: a disc of radius `size/8` at a per-sample place.
 fn masked_demo(dir: &Path, count: u64, size: u32) {
@@ -49,10 +49,11 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
     // A ResNet-18 stand-in for CheSS weights.
     let enc = d.join("enc.safetensors");
     {
-        use chess_train::resnet::{Arch, HeadKind, ResNet};
+        use chess_train::models::resnet::{Arch, HeadKind, ResNet};
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let _net = ResNet::new(&vs.root(), Arch::Resnet18, HeadKind::None);
-        chess_train::weights::write_atomic(&enc, &chess_train::weights::torchvision_state(&vs, 0, true)).unwrap();
+        chess_train::io::weights::write_atomic(&enc, &chess_train::io::weights::torchvision_state(&vs, 0, true))
+            .unwrap();
     }
     let out = d.join("run");
     let perceptual = format!("chess={}", enc.display());
@@ -147,9 +148,9 @@ fn spectral_norm_conv_equals_pytorch() {
     let r: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let conv = chess_train::spade::SnConv::new(vs.root() / "c", 3, 5, 3, 1, 1, true);
+    let conv = chess_train::models::spade::SnConv::new(vs.root() / "c", 3, 5, 3, 1, 1, true);
     // PyTorch's names (weight_orig, weight_u, bias); its weight_v is recomputed here, not stored.
-    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    chess_train::io::weights::load_into(&vs, &r, "", &file, false).unwrap();
     let max_diff = common::rel_diff;
     let y = conv.forward_t(&r["x"], true);
     assert!(max_diff(&y, &r["y"]) < 1e-5, "training output differs by {}", max_diff(&y, &r["y"]));
@@ -227,10 +228,10 @@ fn spade_resnet_block_equals_nvlabs_spade() {
     let r: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let blk = chess_train::spade::SpadeBlock::new(vs.root() / "b", 6, 4, 2, 8);
+    let blk = chess_train::models::spade::SpadeBlock::new(vs.root() / "b", 6, 4, 2, 8);
     // Every variable here is read by PyTorch's name (a missing one is an error), and
     // every PyTorch tensor under `b.` has its place here (num_batches_tracked aside).
-    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    chess_train::io::weights::load_into(&vs, &r, "", &file, false).unwrap();
     let ours: std::collections::HashSet<String> = vs.variables().into_keys().collect();
     for k in r.keys().filter(|k| k.starts_with("b.") && !k.ends_with("num_batches_tracked")) {
         assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
@@ -293,9 +294,9 @@ fn spade_generator_equals_nvlabs_spade() {
     let r: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let cfg = chess_train::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
-    let g = chess_train::spade::Generator::new(&(vs.root() / "g"), &cfg, 32);
-    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    let cfg = chess_train::models::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
+    let g = chess_train::models::spade::Generator::new(&(vs.root() / "g"), &cfg, 32);
+    chess_train::io::weights::load_into(&vs, &r, "", &file, false).unwrap();
     let ours: std::collections::HashSet<String> = vs.variables().into_keys().collect();
     for k in r.keys().filter(|k| k.starts_with("g.") && !k.ends_with("num_batches_tracked")) {
         assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");
@@ -364,9 +365,9 @@ fn multiscale_discriminator_equals_nvlabs_spade() {
     let r: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(&file).unwrap().into_iter().collect();
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let cfg = chess_train::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
-    let d = chess_train::spade::MultiscaleDiscriminator::new(&(vs.root() / "d"), &cfg);
-    chess_train::weights::load_into(&vs, &r, "", &file, false).unwrap();
+    let cfg = chess_train::models::spade::SpadeConfig { ngf: 2, ndf: 4, spade_hidden: 8, vae: false, z_dim: 8 };
+    let d = chess_train::models::spade::MultiscaleDiscriminator::new(&(vs.root() / "d"), &cfg);
+    chess_train::io::weights::load_into(&vs, &r, "", &file, false).unwrap();
     let ours: std::collections::HashSet<String> = vs.variables().into_keys().collect();
     for k in r.keys().filter(|k| k.starts_with("d.")) {
         assert!(ours.contains(k), "PyTorch's `{k}` has no counterpart");

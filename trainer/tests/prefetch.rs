@@ -3,12 +3,12 @@
 //! pixels and the float input made from them), and the zero-copy wrap views
 //! the loader's buffer without copying it.
 
-mod common;
+use crate::common;
 
 use chess_schemas::PixelDtype;
 use chess_shards::loader::{Loader, LoaderOptions};
 use chess_train::data;
-use chess_train::prefetch::Prefetcher;
+use chess_train::data::prefetch::Prefetcher;
 use tch::Device;
 
 fn options() -> LoaderOptions {

@@ -5,14 +5,14 @@
 //! (`common::rel_diff`: kernels differ between CPUs, so bounds scale with
 //! the magnitudes involved).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use chess_train::moco::{Moco, MocoConfig};
-use chess_train::resnet::{Arch, HeadKind, ResNet};
-use chess_train::weights;
+use chess_train::io::weights;
+use chess_train::models::resnet::{Arch, HeadKind, ResNet};
+use chess_train::tasks::pretrain::moco::{Moco, MocoConfig};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
@@ -177,7 +177,7 @@ fn moco_three_steps_match_pytorch_reference() {
 #[test]
 fn bf16_autocast_on_cpu() {
     let _g = rng();
-    use chess_train::amp::{self, Precision};
+    use chess_train::runtime::amp::{self, Precision};
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = ResNet::new(&vs.root(), Arch::Resnet18, HeadKind::None);

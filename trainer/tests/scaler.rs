@@ -3,15 +3,15 @@
 //! steps matches `torch.amp.GradScaler` + `torch.optim.SGD` (scales and
 //! parameters); an fp16 MoCo step runs under autocast on the CPU.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use chess_train::amp::Precision;
-use chess_train::moco::{Moco, MocoConfig};
-use chess_train::optim::Sgd;
-use chess_train::resnet::Arch;
-use chess_train::scaler::GradScaler;
+use chess_train::models::resnet::Arch;
+use chess_train::runtime::amp::Precision;
+use chess_train::runtime::optim::Sgd;
+use chess_train::runtime::scaler::GradScaler;
+use chess_train::tasks::pretrain::moco::{Moco, MocoConfig};
 use tch::{Device, Kind, Tensor};
 
 /// One step on `p` with loss `sum(p · w)`: scaled backward, unscale, SGD unless inf, update.
@@ -117,7 +117,7 @@ fn fp16_moco_step_runs_under_autocast_on_cpu() {
     // Autocast really computes convolutions in fp16 (and restores the state after).
     let w = Tensor::randn([2, 1, 3, 3], (Kind::Float, Device::Cpu));
     let probe = Tensor::rand([1, 1, 8, 8], (Kind::Float, Device::Cpu));
-    let kind = chess_train::amp::autocast(Device::Cpu, Precision::Fp16, || {
+    let kind = chess_train::runtime::amp::autocast(Device::Cpu, Precision::Fp16, || {
         probe.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).kind()
     });
     assert_eq!(kind, Kind::Half);

@@ -6,14 +6,13 @@
 //! repeats images: accuracy, Stuart–Maxwell equal to statsmodels on the runs'
 //! predictions).
 
-mod common;
-mod disc;
+use crate::common::disc;
 
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::{ok, python};
 use chess_shards::fractions::{build, FractionOptions, GroupBy, Uncertain, Views};
-use common::{ok, python};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -94,7 +93,8 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
             results.insert((f.clone(), i.to_string(), r), v["test"]["mean_auc"].as_f64().unwrap());
-            let cfg = chess_train::finetune::FinetuneConfig::from_file(&dir.join("config.toml")).unwrap();
+            let cfg =
+                chess_train::tasks::classify::config::FinetuneConfig::from_file(&dir.join("config.toml")).unwrap();
             assert_eq!((cfg.run.seed, cfg.data.size), (r as u64, 64));
         }
     }

@@ -1,5 +1,7 @@
-#![allow(dead_code)]
-//! Shared test helpers: the venv's Python and the repository root.
+//! Shared test helpers: the venv's Python, the repository root, demo
+//! datasets, running `chess-train`; [`disc`]: the downstream tests' task.
+
+pub mod disc;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The learnable synthetic task of the downstream tests: noisy 64² images,
 //! some with a bright disc (or, for a third class, a bright square).
 
