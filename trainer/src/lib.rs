@@ -4,7 +4,7 @@
 //! workspace that links libtorch.
 //!
 //! Layers, each importing only from the layers below it (checked by
-//! `scripts/check_layers.py`); tasks never import one another:
+//! `scripts/ci/check_layers.py`); tasks never import one another:
 //!
 //! 1. [`tasks`]: the commands' work — [`tasks::pretrain`], [`tasks::classify`],
 //!    [`tasks::bone`], [`tasks::nodule`].
