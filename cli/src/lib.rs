@@ -18,4 +18,4 @@ pub mod run;
 
 pub use exit::{Classify, CliError, ExitClass, EXIT_CODES_HELP};
 #[cfg(feature = "bin")]
-pub use run::{exit_class_of, main_with};
+pub use run::{exit_class_of, main_with, render};

@@ -1,5 +1,5 @@
 //! The `main` of every tool: run the command, print the error chain once
-//! as `<tool>: error: …`, map it to its exit code, and treat a closed
+//! as `<tool>: error: …` ([`render`]), map it to its exit code, and treat a closed
 //! stdout (`| head`) as success.
 
 use std::error::Error;
@@ -31,13 +31,31 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
+/// The error chain as one line, `outer: inner: …`, each cause once: a cause
+/// whose text its outer message already holds (a `{source}` in a thiserror
+/// message) is not repeated.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Runs `command` and turns its result into the process exit code.
 pub fn main_with(tool: &str, classify: Classifier, command: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match command() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{tool}: error: {e:#}");
+            eprintln!("{tool}: error: {}", render(&e));
             ExitCode::from(exit_class_of(&e, classify).code())
         }
     }
@@ -67,6 +85,28 @@ mod tests {
         let e = anyhow::Error::new(CliError::usage("--size 0")).context("settings");
         assert_eq!(exit_class_of(&e, classify), ExitClass::Usage);
         assert_eq!(exit_class_of(&anyhow::anyhow!("unknown"), classify), ExitClass::Runtime);
+    }
+
+    #[derive(Debug)]
+    struct Wrapping(std::io::Error);
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "'/x/key': {}", self.0)
+        }
+    }
+    impl Error for Wrapping {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Wrapping(io)).context("ingesting into out");
+        assert_eq!(render(&e), "ingesting into out: '/x/key': No such file");
+        let e = anyhow::Error::new(LibError).context("writing");
+        assert_eq!(render(&e), "writing: lib");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //!
 //! | group | exit | variants |
 //! |---|---|---|
-//! | usage/config | 2 | [`IngestError::InvalidOption`], [`IngestError::OptionsChanged`], [`IngestError::StaleOutput`], [`IngestError::AlreadyFinished`] |
+//! | usage/config | 2 | [`IngestError::InvalidOption`], [`IngestError::OptionsChanged`], [`IngestError::StaleOutput`] |
 //! | input | 3 | [`IngestError::Discover`], [`IngestError::Labels`], [`IngestError::ReadInput`], [`IngestError::Csv`], [`IngestError::Header`], [`IngestError::Layout`]; [`IngestError::Key`] when the key file is unreadable or short |
-//! | output | 4 | [`IngestError::WriteOutput`], [`IngestError::Dataset`], [`IngestError::RunFile`]; [`IngestError::Key`] when a new key cannot be written |
+//! | output | 4 | [`IngestError::AlreadyFinished`] (as `chess-shards` for an existing dataset at its output), [`IngestError::WriteOutput`], [`IngestError::Dataset`], [`IngestError::RunFile`]; [`IngestError::Key`] when a new key cannot be written |
 //! | runtime | 5 | [`IngestError::Accounting`], [`IngestError::Worker`] |
 
 use std::path::PathBuf;
@@ -26,9 +26,6 @@ pub enum IngestError {
     /// `--out` holds samples of an interrupted import that the inputs no longer produce.
     #[error("'{}': {message}", root.display())]
     StaleOutput { root: PathBuf, message: String },
-    /// `--out` already holds a finished dataset (for the importers that do not treat that as done).
-    #[error("'{}' already holds a dataset (dataset.json exists); choose another --out", root.display())]
-    AlreadyFinished { root: PathBuf },
 
     // Input: fix or replace the file named.
     #[error(transparent)]
@@ -51,6 +48,9 @@ pub enum IngestError {
     Layout { path: PathBuf, message: String },
 
     // Output: make the output writable.
+    /// `--out` already holds a finished dataset (for the importers that do not treat that as done).
+    #[error("'{}' already holds a dataset (dataset.json exists); choose another --out", root.display())]
+    AlreadyFinished { root: PathBuf },
     /// A file of the output dataset that cannot be written.
     #[error("'{}': {source}", path.display())]
     WriteOutput { path: PathBuf, source: std::io::Error },
@@ -91,7 +91,8 @@ impl Classify for IngestError {
     fn exit_class(&self) -> ExitClass {
         use IngestError::*;
         match self {
-            InvalidOption(_) | OptionsChanged { .. } | StaleOutput { .. } | AlreadyFinished { .. } => ExitClass::Usage,
+            InvalidOption(_) | OptionsChanged { .. } | StaleOutput { .. } => ExitClass::Usage,
+            AlreadyFinished { .. } => ExitClass::Output,
             Discover(e) => e.exit_class(),
             Key(e) => e.exit_class(),
             Labels(e) => e.exit_class(),
@@ -112,7 +113,7 @@ mod tests {
         let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         let p = PathBuf::from("x");
         assert_eq!(IngestError::InvalidOption("--size 0".into()).exit_class(), ExitClass::Usage);
-        assert_eq!(IngestError::AlreadyFinished { root: p.clone() }.exit_class(), ExitClass::Usage);
+        assert_eq!(IngestError::AlreadyFinished { root: p.clone() }.exit_class(), ExitClass::Output);
         assert_eq!(IngestError::ReadInput { path: p.clone(), source: io() }.exit_class(), ExitClass::Input);
         assert_eq!(IngestError::Header { path: p.clone(), message: String::new() }.exit_class(), ExitClass::Input);
         assert_eq!(IngestError::WriteOutput { path: p, source: io() }.exit_class(), ExitClass::Output);

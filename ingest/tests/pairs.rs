@@ -526,9 +526,10 @@ fn interrupted_import_resumes() {
         .collect();
     assert_eq!(resumed, clean);
     assert_eq!(rejected(&out).iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(), vec![(7, "missing_file")]);
-    // A finished dataset is not imported into again: choose another --out (exit 2).
+    // A finished dataset is not imported into again: choose another --out
+    // (exit 4, as chess-shards for an existing dataset at its output).
     let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(4));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("already holds a dataset"),
         "{}",
