@@ -4,9 +4,9 @@
 //!
 //! | group | exit | variants |
 //! |---|---|---|
-//! | usage/config | 2 | [`IngestError::InvalidOption`], [`IngestError::OptionsChanged`], [`IngestError::StaleOutput`] |
+//! | usage/config | 2 | [`IngestError::InvalidOption`], [`IngestError::OptionsChanged`], [`IngestError::FinishedWithOtherOptions`], [`IngestError::StaleOutput`] |
 //! | input | 3 | [`IngestError::Discover`], [`IngestError::Labels`], [`IngestError::ReadInput`], [`IngestError::Csv`], [`IngestError::Header`], [`IngestError::Layout`]; [`IngestError::Key`] when the key file is unreadable or short |
-//! | output | 4 | [`IngestError::AlreadyFinished`] (as `chess-shards` for an existing dataset at its output), [`IngestError::WriteOutput`], [`IngestError::Dataset`], [`IngestError::RunFile`]; [`IngestError::Key`] when a new key cannot be written |
+//! | output | 4 | [`IngestError::OtherDataset`] (as `chess-shards` for an existing dataset at its output), [`IngestError::WriteOutput`], [`IngestError::Dataset`], [`IngestError::RunFile`]; [`IngestError::Key`] when a new key cannot be written |
 //! | runtime | 5 | [`IngestError::Accounting`], [`IngestError::Worker`] |
 
 use std::path::PathBuf;
@@ -23,6 +23,9 @@ pub enum IngestError {
     /// `--out` holds an interrupted import made with other options.
     #[error("'{}' holds an interrupted {import} with different options (was {before}, now {now}); re-run with the same options or choose another --out", root.display())]
     OptionsChanged { root: PathBuf, import: &'static str, before: String, now: String },
+    /// `--out` holds a finished import made with other options.
+    #[error("'{}' holds a finished {import} made with different options (was {before}, now {now}); choose another --out", root.display())]
+    FinishedWithOtherOptions { root: PathBuf, import: &'static str, before: String, now: String },
     /// `--out` holds samples of an interrupted import that the inputs no longer produce.
     #[error("'{}': {message}", root.display())]
     StaleOutput { root: PathBuf, message: String },
@@ -48,9 +51,9 @@ pub enum IngestError {
     Layout { path: PathBuf, message: String },
 
     // Output: make the output writable.
-    /// `--out` already holds a finished dataset (for the importers that do not treat that as done).
-    #[error("'{}' already holds a dataset (dataset.json exists); choose another --out", root.display())]
-    AlreadyFinished { root: PathBuf },
+    /// `--out` holds a dataset that this import did not make (another front end, or another tool).
+    #[error("'{}' already holds a dataset that this {import} did not make; choose another --out", root.display())]
+    OtherDataset { root: PathBuf, import: &'static str },
     /// A file of the output dataset that cannot be written.
     #[error("'{}': {source}", path.display())]
     WriteOutput { path: PathBuf, source: std::io::Error },
@@ -91,14 +94,15 @@ impl Classify for IngestError {
     fn exit_class(&self) -> ExitClass {
         use IngestError::*;
         match self {
-            InvalidOption(_) | OptionsChanged { .. } | StaleOutput { .. } => ExitClass::Usage,
-            AlreadyFinished { .. } => ExitClass::Output,
+            InvalidOption(_) | OptionsChanged { .. } | FinishedWithOtherOptions { .. } | StaleOutput { .. } => {
+                ExitClass::Usage
+            }
             Discover(e) => e.exit_class(),
             Key(e) => e.exit_class(),
             Labels(e) => e.exit_class(),
             ReadInput { source, .. } => chess_cli::exit::io_class(source, false),
             Csv { .. } | Header { .. } | Layout { .. } => ExitClass::Input,
-            WriteOutput { .. } | Dataset { .. } | RunFile { .. } => ExitClass::Output,
+            OtherDataset { .. } | WriteOutput { .. } | Dataset { .. } | RunFile { .. } => ExitClass::Output,
             Accounting(_) | Worker(_) => ExitClass::Runtime,
         }
     }
@@ -113,7 +117,13 @@ mod tests {
         let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         let p = PathBuf::from("x");
         assert_eq!(IngestError::InvalidOption("--size 0".into()).exit_class(), ExitClass::Usage);
-        assert_eq!(IngestError::AlreadyFinished { root: p.clone() }.exit_class(), ExitClass::Output);
+        let other = IngestError::FinishedWithOtherOptions {
+            root: p.clone(),
+            import: "pairs import",
+            before: String::new(),
+            now: String::new(),
+        };
+        assert_eq!(other.exit_class(), ExitClass::Usage);
         assert_eq!(IngestError::ReadInput { path: p.clone(), source: io() }.exit_class(), ExitClass::Input);
         assert_eq!(IngestError::Header { path: p.clone(), message: String::new() }.exit_class(), ExitClass::Input);
         assert_eq!(IngestError::WriteOutput { path: p, source: io() }.exit_class(), ExitClass::Output);

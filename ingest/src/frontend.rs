@@ -96,6 +96,39 @@ pub fn to_image(pixels: &[u16], size: u32, depth: BitDepth) -> Image {
     }
 }
 
+/// Whether `root` already holds the finished dataset this run would make:
+/// `Ok(true)` when its `dataset.json` exists and the options stored in
+/// `run_file` equal `options` (re-running the same command does nothing),
+/// [`IngestError::FinishedWithOtherOptions`] when they differ (a re-run with
+/// another `--size` must not report success over the old dataset),
+/// [`IngestError::OtherDataset`] when this import did not make it (no run
+/// file: another front end or another tool), and `Ok(false)` when there is
+/// no finished dataset.
+pub fn finished<O: Serialize + DeserializeOwned + PartialEq>(
+    root: &Path,
+    run_file: &Path,
+    import: &'static str,
+    options: &O,
+) -> Result<bool> {
+    if !root.join(chess_schemas::layout::DATASET_JSON).exists() {
+        return Ok(false);
+    }
+    let Ok(text) = std::fs::read(run_file) else {
+        return Err(IngestError::OtherDataset { root: root.to_path_buf(), import });
+    };
+    let before: O = serde_json::from_slice(&text)
+        .map_err(|source| IngestError::RunFile { path: run_file.to_path_buf(), source })?;
+    if before != *options {
+        return Err(IngestError::FinishedWithOtherOptions {
+            root: root.to_path_buf(),
+            import,
+            before: serde_json::to_string(&before).unwrap_or_default(),
+            now: serde_json::to_string(options).unwrap_or_default(),
+        });
+    }
+    Ok(true)
+}
+
 /// A dataset being written, and what an interrupted run left in it.
 pub struct Opened {
     pub writer: DatasetWriter,

@@ -61,7 +61,9 @@ pub fn run(args: PairsArgs) -> anyhow::Result<()> {
     let bar = args.work.bar("pairs");
     let summary = pairs::run(&cfg, &draw(&bar))
         .with_context(|| format!("importing {} into {}", cfg.csv.display(), cfg.out.display()))?;
-    if !args.work.quiet {
+    if summary.already_complete {
+        println!("{} already holds a finished dataset; nothing to do.", cfg.out.display());
+    } else if !args.work.quiet {
         print_key_created(summary.key_created.as_deref());
         print_summary(&summary);
     }

@@ -486,10 +486,15 @@ fn test_labels_with_path_and_observations_only() {
     assert!(t.iter().all(|r| r.sex.is_none() && r.age_years.is_none() && r.dtype == "uint8"));
     assert_eq!(float_of(&t[0].labels[13]), Some(1.0));
     assert_eq!(float_of(&t[0].labels[0]), Some(0.0));
-    // Re-running on a finished dataset does nothing.
-    let o = chess_ingest().arg("chexpert").arg(&root).arg("--out").arg(&out).output().unwrap();
+    // Re-running the same command on the finished dataset does nothing.
+    let rerun = |extra: &[&str]| chess_ingest().arg("chexpert").arg(&root).arg("--out").arg(&out).args(extra).output();
+    let o = rerun(&["--size", "8", "--bit-depth", "8"]).unwrap();
     check(&o, "second run");
     assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+    // Other options (here the defaults, 512² uint16) are a usage error, not a silent success.
+    let o = rerun(&[]).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("finished CheXpert import made with different options"));
 }
 
 #[test]

@@ -131,7 +131,19 @@ fn every_input_file_is_a_sample_or_a_reject_row() {
     }
     // Running the same command again is a no-op success.
     let again = ingest(&[&inp, &"--out", &out]);
+    assert_eq!(again.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&again.stdout).contains("already holds a finished dataset"));
+    // With other options it is a usage error naming both, never a silent success over the old dataset.
+    let other = bin().arg(&inp).arg("--out").arg(&out).args(["--size", "256"]).output().unwrap();
+    assert_eq!(other.status.code(), Some(2), "{}", String::from_utf8_lossy(&other.stderr));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("finished DICOM import made with different options") && err.contains("256"), "{err}");
+    // Another importer does not take it for its own: exit 4, as chess-shards for an existing output.
+    let csv = tmp.path().join("pairs.csv");
+    std::fs::write(&csv, "source,target\n").unwrap();
+    let pairs = bin().arg("pairs").arg(&csv).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(pairs.status.code(), Some(4), "{}", String::from_utf8_lossy(&pairs.stderr));
+    assert!(String::from_utf8_lossy(&pairs.stderr).contains("did not make"));
 }
 
 #[test]

@@ -526,12 +526,15 @@ fn interrupted_import_resumes() {
         .collect();
     assert_eq!(resumed, clean);
     assert_eq!(rejected(&out).iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(), vec![(7, "missing_file")]);
-    // A finished dataset is not imported into again: choose another --out
-    // (exit 4, as chess-shards for an existing dataset at its output).
+    // The same command on the finished dataset does nothing (exit 0); other
+    // options are a usage error (exit 2) instead of a silent success.
     let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2"]);
-    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to do"));
+    let o = ingest_pairs(&csv, &out, &key_file, &["--shard-samples", "2", "--bit-depth", "8"]);
+    assert_eq!(o.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("already holds a dataset"),
+        String::from_utf8_lossy(&o.stderr).contains("finished pairs import made with different options"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

@@ -197,10 +197,6 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     drop(first);
 
     let out = &cfg.out;
-    if out.join(layout::DATASET_JSON).exists() {
-        summary.already_complete = true;
-        return Ok(summary);
-    }
     let writer_opts = WriterOptions {
         shard_name: "chexpert".into(),
         max_shard_bytes: cfg.max_shard_bytes,
@@ -213,6 +209,10 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     };
     let opts_now = RunOptions { pixels: PixelSettings::of(&cfg.pipeline), csvs: summary.csvs.clone() };
     let run_json = out.join(layout::PRIVATE_DIR).join(RUN_JSON);
+    if frontend::finished(out, &run_json, "CheXpert import", &opts_now)? {
+        summary.already_complete = true;
+        return Ok(summary);
+    }
     let resuming = run_json.exists() || out.join(chess_shards::writer::STAGING_DIR).exists();
     let Opened { mut writer, done } =
         frontend::open_dataset(out, &writer_opts, &run_json, "CheXpert import", &opts_now, resuming)?;

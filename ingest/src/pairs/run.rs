@@ -75,6 +75,9 @@ pub struct Summary {
     pub processed_now: u64,
     #[serde(skip)]
     pub resumed: bool,
+    /// `out` already held this dataset, made with the same options: nothing was done.
+    #[serde(skip)]
+    pub already_complete: bool,
     #[serde(skip)]
     pub key_created: Option<PathBuf>,
     #[serde(skip)]
@@ -263,9 +266,6 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     frontend::check_settings(&cfg.pipeline, cfg.max_shard_samples)?;
     let (rows, with_mask) = read_csv(&cfg.csv)?;
     let out = &cfg.out;
-    if out.join(layout::DATASET_JSON).exists() {
-        return Err(IngestError::AlreadyFinished { root: out.clone() });
-    }
     let writer_opts = WriterOptions {
         shard_name: "pairs".into(),
         max_shard_samples: cfg.max_shard_samples,
@@ -283,6 +283,9 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         // A keyed hash of a constant: tells keys apart without revealing them.
         key_fingerprint: key.sample_key("chess-ingest pairs key fingerprint"),
     };
+    if frontend::finished(out, &run_json, "pairs import", &opts_now)? {
+        return Ok(Summary { already_complete: true, root: out.clone(), with_mask, ..Default::default() });
+    }
     let Opened { mut writer, done } =
         frontend::open_dataset(out, &writer_opts, &run_json, "pairs import", &opts_now, resuming)?;
     let mut summary = Summary {

@@ -182,9 +182,6 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     }
     frontend::check_settings(&cfg.pipeline, cfg.max_shard_samples)?;
     let root = cfg.dataset_root();
-    if root.join(layout::DATASET_JSON).exists() {
-        return Ok(Summary { already_complete: true, root, ..Default::default() });
-    }
     let key_path = cfg.key_path();
     let (key, created) = Key::load_or_create(&key_path)?;
     let labels = match &cfg.labels {
@@ -220,6 +217,9 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     let journal_path = private.join(JOURNAL);
     let run_json = private.join(RUN_JSON);
     let opts_now = run_options(cfg, &label_columns);
+    if frontend::finished(&root, &run_json, "DICOM import", &opts_now)? {
+        return Ok(Summary { already_complete: true, root, ..Default::default() });
+    }
     let resuming = journal_path.exists() || root.join(chess_shards::writer::STAGING_DIR).exists();
     let Opened { mut writer, done: complete } =
         frontend::open_dataset(&root, &writer_opts, &run_json, "DICOM import", &opts_now, resuming)?;
