@@ -21,7 +21,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use chess_schemas::{layout, PixelDtype};
-use chess_shards::{DatasetWriter, FinishInfo, Image, WriterOptions};
+use chess_shards::{DatasetWriter, FinishInfo, Image, LabelValue, SampleFields, WriterOptions};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -113,20 +113,47 @@ pub fn finished<O: Serialize + DeserializeOwned + PartialEq>(
     if !root.join(chess_schemas::layout::DATASET_JSON).exists() {
         return Ok(false);
     }
-    let Ok(text) = std::fs::read(run_file) else {
+    let Some(before) = stored_options::<O>(run_file)? else {
         return Err(IngestError::OtherDataset { root: root.to_path_buf(), import });
     };
-    let before: O = serde_json::from_slice(&text)
-        .map_err(|source| IngestError::RunFile { path: run_file.to_path_buf(), source })?;
-    if before != *options {
-        return Err(IngestError::FinishedWithOtherOptions {
-            root: root.to_path_buf(),
-            import,
-            before: serde_json::to_string(&before).unwrap_or_default(),
-            now: serde_json::to_string(options).unwrap_or_default(),
-        });
+    if let Some((before, now)) = differing(&before, options) {
+        return Err(IngestError::FinishedWithOtherOptions { root: root.to_path_buf(), import, before, now });
     }
     Ok(true)
+}
+
+/// The options a run stored in `run_file`; `None` when there is no such file.
+fn stored_options<O: DeserializeOwned>(run_file: &Path) -> Result<Option<O>> {
+    let Ok(text) = std::fs::read(run_file) else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|source| IngestError::RunFile { path: run_file.to_path_buf(), source })
+}
+
+/// Both option sets as JSON when they differ, for the message that names them.
+fn differing<O: Serialize + PartialEq>(before: &O, now: &O) -> Option<(String, String)> {
+    (before != now)
+        .then(|| (serde_json::to_string(before).unwrap_or_default(), serde_json::to_string(now).unwrap_or_default()))
+}
+
+/// The manifest fields of a de-identified DICOM sample (DICOM and pairs
+/// imports): the pseudonyms and kept attributes, its clip value, `labels`.
+pub fn dicom_fields(d: crate::deid::Deidentified, clip_value: f64, labels: Vec<LabelValue>) -> SampleFields {
+    SampleFields {
+        patient_id: d.patient_id,
+        study_id: d.study_id,
+        series_id: d.series_id,
+        view_position: d.view_position,
+        sex: d.sex,
+        age_years: d.age_years,
+        modality: d.modality,
+        transfer_syntax: d.transfer_syntax,
+        clip_value: Some(clip_value),
+        split: None,
+        labels,
+    }
 }
 
 /// A dataset being written, and what an interrupted run left in it.
@@ -149,17 +176,8 @@ pub fn open_dataset<O: Serialize + DeserializeOwned + PartialEq>(
     resuming: bool,
 ) -> Result<Opened> {
     let (writer, done) = if resuming {
-        if let Ok(text) = std::fs::read(run_file) {
-            let before: O = serde_json::from_slice(&text)
-                .map_err(|source| IngestError::RunFile { path: run_file.to_path_buf(), source })?;
-            if before != *options {
-                return Err(IngestError::OptionsChanged {
-                    root: root.to_path_buf(),
-                    import,
-                    before: serde_json::to_string(&before).unwrap_or_default(),
-                    now: serde_json::to_string(options).unwrap_or_default(),
-                });
-            }
+        if let Some((before, now)) = stored_options::<O>(run_file)?.and_then(|b| differing(&b, options)) {
+            return Err(IngestError::OptionsChanged { root: root.to_path_buf(), import, before, now });
         }
         DatasetWriter::resume(root, writer_opts.clone()).map_err(IngestError::dataset(root))?
     } else {

@@ -81,28 +81,16 @@ pub const OBSERVATIONS: [&str; 14] = [
 /// The columns before the observations.
 pub const LEADING: [&str; 5] = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA"];
 
-/// CheXpert's CSV header, exactly.
-pub const HEADER: [&str; 19] = [
-    "Path",
-    "Sex",
-    "Age",
-    "Frontal/Lateral",
-    "AP/PA",
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-];
+/// CheXpert's CSV header, exactly: [`LEADING`] then [`OBSERVATIONS`].
+pub const HEADER: [&str; 19] = {
+    let mut header = [""; 19];
+    let mut i = 0;
+    while i < header.len() {
+        header[i] = if i < LEADING.len() { LEADING[i] } else { OBSERVATIONS[i - LEADING.len()] };
+        i += 1;
+    }
+    header
+};
 
 /// Test label CSV names, in order of preference.
 pub const TEST_CSV_NAMES: [&str; 2] = ["test_labels.csv", "test.csv"];

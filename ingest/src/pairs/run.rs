@@ -219,23 +219,10 @@ fn process(
         extras.push(("mask".to_string(), img));
     }
     let image = frontend::to_image(&s_out.pixels, size, opts.bit_depth);
-    let fields_from = |d: deid::Deidentified| SampleFields {
-        patient_id: d.patient_id,
-        study_id: d.study_id,
-        series_id: d.series_id,
-        view_position: d.view_position,
-        sex: d.sex,
-        age_years: d.age_years,
-        modality: d.modality,
-        transfer_syntax: d.transfer_syntax,
-        clip_value: Some(s_out.clip_value),
-        split: None,
-        labels: Vec::new(),
-    };
     let (sample_key, fields) = match &src.header {
         Some(h) if !h.sop_instance_uid.is_empty() => {
             let d = deid::deidentify(key, h);
-            (d.key.clone(), fields_from(d))
+            (d.key.clone(), frontend::dicom_fields(d, s_out.clip_value, Vec::new()))
         }
         _ => {
             // Keyed hash of the row's content (never its paths, which may hold names).

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chess_shards::{encode_sample, EncodedSample, LabelValue, Sample, SampleFields, WriterOptions};
+use chess_shards::{encode_sample, EncodedSample, LabelValue, Sample, WriterOptions};
 
 use super::Timing;
 use crate::deid::{self, Key};
@@ -99,28 +99,17 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject>
     if ctx.keep_shifted_dates {
         labels.push(d.shifted_study_date.clone().map(LabelValue::Str).unwrap_or(LabelValue::Null));
     }
+    let key = d.key.clone();
     let sample = Sample {
-        key: d.key.clone(),
+        key: key.clone(),
         image,
         extras: Vec::new(),
-        fields: SampleFields {
-            patient_id: d.patient_id,
-            study_id: d.study_id,
-            series_id: d.series_id,
-            view_position: d.view_position,
-            sex: d.sex,
-            age_years: d.age_years,
-            modality: d.modality,
-            transfer_syntax: d.transfer_syntax,
-            clip_value: Some(out.clip_value),
-            split: None,
-            labels,
-        },
+        fields: frontend::dicom_fields(d, out.clip_value, labels),
     };
     let encoded = encode_sample(&sample, &ctx.writer_opts)
         .map_err(|e| Reject::new(Reason::DecodeError, format!("could not encode the sample: {e}")))?;
     tick(&ctx.clocks.encode, t);
-    Ok(Outcome::Sample { key: d.key, hash, label_row, encoded: Box::new(encoded) })
+    Ok(Outcome::Sample { key, hash, label_row, encoded: Box::new(encoded) })
 }
 
 impl Clocks {
