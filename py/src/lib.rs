@@ -1,0 +1,36 @@
+//! `chess_shards._chess_shards`: the native half of the `chess_shards`
+//! Python package (PyO3, abi3 for CPython ≥ 3.9).
+//!
+//! - [`dataset`]: `Dataset` — the manifest, `dataset.json` and one sample by
+//!   one byte-range read (local or object storage).
+//! - [`loader`]: `Loader` — the Rust streaming loader; batches are NumPy
+//!   arrays that own the Rust buffers (no copy), the GIL is released while
+//!   it works, `state_dict`/`load_state_dict` resume mid-epoch.
+//! - [`tools`]: `fractions`, `balance`, `subset` — the manifest tools of
+//!   `chess-shards`, as functions.
+//! - [`convert`]: Rust values → Python objects (pixels, labels, states, reports).
+//! - [`error`]: Rust errors → `chess_shards.ChessShardsError` with the full message.
+//!
+//! The Python side (`py/python/chess_shards/`) adds the pyarrow manifest,
+//! `chess_shards.torch.StreamingDataset` and the webdataset decoder.
+
+use pyo3::prelude::*;
+
+mod convert;
+mod dataset;
+mod error;
+mod loader;
+mod tools;
+
+#[pymodule]
+fn _chess_shards(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("ChessShardsError", py.get_type::<error::ChessShardsError>())?;
+    m.add("__version__", chess_shards::VERSION)?;
+    m.add_class::<dataset::Dataset>()?;
+    m.add_class::<loader::Loader>()?;
+    m.add_function(wrap_pyfunction!(tools::fractions, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::balance, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::subset, m)?)?;
+    Ok(())
+}
