@@ -1,41 +1,47 @@
 //! DICOM parsing and decoding to stored values.
 //!
-//! [`parse`] reads a Part 10 stream (with or without the 128-byte preamble)
-//! from memory with `dicom-object`; [`Header`] pulls out the handful of
-//! attributes the rest of the pipeline needs (identifying ones stay in memory
-//! and are only ever used as HMAC input or for the label join); [`decode`]
-//! turns the Pixel Data into stored values with `dicom-pixeldata`:
-//! masked to BitsStored (from HighBit) and sign-extended when
-//! PixelRepresentation is 1, nothing else applied.
+//! [`parse`] reads a DICOM stream from memory leniently ([`read`]: with or
+//! without preamble, magic or file meta, a data set encoded otherwise than
+//! its transfer syntax says, undefined-length UN, standard attributes stored
+//! as UN); [`Header`] pulls out the handful of attributes the rest of the
+//! pipeline needs (identifying ones stay in memory and are only ever used
+//! as HMAC input or for the label join); [`decode`] turns the Pixel Data
+//! into stored values with `dicom-pixeldata` (12-bit JPEG with
+//! libjpeg-turbo, [`jpeg12`]): masked to BitsStored (from HighBit) and
+//! sign-extended when PixelRepresentation is 1, nothing else applied.
 //!
-//! Safety nets against hostile input: dimensions are checked against
-//! [`MAX_PIXELS`] and native Pixel Data against its expected length *before*
-//! anything is decoded (so a 100000×100000 header allocates nothing), and the
-//! decoder runs under `catch_unwind`, so a panicking codec becomes a
-//! [`Reason::DecodeError`] reject.
+//! Safety nets against hostile input (the per-file memory bound): every
+//! declared length is checked against the bytes left before the parser
+//! runs ([`crate::lengths`]); dimensions are checked against [`MAX_PIXELS`]
+//! and native Pixel Data against its expected length *before* anything is
+//! decoded (so a 100000×100000 header allocates nothing); a worker holds at
+//! most the file, the decoded frame and its stored values. The parser and
+//! the decoders run under [`quiet::catch`], so a panicking codec becomes a
+//! [`Reason::DecodeError`] reject and prints nothing.
+
+pub mod jpeg12;
+pub mod quiet;
+pub mod read;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
 
-use crate::discover::dicom_offset;
 use crate::reject::{Reason, Reject};
 
 /// Largest accepted image, in pixels (e.g. 8192×8192).
 pub const MAX_PIXELS: u64 = 8192 * 8192;
 
-/// Parses a DICOM Part 10 file held in memory.
+/// Parses a DICOM file held in memory (see [`read::read`]; the notes on
+/// how leniently it was read are logged at debug level and dropped: use
+/// [`read::read`] to keep them).
 pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Reject> {
-    let Some(off) = dicom_offset(bytes) else {
-        return Err(Reject::new(Reason::NotDicom, "no DICM magic at offset 0 or 128"));
-    };
-    let data = &bytes[off..];
-    crate::lengths::check_declared_lengths(data).map_err(|msg| Reject::new(Reason::ParseError, msg))?;
-    std::panic::catch_unwind(|| OpenFileOptions::new().read_preamble(ReadPreamble::Never).from_reader(data))
-        .map_err(|_| Reject::new(Reason::ParseError, "parser panicked"))?
-        .map_err(|e| Reject::new(Reason::ParseError, error_chain(&e)))
+    let r = read::read(bytes)?;
+    for n in &r.notes {
+        tracing::debug!(note = n.code(), "{n}");
+    }
+    Ok(r.obj)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -267,6 +273,13 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
                 format!("Pixel Data has {len} bytes, {expected} expected"),
             ));
         }
+    } else if let Some(jpeg) = jpeg12_stream(obj, &h.transfer_syntax) {
+        let values = quiet::catch(|| jpeg12::decode(&jpeg, h.rows, h.columns))
+            .map_err(|p| Reject::new(Reason::DecodeError, format!("JPEG decoder panicked: {p}")))?
+            .map_err(|e| Reject::new(Reason::DecodeError, e))?;
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let values = stored_values(&raw, 16, h.bits_stored, h.high_bit.min(15), h.pixel_representation == 1);
+        return Ok(Stored { rows: h.rows, columns: h.columns, values });
     } else {
         use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
         use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
@@ -286,8 +299,8 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
             }
         }
     }
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
-        .map_err(|_| Reject::new(Reason::DecodeError, "pixel decoder panicked"))?
+    let decoded = quiet::catch(|| obj.decode_pixel_data())
+        .map_err(|p| Reject::new(Reason::DecodeError, format!("pixel decoder panicked: {p}")))?
         .map_err(|e| Reject::new(Reason::DecodeError, error_chain(&e)))?;
     let data = decoded.data();
     if data.len() < expected {
@@ -299,6 +312,21 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
     let values =
         stored_values(&data[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1);
     Ok(Stored { rows: h.rows, columns: h.columns, values })
+}
+
+/// The JPEG stream of a JPEG Baseline/Extended frame with more than 8-bit
+/// samples (what `jpeg-decoder` cannot decode), fragments joined.
+fn jpeg12_stream(obj: &DefaultDicomObject, ts: &str) -> Option<Vec<u8>> {
+    if !matches!(ts, "1.2.840.10008.1.2.4.50" | "1.2.840.10008.1.2.4.51") {
+        return None;
+    }
+    let e = obj.element_opt(tags::PIXEL_DATA).ok().flatten()?;
+    let dicom_core::DicomValue::PixelSequence(seq) = e.value() else { return None };
+    let first = seq.fragments().first()?;
+    if jpeg12::precision(first)? <= 8 {
+        return None;
+    }
+    Some(seq.fragments().iter().flat_map(|f| f.iter().copied()).collect())
 }
 
 /// Raw little-endian samples to stored values: shift so that HighBit is the
