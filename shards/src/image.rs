@@ -85,6 +85,112 @@ pub fn encode_npy_zst(image: &Image, level: i32) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(&npy, level)
 }
 
+/// How a `.npy.zst` member's frame stores its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// zstd-compressed blocks (the saving was worth the decode time).
+    Compressed,
+    /// Raw (stored) blocks: decoding is a copy.
+    Raw,
+}
+
+/// Largest block a zstd frame may hold (the format's Block_Maximum_Size).
+const ZSTD_MAX_BLOCK: usize = 128 * 1024;
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// Frame header descriptor: 8-byte content size, single segment, no checksum, no dictionary.
+const RAW_FRAME_DESCRIPTOR: u8 = 0b1110_0000;
+/// Bytes before the first block of a frame written by [`raw_zstd_frame`].
+const RAW_FRAME_HEADER: usize = 4 + 1 + 8;
+
+/// An ordinary zstd frame holding `data` in raw blocks, with its content
+/// size in the header: any zstd decoder reads it, and decoding it is a copy.
+pub fn raw_zstd_frame(data: &[u8]) -> Vec<u8> {
+    let blocks = data.len().div_ceil(ZSTD_MAX_BLOCK).max(1);
+    let mut out = Vec::with_capacity(RAW_FRAME_HEADER + 3 * blocks + data.len());
+    out.extend_from_slice(&ZSTD_MAGIC);
+    out.push(RAW_FRAME_DESCRIPTOR);
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut chunks = data.chunks(ZSTD_MAX_BLOCK).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0]); // one empty last raw block
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none() as u32;
+        // Block header: bit 0 last block, bits 1-2 type (0 = raw), bits 3-23 size.
+        let header = last | ((chunk.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// The payload pieces of a frame made only of raw blocks (any header
+/// layout, as any encoder may write them), or `None` when the frame has a
+/// compressed or RLE block, a checksum or dictionary, or does not parse.
+/// The pieces, concatenated, are exactly what decoding gives.
+pub fn raw_frame_blocks(frame: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut blocks = Vec::new();
+    let total = raw_frame_visit(frame, |b| blocks.push(b))?;
+    (blocks.iter().map(|b| b.len() as u64).sum::<u64>() == total).then_some(blocks)
+}
+
+/// Walks the raw blocks of a frame, handing each payload to `f`; returns
+/// the frame's announced content size. `None` as for [`raw_frame_blocks`]
+/// (then `f` may have seen some blocks).
+pub fn raw_frame_visit<'a>(frame: &'a [u8], mut f: impl FnMut(&'a [u8])) -> Option<u64> {
+    if frame.len() < 5 || frame[..4] != ZSTD_MAGIC {
+        return None;
+    }
+    let fhd = frame[4];
+    let (fcs_flag, single, checksum, dict) = (fhd >> 6, fhd & 0x20 != 0, fhd & 0x04 != 0, fhd & 0x03);
+    if checksum || dict != 0 || fhd & 0x08 != 0 {
+        return None;
+    }
+    let mut pos = 5 + usize::from(!single); // window descriptor when not single-segment
+    let fcs_len = match (fcs_flag, single) {
+        (0, false) => return None, // no content size: not ours to fast-path
+        (0, true) => 1,
+        (1, _) => 2,
+        (2, _) => 4,
+        _ => 8,
+    };
+    let field = frame.get(pos..pos + fcs_len)?;
+    let mut le = [0u8; 8];
+    le[..fcs_len].copy_from_slice(field);
+    let content = u64::from_le_bytes(le) + if fcs_len == 2 { 256 } else { 0 };
+    pos += fcs_len;
+    loop {
+        let h = frame.get(pos..pos + 3)?;
+        let header = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
+        let (last, kind, size) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
+        if kind != 0 || size > ZSTD_MAX_BLOCK {
+            return None;
+        }
+        pos += 3;
+        f(frame.get(pos..pos + size)?);
+        pos += size;
+        if last {
+            return (pos == frame.len()).then_some(content);
+        }
+    }
+}
+
+/// Encodes an image as one zstd frame holding a `.npy` file, keeping the
+/// level-`level` frame only when it is at least `min_saving` (a share, e.g.
+/// 0.10) smaller than the `.npy`; otherwise the frame stores raw blocks.
+/// `min_saving <= 0` keeps every compressed frame.
+pub fn encode_npy_zst_policy(image: &Image, level: i32, min_saving: f64) -> std::io::Result<(Vec<u8>, FrameKind)> {
+    let mut npy = Vec::with_capacity(128 + image.data.len());
+    npy::write_header(&mut npy, image.dtype, image.height, image.width);
+    npy.extend_from_slice(&image.data);
+    let compressed = zstd::bulk::compress(&npy, level)?;
+    if min_saving <= 0.0 || (compressed.len() as f64) <= (1.0 - min_saving) * npy.len() as f64 {
+        Ok((compressed, FrameKind::Compressed))
+    } else {
+        Ok((raw_zstd_frame(&npy), FrameKind::Raw))
+    }
+}
+
 /// What went wrong decoding a `.npy.zst` member.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -174,6 +280,53 @@ mod tests {
         assert_eq!(back.to_u16(), px);
         assert_eq!(pixel_hash(&img), blake3::hash(&img.data).to_hex().to_string());
         assert_ne!(pixel_hash(&img), pixel_hash(&Image::from_u16(3, 4, &[0u16; 12])));
+    }
+
+    #[test]
+    fn raw_frames_are_zstd_frames() {
+        for len in [0usize, 1, 1000, ZSTD_MAX_BLOCK, ZSTD_MAX_BLOCK + 1, 3 * ZSTD_MAX_BLOCK + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 13) as u8).collect();
+            let frame = raw_zstd_frame(&data);
+            assert_eq!(zstd::zstd_safe::get_frame_content_size(&frame).unwrap(), Some(len as u64), "len {len}");
+            assert_eq!(zstd::stream::decode_all(&frame[..]).unwrap(), data, "len {len}");
+            let blocks = raw_frame_blocks(&frame).unwrap();
+            assert_eq!(blocks.concat(), data);
+            assert_eq!(blocks.len(), len.div_ceil(ZSTD_MAX_BLOCK).max(1));
+            assert!(raw_frame_blocks(&frame[..frame.len() - 1]).is_none() || len == 0);
+        }
+        // Frames with compressed blocks are not raw.
+        let compressed = zstd::bulk::compress(&[7u8; 4096], 3).unwrap();
+        assert!(raw_frame_blocks(&compressed).is_none());
+        // zstd's own raw blocks (incompressible data at a fast level) parse too.
+        let noise: Vec<u8> = (0..300_000u64).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8).collect();
+        let frame = zstd::bulk::compress(&noise, 3).unwrap();
+        if let Some(blocks) = raw_frame_blocks(&frame) {
+            assert_eq!(blocks.concat(), noise);
+        }
+    }
+
+    #[test]
+    fn policy_keeps_compression_only_when_it_pays() {
+        let flat = Image::from_u16(64, 64, &vec![1000u16; 64 * 64]);
+        let (frame, kind) = encode_npy_zst_policy(&flat, 3, 0.10).unwrap();
+        assert_eq!(kind, FrameKind::Compressed);
+        assert_eq!(decode_npy_zst(&frame).unwrap(), flat);
+        let mut x = 0x1234_5678_u64;
+        let noisy: Vec<u16> = (0..64 * 64)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u16
+            })
+            .collect();
+        let noisy = Image::from_u16(64, 64, &noisy);
+        let (frame, kind) = encode_npy_zst_policy(&noisy, 3, 0.10).unwrap();
+        assert_eq!(kind, FrameKind::Raw);
+        assert!(raw_frame_blocks(&frame).is_some());
+        assert_eq!(decode_npy_zst(&frame).unwrap(), noisy);
+        // A policy of 0 keeps the compressed frame whatever it saves.
+        assert_eq!(encode_npy_zst_policy(&noisy, 3, 0.0).unwrap().1, FrameKind::Compressed);
     }
 
     #[test]

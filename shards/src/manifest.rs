@@ -247,23 +247,188 @@ pub fn write_parquet(
     batches: &[RecordBatch],
     dataset_root: Option<&str>,
 ) -> Result<()> {
-    let tmp = tmp_path(path);
-    let file = File::create(&tmp).map_err(ShardError::write(&tmp))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
-        .map_err(ShardError::parquet_write(&tmp))?;
-    if let Some(root) = dataset_root {
-        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
-            chess_schemas::META_DATASET_ROOT.to_string(),
-            root.to_string(),
-        ));
-    }
+    let metadata: Vec<(&str, String)> =
+        dataset_root.map(|root| (chess_schemas::META_DATASET_ROOT, root.to_string())).into_iter().collect();
+    let mut sink = ParquetSink::create(path, schema, &metadata)?;
     for batch in batches {
-        writer.write(batch).map_err(ShardError::parquet_write(&tmp))?;
+        sink.write(batch)?;
     }
-    let file = writer.into_inner().map_err(ShardError::parquet_write(&tmp))?;
-    file.sync_all().map_err(ShardError::write(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(ShardError::write(path))?;
-    Ok(())
+    sink.finish()
+}
+
+/// A Parquet file written batch by batch (row groups flushed as they fill,
+/// so memory stays bounded), under a temporary name renamed by [`finish`].
+///
+/// [`finish`]: ParquetSink::finish
+pub struct ParquetSink {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<File>,
+}
+
+impl ParquetSink {
+    /// Starts `path` (as `path.tmp`) with these key-value metadata entries.
+    pub fn create(path: &Path, schema: &SchemaRef, metadata: &[(&str, String)]) -> Result<ParquetSink> {
+        let tmp = tmp_path(path);
+        let file = File::create(&tmp).map_err(ShardError::write(&tmp))?;
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()))
+            .map_err(ShardError::parquet_write(&tmp))?;
+        for (key, value) in metadata {
+            writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(key.to_string(), value.clone()));
+        }
+        Ok(ParquetSink { path: path.to_path_buf(), tmp, writer })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(ShardError::parquet_write(&self.tmp))
+    }
+
+    /// Completes the file durably and gives it its final name.
+    pub fn finish(self) -> Result<()> {
+        let file = self.writer.into_inner().map_err(ShardError::parquet_write(&self.tmp))?;
+        file.sync_all().map_err(ShardError::write(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(ShardError::write(&self.path))?;
+        Ok(())
+    }
+}
+
+/// A manifest file opened for reading parts of it: schema, row count and
+/// metadata come from the Parquet footer; rows are read only as asked, and
+/// only the columns asked for (projection).
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    pub path: PathBuf,
+    pub schema: SchemaRef,
+    pub columns: ManifestColumns,
+    /// The dataset root recorded in the file, if any.
+    pub dataset_root: Option<String>,
+    metadata: Arc<parquet::file::metadata::ParquetMetaData>,
+}
+
+impl ManifestFile {
+    /// Reads and validates the footer of a manifest file.
+    pub fn open(path: &Path) -> Result<ManifestFile> {
+        let file = File::open(path).map_err(ShardError::read(path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(ShardError::parquet(path))?;
+        let schema = builder.schema().clone();
+        let columns = chess_schemas::validate_manifest_schema(&schema)
+            .map_err(|cause| ShardError::Schema { path: path.to_path_buf(), cause })?;
+        let metadata = builder.metadata().clone();
+        let mut m = ManifestFile { path: path.to_path_buf(), schema, columns, dataset_root: None, metadata };
+        m.dataset_root = m.key_value(chess_schemas::META_DATASET_ROOT);
+        Ok(m)
+    }
+
+    /// Rows in the file (from its footer).
+    pub fn num_rows(&self) -> usize {
+        self.metadata.file_metadata().num_rows().max(0) as usize
+    }
+
+    pub fn num_row_groups(&self) -> usize {
+        self.metadata.num_row_groups()
+    }
+
+    /// A key-value metadata entry of the file.
+    pub fn key_value(&self, key: &str) -> Option<String> {
+        self.metadata
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == key))
+            .and_then(|k| k.value.clone())
+    }
+
+    fn builder(&self, names: Option<&[&str]>) -> Result<(ParquetRecordBatchReaderBuilder<File>, SchemaRef)> {
+        let file = File::open(&self.path).map_err(ShardError::read(&self.path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(ShardError::parquet(&self.path))?;
+        let Some(names) = names else {
+            return Ok((builder, self.schema.clone()));
+        };
+        let mut indices = Vec::with_capacity(names.len());
+        for name in names {
+            let i = self.schema.index_of(name).map_err(|_| ShardError::Manifest {
+                path: self.path.clone(),
+                reason: format!("has no column `{name}`"),
+            })?;
+            indices.push(i);
+        }
+        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
+        let builder = builder.with_projection(mask);
+        let schema = builder.schema().clone();
+        Ok((builder, schema))
+    }
+
+    /// The named columns of every row, as one batch in file order (all
+    /// columns with `None`). Memory: those columns only.
+    pub fn read_columns(&self, names: Option<&[&str]>) -> Result<RecordBatch> {
+        let (builder, schema) = self.builder(names)?;
+        let reader = builder
+            .with_batch_size(self.num_rows().clamp(1, 1 << 30))
+            .build()
+            .map_err(ShardError::parquet(&self.path))?;
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(ShardError::arrow(&self.path))?;
+        match batches.len() {
+            0 => Ok(RecordBatch::new_empty(schema)),
+            1 => Ok(batches.into_iter().next().expect("one batch")),
+            _ => arrow_select::concat::concat_batches(&schema, &batches).map_err(ShardError::arrow(&self.path)),
+        }
+    }
+
+    /// The rows in batches of at most `batch_rows`, streamed (memory: one
+    /// batch and one row group at a time).
+    pub fn batches(
+        &self,
+        names: Option<&[&str]>,
+        batch_rows: usize,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch>> + use<'_>> {
+        let (builder, _) = self.builder(names)?;
+        let reader = builder.with_batch_size(batch_rows.max(1)).build().map_err(ShardError::parquet(&self.path))?;
+        Ok(reader.map(|b| b.map_err(ShardError::arrow(&self.path))))
+    }
+
+    /// The first `limit` rows (all columns), read from the first row groups only.
+    pub fn head(&self, limit: usize) -> Result<Manifest> {
+        let mut rows = 0;
+        let mut groups = Vec::new();
+        for g in 0..self.num_row_groups() {
+            if rows >= limit {
+                break;
+            }
+            groups.push(g);
+            rows += self.metadata.row_group(g).num_rows().max(0) as usize;
+        }
+        let (builder, schema) = self.builder(None)?;
+        let reader = builder
+            .with_row_groups(groups)
+            .with_limit(limit)
+            .with_batch_size(limit.max(1))
+            .build()
+            .map_err(ShardError::parquet(&self.path))?;
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(ShardError::arrow(&self.path))?;
+        let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(ShardError::arrow(&self.path))?;
+        let manifest = Manifest {
+            path: self.path.clone(),
+            schema,
+            columns: self.columns.clone(),
+            batch,
+            dataset_root: self.dataset_root.clone(),
+        };
+        manifest.check_required_non_null()?;
+        Ok(manifest)
+    }
+
+    /// The whole manifest in memory.
+    pub fn read(&self) -> Result<Manifest> {
+        let batch = self.read_columns(None)?;
+        let manifest = Manifest {
+            path: self.path.clone(),
+            schema: self.schema.clone(),
+            columns: self.columns.clone(),
+            batch,
+            dataset_root: self.dataset_root.clone(),
+        };
+        manifest.check_required_non_null()?;
+        Ok(manifest)
+    }
 }
 
 /// `path` with `.tmp` appended, in the same directory (so rename is atomic).
@@ -285,25 +450,10 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads and validates a manifest file.
+    /// Reads and validates a manifest file (every column; see
+    /// [`ManifestFile`] to read only some).
     pub fn open(path: &Path) -> Result<Manifest> {
-        let file = File::open(path).map_err(ShardError::read(path))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(ShardError::parquet(path))?;
-        let dataset_root = builder
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|k| k.key == chess_schemas::META_DATASET_ROOT))
-            .and_then(|k| k.value.clone());
-        let schema = builder.schema().clone();
-        let columns = chess_schemas::validate_manifest_schema(&schema)
-            .map_err(|cause| ShardError::Schema { path: path.to_path_buf(), cause })?;
-        let reader = builder.with_batch_size(64 * 1024).build().map_err(ShardError::parquet(path))?;
-        let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(ShardError::arrow(path))?;
-        let batch = arrow_select::concat::concat_batches(&schema, &batches).map_err(ShardError::arrow(path))?;
-        let manifest = Manifest { path: path.to_path_buf(), schema, columns, batch, dataset_root };
-        manifest.check_required_non_null()?;
-        Ok(manifest)
+        ManifestFile::open(path)?.read()
     }
 
     /// Builds an in-memory manifest from rows.

@@ -14,16 +14,46 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use arrow_array::{Array, StringArray, UInt32Array};
 use arrow_schema::SchemaRef;
-use chess_schemas::{layout, DatasetInfo, LabelColumn, ManifestColumns, PixelDtype};
+use chess_schemas::{col, layout, DatasetInfo, LabelColumn, ManifestColumns, PixelDtype};
 
 use crate::error::{Result, ShardError};
-use crate::image::{encode_npy_zst, pixel_hash, Image};
-use crate::manifest::{rows_to_batch, tmp_path, write_parquet, LabelValue, Manifest, ManifestRow};
+use crate::image::{encode_npy_zst_policy, pixel_hash, FrameKind, Image};
+use crate::manifest::{rows_to_batch, tmp_path, LabelValue, ManifestFile, ManifestRow, ParquetSink};
 use crate::tar;
 
 /// Staged per-shard manifest rows live here until `finish`.
 pub const STAGING_DIR: &str = ".staging";
+
+/// The default [`WriterOptions::min_saving`].
+pub const DEFAULT_MIN_SAVING: f64 = 0.10;
+
+/// `dataset.json` provenance key of the member frame counts ([`FrameCounts`]).
+pub const FRAMES_KEY: &str = "npy_zst_frames";
+
+/// Parquet key-value metadata of a staged shard's frame counts (`compressed,raw`).
+const STAGED_FRAMES_META: &str = "chess.npy_zst_frames";
+
+/// How many `.npy.zst` members were stored compressed and raw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FrameCounts {
+    pub compressed: u64,
+    pub raw: u64,
+}
+
+impl FrameCounts {
+    fn add(&mut self, other: FrameCounts) {
+        self.compressed += other.compressed;
+        self.raw += other.raw;
+    }
+    fn count(&mut self, kind: FrameKind) {
+        match kind {
+            FrameKind::Compressed => self.compressed += 1,
+            FrameKind::Raw => self.raw += 1,
+        }
+    }
+}
 
 /// The de-identified fields of a sample (everything in its manifest row
 /// besides what the writer computes).
@@ -64,6 +94,11 @@ pub struct WriterOptions {
     pub max_shard_samples: u64,
     /// zstd level of `.npy.zst` members.
     pub zstd_level: i32,
+    /// A member keeps its level-`zstd_level` frame only when that frame is
+    /// at least this share smaller than the `.npy` (default 0.10); otherwise
+    /// it is stored as a zstd frame of raw blocks, which decodes at copy
+    /// speed. 0 keeps every compressed frame.
+    pub min_saving: f64,
     /// Pixel type every image must have.
     pub dtype: PixelDtype,
     /// Whether the manifest has a `split` column.
@@ -80,6 +115,7 @@ impl Default for WriterOptions {
             max_shard_bytes: 1 << 30,
             max_shard_samples: 10_000,
             zstd_level: 3,
+            min_saving: DEFAULT_MIN_SAVING,
             dtype: PixelDtype::Uint16,
             with_split: false,
             labels: Vec::new(),
@@ -104,6 +140,7 @@ pub struct EncodedSample {
     key: String,
     members: Vec<(String, Vec<u8>)>,
     row: ManifestRow,
+    frames: FrameCounts,
 }
 
 impl EncodedSample {
@@ -139,8 +176,12 @@ pub fn encode_sample(sample: &Sample, opts: &WriterOptions) -> Result<EncodedSam
         )));
     }
     let mut members = Vec::with_capacity(2 + sample.extras.len());
-    let encode = |image: &Image| {
-        encode_npy_zst(image, opts.zstd_level).map_err(|e| ShardError::Sample(format!("{}: zstd: {e}", sample.key)))
+    let mut frames = FrameCounts::default();
+    let mut encode = |image: &Image| {
+        let (frame, kind) = encode_npy_zst_policy(image, opts.zstd_level, opts.min_saving)
+            .map_err(|e| ShardError::Sample(format!("{}: zstd: {e}", sample.key)))?;
+        frames.count(kind);
+        Ok::<_, ShardError>(frame)
     };
     members.push((format!("{}.{}", sample.key, layout::IMAGE_SUFFIX), encode(&sample.image)?));
     let mut extra_names = Vec::new();
@@ -180,7 +221,7 @@ pub fn encode_sample(sample: &Sample, opts: &WriterOptions) -> Result<EncodedSam
     };
     let json = serde_json::to_vec(&row.sample_meta(&opts.labels)).map_err(ShardError::internal)?;
     members.push((format!("{}.{}", sample.key, layout::JSON_SUFFIX), json));
-    Ok(EncodedSample { key: sample.key.clone(), members, row })
+    Ok(EncodedSample { key: sample.key.clone(), members, row, frames })
 }
 
 struct OpenShard {
@@ -190,6 +231,7 @@ struct OpenShard {
     out: BufWriter<File>,
     bytes: u64,
     rows: Vec<ManifestRow>,
+    frames: FrameCounts,
 }
 
 /// Writes a dataset directory.
@@ -198,10 +240,20 @@ pub struct DatasetWriter {
     opts: WriterOptions,
     schema: SchemaRef,
     columns: ManifestColumns,
-    keys: HashSet<String>,
+    /// 128-bit fingerprints of the keys written (16 bytes a sample, not the
+    /// keys themselves: bounded memory at millions of samples).
+    keys: HashSet<u128>,
     next_index: u64,
     current: Option<OpenShard>,
     sizes: HashSet<(u32, u32)>,
+    /// Frames of the closed shards.
+    frames: FrameCounts,
+}
+
+/// The duplicate-key fingerprint of a key (BLAKE3, first 128 bits).
+fn key_fingerprint(key: &str) -> u128 {
+    let hash = blake3::hash(key.as_bytes());
+    u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 of 32 bytes"))
 }
 
 fn shard_file_name(name: &str, index: u64) -> String {
@@ -239,6 +291,9 @@ impl DatasetWriter {
         if opts.max_shard_samples == 0 {
             return Err(ShardError::Usage("max_shard_samples must be at least 1".into()));
         }
+        if !(0.0..1.0).contains(&opts.min_saving) {
+            return Err(ShardError::Usage(format!("min_saving must be a share in [0, 1), not {}", opts.min_saving)));
+        }
         for dir in
             [root.to_path_buf(), root.join(layout::SHARDS_DIR), root.join(STAGING_DIR), root.join(layout::PRIVATE_DIR)]
         {
@@ -255,6 +310,7 @@ impl DatasetWriter {
             next_index: 0,
             current: None,
             sizes: HashSet::new(),
+            frames: FrameCounts::default(),
         })
     }
 
@@ -299,17 +355,31 @@ impl DatasetWriter {
             }
         }
         complete.sort();
+        let mut done = HashSet::new();
         for (index, rows_path) in &complete {
-            let staged = Manifest::open(rows_path)?;
-            let view = staged.view();
-            for i in 0..staged.len() {
-                writer.keys.insert(view.key(i).to_string());
-                let row = view.row(i);
-                writer.sizes.insert((row.height, row.width));
+            let staged = ManifestFile::open(rows_path)?;
+            let batch = staged.read_columns(Some(&[col::KEY, col::HEIGHT, col::WIDTH]))?;
+            let (keys, heights, widths) = (
+                batch.column(0).as_any().downcast_ref::<StringArray>(),
+                batch.column(1).as_any().downcast_ref::<UInt32Array>(),
+                batch.column(2).as_any().downcast_ref::<UInt32Array>(),
+            );
+            let (Some(keys), Some(heights), Some(widths)) = (keys, heights, widths) else {
+                return Err(ShardError::Manifest { path: rows_path.clone(), reason: "unexpected column types".into() });
+            };
+            for i in 0..batch.num_rows() {
+                writer.keys.insert(key_fingerprint(keys.value(i)));
+                done.insert(keys.value(i).to_string());
+                writer.sizes.insert((heights.value(i), widths.value(i)));
             }
+            // Shards staged before frame counts were recorded count as compressed.
+            let frames = staged.key_value(STAGED_FRAMES_META).and_then(|v| parse_frames(&v)).unwrap_or(FrameCounts {
+                compressed: batch.num_rows() as u64 * (1 + writer.opts.extra_fields.len() as u64),
+                raw: 0,
+            });
+            writer.frames.add(frames);
             writer.next_index = writer.next_index.max(index + 1);
         }
-        let done = writer.keys.clone();
         Ok((writer, done))
     }
 
@@ -326,6 +396,16 @@ impl DatasetWriter {
         self.keys.len()
     }
 
+    /// `.npy.zst` members written so far, compressed and raw (including
+    /// those of resumed shards).
+    pub fn frame_counts(&self) -> FrameCounts {
+        let mut total = self.frames;
+        if let Some(s) = &self.current {
+            total.add(s.frames);
+        }
+        total
+    }
+
     /// Encodes and appends a sample.
     pub fn write(&mut self, sample: &Sample) -> Result<()> {
         let encoded = encode_sample(sample, &self.opts)?;
@@ -334,7 +414,8 @@ impl DatasetWriter {
 
     /// Appends a sample encoded by [`encode_sample`] with the same options.
     pub fn write_encoded(&mut self, sample: EncodedSample) -> Result<()> {
-        if self.keys.contains(&sample.key) {
+        let fingerprint = key_fingerprint(&sample.key);
+        if self.keys.contains(&fingerprint) {
             return Err(ShardError::Sample(format!("duplicate key {}", sample.key)));
         }
         let span = sample.span();
@@ -368,7 +449,8 @@ impl DatasetWriter {
             })?;
         }
         self.sizes.insert((row.height, row.width));
-        self.keys.insert(sample.key);
+        self.keys.insert(fingerprint);
+        shard.frames.add(sample.frames);
         shard.rows.push(row);
         Ok(())
     }
@@ -386,6 +468,7 @@ impl DatasetWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             bytes: 0,
             rows: Vec::new(),
+            frames: FrameCounts::default(),
         });
         self.next_index += 1;
         Ok(())
@@ -404,7 +487,11 @@ impl DatasetWriter {
             .join(STAGING_DIR)
             .join(format!("{}.parquet", shard_file_name(&self.opts.shard_name, shard.index).trim_end_matches(".tar")));
         let batch = rows_to_batch(&self.schema, &self.columns, &shard.rows)?;
-        write_parquet(&rows_path, &self.schema, &[batch], None)?;
+        let frames = format!("{},{}", shard.frames.compressed, shard.frames.raw);
+        let mut sink = ParquetSink::create(&rows_path, &self.schema, &[(STAGED_FRAMES_META, frames)])?;
+        sink.write(&batch)?;
+        sink.finish()?;
+        self.frames.add(shard.frames);
         let final_path = self.root.join(&shard.rel_path);
         fs::rename(&tmp, &final_path).map_err(ShardError::write(&final_path))?;
         sync_dir(&self.root.join(layout::SHARDS_DIR));
@@ -412,8 +499,10 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Closes the last shard and writes `manifest.parquet` and `dataset.json`.
-    pub fn finish(mut self, info: FinishInfo) -> Result<DatasetInfo> {
+    /// Closes the last shard and writes `manifest.parquet` (streamed from the
+    /// staged shards' rows, one shard at a time) and `dataset.json`, whose
+    /// provenance gains the frame counts under [`FRAMES_KEY`].
+    pub fn finish(mut self, mut info: FinishInfo) -> Result<DatasetInfo> {
         self.close_shard()?;
         let staging = self.root.join(STAGING_DIR);
         let mut staged: Vec<PathBuf> = fs::read_dir(&staging)
@@ -422,12 +511,31 @@ impl DatasetWriter {
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .collect();
         staged.sort();
-        let mut batches = Vec::with_capacity(staged.len());
-        for path in &staged {
-            batches.push(Manifest::open(path)?.batch);
-        }
         let manifest_path = self.root.join(layout::MANIFEST);
-        write_parquet(&manifest_path, &self.schema, &batches, None)?;
+        let mut sink = ParquetSink::create(&manifest_path, &self.schema, &[])?;
+        for path in &staged {
+            let file = ManifestFile::open(path)?;
+            if file.schema.fields() != self.schema.fields() {
+                return Err(ShardError::Manifest {
+                    path: path.clone(),
+                    reason: "staged rows have other columns than this writer's".into(),
+                });
+            }
+            for batch in file.batches(None, 64 * 1024)? {
+                let batch = batch?.with_schema(self.schema.clone()).map_err(ShardError::internal)?;
+                sink.write(&batch)?;
+            }
+        }
+        sink.finish()?;
+        info.provenance.insert(
+            FRAMES_KEY.into(),
+            serde_json::json!({
+                "compressed": self.frames.compressed,
+                "raw": self.frames.raw,
+                "zstd_level": self.opts.zstd_level,
+                "min_saving": self.opts.min_saving,
+            }),
+        );
         let image_size = match self.sizes.len() {
             1 => self.sizes.iter().next().map(|&(h, w)| [h, w]),
             _ => None,
@@ -450,6 +558,11 @@ impl DatasetWriter {
         fs::remove_dir_all(&staging).map_err(ShardError::write(&staging))?;
         Ok(dataset_info)
     }
+}
+
+fn parse_frames(text: &str) -> Option<FrameCounts> {
+    let (c, r) = text.split_once(',')?;
+    Some(FrameCounts { compressed: c.trim().parse().ok()?, raw: r.trim().parse().ok()? })
 }
 
 /// Writes `dataset.json` atomically.

@@ -10,6 +10,7 @@
 mod common;
 
 mod cli;
+mod codec;
 mod format;
 mod fractions;
 mod loader;

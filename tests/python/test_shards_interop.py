@@ -11,6 +11,7 @@ import io
 import json
 import pathlib
 import subprocess
+import tarfile as tarlib
 
 import blake3
 import numpy as np
@@ -42,6 +43,11 @@ def test_webdataset_and_pyarrow_agree_with_the_writer(tmp_path, chess_shards_bin
     assert len(rows) == 11
     info = json.loads((root / "dataset.json").read_text())
     assert info["sample_count"] == 11 and info["pixel_dtype"] == np.dtype(dtype).name
+    # Every .npy.zst member is counted once, as compressed or raw-block frame.
+    frames = info["provenance"]["npy_zst_frames"]
+    members = sum(1 for p in (root / "shards").glob("*.tar") for m in tarlib.open(p) if m.name.endswith(".npy.zst"))
+    assert frames["compressed"] + frames["raw"] == members
+    assert frames["min_saving"] == pytest.approx(0.10)
 
     # The committed schema file describes exactly these columns and types.
     schema_doc = json.loads((REPO / "schemas" / "manifest.schema.json").read_text())

@@ -206,6 +206,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         with_split: true,
         labels: label_columns(),
         extra_fields: Vec::new(),
+        ..WriterOptions::default()
     };
     let opts_now = RunOptions { pixels: PixelSettings::of(&cfg.pipeline), csvs: summary.csvs.clone() };
     let run_json = out.join(layout::PRIVATE_DIR).join(RUN_JSON);

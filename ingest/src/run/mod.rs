@@ -210,6 +210,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         with_split: false,
         labels: label_columns.clone(),
         extra_fields: Vec::new(),
+        ..WriterOptions::default()
     };
 
     // Fresh run or resumption?
