@@ -227,6 +227,9 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     let csv = std::fs::read_to_string(long.join("test_metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), n_test + 1);
     check_outputs_against_the_dataset(&data, &long, &csv);
+    // TensorBoard: the epochs' scalars as in metrics.jsonl, the first test images as source | output | target.
+    let n = crate::common::assert_tensorboard_matches_jsonl(&long, &["test/source_suppressed_target/0"]);
+    assert!(n >= 5 * 4, "{n} scalars");
 
     // One epoch with a perceptual term (a ResNet-18 stand-in for CheSS weights).
     let enc = d.join("enc.safetensors");

@@ -226,6 +226,20 @@ fn embed_matches_torchvision_on_the_exported_encoder() {
         "5",
         "--quiet",
     ]);
+    // The exported encoder file itself (as `chess-train import` writes them): the same features.
+    let feats_file = tmp.path().join("features-file.parquet");
+    ok(&[
+        "embed",
+        enc.to_str().unwrap(),
+        data.to_str().unwrap(),
+        "--out",
+        feats_file.to_str().unwrap(),
+        "--size",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
     let script = r#"
 import sys, glob, numpy as np, torch, torch.nn as nn, torchvision, pyarrow.parquet as pq, webdataset as wds
 sys.path.insert(0, sys.argv[4])
@@ -249,6 +263,8 @@ ours = torch.tensor(np.array([r["features"] for r in t], dtype=np.float32))
 d = (ours - ref).abs().max().item()
 assert ours.shape == (12, 512), ours.shape
 assert d <= 1e-4, d
+other = torch.tensor(np.array([r["features"] for r in pq.read_table(sys.argv[5]).to_pylist()], dtype=np.float32))
+assert other.shape == ours.shape and (other - ours).abs().max().item() <= 1e-5, "embed of the .safetensors differs"
 print("embed ok", d)
 "#;
     let out = std::process::Command::new(common::python())
@@ -259,6 +275,7 @@ print("embed ok", d)
             feats.to_str().unwrap(),
             data.to_str().unwrap(),
             common::repo_root().join("scripts/python").to_str().unwrap(),
+            feats_file.to_str().unwrap(),
         ])
         .output()
         .unwrap();

@@ -127,3 +127,122 @@ fn unreadable_or_foreign_files_fail_naming_the_file() {
     assert_eq!(code, 3);
     assert!(err.contains("missing.pth") && err.contains("no such file"), "{err}");
 }
+
+/// Makes `good.pth` (zip format, a torchvision ResNet-18 state dict) and
+/// from it: `crc.pth` (one byte of the storage `data/0` flipped, so that
+/// member fails its CRC-32), `pickle.pth` (bytes of `data.pkl` garbled and
+/// the archive rewritten with fresh CRCs: the pickle itself is damaged),
+/// `legacy-pickle.pth` (the legacy format with garbled pickle bytes),
+/// `object.pth` (an intact pickle holding an `argparse.Namespace` besides tensors).
+const MAKE_DAMAGED: &str = r#"
+import sys, struct, zipfile, torch, torchvision
+d = sys.argv[1]
+torch.manual_seed(0)
+m = torchvision.models.resnet18(weights=None)
+torch.save(m.state_dict(), f"{d}/good.pth")
+raw = bytearray(open(f"{d}/good.pth", "rb").read())
+z = zipfile.ZipFile(f"{d}/good.pth")
+info = next(i for i in z.infolist() if i.filename.endswith("/data/0"))
+name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+start = info.header_offset + 30 + name_len + extra_len
+raw[start + 17] ^= 0x01
+open(f"{d}/crc.pth", "wb").write(raw)
+print(info.filename)
+with zipfile.ZipFile(f"{d}/pickle.pth", "w", zipfile.ZIP_STORED) as out:
+    for i in z.infolist():
+        data = bytearray(z.read(i.filename))
+        if i.filename.endswith("/data.pkl"):
+            for k in range(40, 60):
+                data[k] ^= 0x5a
+        out.writestr(i.filename, bytes(data))
+torch.save(m.state_dict(), f"{d}/legacy.pth", _use_new_zipfile_serialization=False)
+raw = bytearray(open(f"{d}/legacy.pth", "rb").read())
+for k in range(30, 60):
+    raw[k] ^= 0x5a
+open(f"{d}/legacy-pickle.pth", "wb").write(raw)
+import argparse
+# As MoCo's and many training scripts' checkpoints: the run's arguments pickled with the weights.
+torch.save({"state_dict": m.state_dict(), "args": argparse.Namespace(arch="resnet18")}, f"{d}/object.pth")
+"#;
+
+/// Damaged files are refused as damaged (exit 3), naming the file and the
+/// zip member; an intact pickle with objects is refused with the way to
+/// import it, and `finetune --init` with such a file creates no run directory.
+#[test]
+fn damaged_checkpoints_are_refused_naming_what_is_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let made = Command::new(python()).arg("-c").arg(MAKE_DAMAGED).arg(d).output().unwrap();
+    assert!(made.status.success(), "making the files failed:\n{}", String::from_utf8_lossy(&made.stderr));
+    let member = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    let out = d.join("o.safetensors");
+    let import = |f: &str| chess_train(&["import", d.join(f).to_str().unwrap(), "--out", out.to_str().unwrap()]);
+
+    // The intact file imports (the damaged copies are made from it).
+    let (code, _, err) = import("good.pth");
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(&out).unwrap();
+
+    let (code, _, err) = import("crc.pth");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("crc.pth") && err.contains("damaged") && err.contains(&member) && err.contains("CRC"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    for f in ["pickle.pth", "legacy-pickle.pth"] {
+        let (code, _, err) = import(f);
+        assert_eq!(code, 3, "{f}: {err}");
+        assert!(err.contains(f) && err.contains("damaged") && err.contains("pickle"), "{f}: {err}");
+        assert!(!err.contains("--allow-pickle"), "a damaged file is no case for --allow-pickle: {err}");
+        assert!(!out.exists());
+    }
+    let (code, _, err) = import("pickle.pth");
+    assert_eq!(code, 3);
+    assert!(err.contains("data.pkl"), "names the member: {err}");
+
+    // An intact pickle with an object: the hint names the command that has the flag.
+    let (code, _, err) = import("object.pth");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("Namespace") && err.contains("chess-train import --allow-pickle"), "{err}");
+    let (code, _, err) = chess_train(&[
+        "import",
+        d.join("object.pth").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--allow-pickle",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    // finetune --init with a refused file: exit 3, the same hint, and no run directory left behind.
+    let run = d.join("runs/ft");
+    let data = d.join("ds");
+    crate::common::disc::disc_dataset(&data, 8, 1, 2);
+    for f in ["object.pth", "crc.pth"] {
+        let (code, _, err) = chess_train(&[
+            "finetune",
+            "--train",
+            data.to_str().unwrap(),
+            "--valid",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--init",
+            d.join(f).to_str().unwrap(),
+            "--arch",
+            "resnet18",
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+        ]);
+        assert_eq!(code, 3, "{f}: {err}");
+        assert!(err.contains(f), "{err}");
+        assert!(!run.exists(), "{f}: a refused --init left {}", run.display());
+    }
+}

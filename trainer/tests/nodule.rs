@@ -103,6 +103,8 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
     let info = reader.info();
     assert_eq!(info.width, 96);
     assert_eq!(info.height, 8 * 32);
+    // TensorBoard: the losses as in metrics.jsonl and each epoch's grid.
+    assert_eq!(common::assert_tensorboard_matches_jsonl(&out, &["samples/mask_real_generated"]), 2 * 6);
     let g: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(out.join("generator.safetensors")).unwrap().into_iter().collect();
     assert!(g.keys().any(|k| k.starts_with("netG.")) && g.keys().any(|k| k.starts_with("netE.")));

@@ -126,6 +126,16 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
         );
     }
     assert!(sweep.join("summary.png").exists() && sweep.join("summary.md").exists());
+    // Table 3 as a PNG (a title, the header and one line per row) and Fig. 3:
+    // image + one overlay per init (256² each, 12 px gaps), the one label's score below.
+    let dims = |f: &str| {
+        let r = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(sweep.join(f)).unwrap()))
+            .read_info()
+            .unwrap();
+        (r.info().width, r.info().height)
+    };
+    assert_eq!(dims("table.png").1, 40 + 24 * 5 + 10);
+    assert_eq!(dims("gradcam.png"), (3 * 256 + 4 * 12, 30 + 20 + 256 + 24 + 12));
 
     // Resume: nothing reruns; a run without summary.json is redone, alone.
     let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();

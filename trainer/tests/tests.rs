@@ -22,3 +22,4 @@ mod prefetch;
 mod reference;
 mod scaler;
 mod sweep;
+mod tensorboard;

@@ -303,3 +303,24 @@ pub fn augment(x: &Tensor, cfg: &AugmentConfig) -> Tensor {
         x
     })
 }
+
+/// An 8-bit grey strip of up to four samples, one row each: the input (in
+/// [0, 1]) and its query and key views (normalised with `mean`, `std`,
+/// shown un-normalised), 4 px gaps. Returns (width, height, pixels).
+pub fn preview_strip(unit: &Tensor, q: &Tensor, k: &Tensor, mean: f64, std: f64) -> (u32, u32, Vec<u8>) {
+    let n = unit.size()[0].min(4);
+    let s = unit.size()[3];
+    let gap = 4i64;
+    let (w, h) = (3 * s + 4 * gap, n * s + (n + 1) * gap);
+    let canvas = Tensor::full([h, w], 1.0, (Kind::Float, Device::Cpu));
+    let views =
+        [unit.to_device(Device::Cpu), q.to_device(Device::Cpu) * std + mean, k.to_device(Device::Cpu) * std + mean];
+    for i in 0..n {
+        for (c, t) in views.iter().enumerate() {
+            let (y0, x0) = (gap + i * (s + gap), gap + c as i64 * (s + gap));
+            canvas.narrow(0, y0, s).narrow(1, x0, s).copy_(&t.get(i).get(0).to_kind(Kind::Float));
+        }
+    }
+    let px = (canvas.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Uint8).flatten(0, -1);
+    (w as u32, h as u32, Vec::<u8>::try_from(px).unwrap_or_default())
+}

@@ -90,3 +90,54 @@ pub fn rel_diff_scalar(got: f64, want: f64) -> f64 {
 /// growth of a reordered sum (fan-in ≤ 4608 in a ResNet-50) over tens of
 /// layers. A wrong layer, weight or order differs by ≳ 1e-2.
 pub const F32_DEEP: f64 = 1e-4;
+
+/// Reads `run`'s TensorBoard event files with Python's `tensorboard`
+/// (`EventAccumulator`) and asserts that every number of every
+/// `metrics.jsonl` line is there as a scalar under the field's name at the
+/// line's step (`step`, else `epoch`), equal to the value rounded to f32
+/// (the format's `simple_value`), that no other scalar is, and that each tag
+/// of `images` holds a PNG that decodes. Returns the scalars compared.
+pub fn assert_tensorboard_matches_jsonl(run: &std::path::Path, images: &[&str]) -> usize {
+    const CHECK: &str = r#"
+import sys, json, io, numpy as np
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+run, images = sys.argv[1], [t for t in sys.argv[2].split(",") if t]
+lines = [json.loads(l) for l in open(f"{run}/metrics.jsonl") if l.strip()]
+assert lines, "metrics.jsonl is empty"
+key = "step" if "step" in lines[0] else "epoch"
+ea = EventAccumulator(run, size_guidance={"scalars": 0, "images": 0})
+ea.Reload()
+tags = ea.Tags()
+want = {}
+for l in lines:
+    for k, v in l.items():
+        if k != key and isinstance(v, (int, float)) and not isinstance(v, bool):
+            want.setdefault(k, {})[l[key]] = v
+assert set(tags["scalars"]) == set(want), (sorted(tags["scalars"]), sorted(want))
+n = 0
+for tag, by_step in want.items():
+    got = {e.step: e.value for e in ea.Scalars(tag)}
+    assert set(got) == set(by_step), (tag, sorted(got), sorted(by_step))
+    for step, v in by_step.items():
+        assert np.float32(got[step]) == np.float32(v), (tag, step, got[step], v)
+        n += 1
+for tag in images:
+    assert tag in tags["images"], (tag, tags["images"])
+    for e in ea.Images(tag):
+        im = Image.open(io.BytesIO(e.encoded_image_string))
+        assert im.size == (e.width, e.height), (tag, im.size, e.width, e.height)
+print(n)
+"#;
+    let out = Command::new(python())
+        .args(["-c", CHECK, run.to_str().unwrap(), &images.join(",")])
+        .output()
+        .expect("running python");
+    assert!(
+        out.status.success(),
+        "TensorBoard check of {} failed:\n{}",
+        run.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
+}

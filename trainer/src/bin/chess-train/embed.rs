@@ -9,7 +9,8 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
-    /// Run directory (its latest checkpoint) or a checkpoint's step-N.json.
+    /// Run directory (its latest checkpoint), a checkpoint's step-N.json, or
+    /// an encoder `.safetensors` (from `chess-train import` or `export`).
     ckpt: PathBuf,
     /// Dataset directory, URL or manifest.
     input: String,
@@ -20,12 +21,15 @@ pub struct EmbedArgs {
     device: String,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Network input side (default: the run's; 512 for an encoder file).
+    #[arg(long)]
+    size: Option<i64>,
 }
 
 pub fn run(a: EmbedArgs, quiet: bool) -> anyhow::Result<()> {
     let device = parse_device(&a.device)?;
     let bar = chess_cli::progress::bar(0, "images", "", quiet);
-    let s = embed::embed(&a.ckpt, &a.input, &a.out, device, a.batch_size, |done, total| {
+    let s = embed::embed(&a.ckpt, &a.input, &a.out, device, a.batch_size, a.size, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;

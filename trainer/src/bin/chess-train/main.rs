@@ -14,6 +14,7 @@ mod bench;
 mod bone_compare;
 mod bone_suppression;
 mod curves;
+mod device_check;
 mod embed;
 mod export;
 mod fid;
@@ -85,6 +86,9 @@ enum Command {
     Gradcam(gradcam::GradcamArgs),
     /// Draw a run's loss, top-1 and learning-rate curves from its metrics.jsonl.
     Curves(curves::CurvesArgs),
+    /// Check a device for scripts/device/check.sh: CUDA visible, and the
+    /// device augmentations equal to the CPU's on the same parameters (JSON lines).
+    DeviceCheck(device_check::DeviceCheckArgs),
 }
 
 /// The exit class of the libraries' errors found in a chain.
@@ -121,5 +125,6 @@ fn main() -> ExitCode {
         Command::BoneCompare(a) => bone_compare::run(a),
         Command::NoduleGen(a) => nodule_gen::run(a, quiet),
         Command::Curves(a) => curves::run(a),
+        Command::DeviceCheck(a) => device_check::run(a),
     })
 }

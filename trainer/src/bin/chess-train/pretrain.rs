@@ -169,11 +169,19 @@ pub fn run(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
         bar.set_position(p.step);
         let m = &p.metrics;
         bar.set_message(format!(
-            "epoch {} loss {:.4} top1 {:.1}% lr {:.4} {:.1} img/s",
-            m.epoch, m.loss, m.acc1, m.lr, m.images_per_s
+            "epoch {} loss {:.4} top1 {:.1}% lr {:.4} {:.1} img/s, data wait {:.0}%",
+            m.epoch,
+            m.loss,
+            m.acc1,
+            m.lr,
+            m.images_per_s,
+            100.0 * m.data_wait
         ));
     })?;
     bar.finish_and_clear();
+    if let Some(advice) = summary.data_wait_advice() {
+        tracing::warn!("{advice}");
+    }
     if !quiet {
         println!(
             "{} steps on {} in {:.1}s, last loss {}",
@@ -182,9 +190,16 @@ pub fn run(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
             summary.seconds,
             summary.last_loss.map_or("-".into(), |l| format!("{l:.4}"))
         );
+        println!(
+            "throughput: {:.1} img/s, data wait {:.1}%, optimizer {:.1}% of training time",
+            summary.images_per_s,
+            100.0 * summary.data_wait,
+            100.0 * summary.optimizer
+        );
         println!("run:        {}", summary.run.display());
         println!("metrics:    {}", summary.run.join("metrics.jsonl").display());
         println!("curves:     {}", summary.run.join("curves.png").display());
+        println!("tensorboard: tensorboard --logdir {}", summary.run.display());
         if let Some(c) = &summary.last_checkpoint {
             println!("checkpoint: {}", c.display());
         }

@@ -24,6 +24,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::paired::{open_with_field, unit};
 use crate::io::csv::csv_cell;
+use crate::io::run_log::RunLog;
 use crate::io::{atomic, png, weights};
 use crate::losses::perceptual::PerceptualLoss;
 use crate::metrics::image as im;
@@ -284,8 +285,7 @@ pub fn bone_suppression(
     let net = UNet::new(&vs.root(), &cfg.model);
     let mut adam = nn::Adam::default().build(&vs, cfg.run.lr)?;
 
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(write_err(&metrics_path))?;
+    let mut log = RunLog::open(out, "epoch", false)?;
     let best_path = out.join("best.safetensors");
     let bs = cfg.data.batch_size;
     let batches = data.train.len().div_ceil(bs) as u64;
@@ -349,8 +349,7 @@ pub fn bone_suppression(
             best: is_best,
             seconds: started.elapsed().as_secs_f64(),
         };
-        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise"))
-            .map_err(write_err(&metrics_path))?;
+        log.record(&em)?;
         tracing::info!(epoch, train_loss, valid_psnr, valid_l1, "epoch");
         last = Some(em);
         progress(&BoneProgress {
@@ -362,7 +361,7 @@ pub fn bone_suppression(
             last: last.clone(),
         });
     }
-    drop(metrics_file);
+
     let (best_epoch, _) = best.ok_or_else(|| TrainError::Internal("no epoch finished".into()))?;
 
     // The test set through the best weights.
@@ -377,7 +376,21 @@ pub fn bone_suppression(
     let mut csv = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(write_err(&csv_path))?);
     writeln!(csv, "key,psnr,ssim,rmse,input_psnr,input_ssim,input_rmse").map_err(write_err(&csv_path))?;
     let (mut scores, mut inputs) = (Vec::new(), Vec::new());
-    for (o, p) in outs.iter().zip(&data.test) {
+    for (i, (o, p)) in outs.iter().zip(&data.test).enumerate() {
+        if i < 2 {
+            // TensorBoard: source | suppressed | target of the first test images.
+            let strip = Tensor::cat(&[&p.source, o, &p.target], 2).to_device(Device::Cpu);
+            let px: Vec<u8> = grey_levels(&strip).into_iter().map(|v| v as u8).collect();
+            let (w, h) = (strip.size()[2] as u32, strip.size()[1] as u32);
+            log.image(
+                &format!("test/source_suppressed_target/{i}"),
+                best_epoch as i64,
+                w,
+                h,
+                1,
+                &png::encode(w, h, 1, &px)?,
+            )?;
+        }
         let stem = file_stem(&p.key);
         write_png(&img_dir.join(format!("{stem}.png")), o)?;
         // source − output in [−1, 1], shown with 0 at mid-grey.

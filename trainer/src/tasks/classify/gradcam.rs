@@ -89,7 +89,6 @@ pub fn explain(
         unit.internal_upsample_bilinear2d_aa([h, w], false, None, None)
     };
 
-    let x = data::normalise(&data::resize(&unit.to_device(device), card.size), card.mean, card.std);
     let probs: Vec<f32> = Vec::try_from(model.scores(&unit.to_device(device)).to_device(Device::Cpu).flatten(0, -1))?;
     let classes: Vec<usize> = match class {
         Some(c) => vec![card.outputs.iter().position(|o| o == c).ok_or_else(|| {
@@ -105,17 +104,9 @@ pub fn explain(
     };
     std::fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
     let mut results = Vec::new();
+    let grey: Vec<f32> = Vec::try_from(shown.to_kind(Kind::Float).flatten(0, -1))?;
     for c in classes {
-        let heat = cam(model, &x, c, layer)?;
-        // Upsample the map to the displayed size (bilinear) and scale to [0, 1].
-        let up = heat
-            .view([1, 1, heat.size()[0], heat.size()[1]])
-            .upsample_bilinear2d([h, w], false, None, None)
-            .view([h, w]);
-        let max = up.max().double_value(&[]);
-        let up = if max > 0.0 { up / max } else { up };
-        let heat: Vec<f32> = Vec::try_from(up.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?;
-        let grey: Vec<f32> = Vec::try_from(shown.to_kind(Kind::Float).flatten(0, -1))?;
+        let heat = heat_map(model, &unit, c, layer, (h, w))?;
         let peak_i = heat.iter().enumerate().fold(0, |b, (i, v)| if *v > heat[b] { i } else { b });
         let png = out_dir.join(format!("{key}_{}.png", safe(&card.outputs[c])));
         draw(&png, &grey, &heat, w as usize, h as usize, &card.outputs, &probs, c)?;
@@ -131,6 +122,30 @@ pub fn explain(
         });
     }
     Ok(results)
+}
+
+/// The Grad-CAM map of output `c` for the unit image `unit` (`[1, 1, H, W]`
+/// in [0, 1], prepared as the model's card says), upsampled (bilinear) to
+/// `(h, w)` and scaled to [0, 1]; row-major.
+pub fn heat_map(model: &Classifier, unit: &Tensor, c: usize, layer: usize, (h, w): (i64, i64)) -> Result<Vec<f32>> {
+    let card = &model.card;
+    let x = data::normalise(&data::resize(&unit.to_device(model.vs.device()), card.size), card.mean, card.std);
+    let heat = cam(model, &x, c, layer)?;
+    let up =
+        heat.view([1, 1, heat.size()[0], heat.size()[1]]).upsample_bilinear2d([h, w], false, None, None).view([h, w]);
+    let max = up.max().double_value(&[]);
+    let up = if max > 0.0 { up / max } else { up };
+    Ok(Vec::try_from(up.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))?)
+}
+
+/// The overlay's colour of a pixel: grey `g` with heat `v` (both in [0, 1])
+/// blended in, more where hotter (blue → cyan → yellow → red).
+pub fn overlay(g: f32, v: f32) -> [u8; 3] {
+    let g = g.clamp(0.0, 1.0);
+    let a = 0.55 * v;
+    let r = ramp(v);
+    let px = |k: usize| ((g * (1.0 - a) + r[k] * a) * 255.0).round() as u8;
+    [px(0), px(1), px(2)]
 }
 
 /// The Grad-CAM map `[h, w]` (the grid of `layer{layer}`, ReLU'd, unscaled) of output `c` for the batch of one `x`.
@@ -187,13 +202,8 @@ fn draw(
     }
     for y in 0..h {
         for x in 0..w {
-            let g = grey[y * w + x].clamp(0.0, 1.0);
-            let v = heat[y * w + x];
-            let a = 0.55 * v;
-            let r = ramp(v);
-            let px = |k: usize| ((g * (1.0 - a) + r[k] * a) * 255.0).round() as u8;
             let yy = y as i64 + band as i64;
-            canvas.fill_rect(x as i64, yy, x as i64 + 1, yy + 1, [px(0), px(1), px(2)]);
+            canvas.fill_rect(x as i64, yy, x as i64 + 1, yy + 1, overlay(grey[y * w + x], heat[y * w + x]));
         }
     }
     canvas.save_png(png).map_err(|e| TrainError::Output { path: png.to_path_buf(), msg: e.to_string() })

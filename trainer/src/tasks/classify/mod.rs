@@ -3,11 +3,13 @@
 //! manifest columns ([`labels`]), the trained classifier ([`classifier`]),
 //! scoring and metrics ([`eval`]), the fine-tuning run ([`run`]) and its
 //! predictions and curves ([`report`]), inference ([`predict`]), the paper's
-//! sweeps ([`sweep`]) and Grad-CAM ([`gradcam`]).
+//! sweeps ([`sweep`]), their figures and tables ([`figures`]) and Grad-CAM
+//! ([`gradcam`]).
 
 pub mod classifier;
 pub mod config;
 pub mod eval;
+pub mod figures;
 pub mod gradcam;
 pub mod labels;
 pub mod predict;

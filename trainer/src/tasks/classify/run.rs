@@ -17,7 +17,6 @@
 //! classifier [`ModelCard`] that `predict` and `gradcam` read),
 //! `predictions.csv` and `summary.json` (test metrics).
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ use tch::Tensor;
 use chess_shards::loader::Loader;
 
 use crate::data::augment::augment;
+use crate::io::run_log::RunLog;
 use crate::io::{atomic, weights};
 use crate::models::encoder::{load_encoder, read_encoder};
 use crate::models::resnet::{HeadKind, ResNet};
@@ -102,7 +102,6 @@ pub fn finetune(
     let device = parse_device(&cfg.run.device)?;
     // The torch generator is seeded here; nothing below draws from it before the model's initialisation.
     prepare(device, cfg.run.threads, cfg.run.seed)?;
-    std::fs::create_dir_all(out).map_err(write_err(out))?;
 
     let mut train_opts = eval_loader_options(cfg);
     train_opts.shuffle = true;
@@ -150,9 +149,11 @@ pub fn finetune(
         cfg.optim.min_lr,
     );
 
+    // Created only now: a refused manifest or --init leaves no run directory behind.
+    std::fs::create_dir_all(out).map_err(write_err(out))?;
     std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
     let metrics_path = out.join("metrics.jsonl");
-    let mut metrics_file = std::fs::File::create(&metrics_path).map_err(write_err(&metrics_path))?;
+    let mut log = RunLog::open(out, "epoch", false)?;
     let best_path = out.join("best.safetensors");
     let card_path = out.join("model.json");
 
@@ -240,8 +241,7 @@ pub fn finetune(
             best: is_best,
             seconds: started.elapsed().as_secs_f64(),
         };
-        writeln!(metrics_file, "{}", serde_json::to_string(&em).expect("metrics serialise"))
-            .map_err(write_err(&metrics_path))?;
+        log.record(&em)?;
         tracing::info!(epoch, train_loss, valid_loss = ev.loss, valid_metric = ev.metric(), lr, "epoch");
         last = Some(em);
         progress(&FtProgress { epoch, epochs: cfg.run.epochs, batch: loss_n, batches, train_loss, last: last.clone() });
@@ -260,7 +260,7 @@ pub fn finetune(
             break;
         }
     }
-    drop(metrics_file);
+    drop(log);
     if let Err(e) = curves(&metrics_path, &out.join("curves.png")) {
         tracing::warn!("no curves: {e}");
     }

@@ -11,8 +11,11 @@
 //!   when there are repeats, and the Stuart–Maxwell test of each init's
 //!   test predictions against the best init's (repeat 0, same images).
 //!
-//! Writes `summary.csv`, `summary.md` (the table) and `summary.png` (mean ±
-//! SD per setting and init, like the paper's Fig. 2).
+//! Writes `summary.csv`, `summary.md` and `table.png` (the table, Table 2 or
+//! 3), `summary.png` (Fig. 2: mean ± SD per setting — the label fraction in
+//! % for fraction settings — one line per init, error bars) and
+//! `gradcam.png` (Fig. 3: a test image's Grad-CAM under each init's model;
+//! [`crate::tasks::classify::figures`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,7 @@ use crate::io::atomic::write_bytes_atomic;
 use crate::io::csv::csv_cell;
 use crate::metrics::stats;
 use crate::tasks::classify::config::{FinetuneConfig, Task};
+use crate::tasks::classify::figures;
 use crate::tasks::classify::run::{self as finetune, FtProgress, Manifests};
 use crate::{read_err, write_err, Result, TrainError};
 
@@ -374,7 +378,33 @@ pub fn summarise(sweep: &Sweep) -> Result<Vec<Row>> {
         _ => "mean AUC",
     };
     write_summary(&sweep.out, &rows, metric)?;
+    if let Err(e) = gradcam_figure(sweep) {
+        tracing::warn!("no gradcam.png: {e}");
+    }
     Ok(rows)
+}
+
+/// Fig. 3 from the last setting (for fractions: the largest), repeat 0 of
+/// each init, on the first test image that the first init's run scored.
+fn gradcam_figure(sweep: &Sweep) -> Result<()> {
+    let Some(setting) = sweep.settings.last() else { return Ok(()) };
+    let runs: Vec<&RunSpec> = sweep
+        .inits
+        .iter()
+        .filter_map(|i| {
+            sweep.runs.iter().find(|r| &r.setting == setting && r.init.name == i.name && r.repeat == 0 && finished(r))
+        })
+        .collect();
+    let Some(first) = runs.first() else { return Ok(()) };
+    let p = first.dir.join("predictions.csv");
+    let text = std::fs::read_to_string(&p).map_err(read_err(&p))?;
+    let Some(key) = text.lines().nth(1).and_then(|l| l.split(',').next()) else { return Ok(()) };
+    let models: Vec<figures::PanelModel<'_>> =
+        runs.iter().map(|r| figures::PanelModel { init: &r.init.name, run: &r.dir }).collect();
+    let png = sweep.out.join("gradcam.png");
+    let class = figures::gradcam_panel(&png, Path::new(&sweep.test), key, &models)?;
+    tracing::info!(key, class = %class, "{}", png.display());
+    Ok(())
 }
 
 fn fmt(v: f64) -> String {
@@ -415,7 +445,40 @@ fn write_summary(out: &Path, rows: &[Row], metric: &str) -> Result<()> {
     }
     write_bytes_atomic(&out.join("summary.csv"), csv.as_bytes())?;
     write_bytes_atomic(&out.join("summary.md"), md.as_bytes())?;
+    let header: Vec<String> = vec![
+        "setting".into(),
+        "init".into(),
+        "n".into(),
+        format!("{metric} (mean ± SD)"),
+        "p (paired t vs best)".into(),
+        "p (Stuart–Maxwell vs best)".into(),
+    ];
+    let p = |v: f64| if v.is_nan() { "–".to_string() } else { format!("{v:.4}") };
+    let table: Vec<figures::TableRow> = rows
+        .iter()
+        .map(|r| figures::TableRow {
+            cells: vec![
+                setting_label(&r.setting),
+                format!("{}{}", r.init, if r.best { " (best)" } else { "" }),
+                r.n.to_string(),
+                format!("{:.4} ± {}", r.mean, if r.sd.is_nan() { "–".into() } else { format!("{:.4}", r.sd) }),
+                p(r.t_test_p),
+                p(r.stuart_maxwell_p),
+            ],
+            best: r.best,
+        })
+        .collect();
+    let title = if metric == "accuracy" { "Table 2: test accuracy" } else { "Table 3: test mean AUC" };
+    figures::table_png(&out.join("table.png"), title, &header, &table)?;
     plot(&out.join("summary.png"), rows, metric)
+}
+
+/// A setting as the figures label it: `f0.01` → `1%`, other names as they are.
+fn setting_label(setting: &str) -> String {
+    match setting.strip_prefix('f').and_then(|f| f.parse::<f64>().ok()).filter(|f| *f > 0.0 && *f <= 1.0) {
+        Some(f) => format!("{}%", (f * 1000.0).round() / 10.0),
+        None => setting.to_string(),
+    }
 }
 
 /// Mean ± SD per setting (x) and init (one colour each), like the paper's Fig. 2.
@@ -463,8 +526,17 @@ fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
     c.fill_rect(x0 as i64, y0 as i64, x0 as i64 + 1, y1 as i64, black);
     c.fill_rect(x0 as i64, y1 as i64, x1 as i64, y1 as i64 + 1, black);
     for (i, s) in settings.iter().enumerate() {
-        c.text(xpix(i) as f32, y1 as f32 + 8.0, 13.0, 0.5, s, black);
+        c.text(xpix(i) as f32, y1 as f32 + 8.0, 13.0, 0.5, &setting_label(s), black);
     }
+    let fractions = settings.iter().all(|s| setting_label(s) != *s);
+    c.text(
+        ((x0 + x1) / 2.0) as f32,
+        y1 as f32 + 30.0,
+        13.0,
+        0.5,
+        if fractions { "label fraction" } else { "setting" },
+        black,
+    );
     let line = |c: &mut Canvas, (ax, ay): (f64, f64), (bx, by): (f64, f64), col: [u8; 3]| {
         let n = ((bx - ax).abs().max((by - ay).abs())).ceil().max(1.0) as usize;
         for t in 0..=n {
@@ -481,7 +553,11 @@ fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
             let Some(r) = rows.iter().find(|r| r.setting == *s && r.init == *init) else { continue };
             let (x, y) = (xpix(i) + off, ypix(r.mean));
             if r.sd.is_finite() {
-                line(&mut c, (x, ypix(r.mean - r.sd)), (x, ypix(r.mean + r.sd)), col);
+                // The error bar: ± SD, with caps.
+                let (lo, hi) = (ypix(r.mean - r.sd), ypix(r.mean + r.sd));
+                line(&mut c, (x, lo), (x, hi), col);
+                line(&mut c, (x - 5.0, lo), (x + 5.0, lo), col);
+                line(&mut c, (x - 5.0, hi), (x + 5.0, hi), col);
             }
             c.fill_rect(x as i64 - 4, y as i64 - 4, x as i64 + 4, y as i64 + 4, col);
             if let Some(p) = prev {
@@ -507,6 +583,16 @@ mod tests {
         let labels: Vec<String> = ticks.iter().map(|t| format.format(*t)).collect();
         assert_eq!(labels, ["0.80", "0.81", "0.82", "0.83"]);
         assert_eq!(round_ticks(0.0, 1.0), [0.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn fraction_settings_are_labelled_in_percent() {
+        assert_eq!(setting_label("f0.01"), "1%");
+        assert_eq!(setting_label("f0.5"), "50%");
+        assert_eq!(setting_label("f1"), "100%");
+        assert_eq!(setting_label("f0.125"), "12.5%");
+        assert_eq!(setting_label("modified"), "modified");
+        assert_eq!(setting_label("f2"), "f2");
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! generated) of up to 8 held-out samples (the `test` split, else the first
 //! training samples), `metrics.jsonl` and the generator's weights.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,6 +19,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::paired::{open_with_field, unit};
+use crate::io::run_log::RunLog;
 use crate::io::{png, weights};
 use crate::losses::perceptual::{PerceptualLoss, PerceptualSpec};
 use crate::models::spade::{self, Encoder, Generator, MultiscaleDiscriminator};
@@ -96,7 +96,8 @@ fn load(location: &str, size: i64) -> Result<Masked> {
 }
 
 /// A grid PNG: one row per sample, columns mask | real | generated, 8-bit.
-fn write_grid(path: &Path, masks: &Tensor, real: &Tensor, fake: &Tensor) -> Result<()> {
+/// Writes the grid to `path` and returns (width, height, pixels).
+fn write_grid(path: &Path, masks: &Tensor, real: &Tensor, fake: &Tensor) -> Result<(u32, u32, Vec<u8>)> {
     let n = masks.size()[0];
     let s = masks.size()[2];
     let to01 = |x: &Tensor| (x.clamp(-1.0, 1.0) + 1.0) / 2.0;
@@ -108,7 +109,9 @@ fn write_grid(path: &Path, masks: &Tensor, real: &Tensor, fake: &Tensor) -> Resu
         .into_iter()
         .map(|v| v as u8)
         .collect();
-    png::write_gray(path, (3 * s) as u32, (n * s) as u32, &px)
+    let (w, h) = ((3 * s) as u32, (n * s) as u32);
+    png::write_gray(path, w, h, &px)?;
+    Ok((w, h, px))
 }
 
 /// Trains SPADE on `location` and writes the run into `out`; returns the epochs' losses.
@@ -162,8 +165,7 @@ pub fn nodule_gen(
     let mut opt_g = adam.build(&vs_g, cfg.run.lr)?;
     let mut opt_d = adam.build(&vs_d, cfg.run.lr)?;
 
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = std::fs::File::create(&metrics_path).map_err(write_err(&metrics_path))?;
+    let mut log = RunLog::open(out, "epoch", false)?;
     let bs = cfg.run.batch_size;
     let steps = (train_idx.len() / bs).max(1) as u64;
     let mut history = Vec::new();
@@ -229,14 +231,15 @@ pub fn nodule_gen(
                 e.d_loss, e.g_loss
             )));
         }
-        writeln!(metrics, "{}", serde_json::to_string(&e).expect("metrics serialise"))
-            .map_err(write_err(&metrics_path))?;
+        log.record(&e)?;
         tracing::info!(epoch, d_loss = e.d_loss, g_loss = e.g_loss, "epoch");
         let fake = tch::no_grad(|| {
             // The label-map path needs no z; the VAE path samples z ~ N(0, I) as at SPADE's test time.
             generator.forward_t(&show_seg, None, false)
         });
-        write_grid(&out.join("samples").join(format!("epoch_{epoch:03}.png")), &show_mask, &show_real, &fake)?;
+        let (w, h, px) =
+            write_grid(&out.join("samples").join(format!("epoch_{epoch:03}.png")), &show_mask, &show_real, &fake)?;
+        log.image("samples/mask_real_generated", epoch as i64, w, h, 1, &png::encode(w, h, 1, &px)?)?;
         history.push(e);
         progress(&NoduleProgress { epoch, epochs: cfg.run.epochs, step: n, steps, last: history.last().cloned() });
     }

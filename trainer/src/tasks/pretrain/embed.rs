@@ -14,8 +14,10 @@ use tch::Device;
 
 use crate::data;
 use crate::io::weights;
+use crate::models::encoder::{load_encoder, read_encoder};
 use crate::models::resnet::{HeadKind, ResNet};
 use crate::tasks::pretrain::checkpoint;
+use crate::tasks::pretrain::config::DataConfig;
 use crate::{write_err, Result, TrainError};
 
 /// What [`embed`] wrote.
@@ -26,26 +28,40 @@ pub struct EmbedSummary {
 }
 
 /// Writes the features of every image of `input` under the query encoder of
-/// `ckpt` (a run directory or a checkpoint JSON) to `out`.
+/// `ckpt` (a run directory or a checkpoint JSON), or under an encoder in a
+/// `.safetensors` file (what `chess-train import` or `export` writes), to
+/// `out`. A run's images are prepared at its size, mean and std; an encoder
+/// file's at `size` (default 512) and the pretraining defaults' mean and std.
 pub fn embed(
     ckpt: &Path,
     input: &str,
     out: &Path,
     device: Device,
     batch_size: usize,
+    size: Option<i64>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<EmbedSummary> {
-    let (state, json) = checkpoint::read_state(ckpt)?;
-    let (t, file) = checkpoint::read_tensors(&state, &json)?;
-    let cfg = &state.config;
     let vs = nn::VarStore::new(device);
-    let model = ResNet::new(&vs.root(), cfg.moco.arch, HeadKind::None);
-    // The projection head (`fc.*`) is not part of the features.
-    weights::load_into(&vs, &t, "encoder_q.", &file, false)?;
+    let (model, arch, data_cfg) = if ckpt.extension().is_some_and(|e| e == "safetensors") {
+        let enc = read_encoder(ckpt)?;
+        let model = ResNet::new(&vs.root(), enc.arch, HeadKind::None);
+        load_encoder(&vs, &enc.tensors, ckpt)?;
+        (model, enc.arch, DataConfig::default())
+    } else {
+        let (state, json) = checkpoint::read_state(ckpt)?;
+        let (t, file) = checkpoint::read_tensors(&state, &json)?;
+        let cfg = state.config;
+        let model = ResNet::new(&vs.root(), cfg.moco.arch, HeadKind::None);
+        // The projection head (`fc.*`) is not part of the features.
+        weights::load_into(&vs, &t, "encoder_q.", &file, false)?;
+        (model, cfg.moco.arch, cfg.data)
+    };
+    let (mean, std) = (data_cfg.mean, data_cfg.std);
+    let side = size.unwrap_or(data_cfg.size);
     let opts = LoaderOptions { batch_size: batch_size.max(1), shuffle: false, ..LoaderOptions::default() };
     let loader = Loader::open(input, opts)?;
     let total = loader.len() as u64;
-    let dim = cfg.moco.arch.feature_dim();
+    let dim = arch.feature_dim();
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     let schema = Arc::new(Schema::new(vec![
         Field::new("key", DataType::Utf8, false),
@@ -62,7 +78,7 @@ pub fn embed(
     let mut rows = 0u64;
     for batch in &mut loader.epoch(0) {
         let batch = batch?;
-        let x = data::normalise(&data::upload(&batch, device).to_unit(cfg.data.size), cfg.data.mean, cfg.data.std);
+        let x = data::normalise(&data::upload(&batch, device).to_unit(side), mean, std);
         let feats = tch::no_grad(|| model.forward_t(&x, false)).to_device(Device::Cpu).contiguous();
         let values: Vec<f32> = Vec::try_from(feats.flatten(0, -1))?;
         let list = FixedSizeListArray::try_new(item.clone(), dim as i32, Arc::new(Float32Array::from(values)), None)

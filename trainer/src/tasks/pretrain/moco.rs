@@ -90,6 +90,8 @@ pub struct Moco {
     pub scaler: GradScaler,
     /// Optimizer steps skipped by the scaler (inf/NaN gradients).
     pub skipped_steps: u64,
+    /// Seconds spent in optimizer steps (host time: on CUDA the launches, not the kernels).
+    pub optimizer_seconds: f64,
     /// Data-parallel training across processes (`None`: this process alone):
     /// shuffle-BN across ranks, averaged gradients, gathered keys enqueued.
     pub dist: Option<Arc<Dist>>,
@@ -138,6 +140,7 @@ impl Moco {
             channels_last: false,
             scaler: GradScaler::default(),
             skipped_steps: 0,
+            optimizer_seconds: 0.0,
             dist: None,
         })
     }
@@ -276,7 +279,9 @@ impl Moco {
                 self.skipped_steps += 1;
                 tracing::debug!(scale = self.scaler.scale, "inf/NaN gradients: optimizer step skipped");
             } else {
+                let t = std::time::Instant::now();
                 self.sgd.step(&self.q_params, lr);
+                self.optimizer_seconds += t.elapsed().as_secs_f64();
             }
             self.scaler.update(found_inf);
         } else {
@@ -284,7 +289,9 @@ impl Moco {
             if let Some(d) = &dist {
                 d.average_gradients(&self.q_params)?;
             }
+            let t = std::time::Instant::now();
             self.sgd.step(&self.q_params, lr);
+            self.optimizer_seconds += t.elapsed().as_secs_f64();
         }
         // Every rank enqueues every rank's keys: the queues stay identical.
         match &dist {

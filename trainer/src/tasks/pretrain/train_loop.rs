@@ -14,7 +14,6 @@
 //! device, each with its share of the data; [`Moco`] averages gradients and
 //! shuffles the key batch across ranks; rank 0 alone writes.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +22,8 @@ use chess_shards::loader::{Loader, LoaderOptions, LoaderState, Remainder};
 
 use crate::data;
 use crate::data::prefetch::Prefetcher;
+use crate::io::png;
+use crate::io::run_log::RunLog;
 use crate::runtime::device::{device_name, parse_device, prepare};
 use crate::runtime::dist::{self, Dist};
 use crate::runtime::optim::cosine_lr;
@@ -168,15 +169,10 @@ pub fn pretrain_with(
         d.broadcast_all(std::slice::from_ref(&moco.queue), 0)?;
         tracing::info!(rank, world, "process group ready");
     }
-    let mut metrics_file = if is_main {
+    let mut log = if is_main {
         std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
-        Some(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&metrics_path)
-                .map_err(write_err(&metrics_path))?,
-        )
+        // metrics.jsonl was emptied or truncated above: append to it; a new event file.
+        Some(RunLog::open(out, "step", true)?)
     } else {
         None
     };
@@ -185,6 +181,10 @@ pub fn pretrain_with(
     let mut last_ckpt = None;
     let mut window_start = Instant::now();
     let mut window_images = 0u64;
+    // Seconds blocked on the loader and in the optimizer, in the window and in the whole run.
+    let (mut window_wait, mut window_opt) = (0.0f64, 0.0f64);
+    let (mut run_wait, mut run_opt, mut run_train, mut run_images) = (0.0f64, 0.0f64, 0.0f64, 0u64);
+    let mut preview_logged = false;
     let mut saved_at = step;
     'epochs: while step < total && epoch < cfg.run.epochs {
         let lr = if cfg.optim.cos { cosine_lr(cfg.optim.lr, epoch, cfg.run.epochs) } else { cfg.optim.lr };
@@ -197,6 +197,7 @@ pub fn pretrain_with(
         let mut batches = Prefetcher::start(it, device, 1);
         let t = Instant::now();
         let mut next = batches.next_batch()?;
+        window_wait += t.elapsed().as_secs_f64();
         tracing::debug!(epoch, seconds = t.elapsed().as_secs_f64(), "first batch of the epoch");
         while let Some(fetched) = next.take() {
             let (state, index) = (fetched.state, fetched.index);
@@ -208,12 +209,22 @@ pub fn pretrain_with(
             let unit = fetched.raw.to_unit(cfg.data.size);
             batches.recycle(fetched.raw);
             let (im_q, im_k) = data::views(&unit, &cfg.augment, cfg.data.mean, cfg.data.std);
+            if let (Some(l), false) = (log.as_mut(), preview_logged) {
+                // The augmentation preview of the first step: input, query and key views.
+                preview_logged = true;
+                let (w, h, px) = crate::data::augment::preview_strip(&unit, &im_q, &im_k, cfg.data.mean, cfg.data.std);
+                l.image("augment/preview", step as i64 + 1, w, h, 1, &png::encode(w, h, 1, &px)?)?;
+            }
+            let opt_before = moco.optimizer_seconds;
             let out_t = moco.step_lazy(&im_q, &im_k, lr)?;
             step += 1;
             if step < total {
+                let t = Instant::now();
                 next = batches.next_batch()?;
+                window_wait += t.elapsed().as_secs_f64();
             }
             let (loss, acc1) = out_t.read();
+            window_opt += moco.optimizer_seconds - opt_before;
             let knn_acc = match &knn {
                 Some(m) if m.due(step, total) => {
                     let t = Instant::now();
@@ -227,24 +238,31 @@ pub fn pretrain_with(
             };
             last_loss = Some(loss);
             window_images += global_batch as u64;
-            let secs = window_start.elapsed().as_secs_f64();
+            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
             let m = Metrics {
                 step,
                 epoch,
                 loss,
                 acc1,
                 lr,
-                images_per_s: window_images as f64 / secs.max(1e-9),
+                images_per_s: window_images as f64 / secs,
+                data_wait: (window_wait / secs).min(1.0),
+                optimizer: (window_opt / secs).min(1.0),
                 seconds: started.elapsed().as_secs_f64(),
                 knn_acc,
             };
             if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total || knn_acc.is_some() {
-                if let Some(f) = metrics_file.as_mut() {
-                    let line = serde_json::to_string(&m).expect("metrics serialise");
-                    writeln!(f, "{line}").map_err(write_err(&metrics_path))?;
+                if let Some(l) = log.as_mut() {
+                    l.record(&m)?;
                 }
+                run_wait += window_wait;
+                run_opt += window_opt;
+                run_train += secs;
+                run_images += window_images;
                 window_start = Instant::now();
                 window_images = 0;
+                window_wait = 0.0;
+                window_opt = 0.0;
             }
             if is_main {
                 progress(&Progress { step, total, metrics: m });
@@ -293,8 +311,7 @@ pub fn pretrain_with(
         let st = CheckpointState::new(step, epoch, None, &moco, cfg);
         last_ckpt = Some(checkpoint::save(out, &moco, &st, cfg.run.keep_checkpoints)?);
     }
-    if let Some(mut f) = metrics_file.take() {
-        f.flush().map_err(write_err(&metrics_path))?;
+    if log.take().is_some() {
         let curves = out.join("curves.png");
         if let Err(e) = crate::tasks::pretrain::plots::curves(&metrics_path, &curves) {
             tracing::warn!("no curves: {e}");
@@ -312,5 +329,8 @@ pub fn pretrain_with(
         last_checkpoint: last_ckpt,
         device: device_name(device),
         seconds: started.elapsed().as_secs_f64(),
+        images_per_s: run_images as f64 / run_train.max(1e-9),
+        data_wait: run_wait / run_train.max(1e-9),
+        optimizer: run_opt / run_train.max(1e-9),
     })
 }
