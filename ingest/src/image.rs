@@ -1,8 +1,16 @@
 //! JPEG and PNG to grey values, for the importers that read them
-//! (CheXpert's images, pairs' PNG files): 8-bit baseline/progressive and
-//! 8–16-bit lossless JPEG, 1–16-bit PNG; colour to BT.601 luma (rounded),
-//! alpha ignored. Failures are reject reasons, never errors.
+//! (CheXpert's, MIMIC's, NIH's, PadChest's and folders' images, pairs' PNG
+//! files): 8-bit baseline/progressive and 8–16-bit lossless JPEG, 1–16-bit
+//! PNG read at their own depth (PadChest's 16-bit PNGs stay 16-bit);
+//! colour (RGB, RGBA, grey+alpha) to BT.601 luma, rounded, with alpha
+//! ignored: NIH's RGBA files carry the grey value in R = G = B, so their
+//! luma is that value exactly, the first channel torchxrayvision reads.
+//! And one DICOM file to stored values with its pixel semantics
+//! ([`decode_dicom`], [`semantics`]), for the importers that take DICOM
+//! next to images (pairs, folders, VinDr-CXR). Failures are reject
+//! reasons, never errors.
 
+use crate::dicom::{self, Header, Stored};
 use crate::pipeline::{self, PipelineOptions, PixelSemantics};
 use crate::reject::Reason;
 
@@ -143,4 +151,30 @@ pub fn process_image(bytes: &[u8], opts: &PipelineOptions) -> Result<(Gray, pipe
     let gray = decode_image(bytes)?;
     let out = pipeline::run(&gray.values, gray.rows, gray.cols, &PixelSemantics::default(), opts);
     Ok((gray, out))
+}
+
+/// Parses and decodes one DICOM file as the DICOM import does; a file with
+/// BurnedInAnnotation = YES is refused (header de-identification does not
+/// remove text in the pixels).
+pub fn decode_dicom(bytes: &[u8]) -> Result<(Header, Stored), DecodeFailure> {
+    let obj = dicom::parse(bytes).map_err(|r| {
+        let code = if r.reason == Reason::NotDicom { UNSUPPORTED_FORMAT } else { r.reason.code() };
+        (code, format!("not readable DICOM ({})", r.message))
+    })?;
+    let h = Header::from_object(&obj);
+    if h.burned_in_annotation == "YES" {
+        return Err((Reason::BurnedInAnnotation.code(), "BurnedInAnnotation = YES".into()));
+    }
+    let stored = dicom::decode(&obj, &h).map_err(|r| (r.reason.code(), r.message))?;
+    Ok((h, stored))
+}
+
+/// The pixel semantics a DICOM header gives (MONOCHROME1, rescale, modality LUT).
+pub fn semantics(h: &Header) -> PixelSemantics<'_> {
+    PixelSemantics {
+        monochrome1: h.photometric == "MONOCHROME1",
+        rescale_slope: h.rescale_slope,
+        rescale_intercept: h.rescale_intercept,
+        modality_lut: h.modality_lut.as_ref(),
+    }
 }

@@ -21,6 +21,8 @@
 //! The `chess-ingest` binary (feature `cli`) adds the command line.
 #[cfg(feature = "dataset")]
 pub mod chexpert;
+#[cfg(feature = "dataset")]
+pub mod datasets;
 pub mod deid;
 pub mod dicom;
 pub mod discover;
@@ -32,6 +34,8 @@ pub mod frontend;
 pub mod image;
 #[cfg(feature = "dataset")]
 pub mod journal;
+#[cfg(feature = "dataset")]
+pub mod label_space;
 #[cfg(feature = "dataset")]
 pub mod labels;
 pub mod lengths;

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 mod chexpert_cli;
 mod cli_options;
+mod datasets_cli;
 mod dicom_cli;
 mod pairs_cli;
 
@@ -60,13 +61,50 @@ enum Command {
     /// `<key>.target.npy.zst` and, with a mask column, `<key>.mask.npy.zst`.
     #[command(after_help = pairs_cli::after_help())]
     Pairs(pairs_cli::PairsArgs),
+
+    /// Import an ImageFolder tree (ROOT/<class>/*.png|jpg|dcm), or a flat unlabelled one.
+    ///
+    /// The class folder's name becomes the `class` label column; with --flat,
+    /// every image of the tree is an unlabelled sample. DICOM files go
+    /// through the DICOM path with de-identification.
+    #[command(after_help = datasets_cli::after_help("folders"))]
+    Folders(datasets_cli::FoldersArgs),
+
+    /// Import MIMIC-CXR-JPG (its chexpert/negbio, metadata and split CSVs, files/p*/).
+    ///
+    /// Labels joined by study, ViewPosition from the metadata, the official
+    /// split; subject_id and study_id kept as patient_id and study_id.
+    #[command(after_help = datasets_cli::after_help("mimic"))]
+    Mimic(datasets_cli::MimicArgs),
+
+    /// Import NIH ChestX-ray14 (Data_Entry_2017.csv, BBox_List_2017.csv, split lists, images*/).
+    ///
+    /// The |-separated findings as label columns, boxes as JSON, the
+    /// official split; RGBA/RGB files read as grey (BT.601 luma, alpha ignored).
+    #[command(after_help = datasets_cli::after_help("nih"))]
+    Nih(datasets_cli::NihArgs),
+
+    /// Import PadChest (its label CSV and 16-bit PNGs in numbered folders).
+    ///
+    /// Label lists parsed into columns, Projection mapped to view_position,
+    /// 16-bit PNGs read at 16 bits.
+    #[command(after_help = datasets_cli::after_help("padchest"))]
+    Padchest(datasets_cli::PadchestArgs),
+
+    /// Import VinDr-CXR (DICOM with image_labels_*.csv and annotations_*.csv).
+    ///
+    /// Through the DICOM path (de-identification included; VinDr's image ids
+    /// kept), the readers' labels aggregated by --readers, boxes as JSON.
+    #[command(after_help = datasets_cli::after_help("vindr"))]
+    Vindr(datasets_cli::VindrArgs),
 }
 
 fn top_after_help() -> String {
     format!(
         "A folder named like a subcommand is ingested with `chess-ingest ./pairs` or `chess-ingest dicom pairs`.\n\
 CheXpert as released (train.csv, valid.csv, JPEG/PNG images): see `chess-ingest chexpert --help`.\n\
-Paired images (a source,target[,mask] CSV of DICOM/PNG paths): see `chess-ingest pairs --help`.\n\n{EXIT_CODES_HELP}"
+Paired images (a source,target[,mask] CSV of DICOM/PNG paths): see `chess-ingest pairs --help`.\n\
+Public chest X-ray sets: `chess-ingest folders|mimic|nih|padchest|vindr --help`.\n\n{EXIT_CODES_HELP}"
     )
 }
 
@@ -77,6 +115,11 @@ fn main() -> ExitCode {
         Some(Command::Dicom(args)) => dicom_cli::run(args),
         Some(Command::Chexpert(args)) => chexpert_cli::run(args),
         Some(Command::Pairs(args)) => pairs_cli::run(args),
+        Some(Command::Folders(args)) => datasets_cli::run_folders(args),
+        Some(Command::Mimic(args)) => datasets_cli::run_mimic(args),
+        Some(Command::Nih(args)) => datasets_cli::run_nih(args),
+        Some(Command::Padchest(args)) => datasets_cli::run_padchest(args),
+        Some(Command::Vindr(args)) => datasets_cli::run_vindr(args),
     })
 }
 

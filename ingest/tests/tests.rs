@@ -5,6 +5,9 @@
 //!   input, `kill -9` and resume, partitions), the subcommands and the exit
 //!   code of each class of mistake;
 //! - [`chexpert`], [`pairs`]: the other two front ends end to end;
+//! - [`lenient`]: files that are not well-formed Part 10 (no meta, wrong
+//!   group length, encoding fallback, UN), the fuzz regression inputs and
+//!   the per-file memory bound;
 //! - [`pydicom_agreement`]: decoded values against pydicom (needs the venv);
 //! - [`s3`]: `--out s3://…` against `s3s-fs` (built by `scripts/setup.sh`).
 //!
@@ -19,6 +22,7 @@ mod common;
 
 mod chexpert;
 mod cli;
+mod lenient;
 mod pairs;
 mod pydicom_agreement;
 mod s3;

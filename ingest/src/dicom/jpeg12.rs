@@ -118,7 +118,7 @@ pub fn decode(jpeg: &[u8], rows: u32, columns: u32) -> Result<Vec<u16>, String> 
             jpeg.len() as tj::size_t,
             out.as_mut_ptr(),
             0,
-            tj::TJPF_TJPF_GRAY as i32,
+            tj::TJPF_TJPF_GRAY,
         )
     };
     if rc != 0 && h.fatal() {

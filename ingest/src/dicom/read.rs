@@ -231,7 +231,7 @@ pub fn read(bytes: &[u8]) -> Result<Lenient, Reject> {
     if meta.end == 0 && !body.is_empty() {
         // A bare data set: it must start like one (command or header groups).
         let g = lengths::first_group(&body, syntax).unwrap_or(u16::MAX);
-        if g > 0x0008 || g % 2 == 1 {
+        if g > 0x0008 || !g.is_multiple_of(2) {
             return Err(fail(format!("no file meta and no DICOM data set at the start (group {g:04X})")));
         }
     }
@@ -286,7 +286,7 @@ fn reread_un(obj: &mut DefaultDicomObject, big: bool) -> Vec<(u16, u16)> {
         == Some(1);
     let candidates: Vec<(Tag, VR, Vec<u8>)> = obj
         .iter()
-        .filter(|e| e.vr() == VR::UN && e.tag().0 % 2 == 0)
+        .filter(|e| e.vr() == VR::UN && e.tag().0.is_multiple_of(2))
         .filter_map(|e| {
             let vr = match StandardDataDictionary.by_tag(e.tag())?.vr() {
                 VirtualVr::Exact(VR::UN | VR::SQ) => return None,
@@ -311,7 +311,7 @@ fn reread_un(obj: &mut DefaultDicomObject, big: bool) -> Vec<(u16, u16)> {
 /// The bytes of a value read as `vr`, `None` when they do not fit it.
 fn value_as(vr: VR, b: &[u8], big: bool) -> Option<PrimitiveValue> {
     fn nums<const N: usize, T>(b: &[u8], f: impl Fn([u8; N]) -> T) -> Option<C<T>> {
-        (b.len() % N == 0).then(|| b.chunks_exact(N).map(|c| f(c.try_into().expect("chunk of N"))).collect())
+        b.len().is_multiple_of(N).then(|| b.chunks_exact(N).map(|c| f(c.try_into().expect("chunk of N"))).collect())
     }
     macro_rules! num {
         ($t:ty) => {
