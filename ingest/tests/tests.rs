@@ -5,6 +5,9 @@
 //!   input, `kill -9` and resume, partitions), the subcommands and the exit
 //!   code of each class of mistake;
 //! - [`chexpert`], [`pairs`]: the other two front ends end to end;
+//! - [`importers`]: the public chest X-ray importers (folders, MIMIC-CXR-JPG,
+//!   NIH, PadChest, VinDr-CXR) on the fixtures of [`cxr_fixtures`], and
+//!   their union through `chess-shards merge`;
 //! - [`lenient`]: files that are not well-formed Part 10 (no meta, wrong
 //!   group length, encoding fallback, UN), the fuzz regression inputs and
 //!   the per-file memory bound;
@@ -22,6 +25,8 @@ mod common;
 
 mod chexpert;
 mod cli;
+mod cxr_fixtures;
+mod importers;
 mod lenient;
 mod pairs;
 mod pydicom_agreement;
