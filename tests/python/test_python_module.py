@@ -154,13 +154,13 @@ def s3_server(tmp_path):
             time.sleep(0.05)
     storage = {"endpoint": f"http://127.0.0.1:{port}", "allow_http": "true", "access_key_id": "ak-test",
                "secret_access_key": "sk-test", "region": "us-east-1"}
-    yield root, storage
+    yield root, storage, proc.pid
     proc.kill()
     proc.wait()
 
 
 def test_s3_on_loopback_equals_local(s3_server, chess_shards_bin):
-    root, storage = s3_server
+    root, storage, _ = s3_server
     local = make_dataset(chess_shards_bin, root / "bkt" / "ds", 17, shard_samples=4)
     settings = dict(seed=2, batch_size=4, shuffle_buffer=6, threads=2)
     from_disk = all_batches(chess_shards.Loader(local, **settings))
@@ -304,3 +304,41 @@ def test_webdataset_decoder_moved_into_the_package(ds24):
     assert samples
     for s in samples:
         np.testing.assert_array_equal(s["npy.zst"], ds.sample(s["__key__"])[0])
+
+
+def test_the_gil_is_released_while_the_loader_waits(s3_server, chess_shards_bin):
+    import signal
+    import threading
+
+    root, storage, server = s3_server
+    make_dataset(chess_shards_bin, root / "bkt" / "ds", 8, shard_samples=8)
+    loader = chess_shards.Loader("s3://bkt/ds", storage=storage, batch_size=8, threads=1)
+    os.kill(server, signal.SIGSTOP)  # the server accepts connections but answers nothing
+    # Resumed by another process after a second, so a held GIL could not deadlock the test.
+    waker = subprocess.Popen(["sh", "-c", f"sleep 1; kill -CONT {server}"])
+    try:
+        it = iter(loader)
+        times = {}
+        done = threading.Event()
+
+        def consume():
+            times["start"] = time.perf_counter()
+            times["batch"] = next(it)
+            times["end"] = time.perf_counter()
+            done.set()
+
+        ticks = []
+        t = threading.Thread(target=consume)
+        t.start()
+        while not done.wait(0.001):
+            ticks.append(time.perf_counter())
+        t.join()
+    finally:
+        waker.wait()
+        os.kill(server, signal.SIGCONT)
+    assert sorted(times["batch"]["keys"]) == sorted(chess_shards.Dataset(root / "bkt" / "ds").keys())
+    start, end = times["start"], times["end"]
+    assert end - start > 0.5, "the batch did not wait for the stopped server"
+    # This thread kept running Python while the other one was inside next().
+    during = [x for x in ticks if start + 0.1 < x < end - 0.1]
+    assert len(during) > 50, (len(during), end - start)
