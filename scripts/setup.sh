@@ -62,6 +62,8 @@ PY_PACKAGES+=(
     "pylibjpeg-libjpeg>=2.1"
     "pylibjpeg-openjpeg>=2.3"
     "pylibjpeg-rle>=2.0"
+    # OpenJPH's HTJ2K encoder (ingest/tests/data/make_htj2k_fixtures.py)
+    "imagecodecs>=2024.6"
 )
 # --- end ingest ---
 # --- loader ---

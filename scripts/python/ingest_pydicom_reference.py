@@ -35,7 +35,7 @@ def main():
     status = {}
     for i, path in enumerate(sys.argv[2:]):
         try:
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(path, force=True)
             v = stored_values(ds)
             v.astype("<i4").tofile(os.path.join(out, f"{i}.stored"))
             # pydicom picks the LUT's dtype from the original array's.
