@@ -8,7 +8,7 @@ use chess_schemas::{layout, DatasetInfo};
 
 use crate::error::{Result, ShardError};
 use crate::image::{Image, NpyZstDecoder};
-use crate::manifest::{Manifest, ManifestRow};
+use crate::manifest::{Manifest, ManifestFile, ManifestRow};
 use crate::reader::{read_row_image, read_row_sample, DecodedSample};
 
 /// A dataset or a manifest with the dataset root its shard paths are relative to.
@@ -37,28 +37,57 @@ pub fn read_dataset_json(root: &Path) -> Result<DatasetInfo> {
     Ok(info)
 }
 
-impl Dataset {
-    /// Opens a dataset directory, or a manifest file: its dataset root is the
-    /// one recorded in the file, else the directory holding it.
-    pub fn open(path: &Path) -> Result<Dataset> {
+/// A dataset or manifest located, with its manifest's footer read but no
+/// rows: for commands that read only some columns or some rows.
+#[derive(Debug, Clone)]
+pub struct DatasetFiles {
+    pub root: PathBuf,
+    /// `dataset.json`, when the root has one.
+    pub info: Option<DatasetInfo>,
+    pub manifest: ManifestFile,
+}
+
+impl DatasetFiles {
+    /// Locates a dataset directory, or a manifest file: its dataset root is
+    /// the one recorded in the file, else the directory holding it.
+    pub fn open(path: &Path) -> Result<DatasetFiles> {
         if path.is_dir() {
             let info = read_dataset_json(path)?;
-            let manifest = Manifest::open(&path.join(layout::MANIFEST))?;
-            if manifest.len() as u64 != info.sample_count {
+            let manifest = ManifestFile::open(&path.join(layout::MANIFEST))?;
+            if manifest.num_rows() as u64 != info.sample_count {
                 return Err(ShardError::Manifest {
                     path: manifest.path.clone(),
-                    reason: format!("has {} rows, dataset.json says {} samples", manifest.len(), info.sample_count),
+                    reason: format!(
+                        "has {} rows, dataset.json says {} samples",
+                        manifest.num_rows(),
+                        info.sample_count
+                    ),
                 });
             }
-            return Ok(Dataset { root: path.to_path_buf(), info: Some(info), manifest });
+            return Ok(DatasetFiles { root: path.to_path_buf(), info: Some(info), manifest });
         }
-        let manifest = Manifest::open(path)?;
+        let manifest = ManifestFile::open(path)?;
         let root = match &manifest.dataset_root {
             Some(root) => PathBuf::from(root),
             None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         let info = read_dataset_json(&root).ok();
-        Ok(Dataset { root, info, manifest })
+        Ok(DatasetFiles { root, info, manifest })
+    }
+
+    /// Reads every row and column.
+    pub fn read(self) -> Result<Dataset> {
+        let manifest = self.manifest.read()?;
+        Ok(Dataset { root: self.root, info: self.info, manifest })
+    }
+}
+
+impl Dataset {
+    /// Opens a dataset directory, or a manifest file: its dataset root is the
+    /// one recorded in the file, else the directory holding it. Reads the
+    /// whole manifest; [`DatasetFiles`] reads parts.
+    pub fn open(path: &Path) -> Result<Dataset> {
+        DatasetFiles::open(path)?.read()
     }
 
     /// Absolute path of a shard named in the manifest. Shard paths must stay

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use chess_schemas::{col, layout, DatasetInfo};
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DatasetFiles};
 use crate::error::{Result, ShardError};
 use crate::filter;
 use crate::image::{Image, NpyZstDecoder};
@@ -51,6 +51,84 @@ pub fn subset(ds: &Dataset, keys: Option<&[String]>, expr: Option<&str>) -> Resu
     }
     let mask = BooleanArray::from(keep);
     arrow_select::filter::filter_record_batch(batch, &mask).map_err(ShardError::internal)
+}
+
+/// What [`subset_to`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubsetReport {
+    pub selected: usize,
+    pub total: usize,
+}
+
+/// [`subset`] then [`write_subset`], streamed: the manifest is read a batch
+/// at a time (all columns) and matching rows written as they come, so
+/// memory does not grow with the manifest. Keys the dataset lacks are an
+/// error (and no file is left at `out`).
+pub fn subset_to(
+    files: &DatasetFiles,
+    keys: Option<&[String]>,
+    expr: Option<&str>,
+    out: &Path,
+) -> Result<SubsetReport> {
+    let file = &files.manifest;
+    let columns: Vec<String> = file.schema.fields().iter().map(|f| f.name().clone()).collect();
+    let expr = expr.map(|src| filter::parse(src, &columns)).transpose()?;
+    let wanted: Option<HashSet<&str>> = keys.map(|k| k.iter().map(String::as_str).collect());
+    let mut found: HashSet<&str> = HashSet::new();
+    let root = fs::canonicalize(&files.root).map_err(ShardError::read(&files.root))?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(ShardError::write(parent))?;
+    }
+    let mut sink = crate::manifest::ParquetSink::create(
+        out,
+        &file.schema,
+        &[(chess_schemas::META_DATASET_ROOT, root.to_string_lossy().into_owned())],
+    )?;
+    let key_index = file.schema.index_of(col::KEY).map_err(ShardError::internal)?;
+    let mut report = SubsetReport { selected: 0, total: 0 };
+    for batch in file.batches(None, 64 * 1024)? {
+        let batch = batch?;
+        let key = batch.column(key_index).as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+            ShardError::Manifest { path: file.path.clone(), reason: "key is not a string column".into() }
+        })?;
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let by_key = match &wanted {
+                    Some(w) => match w.get(key.value(i)) {
+                        Some(k) => {
+                            found.insert(k);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => true,
+                };
+                Some(by_key && expr.as_ref().is_none_or(|e| e.matches(&batch, i)))
+            })
+            .collect();
+        let selected = arrow_select::filter::filter_record_batch(&batch, &keep).map_err(ShardError::internal)?;
+        report.total += batch.num_rows();
+        report.selected += selected.num_rows();
+        if selected.num_rows() > 0 {
+            sink.write(&selected)?;
+        }
+    }
+    if let Some(keys) = keys {
+        let missing: Vec<&str> = keys.iter().map(String::as_str).filter(|k| !found.contains(k)).collect();
+        if !missing.is_empty() {
+            drop(sink);
+            let _ = fs::remove_file(crate::manifest::tmp_path(out));
+            return Err(ShardError::Incompatible(format!(
+                "{} of the requested keys are not in {}: {}{}",
+                missing.len(),
+                file.path.display(),
+                missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                if missing.len() > 5 { ", ..." } else { "" }
+            )));
+        }
+    }
+    sink.finish()?;
+    Ok(report)
 }
 
 /// Writes a subset manifest that records its dataset root (absolute), so

@@ -360,9 +360,9 @@ impl DatasetWriter {
             let staged = ManifestFile::open(rows_path)?;
             let batch = staged.read_columns(Some(&[col::KEY, col::HEIGHT, col::WIDTH]))?;
             let (keys, heights, widths) = (
-                batch.column(0).as_any().downcast_ref::<StringArray>(),
-                batch.column(1).as_any().downcast_ref::<UInt32Array>(),
-                batch.column(2).as_any().downcast_ref::<UInt32Array>(),
+                batch.column_by_name(col::KEY).and_then(|c| c.as_any().downcast_ref::<StringArray>()),
+                batch.column_by_name(col::HEIGHT).and_then(|c| c.as_any().downcast_ref::<UInt32Array>()),
+                batch.column_by_name(col::WIDTH).and_then(|c| c.as_any().downcast_ref::<UInt32Array>()),
             );
             let (Some(keys), Some(heights), Some(widths)) = (keys, heights, widths) else {
                 return Err(ShardError::Manifest { path: rows_path.clone(), reason: "unexpected column types".into() });

@@ -36,15 +36,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow_array::ArrayRef;
-use arrow_array::{Array, StringArray, UInt32Array, UInt64Array};
+use arrow_array::builder::StringBuilder;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use chess_schemas::{col, layout, DatasetInfo, PixelDtype};
 
 pub use batch::{Batch, EpochReport, LoaderState, Pixels, SkippedSample};
 pub use plan::{Access, Remainder};
 pub use store::{is_url, Retry, Store};
 
-use crate::manifest::{label_value, LabelValue, Manifest};
+use crate::manifest::{label_value, LabelValue, Manifest, ManifestFile};
 use crate::ShardError;
 
 /// What can stop the loader, grouped by what the user must do about it
@@ -163,98 +163,182 @@ impl Default for LoaderOptions {
     }
 }
 
-/// The manifest columns the loader needs, compact, shared by its threads.
+/// The manifest columns the loader needs, compact, shared by its threads:
+/// keys as one Arrow string array, shard names once each (rows hold an
+/// index), locations as fixed-width integers, hashes as 32 bytes when
+/// verifying, and the label columns. Nothing else of the manifest is read.
 pub(crate) struct Table {
-    pub keys: Vec<String>,
+    keys: StringArray,
     pub shards: Vec<String>,
     pub locs: Vec<plan::RowLoc>,
-    pub hashes: Vec<String>,
+    pub hashes: Vec<[u8; 32]>,
     pub height: u32,
     pub width: u32,
     pub dtype: PixelDtype,
     pub label_names: Vec<String>,
+    /// Extra arrays the first sample carries.
+    pub extra_fields: Vec<String>,
     label_arrays: Vec<ArrayRef>,
 }
 
+fn parse_hash(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = nibble(bytes[2 * i])? << 4 | nibble(bytes[2 * i + 1])?;
+    }
+    Some(out)
+}
+
 impl Table {
-    fn new(manifest: &Manifest, with_hashes: bool) -> Result<Table> {
-        let b = &manifest.batch;
-        let bad = |what: &str| {
-            LoaderError::Location(format!("{}: column `{what}` has an unexpected type", manifest.path.display()))
-        };
-        let strings = |name: &str| {
-            b.column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-                .ok_or_else(|| bad(name))
-        };
-        let u64s = |name: &str| {
-            b.column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned())
-                .ok_or_else(|| bad(name))
-        };
-        let u32s = |name: &str| {
-            b.column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned())
-                .ok_or_else(|| bad(name))
-        };
-        let (key, shard, off, size) =
-            (strings(col::KEY)?, strings(col::SHARD)?, u64s(col::SAMPLE_OFFSET)?, u64s(col::SAMPLE_SIZE)?);
-        let (height, width, dtype, hash) =
-            (u32s(col::HEIGHT)?, u32s(col::WIDTH)?, strings(col::DTYPE)?, strings(col::PIXEL_HASH)?);
-        let n = b.num_rows();
-        if n == 0 {
-            return Err(LoaderError::Location(format!("{}: the manifest has no rows", manifest.path.display())));
+    /// Reads the loader's columns of a manifest file, batch by batch
+    /// (memory: the table plus one batch).
+    fn read(file: &ManifestFile, name: &str, with_hashes: bool) -> Result<Table> {
+        let path = name.to_string();
+        let bad = |what: &str| LoaderError::Location(format!("{path}: column `{what}` has an unexpected type"));
+        let label_names: Vec<String> = file.columns.labels.iter().map(|l| l.name.clone()).collect();
+        let mut names: Vec<&str> = vec![
+            col::KEY,
+            col::SHARD,
+            col::SAMPLE_OFFSET,
+            col::SAMPLE_SIZE,
+            col::HEIGHT,
+            col::WIDTH,
+            col::DTYPE,
+            col::EXTRA_FIELDS,
+        ];
+        if with_hashes {
+            names.push(col::PIXEL_HASH);
         }
+        names.extend(label_names.iter().map(String::as_str));
+        let n = file.num_rows();
+        if n == 0 {
+            return Err(LoaderError::Location(format!("{path}: the manifest has no rows")));
+        }
+        let mut keys = StringBuilder::with_capacity(n, n * 16);
         let mut shards: Vec<String> = Vec::new();
         let mut shard_index = std::collections::HashMap::<String, u32>::new();
         let mut locs = Vec::with_capacity(n);
-        for i in 0..n {
-            let s = shard.value(i);
-            let idx = match shard_index.get(s) {
-                Some(&idx) => idx,
+        let mut hashes = Vec::with_capacity(if with_hashes { n } else { 0 });
+        let mut labels: Vec<Vec<ArrayRef>> = vec![Vec::new(); label_names.len()];
+        let mut first: Option<(u32, u32, String, Vec<String>)> = None;
+        let mut row = 0usize;
+        for batch in file.batches(Some(&names), 64 * 1024)? {
+            let batch = batch?;
+            // Projected columns come in file order: look them up by name.
+            fn get<'b, T: 'static>(b: &'b RecordBatch, name: &str) -> Option<&'b T> {
+                b.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>())
+            }
+            let key = get::<StringArray>(&batch, col::KEY).ok_or_else(|| bad(col::KEY))?;
+            let shard = get::<StringArray>(&batch, col::SHARD).ok_or_else(|| bad(col::SHARD))?;
+            let off = get::<UInt64Array>(&batch, col::SAMPLE_OFFSET).ok_or_else(|| bad(col::SAMPLE_OFFSET))?;
+            let size = get::<UInt64Array>(&batch, col::SAMPLE_SIZE).ok_or_else(|| bad(col::SAMPLE_SIZE))?;
+            let height = get::<UInt32Array>(&batch, col::HEIGHT).ok_or_else(|| bad(col::HEIGHT))?;
+            let width = get::<UInt32Array>(&batch, col::WIDTH).ok_or_else(|| bad(col::WIDTH))?;
+            let dtype = get::<StringArray>(&batch, col::DTYPE).ok_or_else(|| bad(col::DTYPE))?;
+            let extra = get::<StringArray>(&batch, col::EXTRA_FIELDS).ok_or_else(|| bad(col::EXTRA_FIELDS))?;
+            let hash = match with_hashes {
+                true => Some(get::<StringArray>(&batch, col::PIXEL_HASH).ok_or_else(|| bad(col::PIXEL_HASH))?),
+                false => None,
+            };
+            for column in [key, shard, dtype] {
+                if column.null_count() > 0 {
+                    return Err(LoaderError::Location(format!("{path}: a required column has null values")));
+                }
+            }
+            let (h, w, d) = match &first {
+                Some((h, w, d, _)) => (*h, *w, d.clone()),
                 None => {
-                    shards.push(s.to_string());
-                    shard_index.insert(s.to_string(), shards.len() as u32 - 1);
-                    shards.len() as u32 - 1
+                    let fields = if extra.is_valid(0) {
+                        extra.value(0).split(',').filter(|f| !f.is_empty()).map(str::to_string).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    first = Some((height.value(0), width.value(0), dtype.value(0).to_string(), fields));
+                    (height.value(0), width.value(0), dtype.value(0).to_string())
                 }
             };
-            locs.push(plan::RowLoc { shard: idx, sample_offset: off.value(i), sample_size: size.value(i) });
+            for i in 0..batch.num_rows() {
+                if height.value(i) != h || width.value(i) != w || dtype.value(i) != d {
+                    return Err(LoaderError::Location(format!(
+                        "{path}: the loader needs one image size and dtype, but row {} ({}) is {}x{} {} and row 0 is \
+                         {h}x{w} {d} (select one size with `chess-shards subset --where`)",
+                        row + i,
+                        key.value(i),
+                        height.value(i),
+                        width.value(i),
+                        dtype.value(i)
+                    )));
+                }
+                let s = shard.value(i);
+                let idx = match shard_index.get(s) {
+                    Some(&idx) => idx,
+                    None => {
+                        shards.push(s.to_string());
+                        shard_index.insert(s.to_string(), shards.len() as u32 - 1);
+                        shards.len() as u32 - 1
+                    }
+                };
+                locs.push(plan::RowLoc { shard: idx, sample_offset: off.value(i), sample_size: size.value(i) });
+                keys.append_value(key.value(i));
+                if let Some(hash) = hash {
+                    hashes.push(parse_hash(hash.value(i)).ok_or_else(|| {
+                        LoaderError::Location(format!(
+                            "{path}: row {} has a pixel_hash that is not 64 hex digits",
+                            row + i
+                        ))
+                    })?);
+                }
+            }
+            for (name, arrays) in label_names.iter().zip(labels.iter_mut()) {
+                arrays.push(batch.column_by_name(name).cloned().ok_or_else(|| bad(name))?);
+            }
+            row += batch.num_rows();
         }
-        let (h, w, d) = (height.value(0), width.value(0), dtype.value(0));
-        if let Some(i) = (0..n).find(|&i| height.value(i) != h || width.value(i) != w || dtype.value(i) != d) {
-            return Err(LoaderError::Location(format!(
-                "{}: the loader needs one image size and dtype, but row {} ({}) is {}x{} {} and row 0 is {h}x{w} {d} \
-                 (select one size with `chess-shards subset --where`)",
-                manifest.path.display(),
-                i,
-                key.value(i),
-                height.value(i),
-                width.value(i),
-                dtype.value(i)
-            )));
-        }
+        let (height, width, d, extra_fields) = first.expect("n > 0 rows were read");
         let dtype: PixelDtype = d.parse().map_err(LoaderError::Location)?;
+        let label_arrays = labels
+            .iter()
+            .map(|parts| {
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                arrow_select::concat::concat(&refs).map_err(|e| LoaderError::Location(format!("{path}: {e}")))
+            })
+            .collect::<Result<_>>()?;
         Ok(Table {
-            keys: (0..n).map(|i| key.value(i).to_string()).collect(),
+            keys: keys.finish(),
             shards,
             locs,
-            hashes: if with_hashes { (0..n).map(|i| hash.value(i).to_string()).collect() } else { Vec::new() },
-            height: h,
-            width: w,
+            hashes,
+            height,
+            width,
             dtype,
-            label_names: manifest.columns.labels.iter().map(|l| l.name.clone()).collect(),
-            label_arrays: manifest
-                .columns
-                .labels
-                .iter()
-                .map(|l| b.column_by_name(&l.name).cloned().ok_or_else(|| bad(&l.name)))
-                .collect::<Result<_>>()?,
+            label_names,
+            extra_fields,
+            label_arrays,
         })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn key(&self, row: usize) -> &str {
+        self.keys.value(row)
     }
 
     pub(crate) fn labels(&self, row: usize) -> Vec<LabelValue> {
         self.label_arrays.iter().map(|a| label_value(a, row)).collect()
     }
+}
+
+/// Where the full manifest comes from when [`Loader::manifest`] is asked for it.
+enum ManifestSource {
+    Local(PathBuf),
+    Remote { store: Store, rel: String },
 }
 
 /// A dataset opened for streaming.
@@ -264,7 +348,9 @@ pub struct Loader {
     table: Arc<Table>,
     access: Access,
     info: Option<DatasetInfo>,
-    manifest: Arc<Manifest>,
+    /// The whole manifest, read only when asked for ([`Loader::manifest`]).
+    manifest: std::sync::OnceLock<Manifest>,
+    source: ManifestSource,
     location: String,
     progress: Arc<Mutex<Option<LoaderState>>>,
     last_report: Arc<Mutex<Option<EpochReport>>>,
@@ -280,10 +366,30 @@ fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
         .map_err(LoaderError::Runtime)
 }
 
-/// Reads a manifest from a store into memory.
-fn read_manifest(store: &Store, rel: &str) -> Result<Manifest> {
+/// A downloaded manifest's local copy, removed when dropped.
+struct TempCopy(PathBuf);
+
+impl Drop for TempCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A manifest file opened from a store: a remote one through a temporary
+/// local copy (removed when this is dropped); `name` names it in messages.
+struct Opened {
+    file: ManifestFile,
+    name: String,
+    _copy: Option<TempCopy>,
+}
+
+/// Opens a manifest of a store.
+fn open_manifest(store: &Store, rel: &str) -> Result<Opened> {
     match store {
-        Store::Local(root) => Ok(Manifest::open(&Store::local_path(root, rel)?)?),
+        Store::Local(root) => {
+            let file = ManifestFile::open(&Store::local_path(root, rel)?)?;
+            Ok(Opened { name: file.path.display().to_string(), file, _copy: None })
+        }
         Store::Remote { .. } => {
             let bytes = store.read_all(rel)?;
             let tmp = std::env::temp_dir().join(format!(
@@ -292,13 +398,19 @@ fn read_manifest(store: &Store, rel: &str) -> Result<Manifest> {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
             ));
             std::fs::write(&tmp, &bytes).map_err(|cause| LoaderError::Write { path: tmp.clone(), cause })?;
-            let manifest = Manifest::open(&tmp);
-            let _ = std::fs::remove_file(&tmp);
-            let mut manifest = manifest?;
-            manifest.path = PathBuf::from(store.name(rel));
-            Ok(manifest)
+            drop(bytes);
+            let copy = TempCopy(tmp.clone());
+            Ok(Opened { file: ManifestFile::open(&tmp)?, name: store.name(rel), _copy: Some(copy) })
         }
     }
+}
+
+/// Reads a whole manifest from a store into memory.
+fn read_manifest(store: &Store, rel: &str) -> Result<Manifest> {
+    let opened = open_manifest(store, rel)?;
+    let mut manifest = opened.file.read()?;
+    manifest.path = PathBuf::from(&opened.name);
+    Ok(manifest)
 }
 
 fn read_info(store: &Store) -> Result<Option<DatasetInfo>> {
@@ -344,15 +456,19 @@ impl Loader {
             Ok(rt.clone().expect("just set"))
         };
         let is_manifest = location.ends_with(".parquet") && (is_url(location) || Path::new(location).is_file());
-        let (store, manifest, info, auto) = if is_manifest {
-            let (parent, file) = split_parent(location);
+        let (store, opened, source, info, auto) = if is_manifest {
+            let (parent, name) = split_parent(location);
             let holder = Store::open(&parent, opts.retry, &opts.storage, &mut get_rt)?;
-            let manifest = read_manifest(&holder, &file)?;
-            let recorded = manifest.dataset_root.clone().filter(|r| is_url(r) || !is_url(location));
+            let opened = open_manifest(&holder, &name)?;
+            let recorded = opened.file.dataset_root.clone().filter(|r| is_url(r) || !is_url(location));
             let root = opts.root.clone().or(recorded).unwrap_or(parent);
             let store = Store::open(&root, opts.retry, &opts.storage, &mut get_rt)?;
             let info = read_info(&store).unwrap_or(None);
-            (store, manifest, info, Access::Ranges)
+            let source = match &holder {
+                Store::Local(_) => ManifestSource::Local(opened.file.path.clone()),
+                Store::Remote { .. } => ManifestSource::Remote { store: holder.clone(), rel: name },
+            };
+            (store, opened, source, info, Access::Ranges)
         } else {
             let store = Store::open(location, opts.retry, &opts.storage, &mut get_rt)?;
             let info = read_info(&store)?.ok_or_else(|| {
@@ -361,32 +477,38 @@ impl Loader {
                     store.name(layout::DATASET_JSON)
                 ))
             })?;
-            let manifest = read_manifest(&store, layout::MANIFEST)?;
-            if manifest.len() as u64 != info.sample_count {
+            let opened = open_manifest(&store, layout::MANIFEST)?;
+            if opened.file.num_rows() as u64 != info.sample_count {
                 return Err(LoaderError::Location(format!(
                     "{}: has {} rows, dataset.json says {} samples",
-                    manifest.path.display(),
-                    manifest.len(),
+                    opened.name,
+                    opened.file.num_rows(),
                     info.sample_count
                 )));
             }
-            (store, manifest, Some(info), Access::Shards)
+            let source = match &store {
+                Store::Local(_) => ManifestSource::Local(opened.file.path.clone()),
+                Store::Remote { .. } => ManifestSource::Remote { store: store.clone(), rel: layout::MANIFEST.into() },
+            };
+            (store, opened, source, Some(info), Access::Shards)
         };
+        let table = Table::read(&opened.file, &opened.name, opts.verify_hashes)?;
+        drop(opened);
         for field in &opts.fields {
-            if !manifest.view().row(0).extra_field_names().contains(&field.as_str()) {
+            if !table.extra_fields.contains(field) {
                 return Err(LoaderError::Settings(format!("the samples have no extra array `{field}`")));
             }
         }
-        let table = Table::new(&manifest, opts.verify_hashes)?;
         let access = if opts.access == Access::Auto { auto } else { opts.access };
-        tracing::info!(location, samples = table.keys.len(), shards = table.shards.len(), ?access, "loader opened");
+        tracing::info!(location, samples = table.len(), shards = table.shards.len(), ?access, "loader opened");
         Ok(Loader {
             opts,
             store,
             table: Arc::new(table),
             access,
             info,
-            manifest: Arc::new(manifest),
+            manifest: std::sync::OnceLock::new(),
+            source,
             location: location.to_string(),
             progress: Arc::new(Mutex::new(None)),
             last_report: Arc::new(Mutex::new(None)),
@@ -403,8 +525,18 @@ impl Loader {
     pub fn info(&self) -> Option<&DatasetInfo> {
         self.info.as_ref()
     }
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+    /// The whole manifest (every column), read on the first call: the
+    /// loader itself keeps only the columns it needs.
+    pub fn manifest(&self) -> Result<&Manifest> {
+        if let Some(m) = self.manifest.get() {
+            return Ok(m);
+        }
+        let manifest = match &self.source {
+            ManifestSource::Local(path) => Manifest::open(path)?,
+            ManifestSource::Remote { store, rel } => read_manifest(store, rel)?,
+        };
+        let _ = self.manifest.set(manifest);
+        Ok(self.manifest.get().expect("set just above"))
     }
     /// How samples are read (never `Auto`).
     pub fn access(&self) -> Access {
@@ -412,10 +544,10 @@ impl Loader {
     }
     /// Samples in the manifest.
     pub fn len(&self) -> usize {
-        self.table.keys.len()
+        self.table.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.table.keys.is_empty()
+        self.table.len() == 0
     }
     /// `(height, width)` of every image.
     pub fn image_size(&self) -> (u32, u32) {
@@ -430,7 +562,7 @@ impl Loader {
     }
     /// Key of a manifest row.
     pub fn key(&self, row: usize) -> &str {
-        &self.table.keys[row]
+        self.table.key(row)
     }
 
     fn consumers(&self) -> (u64, u64) {
@@ -439,7 +571,7 @@ impl Loader {
 
     fn plan_id(&self) -> u64 {
         plan::mix(&[
-            self.table.keys.len() as u64,
+            self.table.len() as u64,
             self.opts.shuffle as u64,
             self.opts.shuffle_buffer as u64,
             self.access as u64,

@@ -237,8 +237,7 @@ fn read_segment(
     let shard = &table.shards[segment.shard as usize];
     let samples = &segment.samples;
     let loc = |i: usize| table.locs[samples[i].row];
-    let index: HashMap<&str, usize> =
-        samples.iter().enumerate().map(|(i, s)| (table.keys[s.row].as_str(), i)).collect();
+    let index: HashMap<&str, usize> = samples.iter().enumerate().map(|(i, s)| (table.key(s.row), i)).collect();
     let is_done = |i: usize| shared.done[samples[i].pos];
     let skip = |i: usize, reason: String| -> Result<(), SegmentEnd> {
         let s = samples[i];
@@ -416,7 +415,7 @@ fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &Job) -> Result<Dec
             Ok(h) => {
                 if suffix == layout::IMAGE_SUFFIX
                     && shared.settings.verify_hashes
-                    && blake3::hash(&buf[h.data_offset..]).to_hex().as_str() != table.hashes[job.row]
+                    && blake3::hash(&buf[h.data_offset..]).as_bytes() != &table.hashes[job.row]
                 {
                     Err(format!("corrupt: {}: pixel hash differs from the manifest", job.raw.key))
                 } else {
@@ -579,7 +578,7 @@ fn assemble(
         let row = plan.rows[pos];
         match outcome {
             Ok(sample) => {
-                batch.keys.push(table.keys[row].clone());
+                batch.keys.push(table.key(row).to_string());
                 batch.rows.push(row);
                 batch.padded.push(plan.padded[pos]);
                 batch.pixels.extend_le(sample.image.pixels());
@@ -594,10 +593,10 @@ fn assemble(
                 report.bytes_delivered += sample.bytes;
             }
             Err(reason) => {
-                tracing::warn!(key = %table.keys[row], shard = %table.shards[table.locs[row].shard as usize], %reason, "sample skipped");
+                tracing::warn!(key = %table.key(row), shard = %table.shards[table.locs[row].shard as usize], %reason, "sample skipped");
                 report.skipped += 1;
                 report.skipped_samples.push(SkippedSample {
-                    key: table.keys[row].clone(),
+                    key: table.key(row).to_string(),
                     shard: table.shards[table.locs[row].shard as usize].clone(),
                     reason,
                 });

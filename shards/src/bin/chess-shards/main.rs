@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chess_cli::{progress, Classify, CliError, ExitClass};
 use chess_schemas::{layout, PixelDtype};
+use chess_shards::dataset::DatasetFiles;
 use chess_shards::{balance, demo, fractions, ops, stats, verify, Dataset, DatasetWriter, FinishInfo};
 use chess_shards::{LoaderError, ShardError};
 use clap::{Parser, Subcommand};
@@ -333,7 +334,7 @@ fn run(cli: Cli) -> Result<()> {
             if keys.is_none() && filter.is_none() {
                 return Err(CliError::usage("subset needs --keys FILE, --where EXPR, or both").into());
             }
-            let ds = Dataset::open(&dataset)?;
+            let files = DatasetFiles::open(&dataset)?;
             let key_list = match &keys {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
@@ -346,11 +347,9 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 None => None,
             };
-            let batch = ops::subset(&ds, key_list.as_deref(), filter.as_deref())?;
-            let n = batch.num_rows();
-            ops::write_subset(&ds, batch, &out)?;
+            let report = ops::subset_to(&files, key_list.as_deref(), filter.as_deref(), &out)?;
             if !quiet {
-                eprintln!("wrote {} ({} of {} rows)", out.display(), n, ds.manifest.len());
+                eprintln!("wrote {} ({} of {} rows)", out.display(), report.selected, report.total);
             }
             Ok(())
         }
@@ -524,17 +523,31 @@ fn inspect(path: &Path, limit: usize) -> Result<()> {
         );
         return Ok(());
     }
-    let ds = Dataset::open(path)?;
-    if let Some(info) = &ds.info {
+    // From the Parquet footer, the shard column and the first row groups only.
+    let files = DatasetFiles::open(path)?;
+    if let Some(info) = &files.info {
         outln!("{}", serde_json::to_string_pretty(info)?);
     }
-    outln!("manifest: {} ({} rows, {} shards)", ds.manifest.path.display(), ds.manifest.len(), ds.shards().len());
-    outln!("dataset root: {}", ds.root.display());
+    let mut shards = std::collections::HashSet::new();
+    for batch in files.manifest.batches(Some(&[chess_schemas::col::SHARD]), 64 * 1024)? {
+        let batch = batch?;
+        if let Some(column) = batch.column(0).as_any().downcast_ref::<arrow_array::StringArray>() {
+            for i in 0..arrow_array::Array::len(column) {
+                if !shards.contains(column.value(i)) {
+                    shards.insert(column.value(i).to_string());
+                }
+            }
+        }
+    }
+    let n = files.manifest.num_rows();
+    outln!("manifest: {} ({} rows, {} shards)", files.manifest.path.display(), n, shards.len());
+    outln!("dataset root: {}", files.root.display());
     let fields: Vec<String> =
-        ds.manifest.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+        files.manifest.schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
     outln!("columns: {}", fields.join(", "));
-    let view = ds.manifest.view();
-    for i in 0..ds.manifest.len().min(limit) {
+    let head = files.manifest.head(limit.min(n))?;
+    let view = head.view();
+    for i in 0..head.len() {
         let r = view.row(i);
         outln!(
             "{}  {} @{}+{}  {}x{} {}  view={} sex={} age={}",

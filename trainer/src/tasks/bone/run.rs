@@ -63,7 +63,7 @@ fn load(location: &str, cfg: &BoneConfig) -> Result<Splits> {
     let loader =
         open_with_field(location, opts, "target", "bone suppression needs a paired dataset (`<key>.target.npy.zst`)")?;
     let bad = |msg: String| TrainError::Dataset { location: location.to_string(), msg };
-    let view = loader.manifest().view();
+    let view = loader.manifest()?.view();
     let mut pairs: Vec<(Option<String>, Pair)> = Vec::new();
     for batch in &mut loader.epoch(0) {
         let batch = batch?;

@@ -177,7 +177,7 @@ pub(crate) fn resolve_outputs(train: &Loader, location: &str, cfg: &LabelConfig)
             let col = class_column(names, cfg).ok_or_else(|| {
                 bad(format!("no class column {:?} (label columns: {})", class_column_wanted(cfg), names.join(", ")))
             })?;
-            let b = &train.manifest().batch;
+            let b = &train.manifest()?.batch;
             let arr = b.column_by_name(&col).expect("a label column of this manifest");
             let set: BTreeSet<String> = (0..b.num_rows()).filter_map(|i| class_name(&label_value(arr, i))).collect();
             if set.len() < 2 {

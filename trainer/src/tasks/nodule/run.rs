@@ -67,7 +67,7 @@ fn load(location: &str, size: i64) -> Result<Masked> {
         ..LoaderOptions::default()
     };
     let loader = open_with_field(location, opts, "mask", "nodule generation needs `<key>.mask.npy.zst` nodule masks")?;
-    let view = loader.manifest().view();
+    let view = loader.manifest()?.view();
     let (mut imgs, mut masks, mut splits) = (Vec::new(), Vec::new(), Vec::new());
     for batch in &mut loader.epoch(0) {
         let batch = batch?;

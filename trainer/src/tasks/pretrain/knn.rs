@@ -116,8 +116,9 @@ impl KnnMonitor {
         } else {
             cfg.label.clone()
         };
-        let column = loader.manifest().batch.column_by_name(&label_column).cloned().ok_or_else(|| {
-            let names: Vec<String> = loader.manifest().schema.fields().iter().map(|f| f.name().clone()).collect();
+        let manifest = loader.manifest()?;
+        let column = manifest.batch.column_by_name(&label_column).cloned().ok_or_else(|| {
+            let names: Vec<String> = manifest.schema.fields().iter().map(|f| f.name().clone()).collect();
             TrainError::Settings(format!("{place}: no column `{label_column}` (columns: {})", names.join(", ")))
         })?;
         let mut images = Vec::new();
