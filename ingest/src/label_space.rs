@@ -164,12 +164,18 @@ pub struct Mapper {
     feeds: Vec<Vec<usize>>,
     /// For a class column (Utf8): per pathology, whether some class maps to it.
     classes: Option<Vec<bool>>,
+    /// Per pathology: 0 rather than null when the row is labelled but no
+    /// column feeds it (PadChest: a label list without the phrase).
+    zero_when_labelled: Vec<bool>,
 }
 
 impl Mapper {
     /// A mapper for numeric label columns named in `vocabulary`.
     pub fn new(vocabulary: Vocabulary, names: &[String]) -> Mapper {
-        Mapper { feeds: names.iter().map(|n| targets(vocabulary, n)).collect(), classes: None }
+        let zero_when_labelled = (0..PATHOLOGIES.len())
+            .map(|i| vocabulary == Vocabulary::Padchest && !padchest_phrases(i).is_empty())
+            .collect();
+        Mapper { feeds: names.iter().map(|n| targets(vocabulary, n)).collect(), classes: None, zero_when_labelled }
     }
 
     /// A mapper for one Utf8 class column whose values are `classes`.
@@ -180,7 +186,7 @@ impl Mapper {
                 known[t] = true;
             }
         }
-        Mapper { feeds: vec![Vec::new()], classes: Some(known) }
+        Mapper { feeds: vec![Vec::new()], classes: Some(known), zero_when_labelled: vec![false; PATHOLOGIES.len()] }
     }
 
     /// The common-space values of one row of source values.
@@ -199,6 +205,7 @@ impl Mapper {
                 .collect();
         }
         let mut best: Vec<Option<f64>> = vec![None; PATHOLOGIES.len()];
+        let mut labelled = false;
         for (feeds, v) in self.feeds.iter().zip(values) {
             let x = match v {
                 LabelValue::Float(x) => *x,
@@ -206,11 +213,17 @@ impl Mapper {
                 LabelValue::Bool(b) => f64::from(u8::from(*b)),
                 _ => continue,
             };
+            labelled = true;
             for &t in feeds {
                 best[t] = Some(match best[t] {
                     None => x,
                     Some(b) => combine(b, x),
                 });
+            }
+        }
+        for (b, zero) in best.iter_mut().zip(&self.zero_when_labelled) {
+            if b.is_none() && *zero && labelled {
+                *b = Some(0.0);
             }
         }
         best.into_iter().map(|b| b.map_or(LabelValue::Null, LabelValue::Float)).collect()
@@ -269,6 +282,13 @@ mod tests {
         assert_eq!(combine(0.0, -1.0), -1.0);
         assert_eq!(combine(-1.0, 1.0), 1.0);
         assert_eq!(combine(1.0, 0.0), 1.0);
+        let p = Mapper::new(Vocabulary::Padchest, &["pleural effusion".into(), "normal".into()]);
+        let eff = PATHOLOGIES.iter().position(|p| *p == "Effusion").unwrap();
+        let lesion = PATHOLOGIES.iter().position(|p| *p == "Lung Lesion").unwrap();
+        assert_eq!(p.map(&[f(0.0), f(1.0)])[0], f(0.0), "a labelled PadChest row without atelectasis");
+        assert_eq!(p.map(&[f(1.0), f(0.0)])[eff], f(1.0));
+        assert_eq!(p.map(&[f(0.0), f(1.0)])[lesion], LabelValue::Null, "not in torchxrayvision's PadChest");
+        assert_eq!(p.map(&[LabelValue::Null, LabelValue::Null])[0], LabelValue::Null, "an unlabelled row");
         let c = Mapper::for_classes(&["NORMAL".into(), "PNEUMONIA".into()]);
         let pn = PATHOLOGIES.iter().position(|p| *p == "Pneumonia").unwrap();
         assert_eq!(c.map(&[LabelValue::Str("PNEUMONIA".into())])[pn], f(1.0));

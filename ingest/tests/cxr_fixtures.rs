@@ -56,13 +56,21 @@ pub fn png_rgb(path: &Path, v: &[u16]) {
 
 /// 16-bit grey, big-endian samples (PadChest's files).
 pub fn png_gray16(path: &Path, v: &[u16]) {
-    png(path, png::ColorType::Grayscale, png::BitDepth::Sixteen, &v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<_>>());
+    png(
+        path,
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        &v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<_>>(),
+    );
 }
 
 pub fn jpeg_gray(path: &Path, v: &[u16]) {
     parent(path);
     let data: Vec<u8> = v.iter().map(|&x| x as u8).collect();
-    jpeg_encoder::Encoder::new_file(path, 95).unwrap().encode(&data, W as u16, H as u16, jpeg_encoder::ColorType::Luma).unwrap();
+    jpeg_encoder::Encoder::new_file(path, 95)
+        .unwrap()
+        .encode(&data, W as u16, H as u16, jpeg_encoder::ColorType::Luma)
+        .unwrap();
 }
 
 /// A 16-bit (12 stored) DX chest radiograph of `photometric` with `values`.
@@ -195,7 +203,10 @@ pub fn nih(dir: &Path) -> Fixture {
 00000001_001.png,Cardiomegaly,2.5,3,10,8.25,,,\n\
 00000001_001.png,Effusion,1,12,6,4,,,\n",
     );
-    write(&root.join("train_val_list.txt"), "00000001_000.png\n00000002_000.png\n00000003_000.png\n00000004_000.png\n00000005_000.png\n");
+    write(
+        &root.join("train_val_list.txt"),
+        "00000001_000.png\n00000002_000.png\n00000003_000.png\n00000004_000.png\n00000005_000.png\n",
+    );
     write(&root.join("test_list.txt"), "00000001_001.png\n");
     let nih_labels = |pos: &[&str]| {
         ["Atelectasis", "Cardiomegaly", "Effusion", "Mass", "Nodule", "No Finding", "Hernia"]
@@ -240,7 +251,11 @@ pub fn nih(dir: &Path) -> Fixture {
         root,
         samples: vec![a, b, c],
         rejected: vec![
-            ("00000003_000.png".into(), "bad_csv_row", "Data_Entry_2017.csv line 5: Finding Labels: `Pneumonitis`".into()),
+            (
+                "00000003_000.png".into(),
+                "bad_csv_row",
+                "Data_Entry_2017.csv line 5: Finding Labels: `Pneumonitis`".into(),
+            ),
             ("00000004_000.png".into(), "bad_csv_row", "Data_Entry_2017.csv line 6: Patient Gender `X`".into()),
             ("00000005_000.png".into(), "missing_image", "does not exist".into()),
         ],
@@ -296,10 +311,15 @@ pub fn mimic(dir: &Path) -> Fixture {
     let file = |subject: &str, study: &str, id: &str| {
         root.join(format!("files/p{}/p{subject}/s{study}/{id}.jpg", &subject[..2]))
     };
-    for (k, (subject, study)) in
-        [("10000032", "50414267"), ("10000032", "50414267"), ("10000032", "53189527"), ("10000764", "57375967"), ("10000898", "50771383")]
-            .iter()
-            .enumerate()
+    for (k, (subject, study)) in [
+        ("10000032", "50414267"),
+        ("10000032", "50414267"),
+        ("10000032", "53189527"),
+        ("10000764", "57375967"),
+        ("10000898", "50771383"),
+    ]
+    .iter()
+    .enumerate()
     {
         jpeg_gray(&file(subject, study, ids[k]), &pattern(k as u32, 255));
     }
@@ -331,7 +351,9 @@ pub fn mimic(dir: &Path) -> Fixture {
 
 const PADCHEST_HEADER: &str = ",ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,ViewPosition_DICOM,Projection,MethodProjection,Pediatric,Modality_DICOM,Manufacturer_DICOM,PhotometricInterpretation_DICOM,PixelRepresentation_DICOM,PixelAspectRatio_DICOM,SpatialResolution_DICOM,BitsStored_DICOM,WindowCenter_DICOM,WindowWidth_DICOM,Rows_DICOM,Columns_DICOM,XRayTubeCurrent_DICOM,Exposure_DICOM,ExposureInuAs_DICOM,ExposureTime,RelativeXRayExposure_DICOM,ReportID,Report,MethodLabel,Labels,Localizations,LabelsLocalizationsBySentence,labelCUIS,LocalizationsCUIS";
 
-fn padchest_row(i: u32, image: &str, dir: u32, study: &str, patient: &str, birth: &str, sex: &str, proj: &str, labels: &str) -> String {
+/// Row `i`: `[ImageID, ImageDir, StudyID, PatientID, PatientBirth, PatientSex_DICOM, Projection, Labels]`.
+fn padchest_row(i: u32, cells: [&str; 8]) -> String {
+    let [image, dir, study, patient, birth, sex, proj, labels] = cells;
     format!(
         "{i},{image},{dir},20140915,{study},{patient},{birth},{sex},POSTEROANTERIOR,{proj},Manual review of DICOM fields,No,CR,PhilipsMedicalSystems,MONOCHROME2,0,1\\1,0.139,12,2048,4096,20,24,250,2,2000,8,,4{i},\"texto\",Physician,\"{labels}\",\"[]\",\"[]\",\"[]\",\"[]\""
     )
@@ -341,23 +363,82 @@ fn padchest_row(i: u32, image: &str, dir: u32, study: &str, patient: &str, birth
 /// PNGs in the numbered folders `0/` and `1/`.
 pub fn padchest(dir: &Path) -> Fixture {
     let root = dir.join("PadChest");
-    let ims = ["216840111366964012283393834152009033102258826_00-051-028.png", "216840111366964012373310883942009170084120009_00-097-074.png", "216840111366964013076187734852011291090445391_00-196-188.png", "216840111366964013076187734852011291090445391_00-196-189.png"];
+    let ims = [
+        "216840111366964012283393834152009033102258826_00-051-028.png",
+        "216840111366964012373310883942009170084120009_00-097-074.png",
+        "216840111366964013076187734852011291090445391_00-196-188.png",
+        "216840111366964013076187734852011291090445391_00-196-189.png",
+    ];
     let a = pattern(4, 4095);
     let b = pattern(5, 65535);
     png_gray16(&root.join("0").join(ims[0]), &a);
     png_gray16(&root.join("1").join(ims[1]), &b);
     png_gray16(&root.join("1").join(ims[2]), &a);
     let rows = [
-        padchest_row(0, ims[0], 0, "20536686640136348236148679891455886468", "839860488694292331637988235681460987", "1939.0", "F", "PA", "['pleural effusion', 'cardiomegaly']"),
-        padchest_row(1, ims[1], 1, "122914301521617826330398495066022099806", "313572750430997347502932654319389875966", "1928", "M", "AP_horizontal", "['normal']"),
-        padchest_row(2, ims[2], 1, "260303713296937106935436418981512624985", "78282302416127543838706806693744545098", "None", "", "L", "['pleural effusion', 'laminar atelectasis' 'x']"),
-        padchest_row(3, ims[3], 1, "260303713296937106935436418981512624985", "78282302416127543838706806693744545098", "None", "", "SIDEWAYS", "['normal']"),
+        padchest_row(
+            0,
+            [
+                ims[0],
+                "0",
+                "20536686640136348236148679891455886468",
+                "839860488694292331637988235681460987",
+                "1939.0",
+                "F",
+                "PA",
+                "['pleural effusion', 'cardiomegaly']",
+            ],
+        ),
+        padchest_row(
+            1,
+            [
+                ims[1],
+                "1",
+                "122914301521617826330398495066022099806",
+                "313572750430997347502932654319389875966",
+                "1928",
+                "M",
+                "AP_horizontal",
+                "['normal']",
+            ],
+        ),
+        padchest_row(
+            2,
+            [
+                ims[2],
+                "1",
+                "260303713296937106935436418981512624985",
+                "78282302416127543838706806693744545098",
+                "None",
+                "",
+                "L",
+                "['pleural effusion', 'laminar atelectasis' 'x']",
+            ],
+        ),
+        padchest_row(
+            3,
+            [
+                ims[3],
+                "1",
+                "260303713296937106935436418981512624985",
+                "78282302416127543838706806693744545098",
+                "None",
+                "",
+                "SIDEWAYS",
+                "['normal']",
+            ],
+        ),
     ];
-    write(&root.join("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"), &format!("{PADCHEST_HEADER}\n{}\n", rows.join("\n")));
+    write(
+        &root.join("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"),
+        &format!("{PADCHEST_HEADER}\n{}\n", rows.join("\n")),
+    );
     let cols = |pos: &[&str]| {
-        ["cardiomegaly", "normal", "pleural effusion"].iter().map(|n| l(n, if pos.contains(n) { 1.0 } else { 0.0 })).collect::<Vec<_>>()
+        ["cardiomegaly", "normal", "pleural effusion"]
+            .iter()
+            .map(|n| l(n, if pos.contains(n) { 1.0 } else { 0.0 }))
+            .collect::<Vec<_>>()
     };
-    let mut e0 = Expect::new(&format!("padchest_{}", ims[0].trim_end_matches(".png")));
+    let mut e0 = Expect::new(&format!("pc_{}", ims[0].trim_end_matches(".png")));
     e0.patient_id = s("839860488694292331637988235681460987");
     e0.study_id = s("20536686640136348236148679891455886468");
     e0.view_position = s("PA");
@@ -366,7 +447,7 @@ pub fn padchest(dir: &Path) -> Fixture {
     e0.labels = cols(&["pleural effusion", "cardiomegaly"]);
     e0.text = vec![("projection".into(), s("PA"))];
     e0.pixels = Some((a.clone(), false));
-    let mut e1 = Expect::new(&format!("padchest_{}", ims[1].trim_end_matches(".png")));
+    let mut e1 = Expect::new(&format!("pc_{}", ims[1].trim_end_matches(".png")));
     e1.patient_id = s("313572750430997347502932654319389875966");
     e1.study_id = s("122914301521617826330398495066022099806");
     e1.view_position = s("AP");
@@ -398,7 +479,13 @@ fn vindr_cells(pos: &[usize]) -> String {
 /// Pleural effusion 16, No finding 27.
 pub fn vindr(dir: &Path) -> Fixture {
     let root = dir.join("vindr-cxr/1.0.0");
-    let ids = ["000434271f63a053c4128a0ba6352c7f", "00053190460d56c53cc3e57321387478", "0005e8e3701dfb1dd93d53e2ff537b6e", "001d127bad87592efe45a5c7678f8b8d", "0061ea5cf8a8bc3d5c0e3a3b1e8d0bd2"];
+    let ids = [
+        "000434271f63a053c4128a0ba6352c7f",
+        "00053190460d56c53cc3e57321387478",
+        "0005e8e3701dfb1dd93d53e2ff537b6e",
+        "001d127bad87592efe45a5c7678f8b8d",
+        "0061ea5cf8a8bc3d5c0e3a3b1e8d0bd2",
+    ];
     let mono1 = pattern(7, 4095);
     let mono2 = pattern(8, 4095);
     dicom(&root.join(format!("train/{}.dicom", ids[0])), "1.2.826.0.1.1", "MONOCHROME1", "", "F", &mono1);
@@ -418,7 +505,7 @@ pub fn vindr(dir: &Path) -> Fixture {
             vindr_cells(&[27]),
             vindr_cells(&[27]),
             vindr_cells(&[27]),
-            vindr_cells(&[27])[8..].to_string(),
+            &vindr_cells(&[27])[8..],
             a = ids[0],
             b = ids[1],
             c = ids[2],
@@ -433,7 +520,10 @@ pub fn vindr(dir: &Path) -> Fixture {
             b = ids[1]
         ),
     );
-    write(&ann.join("annotations_test.csv"), &format!("image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n{},R9,Aortic enlargement,10,2,14,9\n", ids[3]));
+    write(
+        &ann.join("annotations_test.csv"),
+        &format!("image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n{},R9,Aortic enlargement,10,2,14,9\n", ids[3]),
+    );
     let labels = |pos: &[&str]| {
         ["Aortic enlargement", "Cardiomegaly", "Pleural effusion", "No finding"]
             .iter()
@@ -470,7 +560,9 @@ pub fn vindr(dir: &Path) -> Fixture {
     d.age_years = Some(45.0);
     d.view_position = s("PA");
     d.labels = labels(&["Aortic enlargement"]);
-    d.boxes = Some(serde_json::json!([{"rad_id": "R9", "class": "Aortic enlargement", "x_min": 10.0, "y_min": 2.0, "x_max": 14.0, "y_max": 9.0}]));
+    d.boxes = Some(
+        serde_json::json!([{"rad_id": "R9", "class": "Aortic enlargement", "x_min": 10.0, "y_min": 2.0, "x_max": 14.0, "y_max": 9.0}]),
+    );
     d.pixels = Some((mono2, false));
     Fixture {
         root,
@@ -483,7 +575,8 @@ pub fn vindr(dir: &Path) -> Fixture {
 }
 
 /// An ImageFolder tree `chest_xray/{NORMAL,PNEUMONIA}/…` (PNG, JPEG and a
-/// DICOM) with a stray text file and an image outside any class folder.
+/// DICOM) with a stray text file and an image outside any class folder;
+/// the expected samples are those of an import with `--split train`.
 pub fn folders(dir: &Path) -> Fixture {
     let root = dir.join("chest_xray");
     let a = pattern(10, 255);
@@ -491,18 +584,29 @@ pub fn folders(dir: &Path) -> Fixture {
     png_gray8(&root.join("NORMAL/IM-0001.png"), &a);
     png_gray8(&root.join("PNEUMONIA/person1_virus_6.png"), &b);
     jpeg_gray(&root.join("PNEUMONIA/person3_bacteria_10.jpeg"), &b);
-    dicom(&root.join("PNEUMONIA/scan.dcm"), "1.2.826.0.9.1", "MONOCHROME2", "Doe_Jane_19570312", "F", &pattern(12, 4095));
+    dicom(
+        &root.join("PNEUMONIA/scan.dcm"),
+        "1.2.826.0.9.1",
+        "MONOCHROME2",
+        "Doe_Jane_19570312",
+        "F",
+        &pattern(12, 4095),
+    );
     write(&root.join("NORMAL/notes.txt"), "not an image\n");
     png_gray8(&root.join("loose.png"), &a);
     write(&root.join(".DS_Store"), "hidden\n");
     let class = |c: &str| vec![("class".to_string(), s(c))];
+    let split = s("train");
     let mut e0 = Expect::new("chest_xray_NORMAL_IM-0001");
+    e0.split = split.clone();
     e0.text = class("NORMAL");
     e0.pixels = Some((a, false));
     let mut e1 = Expect::new("chest_xray_PNEUMONIA_person1_virus_6");
+    e1.split = split.clone();
     e1.text = class("PNEUMONIA");
     e1.pixels = Some((b, false));
     let mut e2 = Expect::new("chest_xray_PNEUMONIA_person3_bacteria_10");
+    e2.split = split.clone();
     e2.text = class("PNEUMONIA");
     Fixture {
         root,

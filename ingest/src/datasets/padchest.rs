@@ -12,7 +12,7 @@
 //!   LATERAL, `COSTAL`, `EXCLUDE`, `UNK` and blank → null; another value
 //!   rejects the row;
 //! - `patient_id` = PatientID, `study_id` = StudyID (PadChest's public
-//!   pseudonyms), key `padchest_<ImageID stem>`; `sex` from
+//!   pseudonyms), key `pc_<ImageID stem>` (short: the stems are long); `sex` from
 //!   PatientSex_DICOM (M/F/O, blank → null); `age_years` = the year of
 //!   StudyDate_DICOM minus PatientBirth (a year), null when either is blank;
 //!   no official split (null).
@@ -206,7 +206,7 @@ pub fn plan(root: &Path) -> Result<Plan> {
                 place: at,
                 file,
                 format: Format::Image,
-                key: sample_key(&["padchest", &stem]),
+                key: sample_key(&["pc", &stem]),
                 fields,
             })
         })
@@ -230,7 +230,7 @@ pub fn plan(root: &Path) -> Result<Plan> {
             "sex": "PatientSex_DICOM M/F/O, blank -> null",
             "age_years": "year of StudyDate_DICOM - PatientBirth",
             "split": "none (PadChest has no official split): null",
-            "key": "padchest_<ImageID stem>",
+            "key": "pc_<ImageID stem> (pc_: the release's stems are up to 58 characters, keys 64)",
             "pixels": "16-bit PNGs read at 16 bits",
         }),
         deid: "none applied here: PadChest is released de-identified; its PatientID and StudyID (public pseudonyms) are kept".into(),

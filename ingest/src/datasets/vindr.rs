@@ -161,9 +161,12 @@ fn read_labels(path: &Path, split: &str) -> Result<(Table, Votes)> {
     Ok((table, votes))
 }
 
-fn read_boxes(path: &Path) -> Result<(Table, BTreeMap<String, Result<Vec<serde_json::Value>, String>>)> {
+/// Per image: its boxes as JSON values, or why the image is rejected.
+type Boxes = BTreeMap<String, Result<Vec<serde_json::Value>, String>>;
+
+fn read_boxes(path: &Path) -> Result<(Table, Boxes)> {
     let table = Table::read(path, &ANNOTATION_HEADER, "VinDr-CXR's annotation")?;
-    let mut boxes: BTreeMap<String, Result<Vec<serde_json::Value>, String>> = BTreeMap::new();
+    let mut boxes: Boxes = BTreeMap::new();
     let classes: HashSet<&str> = box_classes().collect();
     for r in &table.rows {
         let r = match r {
