@@ -8,6 +8,8 @@
 //! - [`importers`]: the public chest X-ray importers (folders, MIMIC-CXR-JPG,
 //!   NIH, PadChest, VinDr-CXR) on the fixtures of [`cxr_fixtures`], and
 //!   their union through `chess-shards merge`;
+//! - [`corpus`]: every file of pydicom's test data, pydicom-data and WG04
+//!   against pydicom (needs the venv);
 //! - [`lenient`]: files that are not well-formed Part 10 (no meta, wrong
 //!   group length, encoding fallback, UN), the fuzz regression inputs and
 //!   the per-file memory bound;
@@ -25,6 +27,7 @@ mod common;
 
 mod chexpert;
 mod cli;
+mod corpus;
 mod cxr_fixtures;
 mod importers;
 mod lenient;

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Reference decoding with pydicom for chess-ingest's agreement tests.
 
-Usage: ingest_pydicom_reference.py OUT_DIR FILE...
+Usage: ingest_pydicom_reference.py [--grayscale-only] OUT_DIR FILE...
+
+With --grayscale-only (the corpus test) only single-frame grayscale images
+are decoded; any other file gets the status "skip: ..." with what it is.
 
 For file number i it writes OUT_DIR/i.stored (int32 little-endian: stored
 values masked to BitsStored from HighBit, sign-extended when
@@ -30,12 +33,34 @@ def stored_values(ds):
     return v
 
 
+def not_grayscale(ds):
+    """Why a data set is not a single-frame grayscale image, or None."""
+    if "PixelData" not in ds:
+        return "no Pixel Data"
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return "multi-frame"
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        return "colour"
+    if str(ds.get("PhotometricInterpretation", "")) not in ("MONOCHROME1", "MONOCHROME2"):
+        return "not monochrome"
+    return None
+
+
 def main():
-    out = sys.argv[1]
+    args = sys.argv[1:]
+    grayscale_only = args[0] == "--grayscale-only"
+    if grayscale_only:
+        args = args[1:]
+    out = args[0]
     status = {}
-    for i, path in enumerate(sys.argv[2:]):
+    for i, path in enumerate(args[1:]):
         try:
             ds = pydicom.dcmread(path, force=True)
+            if grayscale_only:
+                why = not_grayscale(ds)
+                if why:
+                    status[str(i)] = f"skip: {why}"
+                    continue
             v = stored_values(ds)
             v.astype("<i4").tofile(os.path.join(out, f"{i}.stored"))
             # pydicom picks the LUT's dtype from the original array's.
