@@ -4,11 +4,11 @@
 //! Shards are streamed once each, in parallel; each problem found names the
 //! shard and the sample key it concerns.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chess_schemas::layout;
 use rayon::prelude::*;
@@ -118,21 +118,30 @@ fn check_sample(row: &ManifestRow, raw: &crate::RawSample, shard: &str, decoder:
 /// Verifies a dataset (or a manifest and the shards it names).
 /// `progress` is called with the number of samples checked so far.
 pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyReport> {
-    let manifest_rows = ds.manifest.rows();
+    // Rows stay columnar; one is materialised only while its sample is checked.
+    let view = ds.manifest.view();
+    let n = ds.manifest.len();
     let is_dataset_dir = ds.info.is_some() && ds.manifest.path == ds.root.join(layout::MANIFEST);
     let mut problems = Vec::new();
 
-    let mut by_key: HashMap<&str, &ManifestRow> = HashMap::with_capacity(manifest_rows.len());
-    for row in &manifest_rows {
+    // Key -> its first row.
+    let mut by_key: HashMap<&str, usize> = HashMap::with_capacity(n);
+    for i in 0..n {
         // Training manifests may repeat samples on purpose (class balancing).
-        if by_key.insert(row.key.as_str(), row).is_some() && is_dataset_dir {
-            problems.push(Problem {
-                shard: row.shard.clone(),
-                key: Some(row.key.clone()),
+        match by_key.entry(view.key(i)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(_) if is_dataset_dir => problems.push(Problem {
+                shard: view.shard(i).to_string(),
+                key: Some(view.key(i).to_string()),
                 what: "duplicate key in the manifest".into(),
-            });
+            }),
+            std::collections::hash_map::Entry::Occupied(_) => {}
         }
     }
+    // Whether the sample of a key's first row was found in that row's shard.
+    let found: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
     let mut shards: Vec<String> = ds.shards();
     if is_dataset_dir {
         // Shard files the manifest does not name are problems too.
@@ -148,21 +157,20 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
         }
     }
     let counter = AtomicU64::new(0);
-    let per_shard: Vec<(u64, u64, Vec<Problem>, HashSet<String>)> = shards
+    let per_shard: Vec<(u64, u64, Vec<Problem>)> = shards
         .par_iter()
         .map(|shard| {
-            let mut found = HashSet::new();
             let mut problems = Vec::new();
             let mut samples = 0u64;
             let problem =
                 |key: Option<&str>, what: String| Problem { shard: shard.clone(), key: key.map(str::to_string), what };
             let path = match ds.shard_path(shard) {
                 Ok(p) => p,
-                Err(e) => return (0, 0, vec![problem(None, e.to_string())], found),
+                Err(e) => return (0, 0, vec![problem(None, e.to_string())]),
             };
             let file = match File::open(&path) {
                 Ok(f) => f,
-                Err(e) => return (0, 0, vec![problem(None, format!("cannot open {}: {e}", path.display()))], found),
+                Err(e) => return (0, 0, vec![problem(None, format!("cannot open {}: {e}", path.display()))]),
             };
             let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
             let mut decoder = NpyZstDecoder::new();
@@ -175,21 +183,21 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
                     }
                 };
                 match by_key.get(raw.key.as_str()) {
-                    Some(row) if &row.shard == shard => {
+                    Some(&i) if view.shard(i) == shard => {
                         samples += 1;
                         progress(counter.fetch_add(1, Ordering::Relaxed) + 1);
-                        for what in check_sample(row, &raw, shard, &mut decoder) {
+                        for what in check_sample(&view.row(i), &raw, shard, &mut decoder) {
                             problems.push(problem(Some(&raw.key), what));
                         }
-                        if !found.insert(raw.key.clone()) {
+                        if found[i].swap(true, Ordering::Relaxed) {
                             problems.push(problem(Some(&raw.key), "appears twice in the shard".into()));
                         }
                     }
-                    Some(row) => {
+                    Some(&i) => {
                         if is_dataset_dir {
                             problems.push(problem(
                                 Some(&raw.key),
-                                format!("is also in this shard, the manifest places it in {}", row.shard),
+                                format!("is also in this shard, the manifest places it in {}", view.shard(i)),
                             ));
                         }
                     }
@@ -200,22 +208,21 @@ pub fn verify(ds: &Dataset, progress: &(dyn Fn(u64) + Sync)) -> Result<VerifyRep
                     }
                 }
             }
-            (samples, bytes, problems, found)
+            (samples, bytes, problems)
         })
         .collect();
     let mut report = VerifyReport { shards: shards.len() as u64, ..VerifyReport::default() };
-    let mut found_all: HashSet<(String, String)> = HashSet::new();
-    for (shard, (samples, bytes, shard_problems, found)) in shards.iter().zip(per_shard) {
+    for (samples, bytes, shard_problems) in per_shard {
         report.samples += samples;
         report.bytes += bytes;
         problems.extend(shard_problems);
-        found_all.extend(found.into_iter().map(|k| (shard.clone(), k)));
     }
-    for row in &manifest_rows {
-        if !found_all.contains(&(row.shard.clone(), row.key.clone())) {
+    for i in 0..n {
+        let first = by_key[view.key(i)];
+        if !(found[first].load(Ordering::Relaxed) && view.shard(first) == view.shard(i)) {
             problems.push(Problem {
-                shard: row.shard.clone(),
-                key: Some(row.key.clone()),
+                shard: view.shard(i).to_string(),
+                key: Some(view.key(i).to_string()),
                 what: "is in the manifest but not found in its shard".into(),
             });
         }

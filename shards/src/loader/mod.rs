@@ -538,6 +538,10 @@ impl Loader {
         let _ = self.manifest.set(manifest);
         Ok(self.manifest.get().expect("set just above"))
     }
+    /// The store the manifest's shard paths resolve against (the dataset root).
+    pub fn root_store(&self) -> &Store {
+        &self.store
+    }
     /// How samples are read (never `Auto`).
     pub fn access(&self) -> Access {
         self.access
