@@ -273,6 +273,14 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
                 format!("Pixel Data has {len} bytes, {expected} expected"),
             ));
         }
+    } else if let Some(encoded) = encoded_bytes(obj).filter(|&n| expected as u64 > n * MAX_COMPRESSION + RATIO_MARGIN) {
+        return Err(Reject::new(
+            Reason::BadDimensions,
+            format!(
+                "{}x{} pixels ({expected} bytes) from {encoded} encoded bytes: more than {MAX_COMPRESSION}:1",
+                h.columns, h.rows
+            ),
+        ));
     } else if let Some(jpeg) = jpeg12_stream(obj, &h.transfer_syntax) {
         let values = quiet::catch(|| jpeg12::decode(&jpeg, h.rows, h.columns))
             .map_err(|p| Reject::new(Reason::DecodeError, format!("JPEG decoder panicked: {p}")))?
@@ -312,6 +320,22 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
     let values =
         stored_values(&data[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1);
     Ok(Stored { rows: h.rows, columns: h.columns, values })
+}
+
+/// Largest accepted ratio of an encapsulated frame's decoded size to its
+/// encoded size (plus [`RATIO_MARGIN`]): what ties the memory a decoder may
+/// allocate to the file's own size. Real radiographs stay far below it
+/// (lossless 2–4:1, lossy archives 10–50:1; the corpus test's files all
+/// pass); a 2 KB stream declaring 8192×8192 does not.
+pub const MAX_COMPRESSION: u64 = 512;
+/// Decoded bytes always allowed, whatever the encoded size (1 MiB).
+pub const RATIO_MARGIN: u64 = 1 << 20;
+
+/// The bytes of encapsulated Pixel Data (all fragments), `None` if native.
+fn encoded_bytes(obj: &DefaultDicomObject) -> Option<u64> {
+    let e = obj.element_opt(tags::PIXEL_DATA).ok().flatten()?;
+    let dicom_core::DicomValue::PixelSequence(seq) = e.value() else { return None };
+    Some(seq.fragments().iter().map(|f| f.len() as u64).sum())
 }
 
 /// The JPEG stream of a JPEG Baseline/Extended frame with more than 8-bit

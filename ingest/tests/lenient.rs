@@ -389,3 +389,21 @@ fn lenient_files_inside_zip_and_tar_are_ingested() {
             .num_rows();
     assert_eq!(rows, 4, "rejected: {:?}", reasons(&out));
 }
+
+/// The memory a decoder may take is tied to the file's size: an
+/// encapsulated frame may not declare more than 512 times its encoded
+/// bytes (plus 1 MiB); checked before any decoder runs.
+#[test]
+fn a_tiny_stream_declaring_a_huge_image_is_refused_before_decoding() {
+    let mut bytes = std::fs::read(common::fixture("mr_small_jpll.dcm")).unwrap();
+    for el in [[0x28, 0x00, 0x10, 0x00, b'U', b'S', 2, 0], [0x28, 0x00, 0x11, 0x00, b'U', b'S', 2, 0]] {
+        let at = bytes.windows(8).position(|w| w == el).unwrap() + 8;
+        bytes[at..at + 2].copy_from_slice(&4096u16.to_le_bytes());
+    }
+    let obj = dicom::parse(&bytes).unwrap();
+    let h = Header::from_object(&obj);
+    assert_eq!((h.rows, h.columns), (4096, 4096));
+    let e = dicom::decode(&obj, &h).unwrap_err();
+    assert_eq!(e.reason, Reason::BadDimensions);
+    assert!(e.message.contains("more than 512:1"), "{}", e.message);
+}
