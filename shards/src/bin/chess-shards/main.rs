@@ -227,6 +227,10 @@ enum Command {
         /// Also store a paired `target` array per sample (the phantom without bones).
         #[arg(long)]
         paired: bool,
+        /// Index of the first image (keys `demo<index>`): partitions made
+        /// with different starts merge into one dataset.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
     },
 }
 
@@ -426,22 +430,23 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Stream(args) => stream::run(args, cli.threads, quiet),
-        Command::Demo { out, count, size, bit_depth, shard_samples, paired } => {
+        Command::Demo { out, count, size, bit_depth, shard_samples, paired, start } => {
             let dtype: PixelDtype = bit_depth.parse().map_err(CliError::usage)?;
-            demo_dataset(&out, count, size, dtype, shard_samples, paired, quiet)
+            demo_dataset(&out, start..start.saturating_add(count), size, dtype, shard_samples, paired, quiet)
         }
     }
 }
 
 fn demo_dataset(
     out: &Path,
-    count: u64,
+    indices: std::ops::Range<u64>,
     size: u32,
     dtype: PixelDtype,
     shard_samples: u64,
     paired: bool,
     quiet: bool,
 ) -> Result<()> {
+    let count = indices.end - indices.start;
     if count == 0 || !(8..=4096).contains(&size) {
         return Err(CliError::usage("--count must be at least 1 and --size between 8 and 4096").into());
     }
@@ -450,8 +455,8 @@ fn demo_dataset(
     let bar = progress::bar(count, "images", "demo", quiet);
     use rayon::prelude::*;
     // Encode in parallel, in bounded chunks; append in order.
-    for chunk_start in (0..count).step_by(64) {
-        let end = (chunk_start + 64).min(count);
+    for chunk_start in indices.clone().step_by(64) {
+        let end = (chunk_start + 64).min(indices.end);
         let encoded: Vec<_> = (chunk_start..end)
             .into_par_iter()
             .map(|i| chess_shards::encode_sample(&demo::demo_sample(i, size, dtype, paired), &opts))
