@@ -24,8 +24,10 @@ fi
 # --- Debian packages ---------------------------------------------------------
 # Listed here, installed only when missing (root or sudo needed then).
 # cmake builds CharLS (ingest); libgloo-dev gives the trainer's c10d shim
-# Gloo's headers (headers only: Gloo itself is inside libtorch).
-APT_PACKAGES=(cmake libgloo-dev)
+# Gloo's headers (headers only: Gloo itself is inside libtorch). Tesseract and
+# Leptonica (with the English model) read burned-in text (ingest feature `ocr`);
+# libclang-dev is what their bindings' bindgen needs.
+APT_PACKAGES=(cmake libgloo-dev tesseract-ocr tesseract-ocr-eng libtesseract-dev libleptonica-dev libclang-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -111,6 +113,10 @@ PY_PACKAGES+=(
     "pytorch-fid==0.3.0"
 )
 # --- end metrics ---
+# --- python module ---
+# maturin builds the chess_shards package (py/) below.
+PY_PACKAGES+=("maturin>=1.9,<2")
+# --- end python module ---
 
 stamp_text="$(printf '%s\n' "${PY_PACKAGES[@]}")"
 stamp="$VENV/.chess-packages"
@@ -123,6 +129,26 @@ else
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}" >&2
     printf '%s' "$stamp_text" > "$stamp"
 fi
+
+# --- python module ---
+# chess_shards (py/: the Rust loader, random access and manifest tools for
+# Python) as an abi3 wheel built by maturin in release and installed into the
+# venv; rebuilt only when the sources it is built from change (a hash of py/,
+# shards/, schemas/, cli/ and the Cargo files).
+py_hash="$(cd "$ROOT" && find py/Cargo.toml py/pyproject.toml py/src py/python shards/Cargo.toml shards/src \
+    schemas/Cargo.toml schemas/src cli/Cargo.toml cli/src Cargo.toml Cargo.lock -type f \
+    ! -name '*.so' ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+py_stamp="$VENV/.chess-py-module"
+if [ "$(cat "$py_stamp" 2>/dev/null)" != "$py_hash" ] || ! "$VENV/bin/python" -c "import chess_shards" 2>/dev/null; then
+    log "building the chess_shards Python module (maturin, release)"
+    wheels="$CACHE/wheels"
+    rm -rf "$wheels"
+    (cd "$ROOT/py" && "$VENV/bin/maturin" build --release --quiet -i "$VENV/bin/python" --out "$wheels" >&2)
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+        "$wheels"/chess_shards-*.whl >&2
+    echo "$py_hash" > "$py_stamp"
+fi
+# --- end python module ---
 
 # --- trainer ---
 # `.libtorch` → the venv's torch package: `.cargo/config.toml` points tch's

@@ -97,7 +97,7 @@ impl Key {
         let mut created = false;
         if !path.exists() {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                crate::private::create_dir(dir).map_err(io)?;
             }
             let mut secret = [0u8; 32];
             std::fs::File::open("/dev/urandom")
@@ -153,6 +153,44 @@ impl Key {
     pub fn date_shift_days(&self, patient_basis: &str) -> i64 {
         let m = self.mac("dateshift", patient_basis);
         (u64::from_be_bytes(m[..8].try_into().expect("8 bytes")) % 3650) as i64 + 1
+    }
+}
+
+/// What becomes of the study date (`--dates`).
+///
+/// | choice | kept | corresponds to |
+/// |---|---|---|
+/// | `none` (default) | nothing | PS3.15 Basic Profile: dates removed |
+/// | `shifted` | the study date minus the patient's shift (1..=3650 days from the key), intervals kept | PS3.15 Retain Longitudinal Temporal Information with Modified Dates Option (113107) |
+/// | `year` | only the year of the shifted date | HIPAA Safe Harbor, §164.514(b)(2)(i)(C): "all elements of dates (except year)" removed; the year itself is shifted too |
+///
+/// Ages above 89 are aggregated to 90 whichever the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dates {
+    #[default]
+    None,
+    Shifted,
+    Year,
+}
+
+impl Dates {
+    /// The name used on the command line and in `dataset.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dates::None => "none",
+            Dates::Shifted => "shifted",
+            Dates::Year => "year",
+        }
+    }
+
+    /// The kept value of a shifted `YYYYMMDD` date.
+    pub fn keep(self, shifted: Option<&str>) -> Option<String> {
+        match self {
+            Dates::None => None,
+            Dates::Shifted => shifted.map(str::to_string),
+            Dates::Year => shifted.and_then(|d| d.get(..4)).map(str::to_string),
+        }
     }
 }
 
@@ -314,6 +352,15 @@ mod tests {
         assert_eq!(shift_date("20200301", 1).unwrap(), "20200229");
         assert_eq!(shift_date("20230231", 1), None);
         assert_eq!(shift_date("garbage", 1), None);
+    }
+
+    #[test]
+    fn dates_option_keeps_nothing_the_shifted_date_or_its_year() {
+        assert_eq!(Dates::None.keep(Some("20190304")), None);
+        assert_eq!(Dates::Shifted.keep(Some("20190304")).as_deref(), Some("20190304"));
+        assert_eq!(Dates::Year.keep(Some("20190304")).as_deref(), Some("2019"));
+        assert_eq!(Dates::Year.keep(None), None);
+        assert_eq!(serde_json::to_string(&Dates::Year).unwrap(), "\"year\"");
     }
 
     #[test]

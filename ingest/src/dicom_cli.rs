@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chess_cli::{CliError, EXIT_CODES_HELP};
+use chess_ingest::burned_in::{Policy, Rules};
+use chess_ingest::deid::Dates;
 use chess_ingest::labels::LabelKey;
 use chess_ingest::run::{self, Config};
 use chess_ingest::select::Selection;
@@ -58,10 +60,39 @@ pub struct DicomArgs {
     #[arg(long, requires = "labels")]
     label_key: Option<LabelKey>,
 
-    /// Keep study dates, shifted back by a per-patient number of days derived
-    /// from the key (intervals preserved), as the label column
-    /// `study_date_shifted`.
+    /// Study dates: `none` (removed, PS3.15 Basic Profile), `shifted` (shifted
+    /// back by a per-patient number of days derived from the key, intervals
+    /// preserved: PS3.15 Retain Longitudinal Temporal Information with
+    /// Modified Dates, label column `study_date_shifted`) or `year` (only the
+    /// shifted year, HIPAA Safe Harbor: label column `study_year_shifted`).
+    #[arg(long, value_enum, default_value_t = DatesArg::None)]
+    dates: DatesArg,
+
+    /// Text burned into the pixels (found by a text-region detector, read by
+    /// Tesseract): `reject` the image (reason burned_in_text), `mask` (blank
+    /// the text lines, then process it) or `keep`. Either way what was found
+    /// is drawn on <out>/private/burned-in.png for review.
+    #[arg(long, value_enum, default_value_t = BurnedInArg::Reject)]
+    burned_in: BurnedInArg,
+
+    /// TOML file of regions known to hold burned-in text, by Manufacturer,
+    /// ManufacturerModelName and Rows×Columns (`[[region]]` tables with
+    /// `manufacturer`, optional `model`, `rows`, `columns`, and `boxes` of
+    /// [x, y, width, height]); they are always blanked.
     #[arg(long)]
+    burned_in_rules: Option<PathBuf>,
+
+    /// Words that are not PHI when they are all a text line says
+    /// (laterality and positioning markers; comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "L,R,PA,AP,LAT,ERECT,SUPINE,PORTABLE,UPRIGHT,SEMI,PORT,DECUBITUS"
+    )]
+    markers: Vec<String>,
+
+    /// The same as `--dates shifted` (kept for existing scripts).
+    #[arg(long, conflicts_with = "dates", hide = true)]
     keep_shifted_dates: bool,
 
     /// Take partition I of N (0-based) of the inputs, by a hash of each path;
@@ -72,6 +103,36 @@ pub struct DicomArgs {
 
     #[command(flatten)]
     work: WorkArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BurnedInArg {
+    /// Reject images with burned-in text (the default).
+    Reject,
+    /// Blank the text lines and keep the image.
+    Mask,
+    /// Keep images as they are.
+    Keep,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DatesArg {
+    /// No dates (the default).
+    None,
+    /// The study date shifted by the patient's offset.
+    Shifted,
+    /// Only the year of the shifted study date.
+    Year,
+}
+
+impl From<DatesArg> for Dates {
+    fn from(d: DatesArg) -> Dates {
+        match d {
+            DatesArg::None => Dates::None,
+            DatesArg::Shifted => Dates::Shifted,
+            DatesArg::Year => Dates::Year,
+        }
+    }
 }
 
 pub fn after_help() -> String {
@@ -110,8 +171,18 @@ pub fn run(args: DicomArgs) -> anyhow::Result<()> {
     if let Some(t) = args.work.threads()? {
         cfg.threads = t;
     }
-    cfg.keep_shifted_dates = args.keep_shifted_dates;
+    cfg.dates = if args.keep_shifted_dates { Dates::Shifted } else { args.dates.into() };
     cfg.max_shard_samples = args.work.shard_samples;
+    cfg.burned_in.policy = match args.burned_in {
+        BurnedInArg::Reject => Policy::Reject,
+        BurnedInArg::Mask => Policy::Mask,
+        BurnedInArg::Keep => Policy::Keep,
+    };
+    cfg.burned_in.markers =
+        args.markers.iter().map(|m| m.trim().to_ascii_uppercase()).filter(|m| !m.is_empty()).collect();
+    if let Some(p) = &args.burned_in_rules {
+        cfg.burned_in.rules = Rules::load(p).map_err(chess_ingest::error::IngestError::from)?;
+    }
 
     let bar = args.work.bar("files");
     let summary =
@@ -155,19 +226,29 @@ fn print_summary(s: &run::Summary) {
         if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
     );
     print_rejects(&s.rejected, &s.root, "files");
+    let burned = s.rejected.get("burned_in_text").copied().unwrap_or(0) + s.masked;
+    if burned > 0 {
+        println!(
+            "Burned-in text: {} images masked, {} rejected; review {}",
+            s.masked,
+            s.rejected.get("burned_in_text").copied().unwrap_or(0),
+            s.root.join("private").join(run::BURNED_IN_SHEET).display()
+        );
+    }
     if let (Some(rows), Some(unmatched), Some(without)) =
         (s.label_rows, s.label_rows_unmatched, s.images_without_labels)
     {
         println!("Labels: {rows} rows, {unmatched} matched no image; {without} images without a label row");
     }
     let wall = t.wall.as_secs_f64();
-    let busy = (t.read + t.decode + t.pipeline + t.encode).as_secs_f64().max(1e-9);
+    let busy = (t.read + t.decode + t.burned_in + t.pipeline + t.encode).as_secs_f64().max(1e-9);
     println!(
-        "{:.1} s, {:.1} files/s; worker time: read {:.0}%, parse+decode {:.0}%, pipeline {:.0}%, encode {:.0}%",
+        "{:.1} s, {:.1} files/s; worker time: read {:.0}%, parse+decode {:.0}%, burned-in {:.0}%, pipeline {:.0}%, encode {:.0}%",
         wall,
         s.processed_now as f64 / wall.max(1e-9),
         100.0 * t.read.as_secs_f64() / busy,
         100.0 * t.decode.as_secs_f64() / busy,
+        100.0 * t.burned_in.as_secs_f64() / busy,
         100.0 * t.pipeline.as_secs_f64() / busy,
         100.0 * t.encode.as_secs_f64() / busy,
     );

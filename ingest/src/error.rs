@@ -5,7 +5,7 @@
 //! | group | exit | variants |
 //! |---|---|---|
 //! | usage/config | 2 | [`IngestError::InvalidOption`], [`IngestError::OptionsChanged`], [`IngestError::FinishedWithOtherOptions`], [`IngestError::StaleOutput`] |
-//! | input | 3 | [`IngestError::Discover`], [`IngestError::Labels`], [`IngestError::ReadInput`], [`IngestError::Csv`], [`IngestError::Header`], [`IngestError::Layout`]; [`IngestError::Key`] when the key file is unreadable or short |
+//! | input | 3 | [`IngestError::Discover`], [`IngestError::Labels`], [`IngestError::BurnedInRules`], [`IngestError::ReadInput`], [`IngestError::Csv`], [`IngestError::Header`], [`IngestError::Layout`]; [`IngestError::Key`] when the key file is unreadable or short |
 //! | output | 4 | [`IngestError::OtherDataset`] (as `chess-shards` for an existing dataset at its output), [`IngestError::WriteOutput`], [`IngestError::Dataset`], [`IngestError::RunFile`]; [`IngestError::Key`] when a new key cannot be written |
 //! | runtime | 5 | [`IngestError::Accounting`], [`IngestError::Worker`] |
 
@@ -37,6 +37,9 @@ pub enum IngestError {
     Key(#[from] crate::deid::KeyError),
     #[error(transparent)]
     Labels(#[from] crate::labels::LabelsError),
+    /// The `--burned-in-rules` file cannot be read or parsed.
+    #[error(transparent)]
+    BurnedInRules(#[from] crate::burned_in::rules::RulesError),
     /// An input file or folder that cannot be read.
     #[error("'{}': {source}", path.display())]
     ReadInput { path: PathBuf, source: std::io::Error },
@@ -100,6 +103,7 @@ impl Classify for IngestError {
             Discover(e) => e.exit_class(),
             Key(e) => e.exit_class(),
             Labels(e) => e.exit_class(),
+            BurnedInRules(e) => e.exit_class(),
             ReadInput { source, .. } => chess_cli::exit::io_class(source, false),
             Csv { .. } | Header { .. } | Layout { .. } => ExitClass::Input,
             OtherDataset { .. } | WriteOutput { .. } | Dataset { .. } | RunFile { .. } => ExitClass::Output,

@@ -175,6 +175,9 @@ pub fn open_dataset<O: Serialize + DeserializeOwned + PartialEq>(
     options: &O,
     resuming: bool,
 ) -> Result<Opened> {
+    // private/ first, 0700, before anything (the writer included) creates it.
+    let private = root.join(layout::PRIVATE_DIR);
+    crate::private::create_dir(&private).map_err(IngestError::write(&private))?;
     let (writer, done) = if resuming {
         if let Some((before, now)) = stored_options::<O>(run_file)?.and_then(|b| differing(&b, options)) {
             return Err(IngestError::OptionsChanged { root: root.to_path_buf(), import, before, now });
@@ -184,9 +187,9 @@ pub fn open_dataset<O: Serialize + DeserializeOwned + PartialEq>(
         (DatasetWriter::create(root, writer_opts.clone()).map_err(IngestError::dataset(root))?, HashSet::new())
     };
     if let Some(private) = run_file.parent() {
-        std::fs::create_dir_all(private).map_err(IngestError::write(private))?;
+        crate::private::create_dir(private).map_err(IngestError::write(private))?;
     }
-    std::fs::write(run_file, serde_json::to_vec_pretty(options).expect("serialisable"))
+    crate::private::write(run_file, &serde_json::to_vec_pretty(options).expect("serialisable"))
         .map_err(IngestError::write(run_file))?;
     Ok(Opened { writer, done })
 }
@@ -287,7 +290,7 @@ fn write_rejected(path: &Path, r: &Rejections<'_>) -> std::io::Result<()> {
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("parquet.tmp");
-    let file = std::fs::File::create(&tmp)?;
+    let file = crate::private::create_file(&tmp)?;
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(std::io::Error::other)?;
     w.write(&batch).map_err(std::io::Error::other)?;
     w.close().map_err(std::io::Error::other)?;

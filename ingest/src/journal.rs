@@ -9,7 +9,7 @@
 //! sample. A torn last line (killed mid-write) is ignored. The journal names
 //! source paths, so it lives under `private/`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -19,9 +19,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "o")]
 pub enum Entry {
-    /// Became sample `k` (pixel hash `h`, label row `l`).
+    /// Became sample `k` (pixel hash `h`, label row `l`; `b`: burned-in
+    /// text or rules regions blanked).
     #[serde(rename = "sample")]
-    Sample { s: String, k: String, h: String, l: Option<usize> },
+    Sample {
+        s: String,
+        k: String,
+        h: String,
+        l: Option<usize>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        b: bool,
+    },
     /// Rejected with reason code `r`.
     #[serde(rename = "reject")]
     Reject { s: String, r: String, m: String },
@@ -57,7 +65,7 @@ impl Journal {
                 }
             }
         }
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = crate::private::append_file(path)?;
         // Make sure a torn last line does not glue onto the next entry.
         if file.metadata()?.len() > 0 {
             file.write_all(b"\n")?;
@@ -84,12 +92,13 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     #[test]
     fn round_trips_and_survives_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.jsonl");
-        let a = Entry::Sample { s: "a".into(), k: "k1".into(), h: "h".into(), l: Some(3) };
+        let a = Entry::Sample { s: "a".into(), k: "k1".into(), h: "h".into(), l: Some(3), b: true };
         let b = Entry::Reject { s: "b".into(), r: "not_dicom".into(), m: "x".into() };
         {
             let (mut j, old) = Journal::open(&p).unwrap();

@@ -19,6 +19,7 @@
 //! Without `dataset` only the DICOM core is built (no chess-shards, Parquet
 //! or object storage): that is what the fuzz target and the trainer link.
 //! The `chess-ingest` binary (feature `cli`) adds the command line.
+pub mod burned_in;
 #[cfg(feature = "dataset")]
 pub mod chexpert;
 #[cfg(feature = "dataset")]
@@ -42,6 +43,7 @@ pub mod lengths;
 #[cfg(feature = "dataset")]
 pub mod pairs;
 pub mod pipeline;
+pub mod private;
 #[cfg(feature = "dataset")]
 pub mod progress;
 pub mod reject;

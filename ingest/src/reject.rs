@@ -37,6 +37,8 @@ pub enum Reason {
     View,
     /// BurnedInAnnotation = YES.
     BurnedInAnnotation,
+    /// Text found in the pixels (`--burned-in reject`).
+    BurnedInText,
     /// More than one frame.
     MultiFrame,
     /// Not monochrome (colour, palette, ...).
@@ -60,7 +62,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::ReadError,
         Reason::ArchiveError,
         Reason::TooLarge,
@@ -74,6 +76,7 @@ impl Reason {
         Reason::BodyPart,
         Reason::View,
         Reason::BurnedInAnnotation,
+        Reason::BurnedInText,
         Reason::MultiFrame,
         Reason::Colour,
         Reason::BadDimensions,
@@ -102,6 +105,7 @@ impl Reason {
             Reason::BodyPart => "body_part",
             Reason::View => "view_position",
             Reason::BurnedInAnnotation => "burned_in_annotation",
+            Reason::BurnedInText => "burned_in_text",
             Reason::MultiFrame => "multi_frame",
             Reason::Colour => "colour",
             Reason::BadDimensions => "bad_dimensions",

@@ -3,12 +3,14 @@
 //!
 //! The dataset is built, resumably, in a local working directory (by default
 //! `$CHESS_CACHE/ingest-work/<hash of the URL>`), then uploaded: shards
-//! first (multipart for large ones), then `manifest.parquet` and
-//! `private/rejected.parquet`, and `dataset.json` last, so a reader that
-//! sees `dataset.json` sees a complete dataset. Objects already present with
-//! the right size are skipped, so an interrupted upload is finished by
-//! re-running the same command. The journal, the run options and the key
-//! stay local: the key is a secret and never leaves the machine.
+//! first (multipart for large ones), then `manifest.parquet`, and
+//! `dataset.json` last, so a reader that sees `dataset.json` sees a complete
+//! dataset. Objects already present with the right size are skipped, so an
+//! interrupted upload is finished by re-running the same command. Nothing of
+//! `private/` is ever uploaded (the reject list names source files and
+//! quotes header values; the journal, the run options, the burned-in
+//! contact sheet and the key are private too): it stays in the local
+//! working directory.
 //! Credentials and endpoints come from the environment (`AWS_*`,
 //! `GOOGLE_*`, `AZURE_*`), as for the loader.
 
@@ -82,10 +84,6 @@ fn files_to_publish(root: &Path) -> Result<Vec<String>, UploadError> {
     names.sort();
     out.extend(names.into_iter().map(|n| format!("{}/{n}", layout::SHARDS_DIR)));
     out.push(layout::MANIFEST.to_string());
-    let rejected = format!("{}/{}", layout::PRIVATE_DIR, crate::frontend::REJECTED);
-    if root.join(&rejected).exists() {
-        out.push(rejected);
-    }
     out.push(layout::DATASET_JSON.to_string());
     Ok(out)
 }

@@ -183,7 +183,8 @@ fn bad_input_is_rejected_without_panics_or_huge_allocations() {
 
     let out = tmp.path().join("out");
     let started = Instant::now();
-    ingest(&[&inp, &"--out", &out, &"--quiet"]);
+    // Decoding is what this test is about: no burned-in verdicts.
+    ingest(&[&inp, &"--out", &out, &"--quiet", &"--burned-in", &"keep"]);
     assert!(started.elapsed() < Duration::from_secs(60));
     let rej = rejects(&out);
     let reason = |name: &str| rej.iter().find(|(s, _)| s.ends_with(name)).map(|(_, r)| r.clone()).unwrap_or_default();
@@ -224,6 +225,10 @@ fn kill_dash_nine_then_rerun_completes_without_loss_or_duplicates() {
             "--threads",
             "2",
             "--quiet",
+            // The synthetic images' wrapped ramps are salt-and-pepper bands
+            // the text detector flags; this test is about resumption.
+            "--burned-in",
+            "keep",
         ]);
     };
     let shard = |i: u32| out.join(format!("shards/shard-{i:06}.tar"));
@@ -237,7 +242,11 @@ fn kill_dash_nine_then_rerun_completes_without_loss_or_duplicates() {
         while !shard(wait_for).exists() {
             assert!(t.elapsed() < Duration::from_secs(120), "no progress");
             if let Some(st) = child.try_wait().unwrap() {
-                panic!("finished before it could be killed: {st}");
+                panic!(
+                    "finished before it could be killed (waiting for shard {wait_for}): {st}; {:?}",
+                    std::fs::read_dir(out.join("shards"))
+                        .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect::<Vec<_>>())
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -263,7 +272,7 @@ fn kill_dash_nine_then_rerun_completes_without_loss_or_duplicates() {
     assert_eq!(unique.len(), ks.len(), "no duplicates");
     // Same keys as an uninterrupted run.
     let clean = tmp.path().join("clean");
-    ingest(&[&inp, &"--out", &clean, &"--key-file", &key, &"--quiet"]);
+    ingest(&[&inp, &"--out", &clean, &"--key-file", &key, &"--quiet", &"--burned-in", &"keep"]);
     let mut a = keys(&clean);
     a.sort();
     let mut b = ks.clone();

@@ -1,7 +1,7 @@
 //! `--out s3://…` against a real S3-compatible server on loopback (`s3s-fs`,
 //! built by `scripts/setup.sh`): the dataset arrives complete (multipart for
-//! large shards), the key and journal stay local, a re-run skips what is
-//! already there.
+//! large shards), nothing of `private/` is in the bucket (listed object by
+//! object), a re-run skips what is already there.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -28,6 +28,20 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Every object of the served bucket (s3s-fs keeps one file per object;
+/// its own upload bookkeeping, dot-files, is not an object).
+fn bucket_objects(bucket: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(bucket)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(bucket).unwrap().to_string_lossy().replace('\\', "/"))
+        .filter(|p| !p.split('/').any(|c| c.starts_with('.')))
+        .collect();
+    out.sort();
+    out
 }
 
 #[test]
@@ -62,7 +76,7 @@ fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
             .arg(&inp)
-            .args(["--out", "s3://bkt/ds", "--shard-samples", "25"])
+            .args(["--out", "s3://bkt/ds", "--shard-samples", "25", "--burned-in", "keep"])
             .arg("--work-dir")
             .arg(&work)
             .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
@@ -78,21 +92,22 @@ fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
     let o = run();
     assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("Uploaded to s3://bkt/ds: 5 objects"), "{stdout}");
+    assert!(stdout.contains("Uploaded to s3://bkt/ds: 4 objects"), "{stdout}");
     let remote = served.join("bkt/ds");
     let shard0 = std::fs::metadata(work.join("shards/shard-000000.tar")).unwrap().len();
     assert!(shard0 > 2 * (5 << 20), "the first shard must be big enough to need parts: {shard0}");
-    for rel in [
-        "dataset.json",
-        "manifest.parquet",
-        "shards/shard-000000.tar",
-        "shards/shard-000001.tar",
-        "private/rejected.parquet",
-    ] {
+    for rel in ["dataset.json", "manifest.parquet", "shards/shard-000000.tar", "shards/shard-000001.tar"] {
         assert_eq!(std::fs::read(remote.join(rel)).unwrap(), std::fs::read(work.join(rel)).unwrap(), "{rel}");
     }
-    assert!(!remote.join("private/key").exists(), "the key must never be uploaded");
-    assert!(!remote.join("private/journal.jsonl").exists());
+    // The bucket, listed: the dataset's four objects and nothing else (no
+    // key, journal, run file or reject list), while private/ stays local.
+    assert_eq!(
+        bucket_objects(&served.join("bkt")),
+        ["ds/dataset.json", "ds/manifest.parquet", "ds/shards/shard-000000.tar", "ds/shards/shard-000001.tar"]
+    );
+    for rel in ["private/key", "private/journal.jsonl", "private/run.json", "private/rejected.parquet"] {
+        assert!(work.join(rel).is_file(), "{rel} stays in the local work directory");
+    }
     let ds = chess_shards::Dataset::open(&remote).unwrap();
     assert_eq!(ds.manifest.len(), 30);
     assert!(chess_shards::verify::verify(&ds, &|_| {}).unwrap().ok());

@@ -13,6 +13,9 @@
 //! - [`lenient`]: files that are not well-formed Part 10 (no meta, wrong
 //!   group length, encoding fallback, UN), the fuzz regression inputs and
 //!   the per-file memory bound;
+//! - [`deid`]: trusted de-identification (byte-identical datasets whatever
+//!   the threads, key order in shards, `private/` modes, `--dates`, no
+//!   input value on the streams at `CHESS_LOG=trace`);
 //! - [`pydicom_agreement`]: decoded values against pydicom (needs the venv);
 //! - [`s3`]: `--out s3://…` against `s3s-fs` (built by `scripts/setup.sh`).
 //!
@@ -27,6 +30,7 @@ mod common;
 
 mod chexpert;
 mod cli;
+mod deid;
 mod corpus;
 mod cxr_fixtures;
 mod importers;

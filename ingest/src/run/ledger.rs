@@ -16,7 +16,7 @@ use crate::reject::Reason;
 /// Final state of a source.
 #[derive(Debug, Clone)]
 pub(super) enum Done {
-    Sample { label_row: Option<usize> },
+    Sample { label_row: Option<usize>, masked: bool },
     Reject { reason: String, message: String },
 }
 
@@ -42,10 +42,10 @@ impl Ledger {
         let mut dups = Vec::new();
         for (src, e) in last {
             match e {
-                Entry::Sample { k, h, l: row, .. } if l.written.contains(&k) && !l.owner.contains_key(&k) => {
+                Entry::Sample { k, h, l: row, b, .. } if l.written.contains(&k) && !l.owner.contains_key(&k) => {
                     l.owner.insert(k.clone(), src.clone());
                     l.by_hash.insert(h, k.clone());
-                    l.done.insert(src, Done::Sample { label_row: row });
+                    l.done.insert(src, Done::Sample { label_row: row, masked: b });
                 }
                 Entry::Reject { r, m, .. } => {
                     l.done.insert(src, Done::Reject { reason: r, message: m });
@@ -72,13 +72,13 @@ impl Ledger {
         outcome: Outcome,
         write: impl FnOnce(EncodedSample) -> Result<(), ShardError>,
     ) -> Result<Entry, ShardError> {
-        let (key, hash, label_row, encoded) = match outcome {
+        let (key, hash, label_row, masked, encoded) = match outcome {
             Outcome::Reject(r) => {
                 let e = Entry::Reject { s: source.clone(), r: r.reason.code().into(), m: r.message.clone() };
                 self.done.insert(source, Done::Reject { reason: r.reason.code().into(), message: r.message });
                 return Ok(e);
             }
-            Outcome::Sample { key, hash, label_row, encoded } => (key, hash, label_row, encoded),
+            Outcome::Sample { key, hash, label_row, masked, encoded } => (key, hash, label_row, masked, encoded),
         };
         let duplicate = |ledger: &mut Ledger, reason: Reason, k: String, m: String| {
             let r = reason.code().to_string();
@@ -101,8 +101,8 @@ impl Ledger {
         }
         self.owner.insert(key.clone(), source.clone());
         self.by_hash.insert(hash.clone(), key.clone());
-        self.done.insert(source.clone(), Done::Sample { label_row });
-        Ok(Entry::Sample { s: source, k: key, h: hash, l: label_row })
+        self.done.insert(source.clone(), Done::Sample { label_row, masked });
+        Ok(Entry::Sample { s: source, k: key, h: hash, l: label_row, b: masked })
     }
 
     /// (samples, rejections) so far, for the running counts.
@@ -126,8 +126,9 @@ impl Ledger {
         for src in sources {
             summary.files += 1;
             match &self.done[src] {
-                Done::Sample { label_row } => {
+                Done::Sample { label_row, masked } => {
                     summary.samples += 1;
+                    summary.masked += u64::from(*masked);
                     match label_row {
                         Some(r) => {
                             used_rows.insert(*r);

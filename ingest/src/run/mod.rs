@@ -29,7 +29,10 @@ use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
 use self::ledger::Ledger;
+use self::order::ShardOrder;
 use self::worker::{process, Clocks, Ctx, Outcome};
+use crate::burned_in::sheet::Tile;
+use crate::burned_in::{self, sheet::Sheet};
 use crate::deid::{self, Key};
 use crate::discover::{self, Item};
 use crate::frontend::{self, Opened, PixelSettings, Rejections};
@@ -41,18 +44,23 @@ use crate::reject::{Reason, Reject};
 use crate::select::Selection;
 
 mod ledger;
+mod order;
 mod partition;
 mod worker;
 
 pub use self::partition::{parse_partition, partition_from_env, partition_of};
 pub use crate::decode_and_process;
 
-/// Label column holding the shifted study date when `keep_shifted_dates`.
+/// Label column holding the shifted study date with `--dates shifted`.
 pub const SHIFTED_DATE_COLUMN: &str = "study_date_shifted";
+/// Label column holding the shifted study year with `--dates year`.
+pub const SHIFTED_YEAR_COLUMN: &str = "study_year_shifted";
 /// Name of the journal under `private/`.
 pub const JOURNAL: &str = "journal.jsonl";
 /// The run file under `private/` (the options of the run, for resumption).
 pub const RUN_JSON: &str = "run.json";
+/// The burned-in contact sheet under `private/`.
+pub const BURNED_IN_SHEET: &str = "burned-in.png";
 pub use crate::frontend::{KEY_FILE, REJECTED};
 
 pub use crate::error::{IngestError, Result};
@@ -71,7 +79,10 @@ pub struct Config {
     /// `(index, count)`, 0-based index.
     pub partition: Option<(u32, u32)>,
     pub threads: usize,
-    pub keep_shifted_dates: bool,
+    /// What becomes of the study date (`--dates`).
+    pub dates: deid::Dates,
+    /// Burned-in text: policy, markers, rules, OCR.
+    pub burned_in: burned_in::Options,
     pub max_shard_samples: u64,
     pub max_shard_bytes: u64,
     pub zstd_level: i32,
@@ -88,7 +99,8 @@ impl Config {
             labels: None,
             partition: None,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            keep_shifted_dates: false,
+            dates: deid::Dates::None,
+            burned_in: burned_in::Options::default(),
             max_shard_samples: 10_000,
             max_shard_bytes: 1 << 30,
             zstd_level: 3,
@@ -118,8 +130,19 @@ pub struct RunOptions {
     pub views: Option<Vec<String>>,
     pub label_key: Option<String>,
     pub label_columns: Vec<LabelColumn>,
-    pub keep_shifted_dates: bool,
+    pub dates: deid::Dates,
+    pub burned_in: BurnedInSettings,
     pub partition: Option<(u32, u32)>,
+}
+
+/// The burned-in settings as `run.json` and `dataset.json` record them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BurnedInSettings {
+    pub policy: burned_in::Policy,
+    pub markers: Vec<String>,
+    /// BLAKE3 of the rules file, if any.
+    pub rules_digest: Option<String>,
+    pub ocr: bool,
 }
 
 /// The result of a run.
@@ -128,6 +151,8 @@ pub struct Summary {
     /// Source files accounted for (samples + rejects + duplicates).
     pub files: u64,
     pub samples: u64,
+    /// Samples whose burned-in text (or rules regions) was blanked.
+    pub masked: u64,
     /// Counts per reason code (duplicates included).
     pub rejected: BTreeMap<String, u64>,
     pub label_rows: Option<u64>,
@@ -155,6 +180,8 @@ pub struct Timing {
     pub wall: Duration,
     pub read: Duration,
     pub decode: Duration,
+    /// The burned-in text scan (detector and OCR).
+    pub burned_in: Duration,
     pub pipeline: Duration,
     pub encode: Duration,
 }
@@ -166,7 +193,13 @@ fn run_options(cfg: &Config, label_columns: &[LabelColumn]) -> RunOptions {
         views: cfg.selection.views.clone(),
         label_key: cfg.labels.as_ref().map(|(_, k)| k.keyword().to_string()),
         label_columns: label_columns.to_vec(),
-        keep_shifted_dates: cfg.keep_shifted_dates,
+        dates: cfg.dates,
+        burned_in: BurnedInSettings {
+            policy: cfg.burned_in.policy,
+            markers: cfg.burned_in.markers.clone(),
+            rules_digest: cfg.burned_in.rules.digest.clone(),
+            ocr: cfg.burned_in.ocr,
+        },
         partition: cfg.partition,
     }
 }
@@ -189,13 +222,19 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         Some((p, k)) => Some(Labels::load(p, *k)?),
     };
     let mut label_columns: Vec<LabelColumn> = labels.as_ref().map(|l| l.columns.clone()).unwrap_or_default();
-    if cfg.keep_shifted_dates {
-        if label_columns.iter().any(|c| c.name == SHIFTED_DATE_COLUMN) {
+    let date_column = match cfg.dates {
+        deid::Dates::None => None,
+        deid::Dates::Shifted => Some(SHIFTED_DATE_COLUMN),
+        deid::Dates::Year => Some(SHIFTED_YEAR_COLUMN),
+    };
+    if let Some(column) = date_column {
+        if label_columns.iter().any(|c| c.name == column) {
             return Err(IngestError::InvalidOption(format!(
-                "--keep-shifted-dates: the labels file already has a `{SHIFTED_DATE_COLUMN}` column"
+                "--dates {}: the labels file already has a `{column}` column",
+                cfg.dates.name()
             )));
         }
-        label_columns.push(LabelColumn { name: SHIFTED_DATE_COLUMN.into(), label_type: LabelType::Utf8 });
+        label_columns.push(LabelColumn { name: column.into(), label_type: LabelType::Utf8 });
     }
     let dtype = frontend::dtype(cfg.pipeline.bit_depth);
     let writer_opts = WriterOptions {
@@ -236,7 +275,8 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         selection: cfg.selection.clone(),
         pipeline: cfg.pipeline,
         labels,
-        keep_shifted_dates: cfg.keep_shifted_dates,
+        dates: cfg.dates,
+        burned_in: cfg.burned_in.clone(),
         writer_opts,
         clocks: Clocks::default(),
     };
@@ -249,8 +289,12 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         .count() as u64;
     progress(ProgressEvent::Total(total));
     let depth = 4 * threads;
-    let (item_tx, item_rx) = sync_channel::<Item>(depth);
-    let (out_tx, out_rx) = sync_channel::<(String, Outcome)>(depth);
+    let (item_tx, item_rx) = sync_channel::<(u64, Item)>(depth);
+    let (out_tx, out_rx) = sync_channel::<(u64, String, Outcome, Option<Tile>)>(depth);
+    // Outcomes back in walk order, at most 2 × depth of them in flight.
+    let (window, mut in_order) = order::window::<(String, Outcome, Option<Tile>)>(2 * depth);
+    let mut sheet = Sheet::default();
+    let mut shard_order = ShardOrder::new(&writer);
     let mut processed_now = 0u64;
     let mut write_error: Option<IngestError> = None;
 
@@ -258,10 +302,16 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         let inputs = &cfg.inputs;
         let skip = Arc::clone(&skip);
         s.spawn(move || {
+            let mut seq = 0u64;
+            let mut send = |item: Item| {
+                let sent = window.acquire() && item_tx.send((seq, item)).is_ok();
+                seq += 1;
+                sent
+            };
             for f in discover::walk_files(inputs) {
                 match f {
                     Err(item) => {
-                        if item_tx.send(item).is_err() {
+                        if !send(item) {
                             return;
                         }
                     }
@@ -282,7 +332,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
                                 progress(ProgressEvent::Advanced(1));
                                 return true;
                             }
-                            alive = item_tx.send(item).is_ok();
+                            alive = send(item);
                             alive
                         });
                         if !alive {
@@ -299,47 +349,62 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         let pool = &pool;
         s.spawn(move || {
             pool.install(|| {
-                item_rx.into_iter().par_bridge().for_each_with(out_tx, |tx, item| {
+                item_rx.into_iter().par_bridge().for_each_with(out_tx, |tx, (seq, item)| {
                     let source = item.source.clone();
-                    let outcome = frontend::unpanicked(
+                    let (outcome, tile) = frontend::unpanicked(
                         || process(ctx, item),
-                        || Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked")),
+                        || (Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked")), None),
                     );
-                    let _ = tx.send((source, outcome));
+                    let _ = tx.send((seq, source, outcome, tile));
                 });
             });
         });
         // The writer: this thread.
         let (mut n_samples, mut n_rejects) = ledger.counts();
-        for (source, outcome) in out_rx {
-            if write_error.is_some() {
-                continue; // drain so the workers can finish
-            }
-            processed_now += 1;
-            let entry = match ledger.record(source, outcome, |encoded| writer.write_encoded(encoded)) {
-                Ok(entry) => entry,
-                Err(e) => {
-                    write_error = Some(IngestError::Dataset { root: root.clone(), source: e });
-                    continue;
+        for (seq, source, outcome, tile) in out_rx {
+            in_order.push(seq, (source, outcome, tile), |(source, outcome, tile)| {
+                if write_error.is_some() {
+                    return; // drain so the workers can finish
                 }
-            };
-            match &entry {
-                crate::journal::Entry::Sample { .. } => n_samples += 1,
-                _ => n_rejects += 1,
-            }
-            if let Err(e) = journal.append(&entry) {
-                write_error = Some(IngestError::WriteOutput { path: journal_path.clone(), source: e });
-            }
-            progress(ProgressEvent::Advanced(1));
-            progress(ProgressEvent::Counts { samples: n_samples, rejected: n_rejects });
+                processed_now += 1;
+                if let Some(tile) = tile {
+                    sheet.add(source.clone(), tile);
+                }
+                let recorded = ledger.record(source, outcome, |encoded| shard_order.push(encoded, &mut writer));
+                let entry = match recorded {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        write_error = Some(IngestError::Dataset { root: root.clone(), source: e });
+                        return;
+                    }
+                };
+                match &entry {
+                    crate::journal::Entry::Sample { .. } => n_samples += 1,
+                    _ => n_rejects += 1,
+                }
+                if let Err(e) = journal.append(&entry) {
+                    write_error = Some(IngestError::WriteOutput { path: journal_path.clone(), source: e });
+                }
+                progress(ProgressEvent::Advanced(1));
+                progress(ProgressEvent::Counts { samples: n_samples, rejected: n_rejects });
+            });
         }
+        debug_assert_eq!(in_order.waiting(), 0, "every outcome was due by the end");
         Ok(())
     })?;
+    if write_error.is_none() {
+        if let Err(e) = shard_order.flush(&mut writer) {
+            write_error = Some(IngestError::Dataset { root: root.clone(), source: e });
+        }
+    }
     progress(ProgressEvent::Finished);
     if let Some(e) = write_error {
         return Err(e);
     }
     journal.sync().map_err(IngestError::write(&journal_path))?;
+    if !sheet.is_empty() {
+        sheet.write(&private).map_err(IngestError::write(&private.join(BURNED_IN_SHEET)))?;
+    }
 
     // Accounting.
     let mut summary = Summary {
@@ -370,7 +435,7 @@ fn provenance(cfg: &Config, opts_now: &RunOptions, summary: &Summary) -> BTreeMa
     let mut provenance = BTreeMap::new();
     let codes: Vec<serde_json::Value> = deid::DEID_CODES
         .iter()
-        .filter(|(code, _)| cfg.keep_shifted_dates || *code != "113107")
+        .filter(|(code, _)| cfg.dates == deid::Dates::Shifted || *code != "113107")
         .map(|(code, meaning)| serde_json::json!({"code": code, "scheme": "DCM", "meaning": meaning}))
         .collect();
     provenance.insert(
@@ -382,6 +447,19 @@ fn provenance(cfg: &Config, opts_now: &RunOptions, summary: &Summary) -> BTreeMa
             "kept": ["patient_id (pseudonym)", "study_id (2.25 UID)", "series_id (2.25 UID)", "sex", "age_years (capped at 90)", "view_position", "modality", "transfer_syntax"],
         }),
     );
+    provenance.insert(
+        "burned_in".into(),
+        serde_json::json!({
+            "policy": opts_now.burned_in.policy,
+            "rules_digest": opts_now.burned_in.rules_digest,
+            "ocr": opts_now.burned_in.ocr,
+            "markers": opts_now.burned_in.markers,
+            "masked": summary.masked,
+            "rejected": summary.rejected.get(Reason::BurnedInText.code()).copied().unwrap_or(0),
+            "detector": "morphological gradient at <= 2048 px, glyph-sized connected components, lines of >= 2.8 glyph sizes; Tesseract 5 (eng) reads each line, lines of allowed markers only do not count",
+        }),
+    );
+    provenance.insert("dates".into(), serde_json::json!(cfg.dates.name()));
     provenance.insert("options".into(), serde_json::to_value(opts_now).expect("serialisable"));
     provenance.insert("summary".into(), serde_json::to_value(summary).expect("serialisable"));
     provenance.insert(
@@ -392,12 +470,11 @@ fn provenance(cfg: &Config, opts_now: &RunOptions, summary: &Summary) -> BTreeMa
 }
 
 fn deid_method(cfg: &Config) -> String {
-    if cfg.keep_shifted_dates {
-        deid::DEID_METHOD.to_string()
-    } else {
-        deid::DEID_METHOD.replace(
-            " and the Retain Longitudinal Temporal Information with Modified Dates Option",
-            " (dates not kept)",
-        )
+    let option = " and the Retain Longitudinal Temporal Information with Modified Dates Option";
+    match cfg.dates {
+        deid::Dates::Shifted => deid::DEID_METHOD.to_string(),
+        deid::Dates::None => deid::DEID_METHOD.replace(option, " (dates not kept)"),
+        deid::Dates::Year => deid::DEID_METHOD
+            .replace(option, " (dates: only the year of the shifted study date kept, as HIPAA Safe Harbor allows)"),
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use chess_shards::{encode_sample, EncodedSample, LabelValue, Sample, WriterOptions};
 
 use super::Timing;
+use crate::burned_in::{self, sheet::Tile, Device, Policy};
 use crate::deid::{self, Key};
 use crate::dicom::{self, Header};
 use crate::discover::Item;
@@ -17,12 +18,14 @@ use crate::labels::Labels;
 use crate::pipeline::{self, PipelineOptions, PixelSemantics};
 use crate::reject::{Reason, Reject};
 use crate::select::Selection;
+use dicom_dictionary_std::tags;
 
 /// Worker time per stage, summed over threads (nanoseconds).
 #[derive(Default)]
 pub(super) struct Clocks {
     pub(super) read: AtomicU64,
     pub(super) decode: AtomicU64,
+    pub(super) burned_in: AtomicU64,
     pub(super) pipeline: AtomicU64,
     pub(super) encode: AtomicU64,
 }
@@ -35,7 +38,7 @@ fn tick(c: &AtomicU64, since: Instant) -> Instant {
 
 /// What a worker made of one item.
 pub(super) enum Outcome {
-    Sample { key: String, hash: String, label_row: Option<usize>, encoded: Box<EncodedSample> },
+    Sample { key: String, hash: String, label_row: Option<usize>, masked: bool, encoded: Box<EncodedSample> },
     Reject(Reject),
 }
 
@@ -45,38 +48,52 @@ pub(super) struct Ctx {
     pub(super) selection: Selection,
     pub(super) pipeline: PipelineOptions,
     pub(super) labels: Option<Labels>,
-    pub(super) keep_shifted_dates: bool,
+    pub(super) dates: deid::Dates,
     pub(super) writer_opts: WriterOptions,
+    pub(super) burned_in: burned_in::Options,
     pub(super) clocks: Clocks,
 }
 
-/// Processes one item: everything short of writing it.
-pub(super) fn process(ctx: &Ctx, item: Item) -> Outcome {
+/// Processes one item: everything short of writing it. With it, the
+/// contact-sheet tile of an image rejected or masked for burned-in text.
+pub(super) fn process(ctx: &Ctx, item: Item) -> (Outcome, Option<Tile>) {
     let t = Instant::now();
     let bytes = match item.payload.read() {
         Ok(b) => b,
         Err((code, message)) => {
             let reason = Reason::from_code(code).unwrap_or(Reason::ReadError);
-            return Outcome::Reject(Reject::new(reason, message));
+            return (Outcome::Reject(Reject::new(reason, message)), None);
         }
     };
     let t = tick(&ctx.clocks.read, t);
-    match process_bytes(ctx, &bytes, t) {
+    let mut tile = None;
+    let outcome = match process_bytes(ctx, &bytes, t, &mut tile) {
         Ok(o) => o,
         Err(r) => Outcome::Reject(r),
-    }
+    };
+    (outcome, tile)
 }
 
-fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject> {
+fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant, tile: &mut Option<Tile>) -> Result<Outcome, Reject> {
     let obj = dicom::parse(bytes)?;
     let h = Header::from_object(&obj);
     ctx.selection.check(&h)?;
     if h.sop_instance_uid.is_empty() {
         return Err(Reject::new(Reason::MissingSopInstanceUid, "no SOPInstanceUID"));
     }
-    let stored = dicom::decode(&obj, &h)?;
+    let text_of = |tag| {
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok().map(|s| s.trim().to_string()))
+            .unwrap_or_default()
+    };
+    let (manufacturer, model) = (text_of(tags::MANUFACTURER), text_of(tags::MANUFACTURER_MODEL_NAME));
+    let mut stored = dicom::decode(&obj, &h)?;
     drop(obj);
     let t = tick(&ctx.clocks.decode, t);
+    let masked = burned_in_text(ctx, &h, &mut stored, &Device { manufacturer: &manufacturer, model: &model }, tile)?;
+    let t = tick(&ctx.clocks.burned_in, t);
     let sem = PixelSemantics {
         monochrome1: h.photometric == "MONOCHROME1",
         rescale_slope: h.rescale_slope,
@@ -96,8 +113,8 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject>
             None => (None, l.nulls()),
         },
     };
-    if ctx.keep_shifted_dates {
-        labels.push(d.shifted_study_date.clone().map(LabelValue::Str).unwrap_or(LabelValue::Null));
+    if ctx.dates != deid::Dates::None {
+        labels.push(ctx.dates.keep(d.shifted_study_date.as_deref()).map(LabelValue::Str).unwrap_or(LabelValue::Null));
     }
     let key = d.key.clone();
     let sample = Sample {
@@ -109,7 +126,41 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant) -> Result<Outcome, Reject>
     let encoded = encode_sample(&sample, &ctx.writer_opts)
         .map_err(|e| Reject::new(Reason::DecodeError, format!("could not encode the sample: {e}")))?;
     tick(&ctx.clocks.encode, t);
-    Ok(Outcome::Sample { key, hash, label_row, encoded: Box::new(encoded) })
+    Ok(Outcome::Sample { key, hash, label_row, masked, encoded: Box::new(encoded) })
+}
+
+/// The burned-in step on the stored values: rules regions blanked, text
+/// lines rejected, blanked or kept by the policy. `Ok(true)` when pixels
+/// were blanked.
+fn burned_in_text(
+    ctx: &Ctx,
+    h: &Header,
+    stored: &mut dicom::Stored,
+    device: &Device<'_>,
+    tile: &mut Option<Tile>,
+) -> Result<bool, Reject> {
+    let (rows, cols) = (stored.rows as usize, stored.columns as usize);
+    let opts = &ctx.burned_in;
+    let found = burned_in::scan(&stored.values, rows, cols, device, opts);
+    if found.text.is_empty() && found.ruled.is_empty() {
+        return Ok(false);
+    }
+    let mono1 = h.photometric == "MONOCHROME1";
+    let text = if opts.policy == Policy::Keep { &[][..] } else { &found.text[..] };
+    let reject = opts.policy == Policy::Reject && !text.is_empty();
+    *tile = Some(Tile::of(&stored.values, rows, cols, mono1, text, &found.ruled, reject));
+    if reject {
+        return Err(Reject::new(
+            Reason::BurnedInText,
+            format!("{} line(s) of text in the pixels (see burned-in.png)", text.len()),
+        ));
+    }
+    // Blank with what displays as black.
+    let (lo, hi) = stored.values.iter().fold((i32::MAX, i32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+    let fill = if mono1 { hi } else { lo };
+    burned_in::blank(&mut stored.values, cols, &found.ruled, fill);
+    burned_in::blank(&mut stored.values, cols, text, fill);
+    Ok(true)
 }
 
 impl Clocks {
@@ -120,6 +171,7 @@ impl Clocks {
             wall,
             read: d(&self.read),
             decode: d(&self.decode),
+            burned_in: d(&self.burned_in),
             pipeline: d(&self.pipeline),
             encode: d(&self.encode),
         }

@@ -1,0 +1,256 @@
+//! Text burned into the pixels (names, IDs, dates drawn by the modality),
+//! found before the resize, at the source resolution.
+//!
+//! For every candidate image, on its stored values:
+//!
+//! 1. known regions from a rules file ([`rules`], by Manufacturer /
+//!    ManufacturerModelName / Rows×Columns, as CTP's pixel-anonymizer
+//!    signatures) are always blanked;
+//! 2. the cheap detector ([`detect`]) looks for lines of text-like marks;
+//!    an image without any costs a few passes over its pixels and no OCR;
+//! 3. each candidate line is read by Tesseract ([`ocr`], feature `ocr`):
+//!    a line whose every word is an allowed marker (laterality and
+//!    positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`, `PORTABLE`, a
+//!    configurable list; one edit away for words of four letters or more)
+//!    is not PHI; any other line is text, read or not (a line OCR cannot
+//!    read is still a line of text);
+//! 4. the policy ([`Policy`]): `reject` (reason `burned_in_text`), `mask`
+//!    (the lines blanked before the pipeline) or `keep`.
+//!
+//! What was rejected or masked is drawn on `private/burned-in.png`
+//! ([`sheet`]) for a person to review.
+
+pub mod detect;
+#[cfg(feature = "ocr")]
+pub mod ocr;
+pub mod rules;
+#[cfg(feature = "dataset")]
+pub mod sheet;
+
+pub use self::detect::{Line, Rect};
+pub use self::rules::Rules;
+
+/// What to do with an image that has burned-in text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Reject it (reason `burned_in_text`); the default.
+    #[default]
+    Reject,
+    /// Blank the detected lines, then process it.
+    Mask,
+    /// Process it as it is (the text stays readable in the sample).
+    Keep,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Reject => "reject",
+            Policy::Mask => "mask",
+            Policy::Keep => "keep",
+        }
+    }
+}
+
+/// Markers that are not PHI.
+pub const DEFAULT_MARKERS: [&str; 12] =
+    ["L", "R", "PA", "AP", "LAT", "ERECT", "SUPINE", "PORTABLE", "UPRIGHT", "SEMI", "PORT", "DECUBITUS"];
+
+/// The burned-in settings of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policy: Policy,
+    /// Allowed marker words, upper case.
+    pub markers: Vec<String>,
+    pub rules: Rules,
+    /// Read candidate lines with Tesseract (when built with `ocr`).
+    pub ocr: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            policy: Policy::Reject,
+            markers: DEFAULT_MARKERS.iter().map(|s| s.to_string()).collect(),
+            rules: Rules::default(),
+            ocr: cfg!(feature = "ocr"),
+        }
+    }
+}
+
+/// What the scan found in one image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finding {
+    /// Lines judged to be text (source pixels).
+    pub text: Vec<Rect>,
+    /// Lines read as allowed markers only.
+    pub markers: usize,
+    /// Regions blanked by the rules file.
+    pub ruled: Vec<Rect>,
+}
+
+/// What the header says that the rules match on.
+#[derive(Debug, Clone, Default)]
+pub struct Device<'a> {
+    pub manufacturer: &'a str,
+    pub model: &'a str,
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Whether OCR'd `text` is only allowed markers (and at least one).
+pub fn only_markers(text: &str, markers: &[String]) -> bool {
+    let words: Vec<String> = text
+        .to_uppercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    !words.is_empty()
+        && words
+            .iter()
+            .all(|w| markers.iter().any(|m| m == w || (m.len() >= 4 && w.len() >= 4 && edit_distance(m, w) <= 1)))
+}
+
+/// The 8-bit crop of `r` as dark text on light, `scale`d (nearest), rotated
+/// by 90° clockwise (`turn` 1) or counter-clockwise (`turn` 3).
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
+fn crop_for_ocr(values: &[i32], cols: usize, r: Rect, scale: f64, turn: u8) -> (Vec<u8>, usize, usize) {
+    let mut lo = i32::MAX;
+    let mut hi = i32::MIN;
+    for y in r.y..r.y + r.h {
+        for &v in &values[y * cols + r.x..y * cols + r.x + r.w] {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    let range = (hi - lo).max(1) as f64;
+    let mut g: Vec<u8> = Vec::with_capacity(r.w * r.h);
+    for y in r.y..r.y + r.h {
+        g.extend(values[y * cols + r.x..y * cols + r.x + r.w].iter().map(|&v| ((v - lo) as f64 / range * 255.0) as u8));
+    }
+    // Text is the minority: make the background light.
+    let mean = g.iter().map(|&v| v as u64).sum::<u64>() as f64 / g.len().max(1) as f64;
+    if mean < 128.0 {
+        g.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    let (w, h) = (((r.w as f64 * scale) as usize).max(1), ((r.h as f64 * scale) as usize).max(1));
+    let scaled: Vec<u8> = (0..w * h)
+        .map(|i| {
+            let (x, y) = (((i % w) as f64 / scale) as usize, ((i / w) as f64 / scale) as usize);
+            g[y.min(r.h - 1) * r.w + x.min(r.w - 1)]
+        })
+        .collect();
+    // A white margin helps Tesseract find the line.
+    let pad = 12;
+    let (pw, ph) = (w + 2 * pad, h + 2 * pad);
+    let mut padded = vec![255u8; pw * ph];
+    for y in 0..h {
+        padded[(y + pad) * pw + pad..(y + pad) * pw + pad + w].copy_from_slice(&scaled[y * w..(y + 1) * w]);
+    }
+    match turn {
+        1 | 3 => {
+            let mut out = vec![255u8; pw * ph];
+            for y in 0..ph {
+                for x in 0..pw {
+                    let (nx, ny) = if turn == 1 { (ph - 1 - y, x) } else { (y, pw - 1 - x) };
+                    out[ny * ph + nx] = padded[y * pw + x];
+                }
+            }
+            (out, ph, pw)
+        }
+        _ => (padded, pw, ph),
+    }
+}
+
+/// Whether `line` reads as allowed markers only.
+#[cfg_attr(not(feature = "ocr"), allow(unused_variables))]
+fn is_marker_line(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -> bool {
+    #[cfg(feature = "ocr")]
+    if opts.ocr {
+        let r = line.rect.grown(line.size / 3 + 1, cols, rows);
+        // About 40 pixels across the line: Tesseract's comfortable size.
+        let scale = (40.0 / line.size.max(1) as f64).clamp(0.25, 6.0);
+        let turns: &[u8] = if line.vertical { &[1, 3] } else { &[0] };
+        return turns.iter().any(|&t| {
+            let (g, w, h) = crop_for_ocr(values, cols, r, scale, t);
+            ocr::read_line(&g, w, h).is_some_and(|(text, _)| only_markers(&text, &opts.markers))
+        });
+    }
+    false
+}
+
+/// Scans one image of stored values (`rows × cols`, row-major).
+pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts: &Options) -> Finding {
+    let mut f = Finding { ruled: opts.rules.regions_for(device, rows, cols), ..Default::default() };
+    if opts.policy == Policy::Keep && f.ruled.is_empty() {
+        return f;
+    }
+    for line in detect::text_lines(values, rows, cols) {
+        // Inside a region the rules blank anyway: nothing to judge.
+        if f.ruled.iter().any(|r| contains(r, &line.rect)) {
+            continue;
+        }
+        if is_marker_line(values, rows, cols, &line, opts) {
+            f.markers += 1;
+        } else {
+            f.text.push(line.rect.grown(line.size / 3 + 1, cols, rows));
+        }
+    }
+    f
+}
+
+fn contains(outer: &Rect, inner: &Rect) -> bool {
+    inner.x >= outer.x
+        && inner.y >= outer.y
+        && inner.x + inner.w <= outer.x + outer.w
+        && inner.y + inner.h <= outer.y + outer.h
+}
+
+/// Blanks `regions` of the stored values with `fill`.
+pub fn blank(values: &mut [i32], cols: usize, regions: &[Rect], fill: i32) {
+    for r in regions {
+        for y in r.y..r.y + r.h {
+            let row = &mut values[y * cols..(y + 1) * cols];
+            row[r.x..(r.x + r.w).min(cols)].iter_mut().for_each(|v| *v = fill);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_words_pass_and_anything_else_does_not() {
+        let m: Vec<String> = DEFAULT_MARKERS.iter().map(|s| s.to_string()).collect();
+        assert!(only_markers("PORTABLE", &m));
+        assert!(only_markers(" L  ERECT\n", &m));
+        assert!(only_markers("PORTABIE", &m), "one OCR slip in a long marker");
+        assert!(!only_markers("PA", &["L".to_string()]));
+        assert!(!only_markers("DOE JANE", &m));
+        assert!(!only_markers("L 19500615", &m));
+        assert!(!only_markers("", &m), "nothing read is not a marker");
+        assert!(!only_markers("RR", &m), "short words must match exactly");
+    }
+
+    #[test]
+    fn blanking_fills_the_regions_only() {
+        let mut v = vec![5; 6 * 4];
+        blank(&mut v, 6, &[Rect { x: 1, y: 1, w: 2, h: 2 }], 0);
+        let zeros: Vec<usize> = (0..v.len()).filter(|&i| v[i] == 0).collect();
+        assert_eq!(zeros, vec![7, 8, 13, 14]);
+    }
+}

@@ -1,0 +1,51 @@
+//! Reading a candidate line with Tesseract (Debian's `libtesseract` 5 with
+//! the `eng` model, through the `tesseract-plumbing` binding; feature
+//! `ocr`). One engine per worker thread, started on the first line it
+//! reads; Tesseract's own messages go to /dev/null, not to stderr.
+
+use std::cell::RefCell;
+use std::ffi::CString;
+
+use tesseract_plumbing::tesseract_sys::TessPageSegMode_PSM_SINGLE_LINE;
+use tesseract_plumbing::TessBaseApi;
+
+thread_local! {
+    static ENGINE: RefCell<Option<Option<TessBaseApi>>> = const { RefCell::new(None) };
+}
+
+fn start() -> Option<TessBaseApi> {
+    let mut api = TessBaseApi::create();
+    let eng = CString::new("eng").ok()?;
+    if api.init_2(None, Some(&eng)).is_err() {
+        tracing::warn!("Tesseract could not start with its `eng` model (tesseract-ocr-eng); burned-in text lines are judged without OCR");
+        return None;
+    }
+    let set = |api: &mut TessBaseApi, k: &str, v: &str| {
+        if let (Ok(k), Ok(v)) = (CString::new(k), CString::new(v)) {
+            let _ = api.set_variable(&k, &v);
+        }
+    };
+    set(&mut api, "debug_file", "/dev/null");
+    api.set_page_seg_mode(TessPageSegMode_PSM_SINGLE_LINE);
+    Some(api)
+}
+
+/// Reads one line of dark text on a light background (`w × h`, 8-bit):
+/// the text and Tesseract's mean confidence (0..=100). `None` when
+/// Tesseract is not available.
+pub fn read_line(gray: &[u8], w: usize, h: usize) -> Option<(String, i32)> {
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let api = slot.get_or_insert_with(start).as_mut()?;
+        api.set_image(gray, w as i32, h as i32, 1, w as i32).ok()?;
+        api.set_source_resolution(300);
+        let text = api.get_utf8_text().ok()?;
+        let s = text.as_ref().to_string_lossy().trim().to_string();
+        Some((s, api.mean_text_conf()))
+    })
+}
+
+/// Whether OCR is built in and its model loads.
+pub fn available() -> bool {
+    read_line(&[255u8; 64 * 32], 64, 32).is_some()
+}
