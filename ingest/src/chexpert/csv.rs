@@ -6,6 +6,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use super::{Split, BAD_ROW, HEADER, LEADING, OBSERVATIONS, TEST_CSV_NAMES};
+use crate::datasets::table::Table;
 use crate::error::{IngestError, Result};
 
 /// Which header a CSV has.
@@ -30,30 +31,7 @@ pub fn check_header(fields: &[&str], split: Split) -> Result<CsvLayout, String> 
     }
     // Compare against the layout it looks like.
     let expected: &[&str] = if split == Split::Test && fields.get(1) == Some(&"No Finding") { &short } else { &HEADER };
-    let mut problems = Vec::new();
-    for (i, want) in expected.iter().enumerate() {
-        match fields.get(i) {
-            Some(got) if got == want => {}
-            Some(got) if got.trim() == *want => {
-                problems.push(format!("column {} is `{got}` with extra spaces; expected `{want}`", i + 1))
-            }
-            Some(got) if got.eq_ignore_ascii_case(want) => {
-                problems.push(format!("column {} is `{got}`; expected `{want}` (names are case-sensitive)", i + 1))
-            }
-            Some(got) => problems.push(format!("column {} is `{got}`; expected `{want}`", i + 1)),
-            None => problems.push(format!("column {} `{want}` is missing", i + 1)),
-        }
-        if problems.len() >= 3 {
-            break;
-        }
-    }
-    if fields.len() > expected.len() && problems.is_empty() {
-        problems.push(format!(
-            "unexpected extra column(s) after `{}`: {}",
-            expected[expected.len() - 1],
-            fields[expected.len()..].iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
-        ));
-    }
+    let problems = crate::datasets::table::header_problems(&fields, expected);
     let mut msg = format!("{}; CheXpert's header is `{}`", problems.join("; "), HEADER.join(","));
     if split == Split::Test {
         msg.push_str(" (a test label file may also have just `Path` and the 14 observations)");
@@ -197,51 +175,19 @@ pub struct CsvRows {
 /// Reads one CheXpert CSV. Header problems are errors; row problems are
 /// [`Rejected`] rows.
 pub fn read_csv(root: &Path, csv_path: &Path, split: Split) -> Result<CsvRows> {
-    let csv_name = csv_path.file_name().and_then(|n| n.to_str()).unwrap_or("csv").to_string();
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_path(csv_path)
-        .map_err(|source| IngestError::Csv { path: csv_path.to_path_buf(), source })?;
-    let mut records = rdr.byte_records();
-    let header = match records.next() {
-        None => {
-            return Err(IngestError::Header {
-                path: csv_path.to_path_buf(),
-                message: "not CheXpert's header: the file is empty".into(),
-            })
-        }
-        Some(Err(source)) => return Err(IngestError::Csv { path: csv_path.to_path_buf(), source }),
-        Some(Ok(h)) => h,
-    };
-    let header_text: Vec<String> = header.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-    let header_refs: Vec<&str> = header_text.iter().map(String::as_str).collect();
-    let layout = check_header(&header_refs, split).map_err(|message| IngestError::Header {
-        path: csv_path.to_path_buf(),
-        message: format!("not CheXpert's header: {message}"),
+    let mut layout = CsvLayout::Full;
+    let table = Table::read_checked(csv_path, "CheXpert", |got| {
+        layout = check_header(got, split)?;
+        Ok(match layout {
+            CsvLayout::Full => HEADER.to_vec(),
+            CsvLayout::PathAndLabels => std::iter::once("Path").chain(OBSERVATIONS).collect(),
+        })
     })?;
-    let width = header_refs.len();
-    let mut rows = Vec::new();
-    for (i, rec) in records.enumerate() {
-        let fallback_line = i as u64 + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(fallback_line, |p| p.line());
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    return Err(IngestError::Csv { path: csv_path.to_path_buf(), source: e });
-                }
-                rows.push(Err(Rejected {
-                    source: format!("{csv_name}:{line}"),
-                    code: BAD_ROW.into(),
-                    message: format!("{csv_name} line {line}: {e}"),
-                }));
-                continue;
-            }
-        };
-        let line = rec.position().map_or(fallback_line, |p| p.line());
-        rows.push(parse_record(root, split, layout, &csv_name, line, &rec, width));
-    }
+    let rows = table
+        .rows
+        .into_iter()
+        .map(|r| r.and_then(|rec| parse_record(root, split, layout, &table.name, rec.line, &rec.cells)))
+        .collect();
     Ok(CsvRows { path: csv_path.to_path_buf(), split, layout, rows })
 }
 
@@ -251,23 +197,16 @@ fn parse_record(
     layout: CsvLayout,
     csv_name: &str,
     line: u64,
-    rec: &csv::ByteRecord,
-    width: usize,
+    cells: &[String],
 ) -> Result<Row, Rejected> {
-    let path_cell = rec.get(0).map(|b| String::from_utf8_lossy(b).trim().to_string()).unwrap_or_default();
+    let path_cell = cells[0].trim().to_string();
     let source = if path_cell.is_empty() { format!("{csv_name}:{line}") } else { path_cell.clone() };
     let bad = |message: String| Rejected {
         source: source.clone(),
         code: BAD_ROW.into(),
         message: format!("{csv_name} line {line}: {message}"),
     };
-    if rec.len() != width {
-        return Err(bad(format!("{} fields, the header has {width}", rec.len())));
-    }
-    let mut cells = Vec::with_capacity(width);
-    for (j, b) in rec.iter().enumerate() {
-        cells.push(std::str::from_utf8(b).map_err(|_| bad(format!("column {} is not UTF-8", j + 1)))?);
-    }
+    let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
     let image = parse_path(root, split, cells[0]).map_err(&bad)?;
     let (sex, age_years, frontal, view_position, first_label) = match layout {
         CsvLayout::Full => {

@@ -71,6 +71,31 @@ impl Table {
     /// that are empty (as some releases write them) may be absent from the
     /// header and from each record, and must be empty in a record.
     pub fn read(path: &Path, header: &[&'static str], what: &str) -> Result<Table> {
+        Table::read_checked(path, what, |got| {
+            let optional = header.iter().rev().take_while(|h| h.is_empty()).count();
+            let expected = if got.len() < header.len() && got.len() >= header.len() - optional {
+                &header[..got.len()]
+            } else {
+                header
+            };
+            let problems = header_problems(got, expected);
+            if problems.is_empty() {
+                Ok(header.to_vec())
+            } else {
+                Err(format!("{}; the header is `{}`", problems.join("; "), header.join(",")))
+            }
+        })
+    }
+
+    /// Reads `path` with a header that `check` accepts: it returns the
+    /// header the records are read against (see [`Table::read`] for its
+    /// trailing empty names) or what is wrong, reported as
+    /// `not <what>'s header: <problem>`.
+    pub fn read_checked(
+        path: &Path,
+        what: &str,
+        check: impl FnOnce(&[&str]) -> Result<Vec<&'static str>, String>,
+    ) -> Result<Table> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("csv").to_string();
         let csv_err = |source| IngestError::Csv { path: path.to_path_buf(), source };
         let file = std::fs::File::open(path).map_err(IngestError::read(path))?;
@@ -91,17 +116,12 @@ impl Table {
             Some(r) => r.map_err(csv_err)?,
         };
         let head: Vec<String> = head.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-        let optional = header.iter().rev().take_while(|h| h.is_empty()).count();
-        let min_width = header.len() - optional;
         let got: Vec<&str> = head.iter().map(String::as_str).collect();
-        let expected = if got.len() < header.len() && got.len() >= min_width { &header[..got.len()] } else { header };
-        let problems = header_problems(&got, expected);
-        if !problems.is_empty() {
-            return Err(IngestError::Header {
-                path: path.to_path_buf(),
-                message: format!("not {what}'s header: {}; the header is `{}`", problems.join("; "), header.join(",")),
-            });
-        }
+        let header = check(&got).map_err(|problem| IngestError::Header {
+            path: path.to_path_buf(),
+            message: format!("not {what}'s header: {problem}"),
+        })?;
+        let min_width = header.len() - header.iter().rev().take_while(|h| h.is_empty()).count();
         let columns = header.iter().enumerate().filter(|(_, h)| !h.is_empty()).map(|(i, h)| (*h, i)).collect();
         let mut rows = Vec::new();
         for (i, rec) in records.enumerate() {

@@ -16,7 +16,7 @@ use super::csv::{read_csv, Rejected, Row};
 use super::labelmap::resize_labels;
 use super::{BAD_MASK, DIMENSION_MISMATCH, DUPLICATE_ROW, MISSING_FILE, RUN_JSON, UNSUPPORTED_FORMAT};
 use crate::deid::{self, Key};
-use crate::dicom::{self, Header};
+use crate::dicom::Header;
 use crate::error::{IngestError, Result};
 use crate::frontend::{self, Opened, PixelSettings, Rejections};
 use crate::pipeline::{self, Aspect, BitDepth, PipelineOptions, PixelSemantics};
@@ -117,17 +117,13 @@ fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
             png_colour: g.from_colour,
         });
     }
-    let obj = dicom::parse(&bytes).map_err(|r| {
-        let code = if r.reason == Reason::NotDicom { UNSUPPORTED_FORMAT } else { r.reason.code() };
-        (code, format!("{}: neither PNG nor readable DICOM ({})", path.display(), r.message))
+    let (h, stored) = crate::image::decode_dicom(&bytes).map_err(|(code, msg)| {
+        let msg = match msg.strip_prefix("not readable DICOM") {
+            Some(rest) => format!("neither PNG nor readable DICOM{rest}"),
+            None => msg,
+        };
+        (code, format!("{}: {msg}", path.display()))
     })?;
-    let h = Header::from_object(&obj);
-    // Text burned into the pixels is not removed by header de-identification.
-    if h.burned_in_annotation == "YES" {
-        return Err((Reason::BurnedInAnnotation.code(), format!("{}: BurnedInAnnotation = YES", path.display())));
-    }
-    let stored =
-        dicom::decode(&obj, &h).map_err(|r| (r.reason.code(), format!("{}: {}", path.display(), r.message)))?;
     Ok(Loaded {
         rows: stored.rows,
         cols: stored.columns,
@@ -139,15 +135,7 @@ fn load(path: &Path) -> std::result::Result<Loaded, Failure> {
 }
 
 fn semantics(l: &Loaded) -> PixelSemantics<'_> {
-    match &l.header {
-        Some(h) => PixelSemantics {
-            monochrome1: h.photometric == "MONOCHROME1",
-            rescale_slope: h.rescale_slope,
-            rescale_intercept: h.rescale_intercept,
-            modality_lut: h.modality_lut.as_ref(),
-        },
-        None => PixelSemantics::default(),
-    }
+    l.header.as_ref().map_or_else(PixelSemantics::default, crate::image::semantics)
 }
 
 fn process(
