@@ -93,14 +93,19 @@ impl Dataset {
     /// Absolute path of a shard named in the manifest. Shard paths must stay
     /// inside the dataset root.
     pub fn shard_path(&self, rel: &str) -> Result<PathBuf> {
+        Self::shard_path_in(&self.root, &self.manifest.path, rel)
+    }
+
+    /// [`Dataset::shard_path`] for a root and the manifest naming the shard.
+    pub fn shard_path_in(root: &Path, manifest: &Path, rel: &str) -> Result<PathBuf> {
         let rel_path = Path::new(rel);
         if rel_path.is_absolute() || rel_path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
             return Err(ShardError::Manifest {
-                path: self.manifest.path.clone(),
+                path: manifest.to_path_buf(),
                 reason: format!("shard path `{rel}` leaves the dataset root"),
             });
         }
-        Ok(self.root.join(rel_path))
+        Ok(root.join(rel_path))
     }
 
     /// Reads the image of a row (one byte-range read).

@@ -171,13 +171,14 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
     if out.exists() && fs::read_dir(out).map_err(ShardError::write(out))?.next().is_some() {
         return Err(ShardError::OutputExists { path: out.to_path_buf(), reason: "exists and is not empty".into() });
     }
-    let datasets: Vec<Dataset> = inputs
+    // Footers only: rows are streamed below, one batch at a time.
+    let datasets: Vec<DatasetFiles> = inputs
         .iter()
         .map(|p| {
             if !p.is_dir() {
                 return Err(ShardError::Usage(format!("{}: merge takes dataset directories", p.display())));
             }
-            Dataset::open(p)
+            DatasetFiles::open(p)
         })
         .collect::<Result<_>>()?;
     let first = &datasets[0];
@@ -201,16 +202,43 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
             )));
         }
     }
-    let mut owner: HashMap<String, usize> = HashMap::new();
+    let string_column = |batch: &RecordBatch, name: &str, path: &Path| -> Result<StringArray> {
+        batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned()).ok_or_else(|| {
+            ShardError::Manifest { path: path.to_path_buf(), reason: format!("column `{name}` is not a string column") }
+        })
+    };
+    // Duplicate keys across inputs, by 128-bit key fingerprint (16 bytes a row).
+    let mut owner: HashMap<u128, usize> = HashMap::new();
     let mut duplicates = Vec::new();
+    let mut input_shards: Vec<Vec<String>> = Vec::with_capacity(datasets.len());
     for (i, ds) in datasets.iter().enumerate() {
-        let view = ds.manifest.view();
-        for r in 0..ds.manifest.len() {
-            if let Some(prev) = owner.insert(view.key(r).to_string(), i) {
-                duplicates.push(format!("{} (in {} and {})", view.key(r), inputs[prev].display(), inputs[i].display()));
+        let mut shards = Vec::new();
+        let mut seen = HashSet::new();
+        for batch in ds.manifest.batches(Some(&[col::KEY, col::SHARD]), 64 * 1024)? {
+            let batch = batch?;
+            let keys = string_column(&batch, col::KEY, &ds.manifest.path)?;
+            let shard = string_column(&batch, col::SHARD, &ds.manifest.path)?;
+            for r in 0..batch.num_rows() {
+                let key = keys.value(r);
+                let fingerprint = u128::from_le_bytes(
+                    blake3::hash(key.as_bytes()).as_bytes()[..16].try_into().expect("16 of 32 bytes"),
+                );
+                if let Some(prev) = owner.insert(fingerprint, i) {
+                    if duplicates.len() < 1000 {
+                        duplicates.push(format!("{key} (in {} and {})", inputs[prev].display(), inputs[i].display()));
+                    } else {
+                        duplicates.push(String::new());
+                    }
+                }
+                if !seen.contains(shard.value(r)) {
+                    seen.insert(shard.value(r).to_string());
+                    shards.push(shard.value(r).to_string());
+                }
             }
         }
+        input_shards.push(shards);
     }
+    drop(owner);
     if !duplicates.is_empty() {
         return Err(ShardError::Incompatible(format!(
             "refusing to merge: {} duplicate keys, e.g. {}",
@@ -221,34 +249,48 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
 
     let shards_dir = out.join(layout::SHARDS_DIR);
     fs::create_dir_all(&shards_dir).map_err(ShardError::write(&shards_dir))?;
-    let mut batches = Vec::new();
+    let manifest_path = out.join(layout::MANIFEST);
+    let schema = first.manifest.schema.clone();
+    let mut sink = crate::manifest::ParquetSink::create(&manifest_path, &schema, &[])?;
     let (mut linked, mut copied, mut next) = (0u64, 0u64, 0u64);
     let mut sizes = HashSet::new();
     let mut deid = Vec::new();
-    for (i, ds) in datasets.iter().enumerate() {
+    let mut sample_count = 0u64;
+    let mut frames = Some((0u64, 0u64));
+    for (i, (ds, shards)) in datasets.iter().zip(&input_shards).enumerate() {
         let info = ds.info.as_ref().expect("dataset directories have dataset.json");
         if !deid.contains(&info.deid_method) {
             deid.push(info.deid_method.clone());
         }
         sizes.insert(info.image_size);
-        let mut renamed: HashMap<String, String> = HashMap::new();
-        for shard in ds.shards() {
+        let counted = info
+            .provenance
+            .get(crate::writer::FRAMES_KEY)
+            .and_then(|f| Some((f.get("compressed")?.as_u64()?, f.get("raw")?.as_u64()?)));
+        frames = frames.zip(counted).map(|((c, r), (dc, dr))| (c + dc, r + dr));
+        let mut renamed: HashMap<&str, String> = HashMap::new();
+        for shard in shards {
             let new_rel = format!("{}/{shard_name}-{next:06}.tar", layout::SHARDS_DIR);
             next += 1;
-            if link_or_copy(&ds.shard_path(&shard)?, &out.join(&new_rel))? {
+            let path = Dataset::shard_path_in(&ds.root, &ds.manifest.path, shard)?;
+            if link_or_copy(&path, &out.join(&new_rel))? {
                 linked += 1;
             } else {
                 copied += 1;
             }
-            renamed.insert(shard, new_rel);
+            renamed.insert(shard.as_str(), new_rel);
         }
-        let batch = &ds.manifest.batch;
-        let view = ds.manifest.view();
-        let new_shards: StringArray = (0..batch.num_rows()).map(|r| Some(renamed[view.shard(r)].clone())).collect();
-        let idx = batch.schema().index_of(col::SHARD).map_err(ShardError::internal)?;
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns[idx] = Arc::new(new_shards);
-        batches.push(RecordBatch::try_new(batch.schema(), columns).map_err(ShardError::internal)?);
+        let idx = schema.index_of(col::SHARD).map_err(ShardError::internal)?;
+        for batch in ds.manifest.batches(None, 64 * 1024)? {
+            let batch = batch?;
+            let shard = string_column(&batch, col::SHARD, &ds.manifest.path)?;
+            let new_shards: StringArray =
+                (0..batch.num_rows()).map(|r| renamed.get(shard.value(r)).map(String::as_str)).collect();
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            columns[idx] = Arc::new(new_shards);
+            sink.write(&RecordBatch::try_new(schema.clone(), columns).map_err(ShardError::internal)?)?;
+            sample_count += batch.num_rows() as u64;
+        }
         // Keep each input's private files (reject lists, key material) apart.
         let private = ds.root.join(layout::PRIVATE_DIR);
         if private.is_dir() {
@@ -256,16 +298,21 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
             copy_tree(&private, &dest)?;
         }
     }
-    let manifest_path = out.join(layout::MANIFEST);
-    write_parquet(&manifest_path, &first.manifest.schema, &batches, None)?;
-    let sample_count: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    sink.finish()?;
     let mut provenance = first_info.provenance.clone();
+    provenance.remove(crate::writer::FRAMES_KEY);
+    if let Some((compressed, raw)) = frames {
+        let mut merged = first_info.provenance[crate::writer::FRAMES_KEY].clone();
+        merged["compressed"] = compressed.into();
+        merged["raw"] = raw.into();
+        provenance.insert(crate::writer::FRAMES_KEY.into(), merged);
+    }
     provenance.insert(
         "merged_from".into(),
         serde_json::json!(datasets
             .iter()
             .map(|d| serde_json::json!({
-                "samples": d.manifest.len(),
+                "samples": d.manifest.num_rows(),
                 "tool_version": d.info.as_ref().map(|i| i.tool_version.clone()),
                 "provenance": d.info.as_ref().map(|i| i.provenance.clone()),
             }))

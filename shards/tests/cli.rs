@@ -158,6 +158,12 @@ fn merge_joins_partitions_and_refuses_duplicates() {
     let ds = Dataset::open(&merged).unwrap();
     assert_eq!(ds.manifest.len(), 9);
     assert_eq!(ds.info.as_ref().unwrap().shard_count, 4);
+    // The member frame counts of the inputs add up.
+    let frames = &ds.info.as_ref().unwrap().provenance["npy_zst_frames"];
+    let count = |f: &serde_json::Value| f["compressed"].as_u64().unwrap() + f["raw"].as_u64().unwrap();
+    let input = |p: &std::path::Path| Dataset::open(p).unwrap().info.unwrap().provenance["npy_zst_frames"].clone();
+    assert_eq!(count(frames), count(&input(&a)) + count(&input(&b)));
+    assert!(count(frames) >= 9);
     let o = run(&["verify", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
 
