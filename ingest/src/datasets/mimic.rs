@@ -97,9 +97,9 @@ pub fn plan(root: &Path, labeler: Labeler) -> Result<Plan> {
     let labels_path = required(&root, &format!("mimic-cxr-2.0.0-{}.csv", labeler.name()), LAYOUT)?;
     let meta_path = required(&root, "mimic-cxr-2.0.0-metadata.csv", LAYOUT)?;
     let split_path = required(&root, "mimic-cxr-2.0.0-split.csv", LAYOUT)?;
-    let labels = Table::read(&labels_path, &LABEL_HEADER, "MIMIC-CXR-JPG's label")?;
-    let meta = Table::read(&meta_path, &METADATA_HEADER, "MIMIC-CXR-JPG's metadata")?;
-    let splits = Table::read(&split_path, &SPLIT_HEADER, "MIMIC-CXR-JPG's split")?;
+    let labels = Table::read(&labels_path, &LABEL_HEADER, "MIMIC-CXR-JPG")?;
+    let meta = Table::read(&meta_path, &METADATA_HEADER, "MIMIC-CXR-JPG")?;
+    let splits = Table::read(&split_path, &SPLIT_HEADER, "MIMIC-CXR-JPG")?;
 
     // (subject, study) → the 14 values, or the reason that study's label row is unusable.
     let mut by_study: HashMap<(String, String), Result<Vec<LabelValue>, String>> = HashMap::new();

@@ -137,8 +137,8 @@ pub fn plan(root: &Path) -> Result<Plan> {
     let bbox_path = required(&root, "BBox_List_2017.csv", LAYOUT)?;
     let train_path = required(&root, "train_val_list.txt", LAYOUT)?;
     let test_path = required(&root, "test_list.txt", LAYOUT)?;
-    let entries = Table::read(&entry_path, &ENTRY_HEADER, "NIH's Data_Entry_2017.csv")?;
-    let boxes = Table::read(&bbox_path, &BBOX_HEADER, "NIH's BBox_List_2017.csv")?;
+    let entries = Table::read(&entry_path, &ENTRY_HEADER, "NIH ChestX-ray14")?;
+    let boxes = Table::read(&bbox_path, &BBOX_HEADER, "NIH ChestX-ray14")?;
     let mut split_of: HashMap<String, &str> = HashMap::new();
     let mut in_both = Vec::new();
     for (path, split) in [(&train_path, "train"), (&test_path, "test")] {

@@ -134,7 +134,7 @@ pub fn plan(root: &Path) -> Result<Plan> {
     let root = super::root_folder(root, "the PadChest folder holding its label CSV and the numbered image folders")?;
     let layout = format!("PadChest's layout is ROOT/{CSV_NAME}[.gz] and ROOT/<ImageDir>/<ImageID>.png");
     let csv_path = required(&root, CSV_NAME, &layout)?;
-    let table = Table::read(&csv_path, &HEADER, "PadChest's label CSV")?;
+    let table = Table::read(&csv_path, &HEADER, "PadChest")?;
     let mut parsed = Vec::with_capacity(table.rows.len());
     let mut vocabulary = BTreeSet::new();
     for r in &table.rows {

@@ -121,10 +121,10 @@ type Votes = BTreeMap<String, Result<(usize, [usize; 28]), String>>;
 fn read_labels(path: &Path, split: &str) -> Result<(Table, Votes)> {
     // The training file has one row per reader (rad_ID), the test file one consensus row.
     let first_line = {
-        let t = Table::read(path, &header(split == "train"), "VinDr-CXR's image-label");
+        let t = Table::read(path, &header(split == "train"), "VinDr-CXR");
         match t {
             Ok(t) => t,
-            Err(_) if split == "test" => Table::read(path, &header(false), "VinDr-CXR's image-label")?,
+            Err(_) if split == "test" => Table::read(path, &header(false), "VinDr-CXR")?,
             Err(e) => return Err(e),
         }
     };
@@ -165,7 +165,7 @@ fn read_labels(path: &Path, split: &str) -> Result<(Table, Votes)> {
 type Boxes = BTreeMap<String, Result<Vec<serde_json::Value>, String>>;
 
 fn read_boxes(path: &Path) -> Result<(Table, Boxes)> {
-    let table = Table::read(path, &ANNOTATION_HEADER, "VinDr-CXR's annotation")?;
+    let table = Table::read(path, &ANNOTATION_HEADER, "VinDr-CXR")?;
     let mut boxes: Boxes = BTreeMap::new();
     let classes: HashSet<&str> = box_classes().collect();
     for r in &table.rows {
