@@ -161,7 +161,9 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<bool> {
 
 /// Merges datasets (e.g. the partitions of one ingest run) into a new
 /// dataset at `out`. Shards are hard-linked when possible, else copied, and
-/// renamed `<shard_name>-NNNNNN.tar`; byte offsets are unchanged. Refuses
+/// renamed `<shard_name>-NNNNNN.tar`; byte offsets are unchanged, so the
+/// samples of each shard keep their order (ascending keyed pseudonym for
+/// `chess-ingest` output) and manifest rows keep the inputs' order. Refuses
 /// duplicate keys and inputs with different pixel types or columns.
 pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeReport> {
     if inputs.is_empty() {

@@ -164,6 +164,13 @@ fn merge_joins_partitions_and_refuses_duplicates() {
     let input = |p: &std::path::Path| Dataset::open(p).unwrap().info.unwrap().provenance["npy_zst_frames"].clone();
     assert_eq!(count(frames), count(&input(&a)) + count(&input(&b)));
     assert!(count(frames) >= 9);
+    // Shards are linked as they are: samples keep their (ascending key) order within each shard.
+    for shard in ds.shards() {
+        let file = std::fs::File::open(ds.shard_path(&shard).unwrap()).unwrap();
+        let keys: Vec<String> =
+            chess_shards::ShardReader::new(std::io::BufReader::new(file), shard).map(|s| s.unwrap().key).collect();
+        assert!(!keys.is_empty() && keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    }
     let o = run(&["verify", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
 
