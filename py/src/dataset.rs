@@ -39,16 +39,6 @@ pub fn storage_pairs(storage: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String
     items.into_iter().map(|(k, v)| Ok((k, v.str()?.to_string()))).collect()
 }
 
-fn io_runtime() -> Result<Arc<tokio::runtime::Runtime>, LoaderError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("chess-py-io")
-        .enable_all()
-        .build()
-        .map(Arc::new)
-        .map_err(LoaderError::Runtime)
-}
-
 impl Dataset {
     fn open(location: &str, root: Option<String>, storage: Vec<(String, String)>) -> Result<Dataset, LoaderError> {
         if !is_url(location) && root.is_none() {
@@ -58,27 +48,12 @@ impl Dataset {
             return Ok(Dataset { location: location.to_string(), store, manifest: ds.manifest, info: ds.info });
         }
         // A URL (or a root override): the loader reads the manifest and dataset.json from the store.
-        let opts = LoaderOptions {
-            shuffle: false,
-            batch_size: 1,
-            root: root.clone(),
-            storage: storage.clone(),
-            ..LoaderOptions::default()
-        };
-        let loader = chess_shards::Loader::open(location, opts.clone())?;
-        let is_manifest = location.ends_with(".parquet");
-        let root = if is_manifest {
-            let parent = location.trim_end_matches('/').rsplit_once('/').map_or(".", |(p, _)| p).to_string();
-            let recorded = loader.manifest().dataset_root.clone().filter(|r| is_url(r) || !is_url(location));
-            root.or(recorded).unwrap_or(parent)
-        } else {
-            location.to_string()
-        };
-        let store = Store::open(&root, opts.retry, &storage, io_runtime)?;
+        let opts = LoaderOptions { shuffle: false, batch_size: 1, root, storage, ..LoaderOptions::default() };
+        let loader = chess_shards::Loader::open(location, opts)?;
         Ok(Dataset {
             location: location.to_string(),
-            store,
-            manifest: loader.manifest().clone(),
+            store: loader.root_store().clone(),
+            manifest: loader.manifest()?.clone(),
             info: loader.info().cloned(),
         })
     }
