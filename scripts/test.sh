@@ -23,5 +23,9 @@ export CHESS_TRAIN_BIN="$TARGET/debug/chess-train"
 echo "== cargo test (workspace)"
 cargo test --workspace --bins --lib --tests "$@"
 
+echo "== scripts/device/check.sh --dry-run (the GPU check, on the CPU, from a prepared bundle)"
+BUNDLE="$(scripts/device/prepare.sh --from "$TARGET/debug" --out "$TARGET/device-bundle-dry")"
+CHESS_TRAIN_BIN="" CHESS_SHARDS_BIN="" PYTHON="$VENV/bin/python" scripts/device/check.sh --dry-run --bundle "$BUNDLE"
+
 echo "== pytest (tests/python)"
 "$VENV/bin/python" -m pytest -q tests/python

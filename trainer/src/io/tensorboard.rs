@@ -15,7 +15,7 @@
 //! u32 LE   masked CRC32C of data
 //! ```
 //!
-//! where masked(c) = ((c >> 15) | (c << 17)) + 0xa282ead8 (mod 2³²) and
+//! where masked(c) = rotr(c, 15) + 0xa282ead8 (mod 2³²) and
 //! CRC32C is the Castagnoli CRC (reflected polynomial 0x82f63b78). The first
 //! record is `Event{wall_time, file_version: "brain.Event:2"}`; every other
 //! one `Event{wall_time, step, summary}` with the fields (proto3, tags)
@@ -64,7 +64,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// TFRecord's masked CRC.
 pub fn masked_crc32c(data: &[u8]) -> u32 {
     let c = crc32c(data);
-    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+    c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// One TFRecord: length, its masked CRC, data, its masked CRC.
