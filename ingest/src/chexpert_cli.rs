@@ -8,7 +8,7 @@ use chess_cli::EXIT_CODES_HELP;
 use chess_ingest::chexpert::{self, Config, Summary};
 use clap::Args;
 
-use crate::cli_options::{draw, print_rejects, PixelArgs, WorkArgs};
+use crate::cli_options::{draw, PixelArgs, WorkArgs};
 
 // No doc comment: the subcommand's help is on `Command::Chexpert`.
 #[derive(Args, Debug)]
@@ -70,20 +70,15 @@ fn print_summary(s: &Summary) {
     for p in &s.ignored {
         println!("  (ignored {}: test_labels.csv was used)", p.display());
     }
-    println!(
-        "{} rows: {} samples, {} rejected{}",
-        s.rows,
-        s.samples,
-        s.rejected.values().sum::<u64>(),
-        if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
-    );
-    for (split, c) in &s.splits {
-        println!(
-            "  {split:<6} {} rows, {} samples from {} patients, {} rejected",
-            c.rows, c.samples, c.patients, c.rejected
-        );
-    }
-    print_rejects(&s.rejected, &s.root, "rows");
+    crate::datasets_cli::print_counts(&crate::datasets_cli::Counts {
+        unit: "rows",
+        rows: s.rows,
+        samples: s.samples,
+        rejected: &s.rejected,
+        splits: &s.splits,
+        resumed: s.resumed.then_some(s.processed_now),
+        root: &s.root,
+    });
     if s.colour_converted > 0 {
         println!("{} colour images were converted to grey (BT.601 luma)", s.colour_converted);
     }

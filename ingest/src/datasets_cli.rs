@@ -203,20 +203,15 @@ fn print_summary(s: &Summary) {
     if !s.inputs.is_empty() {
         println!("Read {}", s.inputs.join(", "));
     }
-    println!(
-        "{} inputs: {} samples, {} rejected{}",
-        s.items,
-        s.samples,
-        s.rejected.values().sum::<u64>(),
-        if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
-    );
-    for (split, c) in &s.splits {
-        println!(
-            "  {split:<6} {} inputs, {} samples from {} patients, {} rejected",
-            c.items, c.samples, c.patients, c.rejected
-        );
-    }
-    print_rejects(&s.rejected, &s.root, "inputs");
+    print_counts(&Counts {
+        unit: "inputs",
+        rows: s.rows,
+        samples: s.samples,
+        rejected: &s.rejected,
+        splits: &s.splits,
+        resumed: s.resumed.then_some(s.processed_now),
+        root: &s.root,
+    });
     if s.colour_converted > 0 {
         println!("{} colour images were converted to grey (BT.601 luma, alpha ignored)", s.colour_converted);
     }
@@ -226,4 +221,36 @@ fn print_summary(s: &Summary) {
     print_key_created(s.key_created.as_deref());
     let wall = s.wall.as_secs_f64();
     println!("{:.1} s, {:.1} images/s", wall, s.processed_now as f64 / wall.max(1e-9));
+}
+
+/// The counts a CSV-driven import's summary prints (CheXpert's too).
+pub struct Counts<'a> {
+    /// What one input is: `rows`, `inputs`.
+    pub unit: &'a str,
+    pub rows: u64,
+    pub samples: u64,
+    pub rejected: &'a std::collections::BTreeMap<String, u64>,
+    pub splits: &'a std::collections::BTreeMap<String, datasets::SplitCounts>,
+    /// `Some(processed now)` when the run resumed an interrupted one.
+    pub resumed: Option<u64>,
+    pub root: &'a std::path::Path,
+}
+
+/// Prints the totals, one line per split, and the reject table.
+pub fn print_counts(c: &Counts<'_>) {
+    println!(
+        "{} {}: {} samples, {} rejected{}",
+        c.rows,
+        c.unit,
+        c.samples,
+        c.rejected.values().sum::<u64>(),
+        c.resumed.map(|n| format!(" (resumed; {n} processed now)")).unwrap_or_default()
+    );
+    for (split, s) in c.splits {
+        println!(
+            "  {split:<6} {} {}, {} samples from {} patients, {} rejected",
+            s.rows, c.unit, s.samples, s.patients, s.rejected
+        );
+    }
+    print_rejects(c.rejected, c.root, c.unit);
 }

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, LabelColumn, LabelType};
@@ -14,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::csv::{find_csvs, read_csv, Rejected, Row};
 use super::{Split, DUPLICATE_ROW, MISSING_IMAGE, OBSERVATIONS, RUN_JSON};
+use crate::datasets::tally::tally;
 use crate::error::{IngestError, Result};
-use crate::frontend::{self, Opened, PixelSettings, Rejections};
+use crate::frontend::{self, Opened, PixelSettings};
 use crate::image::process_image;
 use crate::pipeline::PipelineOptions;
 use crate::progress::{Progress, ProgressEvent};
@@ -56,14 +56,7 @@ pub struct RunOptions {
     pub csvs: Vec<String>,
 }
 
-/// Per-split counts.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SplitCounts {
-    pub rows: u64,
-    pub samples: u64,
-    pub rejected: u64,
-    pub patients: u64,
-}
+pub use crate::datasets::tally::SplitCounts;
 
 /// The result of an import.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -290,42 +283,16 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     progress(ProgressEvent::Finished);
 
     // Accounting: every row is a sample or a rejection.
-    let mut rejected_rows: Vec<&Rejected> = Vec::new();
-    let mut patients: BTreeMap<String, HashSet<&str>> = BTreeMap::new();
-    for (i, o) in outcome_of.iter().enumerate() {
-        let split = row_split[i];
-        let c = summary.splits.entry(split.name().to_string()).or_default();
-        c.rows += 1;
-        summary.rows += 1;
-        match o {
-            Some(Ok(())) => {
-                c.samples += 1;
-                summary.samples += 1;
-                if let Ok(row) = &all[i] {
-                    patients.entry(split.name().to_string()).or_default().insert(row.image.patient_id.as_str());
-                }
-            }
-            Some(Err(rej)) => {
-                c.rejected += 1;
-                *summary.rejected.entry(rej.code.clone()).or_default() += 1;
-                rejected_rows.push(rej);
-            }
-            None => return Err(IngestError::Accounting(format!("row {i} was never processed"))),
-        }
-    }
-    for (split, p) in patients {
-        summary.splits.entry(split).or_default().patients = p.len() as u64;
-    }
+    let t = tally(
+        &outcome_of,
+        |i| row_split[i].name().to_string(),
+        |i| all[i].as_ref().ok().map(|row| row.image.patient_id.as_str()),
+    )?;
+    (summary.rows, summary.samples) = (t.rows, t.samples);
+    summary.rejected = t.rejected.clone();
+    summary.splits = t.splits.clone();
     summary.colour_converted = colour;
-    let rejections = Rejections {
-        locator: (
-            "source_path",
-            Arc::new(arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.source.as_str()))),
-        ),
-        codes: rejected_rows.iter().map(|r| r.code.as_str()).collect(),
-        messages: rejected_rows.iter().map(|r| r.message.as_str()).collect(),
-    };
-    frontend::account(out, &rejections, summary.samples, &writer)?;
+    frontend::account(out, &t.rejections(), summary.samples, &writer)?;
 
     let mut provenance = BTreeMap::new();
     provenance.insert(

@@ -26,6 +26,7 @@ pub mod nih;
 pub mod padchest;
 mod run;
 pub mod table;
+pub mod tally;
 pub mod vindr;
 
 use std::path::PathBuf;
@@ -34,7 +35,8 @@ use chess_schemas::LabelColumn;
 use chess_shards::SampleFields;
 use serde::{Deserialize, Serialize};
 
-pub use self::run::{run, Config, RunOptions, SplitCounts, Summary};
+pub use self::run::{run, Config, RunOptions, Summary};
+pub use self::tally::SplitCounts;
 pub use crate::chexpert::Rejected;
 pub use crate::error::{IngestError, Result};
 pub use crate::label_space::Vocabulary;

@@ -6,17 +6,17 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chess_schemas::{layout, LabelColumn};
 use chess_shards::{encode_sample, EncodedSample, LabelValue, Sample, SampleFields, WriterOptions};
 use serde::{Deserialize, Serialize};
 
+use super::tally::{tally, SplitCounts};
 use super::{DicomIds, Format, Item, Plan, Rejected, BOXES, DUPLICATE_ROW, MISSING_IMAGE, SOURCE_DATASET};
 use crate::deid::{self, Key};
 use crate::error::{IngestError, Result};
-use crate::frontend::{self, Opened, PixelSettings, Rejections};
+use crate::frontend::{self, Opened, PixelSettings};
 use crate::image::{decode_dicom, process_image, semantics};
 use crate::label_space::{self, Mapper, TORCHXRAYVISION};
 use crate::pipeline::{self, PipelineOptions};
@@ -71,20 +71,11 @@ pub struct RunOptions {
     pub key_fingerprint: Option<String>,
 }
 
-/// Per-split counts.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SplitCounts {
-    pub items: u64,
-    pub samples: u64,
-    pub rejected: u64,
-    pub patients: u64,
-}
-
 /// The result of an import.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// Input rows or files (= samples + rejected).
-    pub items: u64,
+    pub rows: u64,
     pub samples: u64,
     /// Counts per reason code.
     pub rejected: BTreeMap<String, u64>,
@@ -377,44 +368,17 @@ pub fn run(mut plan: Plan, cfg: &Config, progress: Progress<'_>) -> Result<Summa
     )?;
     progress(ProgressEvent::Finished);
 
-    let mut rejected_rows: Vec<&Rejected> = Vec::new();
-    let mut patients: BTreeMap<String, HashSet<&str>> = BTreeMap::new();
-    for (i, o) in outcome_of.iter().enumerate() {
-        let item = items[i].as_ref().ok();
-        let split = item.and_then(|it| it.fields.split.clone()).unwrap_or_else(|| "none".into());
-        let c = summary.splits.entry(split.clone()).or_default();
-        c.items += 1;
-        summary.items += 1;
-        match o {
-            Some(Ok(())) => {
-                c.samples += 1;
-                summary.samples += 1;
-                if let Some(p) = item.and_then(|it| it.fields.patient_id.as_deref()) {
-                    patients.entry(split).or_default().insert(p);
-                }
-            }
-            Some(Err(rej)) => {
-                c.rejected += 1;
-                *summary.rejected.entry(rej.code.clone()).or_default() += 1;
-                rejected_rows.push(rej);
-            }
-            None => return Err(IngestError::Accounting(format!("item {i} was never processed"))),
-        }
-    }
-    for (split, p) in patients {
-        summary.splits.entry(split).or_default().patients = p.len() as u64;
-    }
+    let t = tally(
+        &outcome_of,
+        |i| items[i].as_ref().ok().and_then(|it| it.fields.split.clone()).unwrap_or_else(|| "none".into()),
+        |i| items[i].as_ref().ok().and_then(|it| it.fields.patient_id.as_deref()),
+    )?;
+    (summary.rows, summary.samples) = (t.rows, t.samples);
+    summary.rejected = t.rejected.clone();
+    summary.splits = t.splits.clone();
     summary.colour_converted = colour;
     summary.monochrome1 = mono1;
-    let rejections = Rejections {
-        locator: (
-            "source_path",
-            Arc::new(arrow_array::StringArray::from_iter_values(rejected_rows.iter().map(|r| r.source.as_str()))),
-        ),
-        codes: rejected_rows.iter().map(|r| r.code.as_str()).collect(),
-        messages: rejected_rows.iter().map(|r| r.message.as_str()).collect(),
-    };
-    frontend::account(out, &rejections, summary.samples, &writer)?;
+    frontend::account(out, &t.rejections(), summary.samples, &writer)?;
 
     let mut provenance = BTreeMap::new();
     provenance.insert("source".into(), serde_json::json!(import));
