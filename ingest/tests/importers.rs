@@ -407,3 +407,54 @@ fn imports_in_the_common_label_space_merge_and_stream() {
     let boxes = im.text(&im.row("nih_00000001_001"), "boxes").unwrap();
     assert!(boxes.contains("\"Effusion\""), "{boxes}");
 }
+
+/// An import interrupted after its first shard resumes to the clean result;
+/// the folders tree has a DICOM file, whose key is known only after reading.
+#[test]
+fn an_interrupted_import_resumes_to_the_clean_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fx::folders(dir.path());
+    let out = dir.path().join("out");
+    let key = dir.path().join("key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let args = ["--shard-samples", "2", "--key-file", key.to_str().unwrap()];
+    ok(&ingest("folders", &f.root, &out, &args), "first import");
+    let clean = Dataset::open(&out).unwrap().manifest;
+    // Un-finish: the manifest staged for shard 0 only, the later shards gone.
+    let staged = out.join(".staging");
+    std::fs::create_dir_all(&staged).unwrap();
+    let first: Vec<usize> =
+        (0..clean.len()).filter(|&i| clean.view().shard(i).ends_with("folders-000000.tar")).collect();
+    assert_eq!(first, [0, 1], "two samples per shard, in write order");
+    let batch = clean.batch.slice(0, first.len());
+    chess_shards::manifest::write_parquet(&staged.join("folders-000000.parquet"), &clean.schema, &[batch], None)
+        .unwrap();
+    std::fs::remove_file(out.join("dataset.json")).unwrap();
+    std::fs::remove_file(out.join("manifest.parquet")).unwrap();
+    for e in std::fs::read_dir(out.join("shards")).unwrap() {
+        let p = e.unwrap().path();
+        if !p.ends_with("folders-000000.tar") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    // Other options are refused (exit 2); the same ones resume.
+    let o = ingest("folders", &f.root, &out, &[&args[..], &["--split", "test"]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = chess_ingest()
+        .arg("folders")
+        .arg(&f.root)
+        .arg("--out")
+        .arg(&out)
+        .args(["--size", &SIZE.to_string(), "--threads", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    ok(&o, "resumed import");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("(resumed; 2 processed now)"), "{stdout}");
+    let strip = |m: &chess_shards::Manifest| -> std::collections::BTreeMap<String, (String, Vec<LabelValue>)> {
+        m.rows().into_iter().map(|r| (r.key.clone(), (r.pixel_hash, r.labels))).collect()
+    };
+    assert_eq!(strip(&Dataset::open(&out).unwrap().manifest), strip(&clean));
+    assert_eq!(rejected(&out).len(), f.rejected.len());
+}
