@@ -365,7 +365,7 @@ fn imports_in_the_common_label_space_merge_and_stream() {
     ok(&o, "chess-shards merge");
     ok(&std::process::Command::new(chess_shards_bin()).arg("verify").arg(&union).output().unwrap(), "verify");
     let o = std::process::Command::new(chess_shards_bin())
-        .args(["stream", "--keys", "--batch", "1"])
+        .args(["stream", "--keys", "--verify-hashes", "--batch", "1"])
         .arg(&union)
         .output()
         .unwrap();
