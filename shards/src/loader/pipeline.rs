@@ -337,8 +337,8 @@ fn read_segment(
 
 fn decode_worker(shared: &Shared, jobs: &Receiver<Job>, msgs: &Sender<Msg>) {
     let mut decoder = SampleDecoder::new();
-    for job in jobs {
-        let msg = match decode(shared, &mut decoder, &job) {
+    for mut job in jobs {
+        let msg = match decode(shared, &mut decoder, &mut job) {
             Ok(sample) => Msg::Decoded { pos: job.pos, sample },
             Err(reason) => Msg::Skipped { pos: job.pos, reason },
         };
@@ -388,56 +388,114 @@ impl SampleDecoder {
     }
 }
 
-/// One decoded array: a whole `.npy` buffer and where its pixels start.
+/// One decoded array: a buffer and the byte ranges of its pixels in it, in
+/// order — one range of a decompressed `.npy`, or, for a frame of raw
+/// blocks, the blocks' payloads inside the member as read (no decode copy:
+/// the assembler copies them straight into the batch).
 struct Npy {
     buf: Vec<u8>,
-    data_offset: usize,
+    ranges: Vec<(usize, usize)>,
 }
 
 impl Npy {
-    fn pixels(&self) -> &[u8] {
-        &self.buf[self.data_offset..]
+    fn pixels(&self) -> impl Iterator<Item = &[u8]> {
+        self.ranges.iter().map(|&(from, to)| &self.buf[from..to])
+    }
+    fn pixel_len(&self) -> usize {
+        self.ranges.iter().map(|(from, to)| to - from).sum()
     }
 }
 
-fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &Job) -> Result<Decoded, String> {
+/// The pixel ranges of a member that is one zstd frame of raw blocks
+/// holding a `.npy`, with its header; `None` when it is not such a frame
+/// (then it is decoded) or the `.npy` header is not inside the first block.
+fn raw_npy_ranges(member: &[u8]) -> Option<(crate::npy::NpyHeader, Vec<(usize, usize)>)> {
+    let base = member.as_ptr() as usize;
+    let mut blocks: Vec<(usize, usize)> = Vec::new();
+    let content = crate::image::raw_frame_visit(member, |b| {
+        let from = b.as_ptr() as usize - base;
+        blocks.push((from, from + b.len()));
+    })?;
+    if blocks.iter().map(|(a, b)| (b - a) as u64).sum::<u64>() != content {
+        return None;
+    }
+    let &(first_from, first_to) = blocks.first()?;
+    let header = crate::npy::parse_header(&member[first_from..first_to]).ok()?;
+    if header.data_offset > first_to - first_from || content - header.data_offset as u64 != header.data_len() {
+        return None;
+    }
+    blocks[0].0 += header.data_offset;
+    blocks.retain(|(a, b)| b > a);
+    // Pixels are converted piece by piece: no pixel may straddle two blocks.
+    let item = header.dtype.bytes_per_pixel();
+    if blocks.iter().any(|(a, b)| (b - a) % item != 0) {
+        return None;
+    }
+    Some((header, blocks))
+}
+
+fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &mut Job) -> Result<Decoded, String> {
     let table = &shared.table;
+    let key = job.raw.key.clone();
     let mut one = |suffix: &str| -> Result<Npy, String> {
-        let member =
-            job.raw.member(suffix).ok_or_else(|| format!("corrupt: member {}.{suffix} missing", job.raw.key))?;
-        let mut buf = shared.pool.take();
-        let checked = match decoder.decode_into(&member.data, &mut buf) {
-            Err(e) => Err(format!("corrupt: {}.{suffix}: {e}", job.raw.key)),
+        let member = job
+            .raw
+            .members
+            .iter_mut()
+            .find(|(s, _)| s == suffix)
+            .map(|(_, m)| m)
+            .ok_or_else(|| format!("corrupt: member {key}.{suffix} missing"))?;
+        let (npy, header) = match raw_npy_ranges(&member.data) {
+            // Raw blocks: the member's own buffer travels on; nothing is decoded.
+            Some((h, ranges)) => (Npy { buf: std::mem::take(&mut member.data), ranges }, Ok(h)),
+            None => {
+                let mut buf = shared.pool.take();
+                let h = decoder.decode_into(&member.data, &mut buf);
+                let len = buf.len();
+                let ranges = match &h {
+                    Ok(h) => vec![(h.data_offset, len)],
+                    Err(_) => Vec::new(),
+                };
+                (Npy { buf, ranges }, h)
+            }
+        };
+        let checked = match header {
+            Err(e) => Err(format!("corrupt: {key}.{suffix}: {e}")),
             Ok(h) if h.dtype != table.dtype || h.height != table.height || h.width != table.width => Err(format!(
-                "corrupt: {}.{suffix} is {}x{} {}, the dataset is {}x{} {}",
-                job.raw.key, h.height, h.width, h.dtype, table.height, table.width, table.dtype
+                "corrupt: {key}.{suffix} is {}x{} {}, the dataset is {}x{} {}",
+                h.height, h.width, h.dtype, table.height, table.width, table.dtype
             )),
-            Ok(h) => {
-                if suffix == layout::IMAGE_SUFFIX
-                    && shared.settings.verify_hashes
-                    && blake3::hash(&buf[h.data_offset..]).as_bytes() != &table.hashes[job.row]
-                {
-                    Err(format!("corrupt: {}: pixel hash differs from the manifest", job.raw.key))
+            Ok(_) => {
+                if suffix == layout::IMAGE_SUFFIX && shared.settings.verify_hashes {
+                    let mut hasher = blake3::Hasher::new();
+                    npy.pixels().for_each(|p| {
+                        hasher.update(p);
+                    });
+                    if hasher.finalize().as_bytes() != &table.hashes[job.row] {
+                        Err(format!("corrupt: {key}: pixel hash differs from the manifest"))
+                    } else {
+                        Ok(())
+                    }
                 } else {
-                    Ok(h.data_offset)
+                    Ok(())
                 }
             }
         };
         match checked {
-            Ok(data_offset) => Ok(Npy { buf, data_offset }),
+            Ok(()) => Ok(npy),
             Err(e) => {
-                shared.pool.give(buf);
+                shared.pool.give(npy.buf);
                 Err(e)
             }
         }
     };
     let image = one(layout::IMAGE_SUFFIX)?;
-    let mut bytes = image.pixels().len() as u64;
+    let mut bytes = image.pixel_len() as u64;
     let mut extras = Vec::with_capacity(shared.settings.fields.len());
     for field in &shared.settings.fields {
         match one(&format!("{field}.npy.zst")) {
             Ok(npy) => {
-                bytes += npy.pixels().len() as u64;
+                bytes += npy.pixel_len() as u64;
                 extras.push(npy);
             }
             Err(e) => {
@@ -581,9 +639,9 @@ fn assemble(
                 batch.keys.push(table.key(row).to_string());
                 batch.rows.push(row);
                 batch.padded.push(plan.padded[pos]);
-                batch.pixels.extend_le(sample.image.pixels());
+                sample.image.pixels().for_each(|p| batch.pixels.extend_le(p));
                 for ((_, dst), src) in batch.extras.iter_mut().zip(&sample.extras) {
-                    dst.extend_le(src.pixels());
+                    src.pixels().for_each(|p| dst.extend_le(p));
                 }
                 shared.pool.give(sample.image.buf);
                 sample.extras.into_iter().for_each(|n| shared.pool.give(n.buf));
