@@ -30,9 +30,9 @@ mod common;
 
 mod chexpert;
 mod cli;
-mod deid;
 mod corpus;
 mod cxr_fixtures;
+mod deid;
 mod importers;
 mod lenient;
 mod pairs;
