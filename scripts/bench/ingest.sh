@@ -9,9 +9,52 @@
 # (explicit/implicit LE, deflate, JPEG lossless, JPEG-LS, RLE, JPEG 2000),
 # some inside zip / tar.gz. Prints images/s, the speed-up, the share of
 # worker time spent decoding, and peak RSS. Not a test.
+#
+#   scripts/bench/ingest.sh --per-syntax [IMAGES] [ROUNDS]   (defaults: 42, 3)
+#
+# groups the archive's plain files by transfer syntax (6 each, 3 deflate),
+# adds JPEG Extended 12-bit (.51) and HTJ2K (.201) transcodes of its
+# explicit-LE images (scripts/python/ingest_bench_syntaxes.py), and times each
+# syntax with one thread / one worker, interleaved rounds, best of each; the
+# peer's interpreter start-up is measured (an empty folder) and subtracted.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+if [ "${1:-}" = "--per-syntax" ]; then
+    IMAGES="${2:-42}"
+    ROUNDS="${3:-3}"
+    VENV="${CHESS_BENCH_VENV:-$(scripts/setup.sh)}"
+    CACHE="${CHESS_CACHE:-$HOME/.cache/chess}"
+    ARCH="$CACHE/bench-ingest-$IMAGES"
+    [ -d "$ARCH/export" ] || "$VENV/bin/python" scripts/python/ingest_make_demo_archive.py "$ARCH" --images "$IMAGES" --no-junk >/dev/null
+    [ -n "${CHESS_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p chess-ingest
+    BIN="${CARGO_TARGET_DIR:-target}/release/chess-ingest"
+    WORK="$(mktemp -d)"
+    trap 'rm -rf "$WORK"' EXIT
+    "$VENV/bin/python" scripts/python/ingest_bench_syntaxes.py "$ARCH/export" "$WORK/syn" 6 >/dev/null
+    mkdir -p "$WORK/empty"
+    cat $(find "$WORK/syn" -type f) > /dev/null
+    t() { local s; s=$(date +%s.%N); "$@" > /dev/null 2>&1; echo "$(date +%s.%N) - $s" | bc; }
+    start=9; for r in $(seq 1 "$ROUNDS"); do
+        x=$(t "$VENV/bin/python" scripts/python/ingest_peer.py "$WORK/empty" "$WORK/pe$r" --workers 1)
+        start=$(echo "if ($x < $start) $x else $start" | bc)
+    done
+    echo "peer start-up (empty folder, best of $ROUNDS): $start s; one thread / one worker; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+    echo "| syntax | images | chess-ingest | Python peer | ratio |"
+    echo "|---|---:|---:|---:|---:|"
+    for d in "$WORK"/syn/*; do
+        uid=$(basename "$d"); n=$(ls "$d" | wc -l)
+        rb=999; pb=999
+        for r in $(seq 1 "$ROUNDS"); do
+            rm -rf "$WORK/r" "$WORK/p"
+            x=$(t "$BIN" "$d" --out "$WORK/r" --threads 1 --quiet ${CHESS_BENCH_ARGS:-}); rb=$(echo "if ($x < $rb) $x else $rb" | bc)
+            x=$(t "$VENV/bin/python" scripts/python/ingest_peer.py "$d" "$WORK/p" --workers 1); pb=$(echo "if ($x < $pb) $x else $pb" | bc)
+        done
+        pn=$(echo "$pb - $start" | bc)
+        printf '| %s | %d | %.2f s | %.2f s | %.2fx |\n' "$uid" "$n" "$rb" "$pn" "$(echo "$pn / $rb" | bc -l)"
+    done
+    exit 0
+fi
 IMAGES="${1:-42}"
 THREADS="${2:-$(nproc)}"
 ROUNDS="${3:-3}"
