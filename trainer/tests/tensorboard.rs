@@ -74,14 +74,16 @@ fn finetune_events_equal_metrics_jsonl() {
     let tmp = tempfile::tempdir().unwrap();
     let (train, valid, run) = (tmp.path().join("train"), tmp.path().join("valid"), tmp.path().join("run"));
     disc_dataset(&train, 16, 1, 2);
-    disc_dataset(&valid, 8, 2, 2);
-    ok(&[
+    disc_dataset(&valid, 16, 2, 2);
+    let out = ok(&[
         "finetune",
         "--task",
         "multilabel",
         "--train",
         s(&train),
         "--valid",
+        s(&valid),
+        "--test",
         s(&valid),
         "--out",
         s(&run),
@@ -97,8 +99,10 @@ fn finetune_events_equal_metrics_jsonl() {
         "cpu",
         "--threads",
         "1",
-        "--quiet",
     ]);
-    let n = common::assert_tensorboard_matches_jsonl(&run, &[]);
-    assert!(n >= 2 * 4, "{n} scalars");
+    assert!(out.contains("throughput (last epoch)") && out.contains("img/s"), "{out}");
+    let n = common::assert_tensorboard_matches_jsonl(&run, &["gradcam/first_test_image"]);
+    // epoch → train_loss, valid_loss, valid_metric (AUC: both classes are in the validation set), lr,
+    // images_per_s, data_wait, optimizer, seconds.
+    assert_eq!(n, 2 * 8, "{n} scalars");
 }

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use chess_shards::loader::Loader;
 
@@ -34,10 +34,12 @@ use crate::models::resnet::{HeadKind, ResNet};
 use crate::runtime::device::{parse_device, prepare};
 use crate::runtime::optim::{Plateau, Sgd};
 use crate::runtime::seed::step_seed;
-use crate::tasks::classify::classifier::{ModelCard, CARD_FORMAT};
+use crate::tasks::classify::classifier::{Classifier, ModelCard, CARD_FORMAT};
 use crate::tasks::classify::config::{parse_init, FinetuneConfig, Init, Task};
 use crate::tasks::classify::eval::{eval_loader_options, evaluate, loss, score, Evaluation};
+use crate::tasks::classify::gradcam::{heat_map, overlay};
 use crate::tasks::classify::labels::{resolve_outputs, TargetReader};
+use crate::tasks::classify::predict::unit_from_dataset;
 use crate::tasks::classify::report::{curves, write_predictions};
 use crate::{data, read_err, write_err, Result, TrainError};
 
@@ -51,6 +53,14 @@ pub struct EpochMetrics {
     pub valid_metric: f64,
     pub lr: f64,
     pub best: bool,
+    /// Training images per second over the epoch's training batches.
+    #[serde(default)]
+    pub images_per_s: f64,
+    /// Shares (0–1) of the epoch's training time waiting for the loader and in the optimizer step.
+    #[serde(default)]
+    pub data_wait: f64,
+    #[serde(default)]
+    pub optimizer: f64,
     pub seconds: f64,
 }
 
@@ -169,7 +179,11 @@ pub fn finetune(
     for epoch in 1..=cfg.run.epochs {
         let (mut loss_sum, mut loss_n) = (0.0, 0u64);
         let mut it = train.epoch(epoch - 1);
-        while let Some(batch) = it.next() {
+        let (train_start, mut wait, mut opt, mut images) = (Instant::now(), 0.0f64, 0.0f64, 0u64);
+        loop {
+            let t = Instant::now();
+            let Some(batch) = it.next() else { break };
+            wait += t.elapsed().as_secs_f64();
             let batch = batch?;
             if batch.len() < 2 {
                 continue; // batch norm cannot train on one sample
@@ -187,8 +201,11 @@ pub fn finetune(
             let Some(l) = loss(&logits, &targets, device) else { continue };
             Sgd::zero_grad(&params);
             l.backward();
+            let t = Instant::now();
             sgd.step(&params, lr);
+            opt += t.elapsed().as_secs_f64();
             step += 1;
+            images += batch.len() as u64;
             loss_sum += l.double_value(&[]);
             loss_n += 1;
             it.recycle(batch);
@@ -202,6 +219,7 @@ pub fn finetune(
             });
         }
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
+        let train_secs = train_start.elapsed().as_secs_f64().max(1e-9);
         let scored = score(&net, &valid, &valid_reader, cfg, device, outputs.len())?;
         let ev = evaluate(cfg.labels.task, &scored);
         // Selection: the validation metric; where it is undefined (one class only), the loss.
@@ -239,6 +257,9 @@ pub fn finetune(
             valid_metric: ev.metric(),
             lr,
             best: is_best,
+            images_per_s: images as f64 / train_secs,
+            data_wait: (wait / train_secs).min(1.0),
+            optimizer: (opt / train_secs).min(1.0),
             seconds: started.elapsed().as_secs_f64(),
         };
         log.record(&em)?;
@@ -260,7 +281,6 @@ pub fn finetune(
             break;
         }
     }
-    drop(log);
     if let Err(e) = curves(&metrics_path, &out.join("curves.png")) {
         tracing::warn!("no curves: {e}");
     }
@@ -276,6 +296,11 @@ pub fn finetune(
         write_predictions(&out.join("predictions.csv"), cfg.labels.task, &outputs, &scored)?;
         test_samples = scored.keys.len();
         test_ev = Some(evaluate(cfg.labels.task, &scored));
+        if let (Some(key), Some(location)) = (scored.keys.first(), &m.test) {
+            if let Err(e) = gradcam_image(&mut log, out, location, key, best_epoch, device) {
+                tracing::warn!("no Grad-CAM image for TensorBoard: {e}");
+            }
+        }
     }
     let summary = FinetuneSummary {
         task: cfg.labels.task,
@@ -293,6 +318,22 @@ pub fn finetune(
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     atomic::write_bytes_atomic(&out.join("summary.json"), json.as_bytes())?;
     Ok(summary)
+}
+
+/// TensorBoard's `gradcam/first_test_image`: the Grad-CAM overlay (layer4) of
+/// the test image `key` for the class the best weights score highest.
+fn gradcam_image(log: &mut RunLog, run: &Path, location: &str, key: &str, epoch: u64, device: Device) -> Result<()> {
+    let model = Classifier::load(run, device)?;
+    let unit = unit_from_dataset(Path::new(location), key)?;
+    let probs: Vec<f32> = Vec::try_from(model.scores(&unit.to_device(device)).to_device(Device::Cpu).flatten(0, -1))?;
+    let c = probs.iter().enumerate().fold(0, |b, (i, p)| if *p > probs[b] { i } else { b });
+    let side = unit.size()[2].min(256);
+    let shown = unit.internal_upsample_bilinear2d_aa([side, side], false, None, None);
+    let grey: Vec<f32> = Vec::try_from(shown.to_kind(tch::Kind::Float).flatten(0, -1))?;
+    let heat = heat_map(&model, &unit, c, 4, (side, side))?;
+    let rgb: Vec<u8> = grey.iter().zip(&heat).flat_map(|(g, h)| overlay(*g, *h)).collect();
+    let s = side as u32;
+    log.image("gradcam/first_test_image", epoch as i64, s, s, 3, &crate::io::png::encode(s, s, 3, &rgb)?)
 }
 
 /// Reads a finished run's `summary.json`.

@@ -482,13 +482,17 @@ fn setting_label(setting: &str) -> String {
 }
 
 /// Mean ± SD per setting (x) and init (one colour each), like the paper's Fig. 2.
-/// Three to five ticks inside `[lo, hi]`, a round step apart.
+/// At least three ticks inside `[lo, hi]`, the largest round step (1, 2 or
+/// 5 × 10^k) apart that still gives three (a step of a quarter of the range
+/// can leave one tick when the range is just over 2 × 10^k).
 fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let raw = (hi - lo) / 4.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
-    let first = (lo / step).ceil() as i64;
-    (first..).map(|k| k as f64 * step).take_while(|t| *t <= hi + step * 1e-9).collect()
+    let ticks = |step: f64| -> Vec<f64> {
+        let first = (lo / step).ceil() as i64;
+        (first..).map(|k| k as f64 * step).take_while(|t| *t <= hi + step * 1e-9).collect()
+    };
+    let k0 = (hi - lo).log10().floor() as i32;
+    let steps: Vec<f64> = (k0 - 2..=k0 + 1).rev().flat_map(|k| [5.0, 2.0, 1.0].map(|m| m * 10f64.powi(k))).collect();
+    steps.iter().map(|&s| ticks(s)).find(|t| t.len() >= 3).unwrap_or_else(|| ticks(steps[steps.len() - 1]))
 }
 
 fn plot(png: &Path, rows: &[Row], metric: &str) -> Result<()> {
@@ -583,6 +587,10 @@ mod tests {
         let labels: Vec<String> = ticks.iter().map(|t| format.format(*t)).collect();
         assert_eq!(labels, ["0.80", "0.81", "0.82", "0.83"]);
         assert_eq!(round_ticks(0.0, 1.0), [0.0, 0.5, 1.0]);
+        // A range just over 0.8: four ticks 0.2 apart, not the single 0.5 of a step ≥ range / 4.
+        let t = round_ticks(0.1, 0.95);
+        assert_eq!(t.len(), 4);
+        assert!((t[0] - 0.2).abs() < 1e-12 && (t[3] - 0.8).abs() < 1e-12, "{t:?}");
     }
 
     #[test]
