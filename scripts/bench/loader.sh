@@ -3,10 +3,13 @@
 # samples/s per core (wall clock and per CPU-second), against Python's
 # webdataset + torch DataLoader on the same shards and the same cores; then
 # the same dataset served by s3s-fs on loopback (rate relative to local
-# disk), and peak RSS for two dataset sizes. Prints a Markdown table
-# (scripts/bench/loader_bench.py measures).
+# disk), and peak RSS for two dataset sizes; plus Mosaic `streaming` (MDS,
+# uncompressed and zstd) and `litdata` (uncompressed and zstd:3) converted
+# from the same images (scripts/bench/loader_peers.py). Prints a Markdown
+# table (scripts/bench/loader_bench.py measures).
 #   scripts/bench/loader.sh [SAMPLES] [REPEATS]
-# Installs torch==2.11.0 into the venv if it is missing (about 4.7 GB).
+# Installs torch==2.11.0 into the venv if it is missing (about 4.7 GB), and
+# mosaicml-streaming and litdata (benchmark peers only; not in setup.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -25,6 +28,11 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install -q --disable-pip-version-check "torch==2.11.0" >&2
 fi
 
+if ! "$PY" -c "import streaming, litdata" 2>/dev/null; then
+    echo "loader bench: installing mosaicml-streaming and litdata into $VENV" >&2
+    "$PY" -m pip install -q --disable-pip-version-check mosaicml-streaming litdata >&2
+fi
+
 cargo build --release -q -p chess-shards
 BIN="$ROOT/target/release/chess-shards"
 mkdir -p "$OUT"
@@ -35,7 +43,14 @@ for d in "$DS:$N" "$SMALL:$((N / 4))"; do
         "$BIN" -q demo --out "${d%%:*}" --count "${d##*:}" --size 512 --shard-samples 128 >&2
     fi
 done
+PEERS="$OUT/peers-$N"
+if [ ! -f "$PEERS/done" ]; then
+    rm -rf "$PEERS" && mkdir -p "$PEERS"
+    "$PY" scripts/bench/loader_peers.py convert "$DS" "$PEERS" >&2
+    touch "$PEERS/done"
+fi
 cat "$DS"/shards/*.tar "$SMALL"/shards/*.tar > /dev/null   # warm the page cache
+find "$PEERS" -type f -exec cat {} + > /dev/null
 
 # The same dataset through S3 on loopback (s3s-fs serving hard links of the shards).
 if [ ! -x "$S3S_FS" ]; then
@@ -52,4 +67,4 @@ S3PID=$!
 trap 'kill $S3PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 
-"$PY" scripts/bench/loader_bench.py "$BIN" "$DS" "$SMALL" "$REPEATS" "$SHUFFLE" "http://127.0.0.1:$PORT"
+"$PY" scripts/bench/loader_bench.py "$BIN" "$DS" "$SMALL" "$REPEATS" "$SHUFFLE" "http://127.0.0.1:$PORT" "$PEERS"

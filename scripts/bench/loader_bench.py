@@ -8,7 +8,11 @@ including its DataLoader workers), so "per core" is also given as samples per
 CPU-second, which other work on the machine distorts less, and peak RSS.
 Prints a Markdown table.
 
-Usage: loader_bench.py BIN DATASET SMALL_DATASET REPEATS SHUFFLE S3_ENDPOINT
+Mosaic `streaming` and `litdata` stores converted from the same images
+(PEERS_DIR, made by loader_peers.py) run on one core with no worker
+processes, in the same rounds.
+
+Usage: loader_bench.py BIN DATASET SMALL_DATASET REPEATS SHUFFLE S3_ENDPOINT [PEERS_DIR]
 """
 import json
 import os
@@ -20,6 +24,7 @@ import sys
 import time
 
 BIN, DS, SMALL, REPEATS, SHUFFLE, ENDPOINT = sys.argv[1:7]
+PEERS = sys.argv[7] if len(sys.argv) > 7 else None
 REPEATS = int(REPEATS)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -57,6 +62,21 @@ def python(cpus, workers):
             "rss_mb": (d["peak_rss_main"] + workers * d["peak_rss_worker"]) / 1e6, "wall": wall}
 
 
+def peer(kind):
+    out, wall, cpu = timed(["taskset", "-c", "0", sys.executable, os.path.join(HERE, "loader_peers.py"), "read", kind,
+                            os.path.join(PEERS, kind), "1"])
+    d = json.loads(out)
+    return {"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": d["cpu_seconds"] / d["samples"],
+            "rss_mb": d["peak_rss_main"] / 1e6, "wall": wall}
+
+
+PEER_NAMES = {
+    "mds-none": "Mosaic streaming, MDS uncompressed, DataLoader num_workers=0",
+    "mds-zstd": "Mosaic streaming, MDS zstd, DataLoader num_workers=0",
+    "lit-none": "litdata, uncompressed, StreamingDataLoader num_workers=0",
+    "lit-zstd": "litdata, zstd:3, StreamingDataLoader num_workers=0",
+}
+
 env = dict(os.environ, AWS_ENDPOINT_URL=ENDPOINT, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="AK",
            AWS_SECRET_ACCESS_KEY="SK", AWS_DEFAULT_REGION="us-east-1")
 configs = {
@@ -68,6 +88,9 @@ configs = {
     "s3": lambda: rust("0,1", 2, "s3://bkt/ds", env),
     "rust_small": lambda: rust("0,1", 2, SMALL),
 }
+if PEERS:
+    for kind in PEER_NAMES:
+        configs[kind] = lambda kind=kind: peer(kind)
 # Interleaved rounds, so that Rust and Python see the same machine load;
 # the best run of each configuration counts (CPU figures from that run).
 runs = {k: [] for k in configs}
@@ -96,6 +119,9 @@ row("Python webdataset + DataLoader, num_workers=0", 1, results["py0"])
 row("Python webdataset + DataLoader, num_workers=1", 1, results["py1"])
 row("Python webdataset + DataLoader, num_workers=2", 2, results["py2"])
 row("Rust loader, S3 on loopback (s3s-fs, same 2 cores)", 2, results["s3"])
+for kind, name in PEER_NAMES.items():
+    if kind in results:
+        row(name, 1, results[kind])
 small = results["rust_small"]
 print()
 py1 = max(results["py0"], results["py1"], key=lambda r: r["samples_per_s"])
@@ -111,3 +137,9 @@ print(f"- S3 on loopback / local disk, 2 cores: {results['s3']['samples_per_s'] 
 print(f"- Peak RSS does not grow with the dataset: {small['rss_mb']:.0f} MB for {small['samples']} samples, "
       f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores).")
 print("- Python peak RSS: main process plus each worker's peak.")
+r1 = results["rust1"]
+for kind, name in PEER_NAMES.items():
+    if kind in results:
+        p = results[kind]
+        print(f"- Rust `--threads 1` / {name}: {r1['samples_per_s'] / p['samples_per_s']:.2f}x per core (wall), "
+              f"{p['cpu_per_sample'] / r1['cpu_per_sample']:.2f}x per CPU-second.")

@@ -81,6 +81,12 @@ impl<R: Read> ShardReader<R> {
         &self.shard
     }
 
+    /// Reads member data into buffers from `source` ([`TarStream::set_buffers`]).
+    pub fn with_buffers(mut self, source: crate::tar::BufferSource) -> Self {
+        self.tar.set_buffers(source);
+        self
+    }
+
     fn next_member(&mut self) -> Result<Option<Member>> {
         if let Some(m) = self.pending.take() {
             return Ok(Some(m));

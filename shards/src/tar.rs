@@ -156,19 +156,30 @@ fn cstr(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
-/// Reads up to `len` bytes: allocation grows with the bytes that arrive, never
-/// with what a header claims.
-fn read_exact_bounded<R: Read>(src: &mut R, len: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len.min(16 << 20) as usize);
+/// Reads up to `len` bytes into `buf` (cleared first): allocation grows with
+/// the bytes that arrive, never with what a header claims.
+fn read_exact_bounded_into<R: Read>(src: &mut R, len: u64, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    buf.clear();
+    buf.reserve(len.min(16 << 20) as usize);
     src.take(len).read_to_end(&mut buf)?;
     Ok(buf)
 }
+
+fn read_exact_bounded<R: Read>(src: &mut R, len: u64) -> io::Result<Vec<u8>> {
+    read_exact_bounded_into(src, len, Vec::new())
+}
+
+/// Where member data buffers come from (e.g. a pool of recycled ones), given
+/// the member's size from its header (a hint only: the buffer grows as data
+/// arrives).
+pub type BufferSource = Box<dyn FnMut(u64) -> Vec<u8> + Send>;
 
 /// Iterates the regular-file members of a tar stream, in order.
 pub struct TarStream<R> {
     src: R,
     pos: u64,
     done: bool,
+    buffers: Option<BufferSource>,
 }
 
 impl<R: Read> TarStream<R> {
@@ -178,7 +189,13 @@ impl<R: Read> TarStream<R> {
 
     /// A stream whose first byte is at `offset` of the archive (for byte-range reads).
     pub fn starting_at(src: R, offset: u64) -> Self {
-        TarStream { src, pos: offset, done: false }
+        TarStream { src, pos: offset, done: false, buffers: None }
+    }
+
+    /// Member data is read into buffers from `source` (reused ones skip the
+    /// allocation and page faults of a fresh buffer per member).
+    pub fn set_buffers(&mut self, source: BufferSource) {
+        self.buffers = Some(source);
     }
 
     /// Current offset within the archive.
@@ -259,7 +276,8 @@ impl<R: Read> TarStream<R> {
                 b'0' | 0 | b'7' => {
                     let name = long_name.take().unwrap_or(name);
                     let data_offset = self.pos;
-                    let data = read_exact_bounded(&mut self.src, size)?;
+                    let buf = self.buffers.as_mut().map(|f| f(size)).unwrap_or_default();
+                    let data = read_exact_bounded_into(&mut self.src, size, buf)?;
                     self.pos += data.len() as u64;
                     if (data.len() as u64) < size {
                         return Err(TarError::Truncated { name, offset: header_offset, size });

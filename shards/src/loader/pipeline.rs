@@ -40,6 +40,9 @@ use crate::image::{NpyZstDecoder, MAX_DECODED_BYTES};
 use crate::reader::{RawSample, ShardReader};
 use crate::tar::TarError;
 
+/// Members at least this large are read into pooled buffers.
+const POOLED_MEMBER_BYTES: u64 = 64 << 10;
+
 /// Settings of one epoch run.
 #[derive(Debug, Clone)]
 pub(crate) struct RunSettings {
@@ -255,7 +258,15 @@ fn read_segment(
         let end = loc(to - 1).sample_offset + loc(to - 1).sample_size;
         let reader = shared.store.open_range(shard, start, end, shared.counters.clone()).map_err(SegmentEnd::Fatal)?;
         let failure = reader.failure_handle();
-        let mut parser = ShardReader::starting_at(reader, shard.clone(), start);
+        let pool = shared.pool.clone();
+        let mut parser = ShardReader::starting_at(reader, shard.clone(), start).with_buffers(Box::new(move |size| {
+            // Pooled buffers for image-sized members; small ones (JSON) are allocated.
+            if size >= POOLED_MEMBER_BYTES {
+                pool.take()
+            } else {
+                Vec::new()
+            }
+        }));
         let mut at = first; // the planned sample expected next in the stream
         loop {
             if shared.window.cancelled() {
@@ -451,6 +462,7 @@ fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &mut Job) -> Result
             None => {
                 let mut buf = shared.pool.take();
                 let h = decoder.decode_into(&member.data, &mut buf);
+                shared.pool.give(std::mem::take(&mut member.data));
                 let len = buf.len();
                 let ranges = match &h {
                     Ok(h) => vec![(h.data_offset, len)],
@@ -508,7 +520,8 @@ fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &mut Job) -> Result
     Ok(Decoded { image, extras, bytes })
 }
 
-/// Buffers handed back by the assembler for the decoders to reuse.
+/// Buffers handed back by the assembler for the readers and decoders to reuse.
+#[derive(Clone)]
 pub(crate) struct Pool {
     tx: Sender<Vec<u8>>,
     rx: Receiver<Vec<u8>>,

@@ -242,8 +242,11 @@ impl Store {
                     |e: io::Error| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() };
                 let mut file = std::fs::File::open(&path).map_err(fail)?;
                 file.seek(SeekFrom::Start(start)).map_err(fail)?;
+                // A small buffer: headers come through it, while member data
+                // larger than it is read straight into the member's buffer
+                // (BufReader bypasses itself), so most bytes are copied once.
                 Ok(RangeReader::Local {
-                    inner: io::BufReader::with_capacity((end - start).clamp(8 << 10, 256 << 10) as usize, file)
+                    inner: io::BufReader::with_capacity((end - start).clamp(8 << 10, 32 << 10) as usize, file)
                         .take(end - start),
                     counters,
                 })
