@@ -49,14 +49,22 @@ def convert(root, out):
                 writer.write({"image": a})
     import litdata
 
-    def item(i):
-        return {"image": arrays[i]}
-
     for comp in ("none", "zstd"):
         target = out / f"lit-{comp}"
         shutil.rmtree(target, ignore_errors=True)
-        litdata.optimize(fn=item, inputs=list(range(len(arrays))), output_dir=str(target), chunk_bytes="64MB",
-                         compression=None if comp == "none" else "zstd:3", num_workers=1)
+        litdata.optimize(fn=_lit_item, inputs=[(str(root), i) for i in range(len(arrays))], output_dir=str(target),
+                         chunk_bytes="64MB", compression=None if comp == "none" else "zstd:3", num_workers=1)
+
+
+_CACHE = {}
+
+
+def _lit_item(arg):
+    """litdata's worker (a spawned process): the dataset's i-th image, decoded once per process."""
+    root, i = arg
+    if root not in _CACHE:
+        _CACHE[root] = list(images(root))
+    return {"image": _CACHE[root][i]}
 
 
 def peak_rss_self():

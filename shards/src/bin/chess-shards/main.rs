@@ -231,6 +231,9 @@ enum Command {
         /// with different starts merge into one dataset.
         #[arg(long, default_value_t = 0)]
         start: u64,
+        /// Skip the verify that follows writing (e.g. to measure writing alone).
+        #[arg(long)]
+        no_verify: bool,
     },
 }
 
@@ -430,9 +433,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Stream(args) => stream::run(args, cli.threads, quiet),
-        Command::Demo { out, count, size, bit_depth, shard_samples, paired, start } => {
+        Command::Demo { out, count, size, bit_depth, shard_samples, paired, start, no_verify } => {
             let dtype: PixelDtype = bit_depth.parse().map_err(CliError::usage)?;
-            demo_dataset(&out, start..start.saturating_add(count), size, dtype, shard_samples, paired, quiet)
+            let indices = start..start.saturating_add(count);
+            demo_dataset(&out, indices, size, dtype, shard_samples, paired, !no_verify, quiet)
         }
     }
 }
@@ -444,6 +448,7 @@ fn demo_dataset(
     dtype: PixelDtype,
     shard_samples: u64,
     paired: bool,
+    verify_after: bool,
     quiet: bool,
 ) -> Result<()> {
     let count = indices.end - indices.start;
@@ -472,6 +477,12 @@ fn demo_dataset(
         provenance: [("source".to_string(), serde_json::json!("chess-shards demo"))].into(),
     })?;
     bar.finish_and_clear();
+    if !verify_after {
+        if !quiet {
+            eprintln!("wrote {}: {} samples in {} shards", out.display(), info.sample_count, info.shard_count);
+        }
+        return Ok(());
+    }
     let ds = Dataset::open(out)?;
     let report = verify::verify(&ds, &|_| {})?;
     for p in &report.problems {
