@@ -441,6 +441,7 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the demo command's options, passed through
 fn demo_dataset(
     out: &Path,
     indices: std::ops::Range<u64>,
