@@ -13,7 +13,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-VENV="$(scripts/setup.sh)"
+# CHESS_VENV: an existing venv (skips scripts/setup.sh).
+VENV="${CHESS_VENV:-$(scripts/setup.sh)}"
 PY="$VENV/bin/python"
 N="${1:-2048}"
 REPEATS="${2:-3}"
