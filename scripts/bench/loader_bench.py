@@ -111,7 +111,7 @@ results = {k: best(v) for k, v in runs.items() if v}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 load = os.getloadavg()[0]
 n = results["rust1"]["samples"]
-print(f"{n} samples of 512x512 uint16 (synthetic phantoms, zstd-3, 128 per shard), batch 64, shuffle buffer {SHUFFLE}, "
+print(f"{n} samples of 512x512 uint16 (synthetic phantoms, members as the writer stores them: raw-block zstd frames for these, see dataset.json npy_zst_frames; 128 per shard), batch 64, shuffle buffer {SHUFFLE}, "
       f"page cache warm, best of {REPEATS} interleaved rounds; {cpu}; load average {load:.1f} when done\n")
 print("| pipeline | cores | samples/s (wall) | per core (wall) | samples per CPU-second | peak RSS |")
 print("|---|---:|---:|---:|---:|---:|")
