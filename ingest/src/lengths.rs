@@ -231,14 +231,40 @@ pub fn check_data_set(b: &[u8], syntax: Syntax) -> Result<Vec<Patch>, String> {
     let mut pos = 0usize;
     // Inside encapsulated pixel data, items hold fragments, not elements.
     let mut in_fragments = false;
+    // Ends of the defined-length sequences and items we are in: the parser
+    // closes a container where its length says, so anything inside must end
+    // there too, or the parser reads a header from the middle of a value.
+    let mut ends: Vec<usize> = Vec::new();
     // Trailing padding shorter than a header is tolerated, as parsers do.
     while b.len() >= pos + HEADER {
+        while ends.last().is_some_and(|&e| pos >= e) {
+            ends.pop();
+        }
+        let limit = ends.last().copied().unwrap_or(b.len());
+        if pos + HEADER > limit {
+            return Err(format!("element header at byte {pos} crosses the end of its sequence or item"));
+        }
         let el = read_header(b, pos, syntax)?;
+        if !el.undefined() && el.value_start + el.len as usize > limit {
+            return Err(format!(
+                "element ({:04X},{:04X}) declares {} bytes but its sequence or item has only {} left",
+                el.tag.0,
+                el.tag.1,
+                el.len,
+                limit.saturating_sub(el.value_start)
+            ));
+        }
         if el.tag == SEQUENCE_END {
             in_fragments = false;
         }
         if el.undefined() && el.vr == Some(*b"UN") {
             let end = un_sequence_end(b, el.value_start)?;
+            if end > limit {
+                return Err(format!(
+                    "undefined-length UN ({:04X},{:04X}) runs past its sequence or item",
+                    el.tag.0, el.tag.1
+                ));
+            }
             let len = (end - el.value_start) as u32;
             // An explicit VR UN header always has its 32-bit length field.
             let at = el.len_at.ok_or("UN element without a length field")?;
@@ -258,6 +284,9 @@ pub fn check_data_set(b: &[u8], syntax: Syntax) -> Result<Vec<Patch>, String> {
                 && el.len >= 8
                 && b.len() >= el.value_start + 4
                 && (u16_at(b, el.value_start, false), u16_at(b, el.value_start + 2, false)) == ITEM);
+        if step_in && !el.undefined() {
+            ends.push(el.value_start + el.len as usize);
+        }
         pos = if step_in { el.value_start } else { el.value_start + el.len as usize };
     }
     Ok(patches)
@@ -403,6 +432,23 @@ mod tests {
         let cut = &ds[..content_end - 8];
         let err = check_data_set(cut, Syntax::ExplicitLe).unwrap_err();
         assert!(err.contains("no sequence delimiter"), "{err}");
+    }
+
+    /// Regression (fuzzing, issue 14): an item longer than the sequence that
+    /// holds it (546-byte file); the parser closes the sequence mid-item and
+    /// reads a header from the middle of a value (1.1 GB asked for).
+    #[test]
+    fn an_item_longer_than_its_sequence_is_refused() {
+        let mut ds = vec![0x09, 0x00, 0x10, 0x10, 16, 0, 0, 0]; // implicit element, 16 bytes
+        ds.extend([0xFE, 0xFF, 0x00, 0xE0, 24, 0, 0, 0]); // item of 24 bytes inside it
+        ds.extend([0x08, 0x00, 0x00, 0x01, 16, 0, 0, 0]);
+        ds.extend([0u8; 16]);
+        let err = check_data_set(&ds, Syntax::ImplicitLe).unwrap_err();
+        assert!(err.contains("(FFFE,E000) declares 24 bytes but its sequence or item has only 8 left"), "{err}");
+        let bytes = include_bytes!("../tests/data/fuzz/F3-oom-item-longer-than-sequence.dcm");
+        let e = crate::dicom::parse(bytes).unwrap_err();
+        assert_eq!(e.reason, crate::reject::Reason::ParseError);
+        assert!(e.message.contains("but its sequence or item has only"), "{}", e.message);
     }
 
     #[test]
