@@ -245,6 +245,14 @@ pub fn check_data_set(b: &[u8], syntax: Syntax) -> Result<Vec<Patch>, String> {
             return Err(format!("element header at byte {pos} crosses the end of its sequence or item"));
         }
         let el = read_header(b, pos, syntax)?;
+        if let Some(size) = value_size(&el, syntax).filter(|&n| !el.undefined() && el.len as usize % n != 0) {
+            // The parser reads len / size numbers and would continue
+            // len % size bytes early, in the middle of the next header.
+            return Err(format!(
+                "element ({:04X},{:04X}) declares {} bytes, not a multiple of its {size}-byte values",
+                el.tag.0, el.tag.1, el.len
+            ));
+        }
         if !el.undefined() && el.value_start + el.len as usize > limit {
             return Err(format!(
                 "element ({:04X},{:04X}) declares {} bytes but its sequence or item has only {} left",
@@ -290,6 +298,31 @@ pub fn check_data_set(b: &[u8], syntax: Syntax) -> Result<Vec<Patch>, String> {
         pos = if step_in { el.value_start } else { el.value_start + el.len as usize };
     }
     Ok(patches)
+}
+
+/// The size of one value of a binary numeric VR (explicit, or the
+/// dictionary's under implicit VR), `None` for text, bytes and containers.
+fn value_size(el: &Element, syntax: Syntax) -> Option<usize> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    let vr = match el.vr {
+        Some(v) => v,
+        None if el.tag.0 == 0xFFFE => return None,
+        None if syntax == Syntax::ImplicitLe => {
+            let tag = dicom_core::Tag(el.tag.0, el.tag.1);
+            match dicom_dictionary_std::StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
+                Some(VirtualVr::Exact(vr)) => vr.to_string().as_bytes().try_into().ok()?,
+                _ if el.tag.1 == 0x0000 => *b"UL",
+                _ => return None,
+            }
+        }
+        None => return None,
+    };
+    match &vr {
+        b"US" | b"SS" | b"OW" => Some(2),
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OL" | b"OF" => Some(4),
+        b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => Some(8),
+        _ => None,
+    }
 }
 
 /// The end (one past its sequence delimiter) of an undefined-length UN value
@@ -449,6 +482,20 @@ mod tests {
         let e = crate::dicom::parse(bytes).unwrap_err();
         assert_eq!(e.reason, crate::reject::Reason::ParseError);
         assert!(e.message.contains("but its sequence or item has only"), "{}", e.message);
+    }
+
+    /// Regression (fuzzing, issue 14): a UL of 59 bytes under implicit VR;
+    /// the parser reads 14 values and goes on 3 bytes early (1.5 GB).
+    #[test]
+    fn a_numeric_value_of_a_length_its_values_do_not_divide_is_refused() {
+        let mut ds = vec![0x00, 0x00, 0x00, 0x00, 59, 0, 0, 0];
+        ds.extend([0u8; 64]);
+        let err = check_data_set(&ds, Syntax::ImplicitLe).unwrap_err();
+        assert!(err.contains("(0000,0000) declares 59 bytes, not a multiple of its 4-byte values"), "{err}");
+        let mut f = b"DICM".to_vec();
+        f.extend(include_bytes!("../tests/data/fuzz/F4-oom-numeric-length-not-multiple.dcm"));
+        let e = crate::dicom::parse(&f).unwrap_err();
+        assert_eq!(e.reason, crate::reject::Reason::ParseError, "{}", e.message);
     }
 
     #[test]

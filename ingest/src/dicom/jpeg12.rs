@@ -112,14 +112,7 @@ pub fn decode(jpeg: &[u8], rows: u32, columns: u32) -> Result<Vec<u16>, String> 
     // SAFETY: `out` holds width × height samples of one component (pitch 0
     // = width × 1 sample), as TJPF_GRAY writes them.
     let rc = unsafe {
-        tj::tj3Decompress12(
-            h.0,
-            jpeg.as_ptr(),
-            jpeg.len() as tj::size_t,
-            out.as_mut_ptr(),
-            0,
-            tj::TJPF_TJPF_GRAY,
-        )
+        tj::tj3Decompress12(h.0, jpeg.as_ptr(), jpeg.len() as tj::size_t, out.as_mut_ptr(), 0, tj::TJPF_TJPF_GRAY)
     };
     if rc != 0 && h.fatal() {
         return Err(format!("JPEG decode: {}", h.error()));
