@@ -245,7 +245,8 @@ pub fn check_data_set(b: &[u8], syntax: Syntax) -> Result<Vec<Patch>, String> {
             return Err(format!("element header at byte {pos} crosses the end of its sequence or item"));
         }
         let el = read_header(b, pos, syntax)?;
-        if let Some(size) = value_size(&el, syntax).filter(|&n| !el.undefined() && el.len as usize % n != 0) {
+        if let Some(size) = value_size(&el, syntax).filter(|&n| !el.undefined() && !(el.len as usize).is_multiple_of(n))
+        {
             // The parser reads len / size numbers and would continue
             // len % size bytes early, in the middle of the next header.
             return Err(format!(
