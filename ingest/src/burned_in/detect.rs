@@ -10,8 +10,10 @@
 //!    their opening, the closing of the minima minus them) with a square of
 //!    `2·`[`STROKE_RADIUS`]`+1` working pixels, thresholded at
 //!    [`EDGE_FRACTION`] of the image's robust range (0.1th to 99.9th
-//!    percentile): thin, high-contrast marks of either polarity — rendered
-//!    text; anatomy is soft and a collimator edge is a step, not a stroke.
+//!    percentile), and within [`INK_FRACTION`] of the range's top (white
+//!    marks) or bottom (black marks): thin, high-contrast marks in ink of
+//!    either polarity — rendered text; anatomy is soft and seldom at the
+//!    ends of the range, and a collimator edge is a step, not a stroke.
 //! 3. Connected components (8-neighbourhood) of the edge map, kept when
 //!    glyph- or word-sized: thickness (the shorter side) between
 //!    [`MIN_THICK`] and [`MAX_THICK`] working pixels, length at most
@@ -19,7 +21,8 @@
 //!    Collimator edges, wires and the image border fail these.
 //! 4. Lines: components of similar size side by side (horizontally, or
 //!    vertically for text rotated by 90°), gaps below 1.5 sizes, grouped;
-//!    a group at least [`MIN_LINE_LENGTH`] sizes long is a text line. A
+//!    a group of two or more glyphs at least [`MIN_LINE_LENGTH`] sizes long
+//!    is a text line. A
 //!    single letter or two (`L`, `R`, `PA`, `AP`) is shorter than that and
 //!    never a line.
 //!
@@ -28,7 +31,10 @@
 /// Longest working side.
 pub const WORK_MAX: usize = 2048;
 /// Stroke contrast threshold as a fraction of the robust range.
-pub const EDGE_FRACTION: f64 = 0.2;
+pub const EDGE_FRACTION: f64 = 0.12;
+/// Ink: within this fraction of the robust range from its top (white
+/// strokes) or its bottom (black strokes).
+pub const INK_FRACTION: f64 = 0.25;
 /// Half the width of the top-hats' square: strokes up to `2r` working pixels.
 pub const STROKE_RADIUS: usize = 4;
 /// Glyph thickness bounds, working pixels.
@@ -180,8 +186,13 @@ pub fn text_lines(values: &[i32], rows: usize, cols: usize) -> Vec<Line> {
     let close = square(&square(&lo, w, h, r, i32::max, i32::MIN), w, h, r, i32::min, i32::MAX);
     // Bright strokes and dark strokes apart: between bright glyphs, the gaps
     // are dark "strokes" too, and together they would fill the word's box.
-    let white: Vec<bool> = (0..w * h).map(|i| hi[i] as f64 - open[i] as f64 > threshold).collect();
-    let black: Vec<bool> = (0..w * h).map(|i| close[i] as f64 - lo[i] as f64 > threshold).collect();
+    // Rendered text is drawn near an end of the range (white or black ink);
+    // bright bone and dark gas are strokes too, but rarely that far out.
+    let (top, bottom) = (p1 as f64 - INK_FRACTION * (p1 - p0) as f64, p0 as f64 + INK_FRACTION * (p1 - p0) as f64);
+    let white: Vec<bool> =
+        (0..w * h).map(|i| hi[i] as f64 - open[i] as f64 > threshold && hi[i] as f64 >= top).collect();
+    let black: Vec<bool> =
+        (0..w * h).map(|i| close[i] as f64 - lo[i] as f64 > threshold && lo[i] as f64 <= bottom).collect();
     drop((open, close, hi, lo));
     let mut glyphs = components(&white, w, h);
     glyphs.extend(components(&black, w, h));
@@ -290,6 +301,7 @@ fn group(glyphs: &[Comp], vertical: bool) -> Vec<(Comp, usize)> {
         }
     }
     let mut groups: std::collections::BTreeMap<u32, (Comp, Vec<usize>)> = Default::default();
+    // (box, sizes of its glyphs, glyph count)
     for (i, &c) in glyphs.iter().enumerate() {
         let r = find(&mut parent, i as u32);
         let (_, _, b0, b1) = span(&c);
@@ -310,8 +322,10 @@ fn group(glyphs: &[Comp], vertical: bool) -> Vec<(Comp, usize)> {
             let size = sizes[sizes.len() / 2];
             let along = if vertical { c.h() } else { c.w() };
             let across = if vertical { c.w() } else { c.h() };
-            // A line is long for its size, and not much thicker than its glyphs.
-            (along as f64 >= MIN_LINE_LENGTH * size as f64 && across <= size * 2).then_some((c, size))
+            // A line is long for its size, not much thicker than its glyphs,
+            // and made of several of them (one long mark is an edge or a wire).
+            (sizes.len() >= 2 && along as f64 >= MIN_LINE_LENGTH * size as f64 && across <= size * 2)
+                .then_some((c, size))
         })
         .collect()
 }

@@ -198,15 +198,22 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
     if opts.policy == Policy::Keep && f.ruled.is_empty() {
         return f;
     }
-    for line in detect::text_lines(values, rows, cols) {
+    // Largest first: a line inside one already judged (the counters and
+    // gaps of its own glyphs, a part of it) shares that line's verdict.
+    let mut lines = detect::text_lines(values, rows, cols);
+    lines.sort_by_key(|l| std::cmp::Reverse(l.rect.w * l.rect.h));
+    let mut judged: Vec<Rect> = Vec::new();
+    for line in lines {
         // Inside a region the rules blank anyway: nothing to judge.
-        if f.ruled.iter().any(|r| contains(r, &line.rect)) {
+        if f.ruled.iter().chain(&judged).any(|r| contains(r, &line.rect)) {
             continue;
         }
+        let grown = line.rect.grown(line.size / 3 + 1, cols, rows);
+        judged.push(grown);
         if is_marker_line(values, rows, cols, &line, opts) {
             f.markers += 1;
         } else {
-            f.text.push(line.rect.grown(line.size / 3 + 1, cols, rows));
+            f.text.push(grown);
         }
     }
     f
