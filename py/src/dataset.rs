@@ -11,8 +11,8 @@ use chess_schemas::DatasetInfo;
 use chess_shards::image::NpyZstDecoder;
 use chess_shards::loader::store::Counters;
 use chess_shards::loader::{is_url, LoaderError, LoaderOptions, Store};
-use chess_shards::reader::{decode_sample, DecodedSample, ShardReader};
-use chess_shards::{Manifest, ManifestRow, ShardError};
+use chess_shards::reader::{decode_row_bytes, DecodedSample};
+use chess_shards::{Manifest, ManifestRow};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -91,21 +91,7 @@ fn read_sample(store: &Store, row: &ManifestRow) -> Result<DecodedSample, Loader
         }
         return Err(LoaderError::Fetch { object: store.name(&row.shard), reason: e.to_string() });
     }
-    let mut shard = ShardReader::starting_at(&bytes[..], row.shard.clone(), row.sample_offset);
-    let raw = shard.next_sample()?.ok_or_else(|| ShardError::Member {
-        shard: row.shard.clone(),
-        member: row.key.clone(),
-        reason: format!("no sample at byte {}", row.sample_offset),
-    })?;
-    if raw.key != row.key {
-        return Err(ShardError::Member {
-            shard: row.shard.clone(),
-            member: row.key.clone(),
-            reason: format!("byte {} holds sample {}, not {}", row.sample_offset, raw.key, row.key),
-        }
-        .into());
-    }
-    Ok(decode_sample(&raw, &row.shard, &mut NpyZstDecoder::new())?)
+    Ok(decode_row_bytes(&bytes, row, &mut NpyZstDecoder::new())?)
 }
 
 #[pymethods]

@@ -202,7 +202,13 @@ pub fn read_row_image(shard_path: &Path, row: &ManifestRow, decoder: &mut NpyZst
 /// Reads all members of one manifest row (one byte-range read) and decodes them.
 pub fn read_row_sample(shard_path: &Path, row: &ManifestRow, decoder: &mut NpyZstDecoder) -> Result<DecodedSample> {
     let bytes = read_range(shard_path, row.sample_offset, row.sample_size)?;
-    let mut reader = ShardReader::starting_at(&bytes[..], row.shard.clone(), row.sample_offset);
+    decode_row_bytes(&bytes, row, decoder)
+}
+
+/// Decodes one manifest row's sample from its byte range (`row.sample_size` bytes read at `row.sample_offset`,
+/// locally or from object storage), checking that the range holds that row's key.
+pub fn decode_row_bytes(bytes: &[u8], row: &ManifestRow, decoder: &mut NpyZstDecoder) -> Result<DecodedSample> {
+    let mut reader = ShardReader::starting_at(bytes, row.shard.clone(), row.sample_offset);
     let raw = reader.next_sample()?.ok_or_else(|| ShardError::Member {
         shard: row.shard.clone(),
         member: row.key.clone(),
