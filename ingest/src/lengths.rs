@@ -82,74 +82,24 @@ pub fn apply(b: &mut [u8], syntax: Syntax, patches: &[Patch]) {
     }
 }
 
+/// The VRs whose explicit VR header holds a 16-bit length (PS3.5 §7.1.2).
+const SHORT_LENGTH_VRS: [&[u8; 2]; 21] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
+    b"ST", b"TM", b"UI", b"UL", b"US",
+];
+/// The VRs whose explicit VR header has the reserved field and a 32-bit length.
+const LONG_LENGTH_VRS: [&[u8; 2]; 13] =
+    [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"];
+
 /// Whether an explicit VR header with these VR bytes has the reserved field
 /// and a 32-bit length (as `dicom-encoding` reads it: unknown VRs are UN).
 pub fn long_length(vr: [u8; 2]) -> bool {
-    !matches!(
-        &vr,
-        b"AE"
-            | b"AS"
-            | b"AT"
-            | b"CS"
-            | b"DA"
-            | b"DS"
-            | b"DT"
-            | b"FL"
-            | b"FD"
-            | b"IS"
-            | b"LO"
-            | b"LT"
-            | b"PN"
-            | b"SH"
-            | b"SL"
-            | b"SS"
-            | b"ST"
-            | b"TM"
-            | b"UI"
-            | b"UL"
-            | b"US"
-    )
+    !SHORT_LENGTH_VRS.contains(&&vr)
 }
 
 /// Whether two bytes name a VR of PS3.5 (what an explicit VR header holds).
 pub fn is_vr(vr: [u8; 2]) -> bool {
-    matches!(
-        &vr,
-        b"AE"
-            | b"AS"
-            | b"AT"
-            | b"CS"
-            | b"DA"
-            | b"DS"
-            | b"DT"
-            | b"FL"
-            | b"FD"
-            | b"IS"
-            | b"LO"
-            | b"LT"
-            | b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"PN"
-            | b"SH"
-            | b"SL"
-            | b"SQ"
-            | b"SS"
-            | b"ST"
-            | b"SV"
-            | b"TM"
-            | b"UC"
-            | b"UI"
-            | b"UL"
-            | b"UN"
-            | b"UR"
-            | b"US"
-            | b"UT"
-            | b"UV"
-    )
+    SHORT_LENGTH_VRS.contains(&&vr) || LONG_LENGTH_VRS.contains(&&vr)
 }
 
 /// One element header as read.
