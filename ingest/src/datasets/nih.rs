@@ -1,8 +1,11 @@
 //! `chess-ingest nih`: NIH ChestX-ray14 as released (`Data_Entry_2017.csv`,
 //! `BBox_List_2017.csv`, `train_val_list.txt`, `test_list.txt` and the
 //! PNGs in `images/`, `images_001/images/` … `images_012/images/`).
+//! NIH's current download names the entry file `Data_Entry_2017_v2020.csv`
+//! and its sixth column `Patient Sex` (was `Patient Gender`); either file
+//! is read (one of them, never both).
 //!
-//! One item per row of `Data_Entry_2017.csv`, with
+//! One item per row of the entry file, with
 //! - the `|`-separated `Finding Labels` as 15 Float32 columns (the 14
 //!   findings and `No Finding`, named as NIH writes them): 1 when listed,
 //!   else 0; a finding outside NIH's 15 rejects the row, naming it;
@@ -31,6 +34,7 @@ use super::table::{bad, read_list, relative, required, sample_key, Table, BAD_RO
 use super::{DicomIds, Format, Item, Plan, Release, Result, Vocabulary};
 
 /// `Data_Entry_2017.csv`'s header (its bracketed names split at their commas; the trailing empty name optional).
+/// `Data_Entry_2017_v2020.csv` has [`SEX_V2020`] in place of `Patient Gender`.
 pub const ENTRY_HEADER: [&str; 12] = [
     "Image Index",
     "Finding Labels",
@@ -45,6 +49,13 @@ pub const ENTRY_HEADER: [&str; 12] = [
     "y]",
     "",
 ];
+
+/// The 2017 entry file and the column holding the patient's sex.
+pub const ENTRY_2017: (&str, &str) = ("Data_Entry_2017.csv", "Patient Gender");
+/// The 2020 re-release of the entry file and its name for that column.
+pub const ENTRY_V2020: (&str, &str) = ("Data_Entry_2017_v2020.csv", SEX_V2020);
+/// The 2020 re-release's name for `Patient Gender`.
+pub const SEX_V2020: &str = "Patient Sex";
 
 /// `BBox_List_2017.csv`'s header (the three trailing empty names optional).
 pub const BBOX_HEADER: [&str; 9] = ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "", ""];
@@ -81,7 +92,7 @@ pub const BOX_LABELS: [&str; 9] = [
     "Pneumothorax",
 ];
 
-const LAYOUT: &str = "NIH ChestX-ray14's layout is ROOT/Data_Entry_2017.csv, ROOT/BBox_List_2017.csv, ROOT/train_val_list.txt, ROOT/test_list.txt and ROOT/images*/[images/]*.png";
+const LAYOUT: &str = "NIH ChestX-ray14's layout is ROOT/Data_Entry_2017.csv (or Data_Entry_2017_v2020.csv), ROOT/BBox_List_2017.csv, ROOT/train_val_list.txt, ROOT/test_list.txt and ROOT/images*/[images/]*.png";
 
 /// The finding columns of a `Finding Labels` cell.
 pub fn parse_findings(cell: &str) -> Result<Vec<LabelValue>, String> {
@@ -130,14 +141,39 @@ fn image_files(root: &Path) -> Result<HashMap<String, PathBuf>> {
     Ok(found)
 }
 
+/// The entry file present (2017 or its 2020 re-release) and its sex column;
+/// both present is an error, since which one holds the truth is the user's call.
+fn entry_file(root: &Path) -> Result<(PathBuf, &'static str)> {
+    let found: Vec<_> = [ENTRY_2017, ENTRY_V2020]
+        .into_iter()
+        .filter_map(|(name, sex)| Some((required(root, name, LAYOUT).ok()?, sex)))
+        .collect();
+    match found.as_slice() {
+        [(path, sex)] => Ok((path.clone(), sex)),
+        [] => Err(crate::error::IngestError::Layout {
+            path: root.to_path_buf(),
+            message: format!("no {} (nor {}); {LAYOUT}", ENTRY_2017.0, ENTRY_V2020.0),
+        }),
+        _ => Err(crate::error::IngestError::Layout {
+            path: root.to_path_buf(),
+            message: format!(
+                "both {} and {} are here: move the one not to be read elsewhere",
+                ENTRY_2017.0, ENTRY_V2020.0
+            ),
+        }),
+    }
+}
+
 /// Reads an NIH ChestX-ray14 folder into a plan.
 pub fn plan(root: &Path) -> Result<Plan> {
     let root = super::root_folder(root, "the ChestX-ray14 folder holding Data_Entry_2017.csv")?;
-    let entry_path = required(&root, "Data_Entry_2017.csv", LAYOUT)?;
+    let (entry_path, sex_column) = entry_file(&root)?;
     let bbox_path = required(&root, "BBox_List_2017.csv", LAYOUT)?;
     let train_path = required(&root, "train_val_list.txt", LAYOUT)?;
     let test_path = required(&root, "test_list.txt", LAYOUT)?;
-    let entries = Table::read(&entry_path, &ENTRY_HEADER, "NIH ChestX-ray14")?;
+    let mut header = ENTRY_HEADER;
+    header[5] = sex_column;
+    let entries = Table::read(&entry_path, &header, "NIH ChestX-ray14")?;
     let boxes = Table::read(&bbox_path, &BBOX_HEADER, "NIH ChestX-ray14")?;
     let mut split_of: HashMap<String, &str> = HashMap::new();
     let mut in_both = Vec::new();
@@ -207,10 +243,10 @@ pub fn plan(root: &Path) -> Result<Plan> {
                 return Err(fail(format!("Patient ID `{patient}` is not a number")));
             }
             let age = parse_age(c("Patient Age")).map_err(fail)?;
-            let sex = match c("Patient Gender") {
+            let sex = match c(sex_column) {
                 "M" => "M",
                 "F" => "F",
-                other => return Err(fail(format!("Patient Gender `{other}` is neither M nor F"))),
+                other => return Err(fail(format!("{sex_column} `{other}` is neither M nor F"))),
             };
             let view = match c("View Position") {
                 v @ ("PA" | "AP") => v.to_string(),
@@ -262,7 +298,9 @@ pub fn plan(root: &Path) -> Result<Plan> {
         columns,
         boxes: Some(FINDINGS.len()),
         items,
-        inputs: ["Data_Entry_2017.csv", "BBox_List_2017.csv", "train_val_list.txt", "test_list.txt"].map(String::from).to_vec(),
+        inputs: [entries.name.as_str(), "BBox_List_2017.csv", "train_val_list.txt", "test_list.txt"]
+            .map(String::from)
+            .to_vec(),
         mapping: serde_json::json!({
             "labels": "Finding Labels split at | into the 14 findings and No Finding as Float32 columns: 1 listed, 0 not",
             "boxes": "BBox_List_2017.csv rows of the image as JSON [{label, x, y, w, h}] in the original pixel frame, null without",
@@ -270,7 +308,7 @@ pub fn plan(root: &Path) -> Result<Plan> {
             "patient_id": "Patient ID as written (NIH's public pseudonym)",
             "study_id": "the file stem, <patient>_<follow-up>",
             "age_years": "Patient Age (58 or 058Y); above 150 -> null",
-            "sex": "Patient Gender M/F",
+            "sex": format!("{sex_column} M/F"),
             "view_position": "View Position PA/AP",
             "colour": "RGB/RGBA files -> BT.601 luma, alpha ignored (= the grey value, as R = G = B in NIH's files)",
             "key": "nih_<file stem>",
@@ -297,5 +335,52 @@ mod tests {
         assert_eq!(parse_age("58"), Ok(Some(58.0)));
         assert_eq!(parse_age("412"), Ok(None));
         assert!(parse_age("old").is_err());
+    }
+
+    fn release_folder(entry_name: &str, sex_column: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        // As NIH's 2020 file writes it: no trailing empty column, ages without `Y`.
+        w(
+            entry_name,
+            &format!(
+                "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,{sex_column},View Position,\
+OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n\
+00000001_000.png,Cardiomegaly,0,1,57,M,PA,2682,2749,0.143,0.143\n\
+00000002_000.png,No Finding,0,2,80,X,PA,2500,2048,0.171,0.171\n"
+            ),
+        );
+        w("BBox_List_2017.csv", "Image Index,Finding Label,Bbox [x,y,w,h],,,\n");
+        w("train_val_list.txt", "00000001_000.png\n00000002_000.png\n");
+        w("test_list.txt", "");
+        dir
+    }
+
+    #[test]
+    fn the_2020_release_is_read_with_its_patient_sex_column() {
+        let dir = release_folder("Data_Entry_2017_v2020.csv", "Patient Sex");
+        let plan = plan(dir.path()).unwrap();
+        assert_eq!(plan.inputs[0], "Data_Entry_2017_v2020.csv");
+        let first = plan.items[0].as_ref().unwrap();
+        assert_eq!(first.fields.sex.as_deref(), Some("M"));
+        assert_eq!(first.fields.age_years, Some(57.0));
+        let bad = plan.items[1].as_ref().unwrap_err();
+        assert!(bad.message.contains("Data_Entry_2017_v2020.csv line 3: Patient Sex `X`"), "{}", bad.message);
+    }
+
+    #[test]
+    fn an_entry_file_with_the_other_releases_sex_column_is_refused_by_name() {
+        // The 2017 file name with the 2020 column: the header check names the column.
+        let dir = release_folder("Data_Entry_2017.csv", "Patient Sex");
+        let err = plan(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("Patient Gender") && err.contains("Patient Sex"), "{err}");
+    }
+
+    #[test]
+    fn both_entry_files_present_is_an_error_naming_both() {
+        let dir = release_folder("Data_Entry_2017.csv", "Patient Gender");
+        std::fs::copy(dir.path().join("Data_Entry_2017.csv"), dir.path().join("Data_Entry_2017_v2020.csv")).unwrap();
+        let err = plan(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("Data_Entry_2017.csv") && err.contains("Data_Entry_2017_v2020.csv"), "{err}");
     }
 }
