@@ -19,6 +19,7 @@
 //! the decoders run under [`quiet::catch`], so a panicking codec becomes a
 //! [`Reason::DecodeError`] reject and prints nothing.
 
+pub mod j2k;
 pub mod jpeg12;
 pub mod quiet;
 pub mod read;
@@ -35,11 +36,12 @@ pub const MAX_PIXELS: u64 = 8192 * 8192;
 
 /// Parses a DICOM file held in memory (see [`read::read`]; the notes on
 /// how leniently it was read are logged at debug level and dropped: use
-/// [`read::read`] to keep them).
+/// [`read::read`] and [`read::Lenient::codes`] to keep them, as the DICOM
+/// import does for its journal).
 pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Reject> {
     let r = read::read(bytes)?;
     for n in &r.notes {
-        tracing::debug!(note = n.code(), "{n}");
+        tracing::debug!(note = %n.code(), "{n}");
     }
     Ok(r.obj)
 }
@@ -256,8 +258,23 @@ fn is_native(ts: &str) -> bool {
     matches!(ts, "1.2.840.10008.1.2" | "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99")
 }
 
-/// Decodes the (single) frame to stored values. Call [`check_image`] first.
+/// How to decode (the defaults: full resolution, bit-exact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// JPEG 2000 / HTJ2K at a reduced resolution for this output size
+    /// ([`j2k::reduction`]; `--j2k-reduce`): faster, not bit-identical.
+    pub j2k_reduce_to: Option<u32>,
+}
+
+/// Decodes the (single) frame to stored values at full resolution.
 pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
+    decode_with(obj, h, DecodeOptions::default())
+}
+
+/// Decodes the (single) frame to stored values; with
+/// [`DecodeOptions::j2k_reduce_to`] a JPEG 2000 frame may come back smaller
+/// than the header's rows × columns (the [`Stored`] says its size).
+pub fn decode_with(obj: &DefaultDicomObject, h: &Header, opts: DecodeOptions) -> Result<Stored, Reject> {
     check_image(h)?;
     let bytes_pp = (h.bits_allocated / 8) as usize;
     let expected = h.rows as usize * h.columns as usize * bytes_pp;
@@ -285,9 +302,17 @@ pub fn decode(obj: &DefaultDicomObject, h: &Header) -> Result<Stored, Reject> {
         let values = quiet::catch(|| jpeg12::decode(&jpeg, h.rows, h.columns))
             .map_err(|p| Reject::new(Reason::DecodeError, format!("JPEG decoder panicked: {p}")))?
             .map_err(|e| Reject::new(Reason::DecodeError, e))?;
-        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let values = stored_values(&raw, 16, h.bits_stored, h.high_bit.min(15), h.pixel_representation == 1);
+        let conv = to_stored(h.bits_stored, h.high_bit.min(15), h.pixel_representation == 1);
+        let values = values.into_iter().map(|v| conv(v as u32)).collect();
         return Ok(Stored { rows: h.rows, columns: h.columns, values });
+    } else if j2k::is_j2k(&h.transfer_syntax) {
+        let stream = frame_stream(obj).ok_or_else(|| Reject::new(Reason::NoPixelData, "no JPEG 2000 fragments"))?;
+        let conv = to_stored(h.bits_stored, h.high_bit, h.pixel_representation == 1);
+        let (rows, columns, bits) = (h.rows, h.columns, h.bits_allocated);
+        let f = quiet::catch(|| j2k::decode(&stream, rows, columns, bits, opts.j2k_reduce_to, conv))
+            .map_err(|p| Reject::new(Reason::DecodeError, format!("JPEG 2000 decoder panicked: {p}")))?
+            .map_err(|e| Reject::new(Reason::DecodeError, e))?;
+        return Ok(Stored { rows: f.rows, columns: f.columns, values: f.values });
     } else {
         use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
         use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
@@ -338,6 +363,18 @@ fn encoded_bytes(obj: &DefaultDicomObject) -> Option<u64> {
     Some(seq.fragments().iter().map(|f| f.len() as u64).sum())
 }
 
+/// The encapsulated frame's bytes (its fragments joined; borrowed when
+/// there is one), `None` if native or empty.
+fn frame_stream(obj: &DefaultDicomObject) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let e = obj.element_opt(tags::PIXEL_DATA).ok().flatten()?;
+    let dicom_core::DicomValue::PixelSequence(seq) = e.value() else { return None };
+    match seq.fragments() {
+        [] => None,
+        [one] => Some(std::borrow::Cow::Borrowed(&one[..])),
+        many => Some(std::borrow::Cow::Owned(many.iter().flat_map(|f| f.iter().copied()).collect())),
+    }
+}
+
 /// The JPEG stream of a JPEG Baseline/Extended frame with more than 8-bit
 /// samples (what `jpeg-decoder` cannot decode), fragments joined.
 fn jpeg12_stream(obj: &DefaultDicomObject, ts: &str) -> Option<Vec<u8>> {
@@ -356,20 +393,25 @@ fn jpeg12_stream(obj: &DefaultDicomObject, ts: &str) -> Option<Vec<u8>> {
 /// Raw little-endian samples to stored values: shift so that HighBit is the
 /// top stored bit, mask to BitsStored, sign-extend when signed.
 pub fn stored_values(data: &[u8], bits_allocated: u16, bits_stored: u16, high_bit: u16, signed: bool) -> Vec<i32> {
+    let conv = to_stored(bits_stored, high_bit, signed);
+    match bits_allocated {
+        8 => data.iter().map(|&b| conv(b as u32)).collect(),
+        _ => data.chunks_exact(2).map(|c| conv(u16::from_le_bytes([c[0], c[1]]) as u32)).collect(),
+    }
+}
+
+/// One raw sample (its allocated bits) to its stored value.
+fn to_stored(bits_stored: u16, high_bit: u16, signed: bool) -> impl Fn(u32) -> i32 {
     let shift = (high_bit + 1 - bits_stored) as u32;
     let mask: u32 = if bits_stored >= 32 { u32::MAX } else { (1u32 << bits_stored) - 1 };
     let sign_bit = 1u32 << (bits_stored - 1);
-    let conv = move |raw: u32| -> i32 {
+    move |raw: u32| -> i32 {
         let v = (raw >> shift) & mask;
         if signed && v & sign_bit != 0 {
             (v | !mask) as i32
         } else {
             v as i32
         }
-    };
-    match bits_allocated {
-        8 => data.iter().map(|&b| conv(b as u32)).collect(),
-        _ => data.chunks_exact(2).map(|c| conv(u16::from_le_bytes([c[0], c[1]]) as u32)).collect(),
     }
 }
 

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// What happened to one source file.
+/// What happened to one source file. `n` (every kind): the codes of how
+/// leniently it was read (`no_file_meta`, `encoding_fallback:…`, see
+/// [`crate::dicom::read::Note::code`]); never a value from the file, and
+/// left out when the file was well formed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "o")]
 pub enum Entry {
@@ -29,19 +32,41 @@ pub enum Entry {
         l: Option<usize>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         b: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        n: Vec<String>,
     },
     /// Rejected with reason code `r`.
     #[serde(rename = "reject")]
-    Reject { s: String, r: String, m: String },
+    Reject {
+        s: String,
+        r: String,
+        m: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        n: Vec<String>,
+    },
     /// A duplicate (reason `r`) of sample `k`.
     #[serde(rename = "dup")]
-    Duplicate { s: String, r: String, k: String, m: String },
+    Duplicate {
+        s: String,
+        r: String,
+        k: String,
+        m: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        n: Vec<String>,
+    },
 }
 
 impl Entry {
     pub fn source(&self) -> &str {
         match self {
             Entry::Sample { s, .. } | Entry::Reject { s, .. } | Entry::Duplicate { s, .. } => s,
+        }
+    }
+
+    /// The lenient-read note codes.
+    pub fn notes(&self) -> &[String] {
+        match self {
+            Entry::Sample { n, .. } | Entry::Reject { n, .. } | Entry::Duplicate { n, .. } => n,
         }
     }
 }
@@ -98,8 +123,9 @@ mod tests {
     fn round_trips_and_survives_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j.jsonl");
-        let a = Entry::Sample { s: "a".into(), k: "k1".into(), h: "h".into(), l: Some(3), b: true };
-        let b = Entry::Reject { s: "b".into(), r: "not_dicom".into(), m: "x".into() };
+        let a = Entry::Sample { s: "a".into(), k: "k1".into(), h: "h".into(), l: Some(3), b: true, n: Vec::new() };
+        let n = vec!["no_file_meta".to_string()];
+        let b = Entry::Reject { s: "b".into(), r: "modality".into(), m: "x".into(), n };
         {
             let (mut j, old) = Journal::open(&p).unwrap();
             assert!(old.is_empty());
@@ -112,10 +138,16 @@ mod tests {
         drop(f);
         let (mut j, old) = Journal::open(&p).unwrap();
         assert_eq!(old, vec![a.clone(), b.clone()]);
-        let c = Entry::Duplicate { s: "c".into(), r: "duplicate_pixels".into(), k: "k1".into(), m: String::new() };
+        let m = String::new();
+        let c = Entry::Duplicate { s: "c".into(), r: "duplicate_pixels".into(), k: "k1".into(), m, n: Vec::new() };
         j.append(&c).unwrap();
         drop(j);
         let (_, old) = Journal::open(&p).unwrap();
         assert_eq!(old, vec![a, b, c]);
+        // Well-formed files' lines carry no `n`; lines written before it existed still read.
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.matches(r#""n":["no_file_meta"]"#).count(), 1, "{text}");
+        let old: Entry = serde_json::from_str(r#"{"o":"reject","s":"d","r":"not_dicom","m":""}"#).unwrap();
+        assert!(old.notes().is_empty());
     }
 }

@@ -59,6 +59,15 @@ impl Syntax {
         }
     }
 
+    /// Short and stable, for note codes.
+    pub fn code(self) -> &'static str {
+        match self {
+            Syntax::ImplicitLe => "implicit_le",
+            Syntax::ExplicitLe => "explicit_le",
+            Syntax::ExplicitBe => "explicit_be",
+        }
+    }
+
     fn big(self) -> bool {
         self == Syntax::ExplicitBe
     }

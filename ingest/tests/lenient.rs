@@ -407,3 +407,72 @@ fn a_tiny_stream_declaring_a_huge_image_is_refused_before_decoding() {
     assert_eq!(e.reason, Reason::BadDimensions);
     assert!(e.message.contains("more than 512:1"), "{}", e.message);
 }
+
+/// Issue 14 item 1: how each file was read reaches `private/journal.jsonl`
+/// (codes only, no value from the file) and `dataset.json` counts them.
+#[test]
+fn lenient_read_notes_reach_the_journal_and_dataset_json_as_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inp = tmp.path().join("in");
+    std::fs::create_dir(&inp).unwrap();
+    let files = [
+        ("a_bare_implicit", encode(&cr("1.2.3.6.1", *b"CS"), Syntax::ImplicitLe)),
+        (
+            "b_un_modality.dcm",
+            part10("1.2.840.10008.1.2.1", "1.2.3.6.2", Some, &encode(&cr("1.2.3.6.2", *b"UN"), Syntax::ExplicitLe)),
+        ),
+        (
+            "c_fallback.dcm",
+            part10("1.2.840.10008.1.2.1", "1.2.3.6.3", |_| None, &encode(&cr("1.2.3.6.3", *b"CS"), Syntax::ImplicitLe)),
+        ),
+        (
+            "d_well_formed.dcm",
+            part10("1.2.840.10008.1.2.1", "1.2.3.6.4", Some, &encode(&cr("1.2.3.6.4", *b"CS"), Syntax::ExplicitLe)),
+        ),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(inp.join(name), bytes).unwrap();
+    }
+    let out = tmp.path().join("out");
+    // Noise pixels: the burned-in text detector is not what this is about.
+    let o =
+        common::chess_ingest().arg(&inp).args(["--burned-in", "keep", "--quiet", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(reasons(&out), Vec::<String>::new());
+    let journal = std::fs::read_to_string(out.join("private/journal.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> =
+        journal.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let codes = |file: &str| -> Vec<String> {
+        let e = lines.iter().find(|e| e["s"].as_str().unwrap().ends_with(file)).unwrap_or_else(|| panic!("{file}"));
+        assert_eq!(e["o"], "sample", "{e}");
+        e.get("n").map(|n| serde_json::from_value(n.clone()).unwrap()).unwrap_or_default()
+    };
+    assert_eq!(codes("a_bare_implicit"), ["no_dicm_magic", "no_file_meta"]);
+    assert_eq!(codes("b_un_modality.dcm"), ["un_reread_with_dictionary_vr"]);
+    assert_eq!(codes("c_fallback.dcm"), ["meta_group_length_missing", "encoding_fallback:explicit_le->implicit_le"]);
+    assert!(codes("d_well_formed.dcm").is_empty(), "{journal}");
+    // Nothing from the headers: not the patient ID, body part, UIDs or tags.
+    for e in &lines {
+        let mut e = e.clone();
+        // The source path (the journal is private), the pseudonymous key and the pixel hash (hex).
+        for k in ["s", "k", "h"] {
+            e.as_object_mut().unwrap().remove(k);
+        }
+        let text = e.to_string();
+        for value in ["PAT1", "CHEST", "MONOCHROME", "1.2.3.6", "1.2.840", "0008", "0060"] {
+            assert!(!text.contains(value), "{value:?} in {text}");
+        }
+    }
+    let ds: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("dataset.json")).unwrap()).unwrap();
+    let counts = ds.pointer("/provenance/summary/read_notes").unwrap_or_else(|| panic!("{ds}"));
+    assert_eq!(
+        counts,
+        &serde_json::json!({
+            "encoding_fallback:explicit_le->implicit_le": 1,
+            "meta_group_length_missing": 1,
+            "no_dicm_magic": 1,
+            "no_file_meta": 1,
+            "un_reread_with_dictionary_vr": 1,
+        })
+    );
+}

@@ -52,6 +52,8 @@ const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 /// A deviation from a well-formed Part 10 file that was read anyway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
+    /// `DICM` at byte 0: no 128-byte preamble.
+    NoPreamble,
     /// No `DICM` magic: the stream starts with file meta or a bare data set.
     NoMagic,
     /// No file meta group (or none with a transfer syntax).
@@ -71,18 +73,25 @@ pub enum Note {
 }
 
 impl Note {
-    /// A stable snake_case code (for journals and counts).
-    pub fn code(&self) -> &'static str {
-        match self {
+    /// A stable snake_case code (for the journal and the run's counts): it
+    /// names the case and never holds a value from the file (no lengths,
+    /// tags or UIDs); an encoding fallback names both encodings
+    /// (`encoding_fallback:explicit_le->implicit_le`).
+    pub fn code(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
+            Note::NoPreamble => "no_preamble",
             Note::NoMagic => "no_dicm_magic",
             Note::NoFileMeta => "no_file_meta",
             Note::MetaGroupLengthMissing => "meta_group_length_missing",
             Note::MetaGroupLengthWrong { .. } => "meta_group_length_wrong",
-            Note::EncodingFallback { .. } => "encoding_fallback",
+            Note::EncodingFallback { transfer_syntax, read_as } => {
+                let from = declared_syntax(transfer_syntax).code();
+                return format!("encoding_fallback:{from}->{}", read_as.code()).into();
+            }
             Note::Inflated => "deflated",
             Note::UnSequences(_) => "un_undefined_length_kept_as_bytes",
             Note::UnReread(_) => "un_reread_with_dictionary_vr",
-        }
+        })
     }
 }
 
@@ -90,6 +99,7 @@ impl std::fmt::Display for Note {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tags = |t: &[(u16, u16)]| t.iter().map(|(g, e)| format!("({g:04X},{e:04X})")).collect::<Vec<_>>().join(" ");
         match self {
+            Note::NoPreamble => write!(f, "no 128-byte preamble"),
             Note::NoMagic => write!(f, "no DICM magic"),
             Note::NoFileMeta => write!(f, "no file meta group: transfer syntax detected from the data set"),
             Note::MetaGroupLengthMissing => write!(f, "file meta without (0002,0000) group length"),
@@ -111,6 +121,13 @@ impl std::fmt::Display for Note {
 pub struct Lenient {
     pub obj: DefaultDicomObject,
     pub notes: Vec<Note>,
+}
+
+impl Lenient {
+    /// The notes' codes ([`Note::code`]), in the order they arose.
+    pub fn codes(&self) -> Vec<String> {
+        self.notes.iter().map(|n| n.code().into_owned()).collect()
+    }
 }
 
 /// The file meta values dicom-rs needs.
@@ -181,6 +198,7 @@ pub fn read(bytes: &[u8]) -> Result<Lenient, Reject> {
     let (start, magic) = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
         (132, true)
     } else if bytes.starts_with(b"DICM") {
+        notes.push(Note::NoPreamble);
         (4, true)
     } else {
         notes.push(Note::NoMagic);

@@ -3,7 +3,7 @@
 //! pixels) turned into rejections, the state an interrupted run's journal
 //! restores, and the final tally for the summary and `rejected.parquet`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chess_shards::{EncodedSample, ShardError};
 
@@ -28,6 +28,8 @@ pub(super) struct Ledger {
     pub(super) owner: HashMap<String, String>,
     pub(super) written: HashSet<String>,
     pub(super) by_hash: HashMap<String, String>,
+    /// Sources per lenient-read note code, over the done sources.
+    pub(super) notes: BTreeMap<String, u64>,
 }
 
 impl Ledger {
@@ -42,21 +44,24 @@ impl Ledger {
         let mut dups = Vec::new();
         for (src, e) in last {
             match e {
-                Entry::Sample { k, h, l: row, b, .. } if l.written.contains(&k) && !l.owner.contains_key(&k) => {
+                Entry::Sample { k, h, l: row, b, n, .. } if l.written.contains(&k) && !l.owner.contains_key(&k) => {
                     l.owner.insert(k.clone(), src.clone());
                     l.by_hash.insert(h, k.clone());
                     l.done.insert(src, Done::Sample { label_row: row, masked: b });
+                    l.count_notes(&n);
                 }
-                Entry::Reject { r, m, .. } => {
+                Entry::Reject { r, m, n, .. } => {
                     l.done.insert(src, Done::Reject { reason: r, message: m });
+                    l.count_notes(&n);
                 }
-                Entry::Duplicate { r, k, m, .. } => dups.push((src, r, k, m)),
+                Entry::Duplicate { r, k, m, n, .. } => dups.push((src, r, k, m, n)),
                 _ => {} // its shard was lost: redo
             }
         }
-        for (src, r, k, m) in dups {
+        for (src, r, k, m, n) in dups {
             if l.owner.contains_key(&k) {
                 l.done.insert(src, Done::Reject { reason: r, message: m });
+                l.count_notes(&n);
             }
         }
         l
@@ -72,29 +77,33 @@ impl Ledger {
         outcome: Outcome,
         write: impl FnOnce(EncodedSample) -> Result<(), ShardError>,
     ) -> Result<Entry, ShardError> {
-        let (key, hash, label_row, masked, encoded) = match outcome {
-            Outcome::Reject(r) => {
-                let e = Entry::Reject { s: source.clone(), r: r.reason.code().into(), m: r.message.clone() };
+        let (key, hash, label_row, masked, notes, encoded) = match outcome {
+            Outcome::Reject(r, n) => {
+                self.count_notes(&n);
+                let e = Entry::Reject { s: source.clone(), r: r.reason.code().into(), m: r.message.clone(), n };
                 self.done.insert(source, Done::Reject { reason: r.reason.code().into(), message: r.message });
                 return Ok(e);
             }
-            Outcome::Sample { key, hash, label_row, masked, encoded } => (key, hash, label_row, masked, encoded),
+            Outcome::Sample { key, hash, label_row, masked, notes, encoded } => {
+                (key, hash, label_row, masked, notes, encoded)
+            }
         };
-        let duplicate = |ledger: &mut Ledger, reason: Reason, k: String, m: String| {
+        let duplicate = |ledger: &mut Ledger, reason: Reason, k: String, m: String, n: Vec<String>| {
             let r = reason.code().to_string();
             ledger.done.insert(source.clone(), Done::Reject { reason: r.clone(), message: m.clone() });
-            Entry::Duplicate { s: source.clone(), r, k, m }
+            ledger.count_notes(&n);
+            Entry::Duplicate { s: source.clone(), r, k, m, n }
         };
         if self.written.contains(&key) {
             if let Some(o) = self.owner.get(&key).filter(|o| **o != source) {
                 let m = format!("same SOPInstanceUID as {o}");
-                return Ok(duplicate(self, Reason::DuplicateSopInstance, key, m));
+                return Ok(duplicate(self, Reason::DuplicateSopInstance, key, m, notes));
             }
             // Otherwise written by an earlier run whose journal line was lost.
         } else if let Some(k) = self.by_hash.get(&hash) {
             let m = format!("same pixels as {}", self.owner.get(k).map(String::as_str).unwrap_or("an earlier file"));
             let k = k.clone();
-            return Ok(duplicate(self, Reason::DuplicatePixels, k, m));
+            return Ok(duplicate(self, Reason::DuplicatePixels, k, m, notes));
         } else {
             write(*encoded)?;
             self.written.insert(key.clone());
@@ -102,7 +111,14 @@ impl Ledger {
         self.owner.insert(key.clone(), source.clone());
         self.by_hash.insert(hash.clone(), key.clone());
         self.done.insert(source.clone(), Done::Sample { label_row, masked });
-        Ok(Entry::Sample { s: source, k: key, h: hash, l: label_row, b: masked })
+        self.count_notes(&notes);
+        Ok(Entry::Sample { s: source, k: key, h: hash, l: label_row, b: masked, n: notes })
+    }
+
+    fn count_notes(&mut self, codes: &[String]) {
+        for c in codes {
+            *self.notes.entry(c.clone()).or_default() += 1;
+        }
     }
 
     /// (samples, rejections) so far, for the running counts.
@@ -142,6 +158,7 @@ impl Ledger {
                 }
             }
         }
+        summary.read_notes = self.notes.clone();
         if let Some(l) = labels {
             summary.label_rows = Some(l.len() as u64);
             summary.label_rows_unmatched = Some((l.len() - used_rows.len()) as u64);

@@ -86,6 +86,8 @@ pub struct Config {
     pub max_shard_samples: u64,
     pub max_shard_bytes: u64,
     pub zstd_level: i32,
+    /// Decoder options (`--j2k-reduce`).
+    pub decode: crate::dicom::DecodeOptions,
 }
 
 impl Config {
@@ -104,6 +106,7 @@ impl Config {
             max_shard_samples: 10_000,
             max_shard_bytes: 1 << 30,
             zstd_level: 3,
+            decode: Default::default(),
         }
     }
 
@@ -133,6 +136,9 @@ pub struct RunOptions {
     pub dates: deid::Dates,
     pub burned_in: BurnedInSettings,
     pub partition: Option<(u32, u32)>,
+    /// `--j2k-reduce` (left out of the file when off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub j2k_reduce: bool,
 }
 
 /// The burned-in settings as `run.json` and `dataset.json` record them.
@@ -155,6 +161,10 @@ pub struct Summary {
     pub masked: u64,
     /// Counts per reason code (duplicates included).
     pub rejected: BTreeMap<String, u64>,
+    /// Files read leniently, per note code (`no_file_meta`,
+    /// `encoding_fallback:explicit_le->implicit_le`, …; a file counts once
+    /// under each of its codes); their journal lines name the codes.
+    pub read_notes: BTreeMap<String, u64>,
     pub label_rows: Option<u64>,
     pub label_rows_unmatched: Option<u64>,
     pub images_without_labels: Option<u64>,
@@ -201,6 +211,7 @@ fn run_options(cfg: &Config, label_columns: &[LabelColumn]) -> RunOptions {
             ocr: cfg.burned_in.ocr,
         },
         partition: cfg.partition,
+        j2k_reduce: cfg.decode.j2k_reduce_to.is_some(),
     }
 }
 
@@ -279,6 +290,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         burned_in: cfg.burned_in.clone(),
         writer_opts,
         clocks: Clocks::default(),
+        decode: cfg.decode,
     };
     let ours = |p: &Path| cfg.partition.is_none_or(|(i, n)| partition_of(p, n) == i);
     let total = discover::walk_files(&cfg.inputs)
@@ -353,7 +365,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
                     let source = item.source.clone();
                     let (outcome, tile) = frontend::unpanicked(
                         || process(ctx, item),
-                        || (Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked")), None),
+                        || (Outcome::Reject(Reject::new(Reason::DecodeError, "processing panicked"), Vec::new()), None),
                     );
                     let _ = tx.send((seq, source, outcome, tile));
                 });

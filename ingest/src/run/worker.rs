@@ -36,10 +36,18 @@ fn tick(c: &AtomicU64, since: Instant) -> Instant {
     now
 }
 
-/// What a worker made of one item.
+/// What a worker made of one item; `notes` are the codes of how leniently
+/// the file was read ([`dicom::read::Note::code`]), for the journal.
 pub(super) enum Outcome {
-    Sample { key: String, hash: String, label_row: Option<usize>, masked: bool, encoded: Box<EncodedSample> },
-    Reject(Reject),
+    Sample {
+        key: String,
+        hash: String,
+        label_row: Option<usize>,
+        masked: bool,
+        notes: Vec<String>,
+        encoded: Box<EncodedSample>,
+    },
+    Reject(Reject, Vec<String>),
 }
 
 /// Read-only context shared by the workers.
@@ -52,6 +60,7 @@ pub(super) struct Ctx {
     pub(super) writer_opts: WriterOptions,
     pub(super) burned_in: burned_in::Options,
     pub(super) clocks: Clocks,
+    pub(super) decode: dicom::DecodeOptions,
 }
 
 /// Processes one item: everything short of writing it. With it, the
@@ -62,20 +71,29 @@ pub(super) fn process(ctx: &Ctx, item: Item) -> (Outcome, Option<Tile>) {
         Ok(b) => b,
         Err((code, message)) => {
             let reason = Reason::from_code(code).unwrap_or(Reason::ReadError);
-            return (Outcome::Reject(Reject::new(reason, message)), None);
+            return (Outcome::Reject(Reject::new(reason, message), Vec::new()), None);
         }
     };
     let t = tick(&ctx.clocks.read, t);
     let mut tile = None;
-    let outcome = match process_bytes(ctx, &bytes, t, &mut tile) {
+    let mut notes = Vec::new();
+    let outcome = match process_bytes(ctx, &bytes, t, &mut tile, &mut notes) {
         Ok(o) => o,
-        Err(r) => Outcome::Reject(r),
+        Err(r) => Outcome::Reject(r, notes),
     };
     (outcome, tile)
 }
 
-fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant, tile: &mut Option<Tile>) -> Result<Outcome, Reject> {
-    let obj = dicom::parse(bytes)?;
+fn process_bytes(
+    ctx: &Ctx,
+    bytes: &[u8],
+    t: Instant,
+    tile: &mut Option<Tile>,
+    notes: &mut Vec<String>,
+) -> Result<Outcome, Reject> {
+    let read = dicom::read::read(bytes)?;
+    *notes = read.codes();
+    let obj = read.obj;
     let h = Header::from_object(&obj);
     ctx.selection.check(&h)?;
     if h.sop_instance_uid.is_empty() {
@@ -89,7 +107,7 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant, tile: &mut Option<Tile>) -
             .unwrap_or_default()
     };
     let (manufacturer, model) = (text_of(tags::MANUFACTURER), text_of(tags::MANUFACTURER_MODEL_NAME));
-    let mut stored = dicom::decode(&obj, &h)?;
+    let mut stored = dicom::decode_with(&obj, &h, ctx.decode)?;
     drop(obj);
     let t = tick(&ctx.clocks.decode, t);
     let masked = burned_in_text(ctx, &h, &mut stored, &Device { manufacturer: &manufacturer, model: &model }, tile)?;
@@ -126,7 +144,8 @@ fn process_bytes(ctx: &Ctx, bytes: &[u8], t: Instant, tile: &mut Option<Tile>) -
     let encoded = encode_sample(&sample, &ctx.writer_opts)
         .map_err(|e| Reject::new(Reason::DecodeError, format!("could not encode the sample: {e}")))?;
     tick(&ctx.clocks.encode, t);
-    Ok(Outcome::Sample { key, hash, label_row, masked, encoded: Box::new(encoded) })
+    let notes = std::mem::take(notes);
+    Ok(Outcome::Sample { key, hash, label_row, masked, notes, encoded: Box::new(encoded) })
 }
 
 /// The burned-in step on the stored values: rules regions blanked, text
