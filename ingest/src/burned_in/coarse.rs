@@ -55,14 +55,17 @@ pub fn candidates(values: &[i32], rows: usize, cols: usize, range: (i32, i32)) -
     let (white, black) = detect::stroke_masks(&hi, &lo, w, h, COARSE_REACH.div_ceil(2 * f), range);
     drop((hi, lo));
     let (min_thick, max_thick) = ((6 / f).clamp(2, MIN_THICK), MAX_THICK.div_ceil(f) + 1);
-    // At this scale a word of small text is one solid bar: no fill limit.
-    let mut glyphs = detect::components(&white, w, h, min_thick, max_thick, 1.0);
-    glyphs.extend(detect::components(&black, w, h, min_thick, max_thick, 1.0));
     let mut regions: Vec<Rect> = Vec::new();
-    for vertical in [false, true] {
-        for (c, size, _) in detect::group(&glyphs, vertical, 1) {
-            let r = Rect { x: c.x0 * f, y: c.y0 * f, w: c.w() * f, h: c.h() * f };
-            regions.push(r.grown((size + 1) * f, cols, rows));
+    // One ink at a time: a line of text is drawn in one, and the gaps
+    // between bright glyphs are dark marks of another size.
+    for mask in [&white, &black] {
+        // At this scale a word of small text is one solid bar: no fill limit.
+        let glyphs = detect::components(mask, w, h, min_thick, max_thick, 1.0);
+        for vertical in [false, true] {
+            for (c, size, _) in detect::group(&glyphs, vertical, 1) {
+                let r = Rect { x: c.x0 * f, y: c.y0 * f, w: c.w() * f, h: c.h() * f };
+                regions.push(r.grown((size + 1) * f, cols, rows));
+            }
         }
     }
     merge(regions)

@@ -44,6 +44,9 @@ pub const MAX_THICK: usize = 72;
 pub const MAX_ELONGATION: usize = 30;
 /// Most of a glyph's box its marks fill (a solid block is no glyph).
 pub const MAX_FILL: f64 = 0.97;
+/// Fewest glyphs in a line (one long mark is an edge or a wire, and small
+/// text whose glyphs all merge into one mark is missed for that).
+pub const MIN_GLYPHS: usize = 2;
 /// Shortest text line, in line thicknesses (three glyphs or so).
 pub const MIN_LINE_LENGTH: f64 = 2.8;
 
@@ -261,21 +264,24 @@ pub fn lines_in(values: &[i32], rows: usize, cols: usize, region: Rect, range: (
     }
     let (white, black) = stroke_masks(&hi, &lo, w, h, STROKE_RADIUS, range);
     drop((hi, lo));
-    let mut glyphs = components(&white, w, h, MIN_THICK, MAX_THICK, MAX_FILL);
-    glyphs.extend(components(&black, w, h, MIN_THICK, MAX_THICK, MAX_FILL));
     let mut lines = Vec::new();
-    for vertical in [false, true] {
-        lines.extend(group(&glyphs, vertical, 2).into_iter().map(|(c, size, n)| Line {
-            rect: Rect {
-                x: x0 + c.x0 * f,
-                y: y0 + c.y0 * f,
-                w: (c.w() * f).min(cols - (x0 + c.x0 * f)),
-                h: (c.h() * f).min(rows - (y0 + c.y0 * f)),
-            },
-            size: size * f,
-            vertical,
-            glyphs: n,
-        }));
+    // One ink at a time: a line of text is drawn in one, and the gaps
+    // between bright glyphs are dark marks of another size.
+    for mask in [&white, &black] {
+        let glyphs = components(mask, w, h, MIN_THICK, MAX_THICK, MAX_FILL);
+        for vertical in [false, true] {
+            lines.extend(group(&glyphs, vertical, MIN_GLYPHS).into_iter().map(|(c, size, n)| Line {
+                rect: Rect {
+                    x: x0 + c.x0 * f,
+                    y: y0 + c.y0 * f,
+                    w: (c.w() * f).min(cols - (x0 + c.x0 * f)),
+                    h: (c.h() * f).min(rows - (y0 + c.y0 * f)),
+                },
+                size: size * f,
+                vertical,
+                glyphs: n,
+            }));
+        }
     }
     lines
 }

@@ -249,8 +249,8 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
     tracing::trace!(regions = f.regions, pixels = f.region_pixels, "burned-in first pass");
     let mut lines: Vec<Line> =
         regions.into_iter().flat_map(|r| detect::lines_in(values, rows, cols, r, range)).collect();
-    // Largest first: a line inside one already judged (the counters and
-    // gaps of its own glyphs, a part of it) shares that line's verdict.
+    // Largest first: a line inside one already judged text or markers (the
+    // counters and gaps of its own glyphs, a part of it) shares that verdict.
     lines.sort_by_key(|l| std::cmp::Reverse(l.rect.w * l.rect.h));
     let mut judged: Vec<Rect> = Vec::new();
     for line in lines {
@@ -260,7 +260,6 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
             continue;
         }
         let grown = line.rect.grown(line.size / 3 + 1, cols, rows);
-        judged.push(grown);
         let ocr = opts.ocr && cfg!(feature = "ocr");
         f.read += usize::from(ocr);
         match read(values, rows, cols, &line, opts) {
@@ -268,8 +267,11 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
             Reading::Text => f.text.push(grown),
             // Without OCR every line is text; with it, an unread line when it is long.
             Reading::Unread if !ocr || line.glyphs >= UNREAD_MIN_GLYPHS => f.text.push(grown),
-            Reading::Unread => {}
+            // Dismissed, not judged: a line inside it (the text on a label
+            // box read as one mark) gets its own reading.
+            Reading::Unread => continue,
         }
+        judged.push(grown);
     }
     f
 }

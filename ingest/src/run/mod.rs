@@ -497,7 +497,7 @@ fn provenance(cfg: &Config, opts_now: &RunOptions, summary: &Summary) -> BTreeMa
             "markers": opts_now.burned_in.markers,
             "masked": summary.masked,
             "rejected": summary.rejected.get(Reason::BurnedInText.code()).copied().unwrap_or(0),
-            "detector": "morphological gradient at <= 2048 px, glyph-sized connected components, lines of >= 2.8 glyph sizes; Tesseract 5 (eng) reads each line, lines of allowed markers only do not count",
+            "detector": "cascade: a first pass on a copy of blocks of up to 4x4 px (max and min; top-hats wider than 56 px, text-height components grouped into lines) names candidate regions; the fine pass looks there only (stroke top-hats at <= 2048 px, glyph-sized components, lines of >= 2.8 glyph sizes); Tesseract 5 (eng) reads each line: allowed markers only do not count, words read (2+ alphanumerics, mean confidence >= 50) do, an unread line does with 5+ glyphs (without OCR every line does)",
         }),
     );
     provenance.insert("dates".into(), serde_json::json!(cfg.dates.name()));
