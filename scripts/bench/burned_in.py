@@ -121,6 +121,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--dir", help="keep the set here (reused when it holds one from the same arguments)")
+    ap.add_argument("--time-only", action="store_true", help="only the added time on the clean images")
     args = ap.parse_args()
     tmp = pathlib.Path(args.dir or tempfile.mkdtemp(prefix="burned-in-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -192,12 +193,13 @@ def main():
                 ]
         return wall, rej, regions
 
-    _, rej, regions = verdicts(dirs["text"], "reject")
-    _, rej_clean, _ = verdicts(dirs["clean"], "reject")
-    rej.update(rej_clean)
     print(f"base images: {', '.join(n for n, _ in bases)}; set in {tmp}")
     report = []
-    for part, *_ in parts:
+    if not args.time_only:
+        _, rej, regions = verdicts(dirs["text"], "reject")
+        _, rej_clean, _ = verdicts(dirs["clean"], "reject")
+        rej.update(rej_clean)
+    for part, *_ in [] if args.time_only else parts:
         of = lambda kind: [f for f, (p, k, _, _) in truth.items() if p == part and k == kind]  # noqa: E731
         text, markers, clean = of("text"), of("marker"), of("clean")
         hit = [f for f in text if any(overlaps(r, truth[f][2]) for r in regions.get(f, []))]
