@@ -102,11 +102,16 @@ pub fn draw(bar: &ProgressBar) -> impl Fn(ProgressEvent) + Sync + '_ {
 
 /// The lines every summary ends with: the count per reject reason and where the list is.
 pub fn print_rejects(rejected: &std::collections::BTreeMap<String, u64>, root: &std::path::Path, what: &str) {
+    print_rejects_in(rejected, &root.join("private"), what)
+}
+
+/// [`print_rejects`] with the reject list in the private directory `private` (`--private-dir`).
+pub fn print_rejects_in(rejected: &std::collections::BTreeMap<String, u64>, private: &std::path::Path, what: &str) {
     for (code, n) in rejected {
         println!("  {code:<28} {n}");
     }
     if !rejected.is_empty() {
-        println!("Rejected {what} are listed in {}", root.join("private/rejected.parquet").display());
+        println!("Rejected {what} are listed in {}", private.join("rejected.parquet").display());
     }
 }
 

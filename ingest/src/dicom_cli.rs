@@ -12,7 +12,7 @@ use chess_ingest::run::{self, Config};
 use chess_ingest::select::Selection;
 use clap::Args;
 
-use crate::cli_options::{draw, print_key_created, print_rejects, PixelArgs, WorkArgs};
+use crate::cli_options::{draw, print_key_created, print_rejects_in, PixelArgs, WorkArgs};
 
 // No doc comment: a flattened struct's doc would replace the command's about.
 #[derive(Args, Debug)]
@@ -33,8 +33,16 @@ pub struct DicomArgs {
     #[arg(long)]
     work_dir: Option<PathBuf>,
 
+    /// Directory for the private files (the journal and run file for
+    /// resumption, the reject list, the key, the burned-in contact sheet),
+    /// kept local whatever --out is (never uploaded) and made 0700 with 0600
+    /// files. Default: <out>/private (for object storage, in --work-dir).
+    /// A resumed run needs the same --private-dir.
+    #[arg(long)]
+    private_dir: Option<PathBuf>,
+
     /// Secret key file (at least 32 bytes, e.g. `head -c 32 /dev/urandom`);
-    /// created if missing. Default: <out>/private/key. Keep it to get the
+    /// created if missing. Default: <private dir>/key. Keep it to get the
     /// same pseudonyms next time; never share it.
     #[arg(long)]
     key_file: Option<PathBuf>,
@@ -71,7 +79,7 @@ pub struct DicomArgs {
     /// Text burned into the pixels (found by a text-region detector, read by
     /// Tesseract): `reject` the image (reason burned_in_text), `mask` (blank
     /// the text lines, then process it) or `keep`. Either way what was found
-    /// is drawn on <out>/private/burned-in.png for review.
+    /// is drawn on <private dir>/burned-in.png for review.
     #[arg(long, value_enum, default_value_t = BurnedInArg::Reject)]
     burned_in: BurnedInArg,
 
@@ -169,6 +177,7 @@ pub fn run(args: DicomArgs) -> anyhow::Result<()> {
     };
     let mut cfg = Config::new(args.inputs.clone(), local_out);
     cfg.key_file = args.key_file.clone();
+    cfg.private_dir = args.private_dir.clone();
     cfg.pipeline = args.pixels.options();
     cfg.decode.j2k_reduce_to = args.j2k_reduce.then_some(cfg.pipeline.size);
     let upper =
@@ -223,6 +232,13 @@ pub fn run(args: DicomArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if !args.work.quiet {
+        // Last, so that it is what the user sees: where the files that must not be shared are.
+        println!(
+            "Private files (journal, reject list, key, burned-in review; local only, never share them): {}",
+            cfg.private_root().display()
+        );
+    }
     Ok(())
 }
 
@@ -236,14 +252,14 @@ fn print_summary(s: &run::Summary) {
         s.rejected.values().sum::<u64>(),
         if s.resumed { format!(" (resumed; {} processed now)", s.processed_now) } else { String::new() }
     );
-    print_rejects(&s.rejected, &s.root, "files");
+    print_rejects_in(&s.rejected, &s.private, "files");
     let burned = s.rejected.get("burned_in_text").copied().unwrap_or(0) + s.masked;
     if burned > 0 {
         println!(
             "Burned-in text: {} images masked, {} rejected; review {}",
             s.masked,
             s.rejected.get("burned_in_text").copied().unwrap_or(0),
-            s.root.join("private").join(run::BURNED_IN_SHEET).display()
+            s.private.join(run::BURNED_IN_SHEET).display()
         );
     }
     if let (Some(rows), Some(unmatched), Some(without)) =

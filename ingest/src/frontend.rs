@@ -264,7 +264,13 @@ impl Rejections<'_> {
 /// The accounting step: writes `private/rejected.parquet` and checks that
 /// the samples the front end counted are the samples in the dataset.
 pub fn account(root: &Path, rejections: &Rejections<'_>, samples: u64, writer: &DatasetWriter) -> Result<()> {
-    let path = root.join(layout::PRIVATE_DIR).join(REJECTED);
+    account_in(&root.join(layout::PRIVATE_DIR), rejections, samples, writer)
+}
+
+/// [`account`] with the reject list in the private directory `private`
+/// (`--private-dir`).
+pub fn account_in(private: &Path, rejections: &Rejections<'_>, samples: u64, writer: &DatasetWriter) -> Result<()> {
+    let path = private.join(REJECTED);
     write_rejected(&path, rejections).map_err(IngestError::write(&path))?;
     if samples != writer.sample_count() as u64 {
         return Err(IngestError::Accounting(format!(

@@ -10,7 +10,7 @@
 //! `private/` is ever uploaded (the reject list names source files and
 //! quotes header values; the journal, the run options, the burned-in
 //! contact sheet and the key are private too): it stays in the local
-//! working directory.
+//! working directory, or in `--private-dir`.
 //! Credentials and endpoints come from the environment (`AWS_*`,
 //! `GOOGLE_*`, `AZURE_*`), as for the loader.
 

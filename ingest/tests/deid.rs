@@ -252,3 +252,156 @@ fn no_input_value_reaches_the_streams_even_at_trace() {
         assert!(!text.contains(m.as_str()), "{m} on the streams:\n{text}");
     }
 }
+
+/// `--private-dir`: every private file (journal, run file, reject list,
+/// key) goes there, 0700/0600, and nothing is left in the dataset; an
+/// interrupted run resumes from the journal there, and refuses to go on
+/// without it (it would start over).
+#[cfg(unix)]
+#[test]
+fn private_dir_holds_every_private_file_and_resumption_finds_the_journal_there() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let inp = tmp.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    for i in 0..48u32 {
+        let mut s = Synth::new(&format!("1.2.826.0.1.3680043.10.17.{i}"), 500 + i);
+        s.rows = 300;
+        s.columns = 280;
+        s.write(&inp.join(format!("{i:02}.dcm")));
+    }
+    std::fs::write(inp.join("notes.txt"), "x").unwrap(); // a reject row
+    let out = tmp.path().join("out");
+    let private = tmp.path().join("secure/chess-private");
+    let command = |with_private: bool| {
+        let mut c = common::chess_ingest();
+        c.arg(&inp).arg("--out").arg(&out).args(["--shard-samples", "4", "--threads", "1", "--burned-in", "keep"]);
+        if with_private {
+            c.arg("--private-dir").arg(&private);
+        }
+        c
+    };
+    // Interrupted after the second shard is complete.
+    let mut child = command(true).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while !out.join("shards/shard-000001.tar").exists() {
+        assert!(t.elapsed() < Duration::from_secs(120), "no progress");
+        assert!(child.try_wait().unwrap().is_none(), "finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(private.join("journal.jsonl").is_file() && private.join("run.json").is_file());
+    // Without --private-dir the run's journal is not found: refused, not started over.
+    let o = command(false).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pass the --private-dir"), "{stderr}");
+    let o = command(true).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("(resumed;"), "{stdout}");
+    assert!(
+        stdout.lines().last().is_some_and(|l| l.starts_with("Private files") && l.contains("chess-private")),
+        "{stdout}"
+    );
+    assert!(!out.join("private").exists(), "nothing private in the dataset");
+    let ds = chess_shards::Dataset::open(&out).unwrap();
+    assert_eq!(ds.manifest.len(), 48);
+    assert!(chess_shards::verify::verify(&ds, &|_| {}).unwrap().ok());
+    assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o700);
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&private).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(e.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{:?}", e.path());
+        names.push(e.file_name().to_string_lossy().to_string());
+    }
+    names.sort();
+    assert_eq!(names, ["journal.jsonl", "key", "rejected.parquet", "run.json"]);
+    let rejected = strings(&private.join("rejected.parquet"), "source_path");
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].as_deref().unwrap().ends_with("notes.txt"));
+    // Re-running finds the finished run through the same --private-dir.
+    let o = command(true).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already holds a finished dataset"));
+}
+
+/// The 8 orientations (4 turns, each mirrored) of a `rows × cols` image.
+fn orientations(v: &[i32], rows: usize, cols: usize) -> Vec<(Vec<i32>, usize, usize)> {
+    let turn = |v: &[i32], rows: usize, cols: usize| -> Vec<i32> {
+        // 90° clockwise: (y, x) -> (x, rows - 1 - y)
+        let mut out = vec![0; v.len()];
+        for y in 0..rows {
+            for x in 0..cols {
+                out[x * rows + (rows - 1 - y)] = v[y * cols + x];
+            }
+        }
+        out
+    };
+    let mirror =
+        |v: &[i32], cols: usize| -> Vec<i32> { v.chunks(cols).flat_map(|r| r.iter().rev().copied()).collect() };
+    let mut out = Vec::new();
+    let (mut cur, mut r, mut c) = (v.to_vec(), rows, cols);
+    for _ in 0..4 {
+        out.push((mirror(&cur, c), r, c));
+        out.push((cur.clone(), r, c));
+        cur = turn(&cur, r, c);
+        std::mem::swap(&mut r, &mut c);
+    }
+    out
+}
+
+/// The burned-in cascade's cheap first pass accepts clean real radiographs
+/// (pydicom-data's chest CR RG1, WG04's hip and extremity CRs RG2/RG3, in
+/// all 8 orientations): it hands less than 10 % of the image to the fine
+/// pass, which finds no line there, so OCR is never called. The same pass
+/// does hand on an image with a line of glyph-like rings drawn into it,
+/// and (OCR off) the line is found.
+#[test]
+fn the_cheap_pass_accepts_clean_real_radiographs_without_ocr() {
+    use chess_ingest::burned_in::{self, Device, Options};
+    use chess_ingest::dicom::{self, Header};
+    let tmp = tempfile::tempdir().unwrap();
+    let files = [
+        common::pydicom_data_file("RG1_UNCR.dcm"),
+        common::wg04_unc("RG2_UNC.zst", tmp.path()),
+        common::wg04_unc("RG3_UNC.zst", tmp.path()),
+    ];
+    let opts = Options::default();
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let obj = dicom::parse(&bytes).unwrap();
+        let stored = dicom::decode(&obj, &Header::from_object(&obj)).unwrap();
+        let (rows, cols) = (stored.rows as usize, stored.columns as usize);
+        for (i, (v, r, c)) in orientations(&stored.values, rows, cols).into_iter().enumerate() {
+            let f = burned_in::scan(&v, r, c, &Device::default(), &opts);
+            assert_eq!((f.read, f.text.len()), (0, 0), "{} orientation {i}: {f:?}", path.display());
+            // What goes on to the fine pass is a few small regions (thin anatomy at the ends of the range).
+            assert!(f.region_pixels * 10 < r * c, "{} orientation {i}: {f:?}", path.display());
+        }
+    }
+    // RG1 with a row of eight 12×20 rings (2-pixel strokes) at the top of its range.
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let obj = dicom::parse(&bytes).unwrap();
+    let mut stored = dicom::decode(&obj, &Header::from_object(&obj)).unwrap();
+    let (rows, cols) = (stored.rows as usize, stored.columns as usize);
+    let top = *stored.values.iter().max().unwrap();
+    let (x0, y0) = (400, 900);
+    for g in 0..8 {
+        for y in y0..y0 + 20 {
+            for x in x0 + g * 16..x0 + g * 16 + 12 {
+                let edge = y < y0 + 2 || y >= y0 + 18 || x < x0 + g * 16 + 2 || x >= x0 + g * 16 + 10;
+                if edge {
+                    stored.values[y * cols + x] = top;
+                }
+            }
+        }
+    }
+    let f = burned_in::scan(&stored.values, rows, cols, &Device::default(), &Options { ocr: false, ..opts });
+    assert!(f.regions >= 1, "{f:?}");
+    assert!(
+        f.text.iter().any(|r| r.x <= x0 && r.x + r.w >= x0 + 7 * 16 + 12 && r.y <= y0 && r.y + r.h >= y0 + 20),
+        "{f:?}"
+    );
+}

@@ -1,7 +1,8 @@
 //! `--out s3://…` against a real S3-compatible server on loopback (`s3s-fs`,
 //! built by `scripts/setup.sh`): the dataset arrives complete (multipart for
 //! large shards), nothing of `private/` is in the bucket (listed object by
-//! object), a re-run skips what is already there.
+//! object), a re-run skips what is already there; with `--private-dir` the
+//! private files go there and not into the work directory.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -73,13 +74,13 @@ fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let work = tmp.path().join("work");
-    let run = || {
-        Command::new(env!("CARGO_BIN_EXE_chess-ingest"))
-            .arg(&inp)
-            .args(["--out", "s3://bkt/ds", "--shard-samples", "25", "--burned-in", "keep"])
-            .arg("--work-dir")
-            .arg(&work)
-            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+    let run_to = |url: &str, work: &std::path::Path, private: Option<&std::path::Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_chess-ingest"));
+        c.arg(&inp).args(["--out", url, "--shard-samples", "25", "--burned-in", "keep"]).arg("--work-dir").arg(work);
+        if let Some(p) = private {
+            c.arg("--private-dir").arg(p);
+        }
+        c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
             .env("AWS_ALLOW_HTTP", "true")
             .env("AWS_ACCESS_KEY_ID", AK)
             .env("AWS_SECRET_ACCESS_KEY", SK)
@@ -89,6 +90,7 @@ fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
             .output()
             .unwrap()
     };
+    let run = || run_to("s3://bkt/ds", &work, None);
     let o = run();
     assert!(o.status.success(), "{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -115,4 +117,22 @@ fn out_s3_uploads_a_complete_dataset_and_keeps_secrets_local() {
     let o = run();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("1 objects"), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // With --private-dir the private files go there, not even into the work
+    // directory, and the bucket still holds the dataset only.
+    let (work2, private) = (tmp.path().join("work2"), tmp.path().join("private-elsewhere"));
+    let o = run_to("s3://bkt/ds2", &work2, Some(&private));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.lines().last().is_some_and(|l| l.contains("private-elsewhere")), "printed at the end: {stdout}");
+    let objects = bucket_objects(&served.join("bkt"));
+    let ds2: Vec<&String> = objects.iter().filter(|o| o.starts_with("ds2/")).collect();
+    assert_eq!(
+        ds2,
+        ["ds2/dataset.json", "ds2/manifest.parquet", "ds2/shards/shard-000000.tar", "ds2/shards/shard-000001.tar"]
+    );
+    assert!(!work2.join("private").exists());
+    for rel in ["key", "journal.jsonl", "run.json", "rejected.parquet"] {
+        assert!(private.join(rel).is_file(), "{rel} is in --private-dir");
+    }
 }

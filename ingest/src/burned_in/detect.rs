@@ -42,6 +42,11 @@ pub const MIN_THICK: usize = 4;
 pub const MAX_THICK: usize = 72;
 /// Longest component, in thicknesses (a word of merged glyphs).
 pub const MAX_ELONGATION: usize = 30;
+/// Most of a glyph's box its marks fill (a solid block is no glyph).
+pub const MAX_FILL: f64 = 0.97;
+/// Fewest glyphs in a line (one long mark is an edge or a wire, and small
+/// text whose glyphs all merge into one mark is missed for that).
+pub const MIN_GLYPHS: usize = 2;
 /// Shortest text line, in line thicknesses (three glyphs or so).
 pub const MIN_LINE_LENGTH: f64 = 2.8;
 
@@ -74,22 +79,24 @@ pub struct Line {
     pub size: usize,
     /// Runs top to bottom (text rotated by 90°).
     pub vertical: bool,
+    /// Its glyphs (connected marks; touching glyphs count as one).
+    pub glyphs: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Comp {
-    x0: usize,
-    y0: usize,
-    x1: usize,
-    y1: usize,
-    n: usize,
+pub(super) struct Comp {
+    pub(super) x0: usize,
+    pub(super) y0: usize,
+    pub(super) x1: usize,
+    pub(super) y1: usize,
+    pub(super) n: usize,
 }
 
 impl Comp {
-    fn w(&self) -> usize {
+    pub(super) fn w(&self) -> usize {
         self.x1 - self.x0 + 1
     }
-    fn h(&self) -> usize {
+    pub(super) fn h(&self) -> usize {
         self.y1 - self.y0 + 1
     }
 }
@@ -109,111 +116,213 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
-/// The robust range of `values` (0.1th..99.9th percentile of a subsample).
-fn robust_range(values: &[i32]) -> (i32, i32) {
-    let step = (values.len() / 200_000).max(1);
+/// The robust range of `values` (0.1th..99.9th percentile of a subsample
+/// of about 20,000 values, by selection: no sort).
+pub fn robust_range(values: &[i32]) -> (i32, i32) {
+    let step = (values.len() / 20_000).max(1);
     let mut s: Vec<i32> = values.iter().step_by(step).copied().collect();
     if s.is_empty() {
         return (0, 0);
     }
-    s.sort_unstable();
-    let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
-    (at(0.001), at(0.999))
+    let n = s.len() - 1;
+    let (i0, i1) = ((n as f64 * 0.001).round() as usize, (n as f64 * 0.999).round() as usize);
+    let lo = *s.select_nth_unstable(i0).1;
+    let hi = *s.select_nth_unstable(i1).1;
+    (lo, hi)
 }
 
-/// Running max (or min, by `pick`) over a window of `2r + 1` along a line
-/// of `n` values `step` apart, in O(n) (van Herk / Gil–Werman).
-fn run_filter(src: &[i32], dst: &mut [i32], n: usize, step: usize, r: usize, pick: fn(i32, i32) -> i32, id: i32) {
-    let k = 2 * r + 1;
-    let at = |i: usize| src[i * step];
-    let mut g = vec![id; n + k];
-    let mut h = vec![id; n + k];
-    // g: prefix within blocks of k, h: suffix within blocks, over indices shifted by r.
-    let get = |i: isize| if i < 0 || i as usize >= n { id } else { at(i as usize) };
+/// Running max (or min, by `pick`) over windows of `2r + 1` of `line`
+/// (values outside it are `id`), into `dst`, in O(n) (van Herk /
+/// Gil–Werman: block-wise prefix and suffix runs). `g` and `h` are scratch.
+fn run_filter<P: Fn(i32, i32) -> i32 + Copy>(
+    line: &[i32],
+    dst: &mut [i32],
+    r: usize,
+    pick: P,
+    id: i32,
+    g: &mut Vec<i32>,
+    h: &mut Vec<i32>,
+) {
+    let (n, k) = (line.len(), 2 * r + 1);
     let len = n + 2 * r;
-    for j in 0..len {
-        let v = get(j as isize - r as isize);
-        g[j] = if j % k == 0 { v } else { pick(g[j - 1], v) };
+    g.clear();
+    g.resize(len, id);
+    h.clear();
+    h.resize(len, id);
+    g[r..r + n].copy_from_slice(line);
+    h[r..r + n].copy_from_slice(line);
+    for block in g.chunks_mut(k) {
+        for j in 1..block.len() {
+            block[j] = pick(block[j - 1], block[j]);
+        }
     }
-    for j in (0..len).rev() {
-        let v = get(j as isize - r as isize);
-        h[j] = if j % k == k - 1 || j == len - 1 { v } else { pick(h[j + 1], v) };
+    for block in h.chunks_mut(k) {
+        for j in (0..block.len().saturating_sub(1)).rev() {
+            block[j] = pick(block[j + 1], block[j]);
+        }
     }
-    for i in 0..n {
-        // window [i, i + 2r] in shifted indices
-        dst[i * step] = pick(h[i], g[i + 2 * r]);
+    for (i, d) in dst.iter_mut().enumerate().take(n) {
+        // the window [i, i + 2r] in padded indices
+        *d = pick(h[i], g[i + 2 * r]);
     }
 }
 
-/// Square `(2r + 1)²` dilation (`pick` = max) or erosion (min).
-fn square(src: &[i32], w: usize, h: usize, r: usize, pick: fn(i32, i32) -> i32, id: i32) -> Vec<i32> {
+/// Square `(2r + 1)²` dilation (`pick` = max) or erosion (min): rows one
+/// by one, then columns as whole rows at a time (the same block-wise runs,
+/// element-wise over a row, which vectorises).
+pub(super) fn square<P: Fn(i32, i32) -> i32 + Copy>(
+    src: &[i32],
+    w: usize,
+    h: usize,
+    r: usize,
+    pick: P,
+    id: i32,
+) -> Vec<i32> {
     let mut tmp = vec![0; w * h];
+    let (mut g, mut hh) = (Vec::new(), Vec::new());
     for y in 0..h {
-        run_filter(&src[y * w..], &mut tmp[y * w..], w, 1, r, pick, id);
+        run_filter(&src[y * w..(y + 1) * w], &mut tmp[y * w..(y + 1) * w], r, pick, id, &mut g, &mut hh);
     }
-    let mut out = vec![0; w * h];
-    for x in 0..w {
-        run_filter(&tmp[x..], &mut out[x..], h, w, r, pick, id);
+    let (k, len) = (2 * r + 1, h + 2 * r);
+    // Padded rows: r rows of `id` above and below.
+    let mut pg = vec![id; len * w];
+    pg[r * w..(r + h) * w].copy_from_slice(&tmp);
+    let mut ph = pg.clone();
+    for b in (0..len).step_by(k) {
+        let end = (b + k).min(len);
+        for j in b + 1..end {
+            let (prev, cur) = pg[(j - 1) * w..(j + 1) * w].split_at_mut(w);
+            cur.iter_mut().zip(prev.iter()).for_each(|(c, &p)| *c = pick(p, *c));
+        }
+        for j in (b..end.saturating_sub(1)).rev() {
+            let (cur, next) = ph[j * w..(j + 2) * w].split_at_mut(w);
+            cur.iter_mut().zip(next.iter()).for_each(|(c, &n)| *c = pick(n, *c));
+        }
+    }
+    for (i, out) in tmp.chunks_mut(w).enumerate() {
+        let (a, b) = (&ph[i * w..(i + 1) * w], &pg[(i + 2 * r) * w..(i + 2 * r + 1) * w]);
+        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = pick(x, y));
+    }
+    tmp
+}
+
+#[cfg(test)]
+fn square_naive(src: &[i32], w: usize, h: usize, r: usize, pick: fn(i32, i32) -> i32, id: i32) -> Vec<i32> {
+    let mut out = vec![id; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut m = id;
+            for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+                for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                    m = pick(m, src[yy * w + xx]);
+                }
+            }
+            out[y * w + x] = m;
+        }
     }
     out
 }
 
 /// Finds the lines of text-like marks in a `rows × cols` image of stored
-/// (or modality) values. Empty for an image without sharp marks.
+/// (or modality) values: the cheap first pass ([`super::coarse`]) names the
+/// candidate regions, the fine pass below looks for lines in each. Empty
+/// for an image without sharp marks, after the first pass only.
 pub fn text_lines(values: &[i32], rows: usize, cols: usize) -> Vec<Line> {
     if rows < 8 || cols < 8 || values.len() < rows * cols {
         return Vec::new();
     }
+    let range = robust_range(&values[..rows * cols]);
+    let mut lines = Vec::new();
+    for region in super::coarse::candidates(values, rows, cols, range) {
+        lines.extend(lines_in(values, rows, cols, region, range));
+    }
+    lines
+}
+
+/// The fine pass: the lines of text-like marks inside `region` (source
+/// pixels) of a `rows × cols` image whose robust range is `range`, at the
+/// working resolution of the whole image.
+pub fn lines_in(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32, i32)) -> Vec<Line> {
     let f = rows.max(cols).div_ceil(WORK_MAX).max(1);
-    let (w, h) = (cols.div_ceil(f), rows.div_ceil(f));
+    // The region on whole working pixels, so that blocks match the whole-image grid.
+    let (x0, y0) = (region.x / f * f, region.y / f * f);
+    let (x1, y1) = ((region.x + region.w).min(cols), (region.y + region.h).min(rows));
+    if x1 <= x0 || y1 <= y0 {
+        return Vec::new();
+    }
+    let (w, h) = ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f));
     let mut hi = vec![i32::MIN; w * h];
     let mut lo = vec![i32::MAX; w * h];
-    for y in 0..rows {
-        let row = &values[y * cols..(y + 1) * cols];
-        let wy = (y / f) * w;
+    for y in y0..y1 {
+        let row = &values[y * cols + x0..y * cols + x1];
+        let wy = ((y - y0) / f) * w;
         for (x, &v) in row.iter().enumerate() {
             let i = wy + x / f;
             hi[i] = hi[i].max(v);
             lo[i] = lo[i].min(v);
         }
     }
-    let (p0, p1) = robust_range(values);
-    let threshold = ((p1 as f64 - p0 as f64) * EDGE_FRACTION).max(1.0);
-    // Top-hats: what an opening (closing) by a square wider than any stroke
-    // removes. A stroke, bright or dark, stands out; a step edge does not.
-    let r = STROKE_RADIUS;
-    let open = square(&square(&hi, w, h, r, i32::min, i32::MAX), w, h, r, i32::max, i32::MIN);
-    let close = square(&square(&lo, w, h, r, i32::max, i32::MIN), w, h, r, i32::min, i32::MAX);
-    // Bright strokes and dark strokes apart: between bright glyphs, the gaps
-    // are dark "strokes" too, and together they would fill the word's box.
-    // Rendered text is drawn near an end of the range (white or black ink);
-    // bright bone and dark gas are strokes too, but rarely that far out.
-    let (top, bottom) = (p1 as f64 - INK_FRACTION * (p1 - p0) as f64, p0 as f64 + INK_FRACTION * (p1 - p0) as f64);
-    let white: Vec<bool> =
-        (0..w * h).map(|i| hi[i] as f64 - open[i] as f64 > threshold && hi[i] as f64 >= top).collect();
-    let black: Vec<bool> =
-        (0..w * h).map(|i| close[i] as f64 - lo[i] as f64 > threshold && lo[i] as f64 <= bottom).collect();
-    drop((open, close, hi, lo));
-    let mut glyphs = components(&white, w, h);
-    glyphs.extend(components(&black, w, h));
+    let (white, black) = stroke_masks(&hi, &lo, w, h, STROKE_RADIUS, range);
+    drop((hi, lo));
     let mut lines = Vec::new();
-    for vertical in [false, true] {
-        lines.extend(group(&glyphs, vertical).into_iter().map(|(c, size)| Line {
-            rect: Rect {
-                x: c.x0 * f,
-                y: c.y0 * f,
-                w: (c.w() * f).min(cols - c.x0 * f),
-                h: (c.h() * f).min(rows - c.y0 * f),
-            },
-            size: size * f,
-            vertical,
-        }));
+    // One ink at a time: a line of text is drawn in one, and the gaps
+    // between bright glyphs are dark marks of another size.
+    for mask in [&white, &black] {
+        let glyphs = components(mask, w, h, MIN_THICK, MAX_THICK, MAX_FILL);
+        for vertical in [false, true] {
+            lines.extend(group(&glyphs, vertical, MIN_GLYPHS).into_iter().map(|(c, size, n)| Line {
+                rect: Rect {
+                    x: x0 + c.x0 * f,
+                    y: y0 + c.y0 * f,
+                    w: (c.w() * f).min(cols - (x0 + c.x0 * f)),
+                    h: (c.h() * f).min(rows - (y0 + c.y0 * f)),
+                },
+                size: size * f,
+                vertical,
+                glyphs: n,
+            }));
+        }
     }
     lines
 }
 
-/// The glyph-sized connected components (8-neighbourhood) of a `w × h` mask.
-fn components(edge: &[bool], w: usize, h: usize) -> Vec<Comp> {
+/// The white and black stroke masks of a block-maximum / block-minimum
+/// image pair: top-hats with a `(2r + 1)²` square above [`EDGE_FRACTION`]
+/// of `range`, in ink near its top (white) or bottom (black).
+pub(super) fn stroke_masks(
+    hi: &[i32],
+    lo: &[i32],
+    w: usize,
+    h: usize,
+    r: usize,
+    range: (i32, i32),
+) -> (Vec<bool>, Vec<bool>) {
+    let (p0, p1) = (range.0 as f64, range.1 as f64);
+    let threshold = ((p1 - p0) * EDGE_FRACTION).max(1.0);
+    // Top-hats: what an opening (closing) by a square wider than any stroke
+    // removes. A stroke, bright or dark, stands out; a step edge does not.
+    let open = square(&square(hi, w, h, r, i32::min, i32::MAX), w, h, r, i32::max, i32::MIN);
+    let close = square(&square(lo, w, h, r, i32::max, i32::MIN), w, h, r, i32::min, i32::MAX);
+    // Bright strokes and dark strokes apart: between bright glyphs, the gaps
+    // are dark "strokes" too, and together they would fill the word's box.
+    // Rendered text is drawn near an end of the range (white or black ink);
+    // bright bone and dark gas are strokes too, but rarely that far out.
+    let (top, bottom) = (p1 - INK_FRACTION * (p1 - p0), p0 + INK_FRACTION * (p1 - p0));
+    let white = (0..w * h).map(|i| hi[i] as f64 - open[i] as f64 > threshold && hi[i] as f64 >= top).collect();
+    let black = (0..w * h).map(|i| close[i] as f64 - lo[i] as f64 > threshold && lo[i] as f64 <= bottom).collect();
+    (white, black)
+}
+
+/// The glyph-sized connected components (8-neighbourhood) of a `w × h`
+/// mask: thickness (the shorter side) in `min_thick..=max_thick`.
+pub(super) fn components(
+    edge: &[bool],
+    w: usize,
+    h: usize,
+    min_thick: usize,
+    max_thick: usize,
+    max_fill: f64,
+) -> Vec<Comp> {
     // Connected components, two passes with union-find.
     let mut label = vec![u32::MAX; w * h];
     let mut parent: Vec<u32> = Vec::new();
@@ -269,14 +378,15 @@ fn components(edge: &[bool], w: usize, h: usize) -> Vec<Comp> {
         .filter(|c| {
             let (t, l) = (c.w().min(c.h()), c.w().max(c.h()));
             let fill = c.n as f64 / (c.w() * c.h()) as f64;
-            (MIN_THICK..=MAX_THICK).contains(&t) && l <= MAX_ELONGATION * t && (0.12..=0.97).contains(&fill)
+            (min_thick..=max_thick).contains(&t) && l <= MAX_ELONGATION * t && (0.12..=max_fill).contains(&fill)
         })
         .collect()
 }
 
 /// Groups glyphs into lines along x (or y when `vertical`); returns each
-/// line's box and glyph size when it is long enough.
-fn group(glyphs: &[Comp], vertical: bool) -> Vec<(Comp, usize)> {
+/// line's box and glyph size when it is long enough and has at least
+/// `min_glyphs` of them.
+pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(Comp, usize, usize)> {
     // (along start, along end, across start, across end) of each glyph.
     let span = |c: &Comp| if vertical { (c.y0, c.y1, c.x0, c.x1) } else { (c.x0, c.x1, c.y0, c.y1) };
     let mut order: Vec<usize> = (0..glyphs.len()).collect();
@@ -324,8 +434,8 @@ fn group(glyphs: &[Comp], vertical: bool) -> Vec<(Comp, usize)> {
             let across = if vertical { c.w() } else { c.h() };
             // A line is long for its size, not much thicker than its glyphs,
             // and made of several of them (one long mark is an edge or a wire).
-            (sizes.len() >= 2 && along as f64 >= MIN_LINE_LENGTH * size as f64 && across <= size * 2)
-                .then_some((c, size))
+            (sizes.len() >= min_glyphs && along as f64 >= MIN_LINE_LENGTH * size as f64 && across <= size * 2)
+                .then_some((c, size, sizes.len()))
         })
         .collect()
 }
@@ -353,6 +463,24 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn square_filters_match_the_naive_ones() {
+        let (w, h) = (37, 23);
+        let v: Vec<i32> = (0..w * h).map(|i| ((i * 7919) % 1013) as i32 - 300).collect();
+        for r in [0, 1, 2, 5, 30] {
+            assert_eq!(
+                square(&v, w, h, r, i32::max, i32::MIN),
+                square_naive(&v, w, h, r, i32::max, i32::MIN),
+                "max r {r}"
+            );
+            assert_eq!(
+                square(&v, w, h, r, i32::min, i32::MAX),
+                square_naive(&v, w, h, r, i32::min, i32::MAX),
+                "min r {r}"
+            );
+        }
     }
 
     #[test]

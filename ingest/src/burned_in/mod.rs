@@ -6,20 +6,27 @@
 //! 1. known regions from a rules file ([`rules`], by Manufacturer /
 //!    ManufacturerModelName / Rows×Columns, as CTP's pixel-anonymizer
 //!    signatures) are always blanked;
-//! 2. the cheap detector ([`detect`]) looks for lines of text-like marks;
-//!    an image without any costs a few passes over its pixels and no OCR;
-//! 3. each candidate line is read by Tesseract ([`ocr`], feature `ocr`):
+//! 2. the cheap first pass ([`coarse`]), on a copy up to 16 times smaller,
+//!    names the regions that could hold a line of text; an image without
+//!    any (most radiographs) costs that pass and nothing else;
+//! 3. the fine pass ([`detect`]) looks for lines of text-like marks in
+//!    those regions, at the source resolution (up to 2048 pixels a side);
+//! 4. each candidate line is read by Tesseract ([`ocr`], feature `ocr`):
 //!    a line whose every word is an allowed marker (laterality and
 //!    positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`, `PORTABLE`, a
 //!    configurable list; one edit away for words of four letters or more)
-//!    is not PHI; any other line is text, read or not (a line OCR cannot
-//!    read is still a line of text);
-//! 4. the policy ([`Policy`]): `reject` (reason `burned_in_text`), `mask`
+//!    is not PHI; a line read as other words (two alphanumerics or more at
+//!    a mean confidence of [`MIN_READ_CONFIDENCE`]) is text; a line OCR
+//!    cannot read is text when it has [`UNREAD_MIN_GLYPHS`] glyphs or more
+//!    (bone and noise make short runs of marks), and without OCR every line
+//!    is text;
+//! 5. the policy ([`Policy`]): `reject` (reason `burned_in_text`), `mask`
 //!    (the lines blanked before the pipeline) or `keep`.
 //!
 //! What was rejected or masked is drawn on `private/burned-in.png`
 //! ([`sheet`]) for a person to review.
 
+pub mod coarse;
 pub mod detect;
 #[cfg(feature = "ocr")]
 pub mod ocr;
@@ -88,6 +95,11 @@ pub struct Finding {
     pub markers: usize,
     /// Regions blanked by the rules file.
     pub ruled: Vec<Rect>,
+    /// Regions the cheap first pass handed to the fine pass, and their pixels.
+    pub regions: usize,
+    pub region_pixels: usize,
+    /// Lines read by OCR.
+    pub read: usize,
 }
 
 /// What the header says that the rules match on.
@@ -175,21 +187,50 @@ fn crop_for_ocr(values: &[i32], cols: usize, r: Rect, scale: f64, turn: u8) -> (
     }
 }
 
-/// Whether `line` reads as allowed markers only.
+/// What OCR made of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Only allowed markers.
+    Markers,
+    /// Words that are not all markers, read with some confidence.
+    Text,
+    /// Nothing read with confidence (or no OCR).
+    Unread,
+}
+
+/// Fewest alphanumerics, and lowest mean Tesseract confidence, for a line
+/// to count as read.
+pub const MIN_READ_CHARS: usize = 2;
+pub const MIN_READ_CONFIDENCE: i32 = 50;
+/// A line OCR cannot read is text when it has at least this many glyphs
+/// (anatomy and noise make short runs of marks; lines of text are longer).
+pub const UNREAD_MIN_GLYPHS: usize = 5;
+
+/// Reads `line` with OCR (both 90° turns when it runs top to bottom; the better reading counts).
 #[cfg_attr(not(feature = "ocr"), allow(unused_variables))]
-fn is_marker_line(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -> bool {
+fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -> Reading {
     #[cfg(feature = "ocr")]
     if opts.ocr {
         let r = line.rect.grown(line.size / 3 + 1, cols, rows);
         // About 40 pixels across the line: Tesseract's comfortable size.
         let scale = (40.0 / line.size.max(1) as f64).clamp(0.25, 6.0);
         let turns: &[u8] = if line.vertical { &[1, 3] } else { &[0] };
-        return turns.iter().any(|&t| {
+        let mut best = Reading::Unread;
+        for &t in turns {
             let (g, w, h) = crop_for_ocr(values, cols, r, scale, t);
-            ocr::read_line(&g, w, h).is_some_and(|(text, _)| only_markers(&text, &opts.markers))
-        });
+            let Some((text, conf)) = ocr::read_line(&g, w, h) else { continue };
+            if only_markers(&text, &opts.markers) {
+                return Reading::Markers;
+            }
+            let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
+            tracing::trace!(turn = t, chars, conf, glyphs = line.glyphs, "burned-in line read");
+            if chars >= MIN_READ_CHARS && conf >= MIN_READ_CONFIDENCE {
+                best = Reading::Text;
+            }
+        }
+        return best;
     }
-    false
+    Reading::Unread
 }
 
 /// Scans one image of stored values (`rows × cols`, row-major).
@@ -198,23 +239,39 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
     if opts.policy == Policy::Keep && f.ruled.is_empty() {
         return f;
     }
-    // Largest first: a line inside one already judged (the counters and
-    // gaps of its own glyphs, a part of it) shares that line's verdict.
-    let mut lines = detect::text_lines(values, rows, cols);
+    if rows < 8 || cols < 8 || values.len() < rows * cols {
+        return f;
+    }
+    let range = detect::robust_range(&values[..rows * cols]);
+    let regions = coarse::candidates(values, rows, cols, range);
+    f.regions = regions.len();
+    f.region_pixels = regions.iter().map(|r| r.w * r.h).sum();
+    tracing::trace!(regions = f.regions, pixels = f.region_pixels, "burned-in first pass");
+    let mut lines: Vec<Line> =
+        regions.into_iter().flat_map(|r| detect::lines_in(values, rows, cols, r, range)).collect();
+    // Largest first: a line inside one already judged text or markers (the
+    // counters and gaps of its own glyphs, a part of it) shares that verdict.
     lines.sort_by_key(|l| std::cmp::Reverse(l.rect.w * l.rect.h));
     let mut judged: Vec<Rect> = Vec::new();
     for line in lines {
+        tracing::trace!(size = line.size, glyphs = line.glyphs, vertical = line.vertical, "burned-in line");
         // Inside a region the rules blank anyway: nothing to judge.
         if f.ruled.iter().chain(&judged).any(|r| contains(r, &line.rect)) {
             continue;
         }
         let grown = line.rect.grown(line.size / 3 + 1, cols, rows);
-        judged.push(grown);
-        if is_marker_line(values, rows, cols, &line, opts) {
-            f.markers += 1;
-        } else {
-            f.text.push(grown);
+        let ocr = opts.ocr && cfg!(feature = "ocr");
+        f.read += usize::from(ocr);
+        match read(values, rows, cols, &line, opts) {
+            Reading::Markers => f.markers += 1,
+            Reading::Text => f.text.push(grown),
+            // Without OCR every line is text; with it, an unread line when it is long.
+            Reading::Unread if !ocr || line.glyphs >= UNREAD_MIN_GLYPHS => f.text.push(grown),
+            // Dismissed, not judged: a line inside it (the text on a label
+            // box read as one mark) gets its own reading.
+            Reading::Unread => continue,
         }
+        judged.push(grown);
     }
     f
 }

@@ -71,8 +71,11 @@ pub struct Config {
     pub inputs: Vec<PathBuf>,
     /// Top-level output directory.
     pub out: PathBuf,
-    /// `None`: `<out>/private/key`, created if missing.
+    /// `None`: `<private dir>/key`, created if missing.
     pub key_file: Option<PathBuf>,
+    /// Where the private files go (`--private-dir`; journal, run file,
+    /// reject list, key, contact sheet). `None`: `<out>/private`.
+    pub private_dir: Option<PathBuf>,
     pub pipeline: PipelineOptions,
     pub selection: Selection,
     pub labels: Option<(PathBuf, LabelKey)>,
@@ -96,6 +99,7 @@ impl Config {
             inputs,
             out,
             key_file: None,
+            private_dir: None,
             pipeline: PipelineOptions::default(),
             selection: Selection::default(),
             labels: None,
@@ -118,8 +122,24 @@ impl Config {
         }
     }
 
+    /// The private directory of the whole import (the key's default home):
+    /// `--private-dir`, or `<out>/private`.
+    fn private_base(&self) -> PathBuf {
+        self.private_dir.clone().unwrap_or_else(|| self.out.join(layout::PRIVATE_DIR))
+    }
+
+    /// This run's private directory: `<out>/private` (`<out>/part-…/private`
+    /// for a partition), or `--private-dir` (`<private-dir>/part-…`).
+    pub fn private_root(&self) -> PathBuf {
+        match (&self.private_dir, self.partition) {
+            (None, _) => self.dataset_root().join(layout::PRIVATE_DIR),
+            (Some(p), None) => p.clone(),
+            (Some(p), Some((i, n))) => p.join(format!("part-{i:05}-of-{n:05}")),
+        }
+    }
+
     pub fn key_path(&self) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| self.out.join(layout::PRIVATE_DIR).join(KEY_FILE))
+        self.key_file.clone().unwrap_or_else(|| self.private_base().join(KEY_FILE))
     }
 }
 
@@ -180,6 +200,9 @@ pub struct Summary {
     pub timing: Timing,
     #[serde(skip)]
     pub root: PathBuf,
+    /// Where the private files are (never part of the dataset).
+    #[serde(skip)]
+    pub private: PathBuf,
     #[serde(skip)]
     pub key_created: Option<PathBuf>,
 }
@@ -226,6 +249,22 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     }
     frontend::check_settings(&cfg.pipeline, cfg.max_shard_samples)?;
     let root = cfg.dataset_root();
+    let private = cfg.private_root();
+    let journal_path = private.join(JOURNAL);
+    let run_json = private.join(RUN_JSON);
+    let elsewhere = private != root.join(layout::PRIVATE_DIR);
+    let staged = root.join(chess_shards::writer::STAGING_DIR).exists();
+    // An interrupted run (or, with --private-dir, a finished one) keeps its
+    // journal and run file in its private directory: without them the run
+    // would start over into the shards it left, or call the dataset foreign.
+    if !run_json.exists() && (staged || (elsewhere && root.join(layout::DATASET_JSON).exists())) {
+        return Err(IngestError::InvalidOption(format!(
+            "{} holds a dataset, but no run file of the DICOM import is in {}: pass the --private-dir of \
+             the run that made it (or another --out)",
+            root.display(),
+            private.display()
+        )));
+    }
     let key_path = cfg.key_path();
     let (key, created) = Key::load_or_create(&key_path)?;
     let labels = match &cfg.labels {
@@ -264,16 +303,17 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     };
 
     // Fresh run or resumption?
-    let private = root.join(layout::PRIVATE_DIR);
-    let journal_path = private.join(JOURNAL);
-    let run_json = private.join(RUN_JSON);
     let opts_now = run_options(cfg, &label_columns);
     if frontend::finished(&root, &run_json, "DICOM import", &opts_now)? {
-        return Ok(Summary { already_complete: true, root, ..Default::default() });
+        return Ok(Summary { already_complete: true, root, private, ..Default::default() });
     }
-    let resuming = journal_path.exists() || root.join(chess_shards::writer::STAGING_DIR).exists();
+    let resuming = journal_path.exists() || staged;
     let Opened { mut writer, done: complete } =
         frontend::open_dataset(&root, &writer_opts, &run_json, "DICOM import", &opts_now, resuming)?;
+    if elsewhere {
+        // The dataset's own private/ (made by the writer) stays empty: remove it.
+        let _ = std::fs::remove_dir(root.join(layout::PRIVATE_DIR));
+    }
     let (mut journal, entries) = Journal::open(&journal_path).map_err(IngestError::write(&journal_path))?;
     let mut ledger = Ledger::restore(entries, complete);
     let skip: Arc<HashSet<String>> = Arc::new(ledger.done.keys().cloned().collect());
@@ -423,6 +463,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         processed_now,
         resumed: resuming,
         root: root.clone(),
+        private: private.clone(),
         key_created: created.then(|| key_path.clone()),
         ..Default::default()
     };
@@ -435,7 +476,7 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         codes: rejected_rows.iter().map(|r| r.1).collect(),
         messages: rejected_rows.iter().map(|r| r.2).collect(),
     };
-    frontend::account(&root, &rejections, summary.samples, &writer)?;
+    frontend::account_in(&private, &rejections, summary.samples, &writer)?;
 
     frontend::finish(writer, &root, None, deid_method(cfg), provenance(cfg, &opts_now, &summary))?;
     summary.timing = ctx.clocks.timing(started.elapsed());
@@ -468,7 +509,7 @@ fn provenance(cfg: &Config, opts_now: &RunOptions, summary: &Summary) -> BTreeMa
             "markers": opts_now.burned_in.markers,
             "masked": summary.masked,
             "rejected": summary.rejected.get(Reason::BurnedInText.code()).copied().unwrap_or(0),
-            "detector": "morphological gradient at <= 2048 px, glyph-sized connected components, lines of >= 2.8 glyph sizes; Tesseract 5 (eng) reads each line, lines of allowed markers only do not count",
+            "detector": "cascade: a first pass on a copy of blocks of up to 4x4 px (max and min; top-hats wider than 56 px, text-height components grouped into lines) names candidate regions; the fine pass looks there only (stroke top-hats at <= 2048 px, glyph-sized components, lines of >= 2.8 glyph sizes); Tesseract 5 (eng) reads each line: allowed markers only do not count, words read (2+ alphanumerics, mean confidence >= 50) do, an unread line does with 5+ glyphs (without OCR every line does)",
         }),
     );
     provenance.insert("dates".into(), serde_json::json!(cfg.dates.name()));
