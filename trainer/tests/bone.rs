@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{ok, python};
+use crate::common::{jsonl, ok, python};
 use chess_train::losses::perceptual::{PerceptualLoss, PerceptualSpec};
 use tch::{Device, Tensor};
 
@@ -176,10 +176,6 @@ fn check_outputs_against_the_dataset(data: &Path, run: &Path, csv: &str) {
     }
 }
 
-fn jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 #[test]
 fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     let tmp = tempfile::tempdir().unwrap();
@@ -187,27 +183,16 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     let data = d.join("paired");
     paired_demo(&data, 30, 32);
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let common = [
-        "--size",
-        "32",
-        "--depth",
-        "2",
-        "--width",
-        "8",
-        "--batch-size",
-        "4",
-        "--lr",
-        "3e-3",
-        "--device",
-        "cpu",
-        "--quiet",
-    ];
+    let common =
+        ["--size", "32", "--depth", "2", "--width", "8", "--batch-size", "4", "--lr", "3e-3", "--device", "cpu"];
 
     let long = d.join("long");
     let mut args =
         vec!["bone-suppression".to_string(), s(&data), "--out".into(), s(&long), "--epochs".into(), "5".into()];
     args.extend(common.iter().map(|a| a.to_string()));
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let printed = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // The run summary's throughput line (one implementation for every command).
+    assert!(printed.contains("throughput: ") && printed.contains("img/s, data wait"), "{printed}");
     let epochs = jsonl(&long.join("metrics.jsonl"));
     assert_eq!(epochs.len(), 5);
     let psnr: Vec<f64> = epochs.iter().map(|e| e["valid_psnr"].as_f64().unwrap()).collect();
@@ -229,7 +214,13 @@ fn unet_learns_to_remove_the_ribs_and_two_runs_compare() {
     check_outputs_against_the_dataset(&data, &long, &csv);
     // TensorBoard: the epochs' scalars as in metrics.jsonl, the first test images as source | output | target.
     let n = crate::common::assert_tensorboard_matches_jsonl(&long, &["test/source_suppressed_target/0"]);
-    assert!(n >= 5 * 4, "{n} scalars");
+    // 5 epochs × train_loss, valid_psnr, valid_ssim, valid_l1, images_per_s, data_wait, optimizer, seconds.
+    assert_eq!(n, 5 * 8, "{n} scalars");
+    for e in &epochs {
+        let v = e["valid_ssim"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&v), "validation SSIM {v}");
+    }
+    crate::common::assert_throughput_fields(&long);
 
     // One epoch with a perceptual term (a ResNet-18 stand-in for CheSS weights).
     let enc = d.join("enc.safetensors");

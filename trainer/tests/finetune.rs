@@ -14,11 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::disc::disc_dataset;
-use crate::common::{chess_train, ok, python};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::common::{chess_train, ok, python, s};
 
 #[test]
 fn disc_task_from_scratch_reaches_test_auc_above_0_9() {

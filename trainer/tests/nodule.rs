@@ -78,12 +78,9 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
         "--device",
         "cpu",
     ]);
-    assert!(printed.contains("2 epochs"), "{printed}");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(printed.contains("2 epochs") && printed.contains("throughput: "), "{printed}");
+    assert!(printed.contains("img/s, data wait") && printed.contains("optimizer"), "{printed}");
+    let lines = common::jsonl(&out.join("metrics.jsonl"));
     assert_eq!(lines.len(), 2);
     for e in &lines {
         for k in ["d_loss", "g_loss", "g_gan", "perceptual", "kld"] {
@@ -103,8 +100,9 @@ fn spade_trains_with_finite_losses_and_writes_sample_grids() {
     let info = reader.info();
     assert_eq!(info.width, 96);
     assert_eq!(info.height, 8 * 32);
-    // TensorBoard: the losses as in metrics.jsonl and each epoch's grid.
-    assert_eq!(common::assert_tensorboard_matches_jsonl(&out, &["samples/mask_real_generated"]), 2 * 6);
+    // TensorBoard: the losses and throughput as in metrics.jsonl (9 numbers an epoch) and each epoch's grid.
+    assert_eq!(common::assert_tensorboard_matches_jsonl(&out, &["samples/mask_real_generated"]), 2 * 9);
+    common::assert_throughput_fields(&out);
     let g: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(out.join("generator.safetensors")).unwrap().into_iter().collect();
     assert!(g.keys().any(|k| k.starts_with("netG.")) && g.keys().any(|k| k.starts_with("netE.")));

@@ -11,12 +11,8 @@ use crate::common::disc;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{ok, python};
+use crate::common::{ok, python, s};
 use chess_shards::fractions::{build, FractionOptions, GroupBy, Uncertain, Views};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 const TINY: &str = r#"
 [model]
@@ -96,6 +92,7 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
             let cfg =
                 chess_train::tasks::classify::config::FinetuneConfig::from_file(&dir.join("config.toml")).unwrap();
             assert_eq!((cfg.run.seed, cfg.data.size), (r as u64, 64));
+            assert_eq!(crate::common::event_file_count(&dir), 1, "each run writes TensorBoard events");
         }
     }
     // The table: mean ± SD (ddof 1) and ttest_rel against the best, as NumPy and SciPy compute them.
@@ -146,6 +143,10 @@ fn fraction_sweep_runs_resumes_and_summarises_like_table_3() {
     ok(&["sweep", s(&d.join("plan.toml")), "--quiet"]);
     assert_eq!(stamp(&kept), before);
     assert!(redo.exists());
+    // The redone run replaced its event file: TensorBoard shows its epochs once.
+    let redone = redo.parent().unwrap();
+    assert_eq!(crate::common::event_file_count(redone), 1);
+    crate::common::assert_tensorboard_matches_jsonl(redone, &["gradcam/first_test_image"]);
 }
 
 #[test]

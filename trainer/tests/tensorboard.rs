@@ -1,19 +1,35 @@
 //! TensorBoard event files next to `metrics.jsonl`, read back by Python's
 //! `tensorboard` (`EventAccumulator`): every scalar equals the jsonl value
-//! (as f32, the format's type) at its step, and the images decode. The
+//! (as f32, the format's type) at its step, each step once, and the images
+//! decode; a pretraining run resumed after a crash (its first event file
+//! holding steps past the checkpoint) reads as one series. The
 //! bone-suppression and nodule-generation tests check their runs the same
-//! way ([`crate::common::assert_tensorboard_matches_jsonl`]); the framing
-//! and CRC32C are unit-tested in `io::tensorboard`.
+//! way ([`crate::common::assert_tensorboard_matches_jsonl`]); the framing,
+//! CRC32C and restart marker are unit-tested in `io::tensorboard`.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::common;
 use crate::common::disc::disc_dataset;
-use crate::common::ok;
+use crate::common::{ok, s};
 use chess_schemas::PixelDtype;
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// Steps of `tag` as TensorBoard's reader sees them with and without its
+/// purge of orphaned data (the restart marker's effect), as two JSON lists.
+fn steps_with_and_without_purge(run: &Path, tag: &str) -> (Vec<i64>, Vec<i64>) {
+    const SCRIPT: &str = r#"
+import sys, json
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def steps(purge):
+    ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0}, purge_orphaned_data=purge)
+    ea.Reload()
+    return [e.step for e in ea.Scalars(sys.argv[2])]
+print(json.dumps([steps(True), steps(False)]))
+"#;
+    let out = Command::new(common::python()).args(["-c", SCRIPT, s(run), tag]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -52,21 +68,29 @@ fn pretrain_events_equal_metrics_jsonl_with_throughput_and_preview() {
     let n = common::assert_tensorboard_matches_jsonl(&run, &["augment/preview"]);
     // 4 lines × (epoch, loss, acc1, lr, images_per_s, data_wait, optimizer, seconds) + 2 kNN values.
     assert_eq!(n, 4 * 8 + 2, "{n} scalars");
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    for l in &lines {
-        for k in ["data_wait", "optimizer"] {
-            let v = l[k].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&v), "{k} = {v}");
-        }
-        assert!(l["optimizer"].as_f64().unwrap() > 0.0, "the SGD step takes time: {l}");
-        assert!(l["images_per_s"].as_f64().unwrap() > 0.0);
-    }
+    common::assert_throughput_fields(&run);
     // The summary names the throughput fields.
-    assert!(out.contains("img/s") && out.contains("data wait") && out.contains("optimizer"), "{out}");
+    assert!(out.contains("throughput: ") && out.contains("img/s, data wait"), "{out}");
+    assert!(out.contains("optimizer"), "{out}");
+
+    // A crash after step 4 was logged but before its checkpoint landed: the
+    // latest checkpoint is step 2's (16 images, batch 8: one at each epoch end).
+    let ckpt = run.join("checkpoints");
+    std::fs::copy(ckpt.join("step-00000002.json"), ckpt.join("latest.json")).unwrap();
+    let before = common::jsonl(&run.join("metrics.jsonl"));
+    ok(&["pretrain", s(&data), "--out", s(&run), "--resume", "--quiet"]);
+    assert_eq!(common::event_file_count(&run), 2);
+    // Steps 3 and 4 are in both event files; the second one's restart marker
+    // (step 3) makes the reader drop the first one's, as TensorBoard does.
+    let (purged, raw) = steps_with_and_without_purge(&run, "loss");
+    assert_eq!(raw, [1, 2, 3, 4, 3, 4], "the first file holds the steps the resume repeats");
+    assert_eq!(purged, [1, 2, 3, 4]);
+    // metrics.jsonl was cut after step 2 and continued: what TensorBoard shows.
+    let after = common::jsonl(&run.join("metrics.jsonl"));
+    assert_eq!(after.iter().map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(after[..2], before[..2]);
+    assert_ne!(after[3]["seconds"], before[3]["seconds"], "step 4 is the resumed run's");
+    assert_eq!(common::assert_tensorboard_matches_jsonl(&run, &["augment/preview"]), 4 * 8 + 2);
 }
 
 #[test]
@@ -100,7 +124,8 @@ fn finetune_events_equal_metrics_jsonl() {
         "--threads",
         "1",
     ]);
-    assert!(out.contains("throughput (last epoch)") && out.contains("img/s"), "{out}");
+    assert!(out.contains("throughput: ") && out.contains("img/s"), "{out}");
+    common::assert_throughput_fields(&run);
     let n = common::assert_tensorboard_matches_jsonl(&run, &["gradcam/first_test_image"]);
     // epoch → train_loss, valid_loss, valid_metric (AUC: both classes are in the validation set), lr,
     // images_per_s, data_wait, optimizer, seconds.

@@ -5,6 +5,13 @@
 //! per-epoch commands). So TensorBoard's curves and `metrics.jsonl` hold the
 //! same values (TensorBoard's as f32). Booleans, strings and nulls (NaN
 //! is written as null by serde_json) are not scalars.
+//!
+//! A fresh run empties `metrics.jsonl` and removes the directory's earlier
+//! event files (TensorBoard would merge them with the new one). A resumed
+//! run keeps both: its `metrics.jsonl` was cut after the checkpoint's step
+//! `s`, and its new event file starts with TensorBoard's restart marker at
+//! `s + 1` ([`crate::io::tensorboard`]), so the reader's series are cut at
+//! the same place and hold each step once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -12,8 +19,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::io::tensorboard::EventWriter;
+use crate::io::tensorboard::{event_files, EventWriter};
 use crate::{write_err, Result, TrainError};
+
+/// How a run directory's log starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new run: `metrics.jsonl` emptied, earlier event files removed.
+    Fresh,
+    /// A run resumed after `step`: `metrics.jsonl` (already holding the
+    /// lines up to `step`) appended to, TensorBoard's steps > `step` dropped.
+    Resume { step: i64 },
+}
 
 /// `metrics.jsonl` and the event file of one run directory.
 pub struct RunLog {
@@ -24,13 +41,20 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Starts `dir/metrics.jsonl` empty (or, with `append`, after its
-    /// existing lines: a resumed run) and a new event file in `dir`.
-    pub fn open(dir: &Path, step_key: &'static str, append: bool) -> Result<RunLog> {
+    /// Starts `dir/metrics.jsonl` and a new event file in `dir` as `start` says.
+    pub fn open(dir: &Path, step_key: &'static str, start: Start) -> Result<RunLog> {
         let path = dir.join("metrics.jsonl");
-        let jsonl = if append { OpenOptions::new().append(true).create(true).open(&path) } else { File::create(&path) }
-            .map_err(write_err(&path))?;
-        Ok(RunLog { path, jsonl, events: EventWriter::create(dir)?, step_key })
+        let (jsonl, purge_from) = match start {
+            Start::Fresh => {
+                for f in event_files(dir)? {
+                    std::fs::remove_file(&f).map_err(write_err(&f))?;
+                }
+                (File::create(&path), None)
+            }
+            Start::Resume { step } => (OpenOptions::new().append(true).create(true).open(&path), Some(step + 1)),
+        };
+        let jsonl = jsonl.map_err(write_err(&path))?;
+        Ok(RunLog { path, jsonl, events: EventWriter::create(dir, purge_from)?, step_key })
     }
 
     /// The path of `metrics.jsonl`.
@@ -61,5 +85,41 @@ impl RunLog {
     /// A PNG image in the event file under `tag` at `step`.
     pub fn image(&mut self, tag: &str, step: i64, width: u32, height: u32, channels: u32, png: &[u8]) -> Result<()> {
         self.events.image(tag, step, width, height, channels, png)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Line {
+        step: u64,
+        loss: f64,
+    }
+
+    #[test]
+    fn fresh_removes_earlier_event_files_and_resume_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("events.out.tfevents.1.other-writer"), b"").unwrap();
+        std::fs::write(d.join("notes.txt"), b"kept").unwrap();
+        let mut log = RunLog::open(d, "step", Start::Fresh).unwrap();
+        log.record(&Line { step: 1, loss: 0.5 }).unwrap();
+        log.record(&Line { step: 2, loss: 0.25 }).unwrap();
+        let first = log.events().path().to_path_buf();
+        drop(log);
+        assert_eq!(event_files(d).unwrap(), vec![first.clone()]);
+        assert!(d.join("notes.txt").exists(), "only event files are removed");
+        let mut log = RunLog::open(d, "step", Start::Resume { step: 1 }).unwrap();
+        log.record(&Line { step: 3, loss: 0.125 }).unwrap();
+        let second = log.events().path().to_path_buf();
+        drop(log);
+        assert_eq!(event_files(d).unwrap(), vec![first, second]);
+        let lines = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 3, "resume appends: {lines}");
+        RunLog::open(d, "step", Start::Fresh).unwrap();
+        assert_eq!(event_files(d).unwrap().len(), 1);
+        assert_eq!(std::fs::read_to_string(d.join("metrics.jsonl")).unwrap(), "");
     }
 }

@@ -22,6 +22,8 @@
 //!
 //! ```text
 //! Event          1 wall_time double · 2 step int64 · 3 file_version string · 5 summary Summary
+//!                · 7 session_log SessionLog
+//! SessionLog     1 status enum (START = 1)
 //! Summary        1 value repeated Value
 //! Summary.Value  1 tag string · 2 simple_value float · 4 image Image
 //! Summary.Image  1 height int32 · 2 width int32 · 3 colorspace int32 · 4 encoded_image_string bytes (PNG)
@@ -29,6 +31,13 @@
 //!
 //! Scalars are `float` (f32) in the format: a reader sees each value
 //! rounded to the nearest f32.
+//!
+//! A resumed run writes a new file in the same directory. TensorBoard reads
+//! a directory's files in name order as one stream, so the new name sorts
+//! after the old ones (a sequence number after the seconds), and the file
+//! starts with `Event{step: s, session_log: START}`: on that marker the
+//! reader drops what it holds at steps ≥ s (a crashed run's steps past its
+//! last checkpoint), as PyTorch's `SummaryWriter(purge_step=s)` does.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -125,6 +134,18 @@ fn image_value(tag: &str, height: u32, width: u32, colorspace: u32, png: &[u8]) 
     v
 }
 
+/// A serialized `Event{wall_time, step, session_log: START}`: the restart marker.
+fn session_start(wall_time: f64, step: i64) -> Vec<u8> {
+    let mut log = Vec::new();
+    int_field(&mut log, 1, 1);
+    let mut e = Vec::new();
+    key(&mut e, 1, 1);
+    e.extend_from_slice(&wall_time.to_le_bytes());
+    int_field(&mut e, 2, step);
+    bytes_field(&mut e, 7, &log);
+    e
+}
+
 /// A serialized `Event` at `wall_time`: `file_version` or a summary of `values`.
 fn event(wall_time: f64, step: Option<i64>, file_version: Option<&str>, values: &[Vec<u8>]) -> Vec<u8> {
     let mut e = Vec::new();
@@ -157,15 +178,41 @@ pub struct EventWriter {
     file: BufWriter<File>,
 }
 
+/// Whether `name` is an event file of ours or another writer's (TensorBoard's test).
+pub fn is_event_file(name: &str) -> bool {
+    name.contains("tfevents")
+}
+
+/// The event files of `dir`, in the order TensorBoard reads them (by name).
+pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    if dir.is_dir() {
+        for e in std::fs::read_dir(dir).map_err(crate::read_err(dir))? {
+            let e = e.map_err(crate::read_err(dir))?;
+            if e.file_name().to_str().is_some_and(is_event_file) && e.path().is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 impl EventWriter {
-    /// Creates `dir/events.out.tfevents.<unix seconds>.chess-train.<pid>`
-    /// (a new file each time; TensorBoard reads every file of a directory).
-    pub fn create(dir: &Path) -> Result<EventWriter> {
+    /// Creates `dir/events.out.tfevents.<unix seconds>.<n>.chess-train.<pid>`
+    /// (`n` counts the event files already there, so a new file sorts after
+    /// them even within one second). With `purge_from`, the file starts with
+    /// the restart marker: TensorBoard drops the earlier files' steps ≥ it.
+    pub fn create(dir: &Path, purge_from: Option<i64>) -> Result<EventWriter> {
         let t = now();
-        let path = dir.join(format!("events.out.tfevents.{:010}.chess-train.{}", t as u64, std::process::id()));
+        let n = event_files(dir)?.len();
+        let path = dir.join(format!("events.out.tfevents.{:010}.{n:04}.chess-train.{}", t as u64, std::process::id()));
         let f = File::create(&path).map_err(write_err(&path))?;
         let mut w = EventWriter { path, file: BufWriter::new(f) };
         w.write(&event(t, None, Some("brain.Event:2"), &[]))?;
+        if let Some(step) = purge_from {
+            w.write(&session_start(t, step))?;
+        }
         Ok(w)
     }
 
@@ -214,6 +261,21 @@ mod tests {
         let mut v = Vec::new();
         int_field(&mut v, 2, -1);
         assert_eq!(v.len(), 1 + 10, "negative int64 is a ten-byte varint");
+    }
+
+    #[test]
+    fn session_start_is_event_field_7_status_1() {
+        let e = session_start(0.0, 3);
+        // wall_time (key 0x09 + 8 bytes), step (0x10, 3), session_log (0x3a, length 2, status: 0x08 0x01).
+        assert_eq!(e[0], 0x09);
+        assert_eq!(&e[9..], &[0x10, 3, 0x3a, 2, 0x08, 1]);
+    }
+
+    #[test]
+    fn new_files_sort_after_the_existing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<PathBuf> = (0..3).map(|_| EventWriter::create(dir.path(), None).unwrap().path).collect();
+        assert_eq!(event_files(dir.path()).unwrap(), names, "creation order is name order");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What runs the networks: the device and the commands' shared prelude
 //! ([`device`]), per-step seeds ([`seed`]), mixed precision ([`amp`],
 //! [`scaler`]), the optimizer and schedules ([`optim`]) and multi-process
-//! training on c10d ([`dist`]).
+//! training on c10d ([`dist`]); the throughput every training loop reports
+//! ([`throughput`]).
 
 pub mod amp;
 pub mod device;
@@ -9,3 +10,4 @@ pub mod dist;
 pub mod optim;
 pub mod scaler;
 pub mod seed;
+pub mod throughput;

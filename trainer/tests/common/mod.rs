@@ -3,8 +3,42 @@
 
 pub mod disc;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// A path as the `&str` argument of a command line.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The lines of a `metrics.jsonl`.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// How many TensorBoard event files `run` holds.
+pub fn event_file_count(run: &Path) -> usize {
+    std::fs::read_dir(run)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("tfevents"))
+        .count()
+}
+
+/// The throughput fields of every `metrics.jsonl` line of `run` are there:
+/// images/s positive, the data-wait and optimizer shares in [0, 1], the
+/// optimizer's share positive (its step takes time).
+pub fn assert_throughput_fields(run: &Path) {
+    let lines = jsonl(&run.join("metrics.jsonl"));
+    assert!(!lines.is_empty());
+    for l in &lines {
+        for k in ["data_wait", "optimizer"] {
+            let v = l[k].as_f64().unwrap_or(f64::NAN);
+            assert!((0.0..=1.0).contains(&v), "{k} = {v} in {l}");
+        }
+        assert!(l["optimizer"].as_f64().unwrap() > 0.0, "the optimizer step takes time: {l}");
+        assert!(l["images_per_s"].as_f64().unwrap() > 0.0, "{l}");
+    }
+}
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -32,7 +66,7 @@ pub fn python_reference(args: &[&str]) {
 }
 
 /// A demo dataset (synthetic phantoms, the shards crate's `demo`) of `count` images `size`².
-pub fn demo_dataset(dir: &std::path::Path, count: u64, size: u32, dtype: chess_schemas::PixelDtype) {
+pub fn demo_dataset(dir: &Path, count: u64, size: u32, dtype: chess_schemas::PixelDtype) {
     use chess_shards::{demo, DatasetWriter, FinishInfo};
     let mut w = DatasetWriter::create(dir, demo::demo_options(dtype, 10, false)).unwrap();
     for i in 0..count {
@@ -95,9 +129,11 @@ pub const F32_DEEP: f64 = 1e-4;
 /// (`EventAccumulator`) and asserts that every number of every
 /// `metrics.jsonl` line is there as a scalar under the field's name at the
 /// line's step (`step`, else `epoch`), equal to the value rounded to f32
-/// (the format's `simple_value`), that no other scalar is, and that each tag
-/// of `images` holds a PNG that decodes. Returns the scalars compared.
-pub fn assert_tensorboard_matches_jsonl(run: &std::path::Path, images: &[&str]) -> usize {
+/// (the format's `simple_value`), that no other scalar is, that each series
+/// holds each step once in increasing order (what a resumed run's restart
+/// marker ensures), and that each tag of `images` holds a PNG that decodes.
+/// Returns the scalars compared.
+pub fn assert_tensorboard_matches_jsonl(run: &Path, images: &[&str]) -> usize {
     const CHECK: &str = r#"
 import sys, json, io, numpy as np
 from PIL import Image
@@ -117,6 +153,8 @@ for l in lines:
 assert set(tags["scalars"]) == set(want), (sorted(tags["scalars"]), sorted(want))
 n = 0
 for tag, by_step in want.items():
+    steps = [e.step for e in ea.Scalars(tag)]
+    assert steps == sorted(set(steps)), (tag, "steps repeated or out of order", steps)
     got = {e.step: e.value for e in ea.Scalars(tag)}
     assert set(got) == set(by_step), (tag, sorted(got), sorted(by_step))
     for step, v in by_step.items():

@@ -96,12 +96,19 @@ fn resolve(a: &BoneArgs) -> anyhow::Result<BoneConfig> {
 
 pub fn run(a: BoneArgs, quiet: bool) -> anyhow::Result<()> {
     let cfg = resolve(&a)?;
+    // One bar over every epoch's batches: its ETA is the run's.
     let bar = chess_cli::progress::bar(0, "batches", "", quiet);
     let s = bone_suppression(&a.data, &a.out, &cfg, |p| {
-        bar.set_length(p.batches);
-        bar.set_position(p.batch);
-        let last =
-            p.last.as_ref().map_or(String::new(), |l| format!("  | last epoch: valid PSNR {:.2} dB", l.valid_psnr));
+        bar.set_length(p.epochs * p.batches);
+        bar.set_position((p.epoch - 1) * p.batches + p.batch);
+        let last = p.last.as_ref().map_or(String::new(), |l| {
+            format!(
+                "  | last epoch: valid PSNR {:.2} dB, {:.1} img/s, data wait {:.0}%",
+                l.valid_psnr,
+                l.images_per_s,
+                100.0 * l.data_wait
+            )
+        });
         bar.set_message(format!("epoch {}/{} loss {:.4}{last}", p.epoch, p.epochs, p.train_loss));
     })?;
     bar.finish_and_clear();
@@ -118,6 +125,7 @@ pub fn run(a: BoneArgs, quiet: bool) -> anyhow::Result<()> {
             "input: PSNR {:.3} dB  SSIM {:.4}  RMSE {:.3} (sources against targets)",
             s.test_input.psnr, s.test_input.ssim, s.test_input.rmse
         );
+        println!("{}", s.throughput.summary_line());
         println!("per image: {}", a.out.join("test_metrics.csv").display());
         println!("run:       {}", a.out.display());
     }

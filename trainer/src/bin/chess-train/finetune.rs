@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use chess_train::models::resnet::Arch;
 use chess_train::tasks::classify::config::{FinetuneConfig, Task, Uncertain};
 use chess_train::tasks::classify::run::{finetune, Manifests};
-use chess_train::tasks::pretrain::record::DATA_WAIT_WARN;
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -140,12 +139,11 @@ fn resolve(a: &FinetuneArgs) -> anyhow::Result<FinetuneConfig> {
 pub fn run(a: FinetuneArgs, quiet: bool) -> anyhow::Result<()> {
     let cfg = resolve(&a)?;
     let m = Manifests { train: a.train.clone(), valid: a.valid.clone(), test: a.test.clone() };
+    // One bar over every epoch's batches: its ETA is the run's (early stopping may end sooner).
     let bar = chess_cli::progress::bar(0, "batches", "", quiet);
-    let mut last_epoch = None;
     let s = finetune(&m, &a.out, &cfg, |p| {
-        last_epoch.clone_from(&p.last);
-        bar.set_length(p.batches);
-        bar.set_position(p.batch);
+        bar.set_length(p.epochs * p.batches);
+        bar.set_position((p.epoch - 1) * p.batches + p.batch);
         let last = p.last.as_ref().map_or(String::new(), |l| {
             format!(
                 "  | last epoch: valid loss {:.4} metric {:.4} lr {:.2e}, {:.1} img/s, data wait {:.0}%",
@@ -159,23 +157,8 @@ pub fn run(a: FinetuneArgs, quiet: bool) -> anyhow::Result<()> {
         bar.set_message(format!("epoch {}/{} loss {:.4}{last}", p.epoch, p.epochs, p.train_loss));
     })?;
     bar.finish_and_clear();
-    if let Some(l) = last_epoch.as_ref().filter(|l| l.data_wait > DATA_WAIT_WARN) {
-        tracing::warn!(
-            "the loader kept the model waiting {:.0}% of the last epoch's training time (over {:.0}%): raise \
-             `decode_threads` in the config's [data] section (0 = one per core) or read from faster storage",
-            100.0 * l.data_wait,
-            100.0 * DATA_WAIT_WARN
-        );
-    }
     if !quiet {
-        if let Some(l) = &last_epoch {
-            println!(
-                "throughput (last epoch): {:.1} img/s, data wait {:.1}%, optimizer {:.1}% of training time",
-                l.images_per_s,
-                100.0 * l.data_wait,
-                100.0 * l.optimizer
-            );
-        }
+        println!("{}", s.throughput.summary_line());
         println!(
             "{} epochs{}, best epoch {} (validation {} {:.4})",
             s.epochs_run,

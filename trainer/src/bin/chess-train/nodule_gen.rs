@@ -95,20 +95,28 @@ pub fn run(a: NoduleArgs, quiet: bool) -> anyhow::Result<()> {
         cfg.run.threads = v;
     }
     cfg.validate()?;
+    // One bar over every epoch's steps: its ETA is the run's.
     let bar = chess_cli::progress::bar(0, "steps", "", quiet);
-    let history = nodule_gen(&a.data, &a.out, &cfg, |p| {
-        bar.set_length(p.steps);
-        bar.set_position(p.step);
-        let last =
-            p.last.as_ref().map_or(String::new(), |l| format!("  | last epoch: D {:.3} G {:.3}", l.d_loss, l.g_loss));
+    let run = nodule_gen(&a.data, &a.out, &cfg, |p| {
+        bar.set_length(p.epochs * p.steps);
+        bar.set_position((p.epoch - 1) * p.steps + p.step);
+        let last = p.last.as_ref().map_or(String::new(), |l| {
+            format!(
+                "  | last epoch: D {:.3} G {:.3}, {:.1} img/s, data wait {:.0}%",
+                l.d_loss,
+                l.g_loss,
+                l.images_per_s,
+                100.0 * l.data_wait
+            )
+        });
         bar.set_message(format!("epoch {}/{}{last}", p.epoch, p.epochs));
     })?;
     bar.finish_and_clear();
     if !quiet {
-        if let Some(l) = history.last() {
+        if let Some(l) = run.epochs.last() {
             println!(
                 "{} epochs; last: D {:.4}, G {:.4} (GAN {:.4}, perceptual {:.4}, KL {:.4})",
-                history.len(),
+                run.epochs.len(),
                 l.d_loss,
                 l.g_loss,
                 l.g_gan,
@@ -116,6 +124,7 @@ pub fn run(a: NoduleArgs, quiet: bool) -> anyhow::Result<()> {
                 l.kld
             );
         }
+        println!("{}", run.throughput.summary_line());
         println!("samples: {}", a.out.join("samples").display());
         println!("run:     {}", a.out.display());
     }

@@ -179,9 +179,6 @@ pub fn run(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
         ));
     })?;
     bar.finish_and_clear();
-    if let Some(advice) = summary.data_wait_advice() {
-        tracing::warn!("{advice}");
-    }
     if !quiet {
         println!(
             "{} steps on {} in {:.1}s, last loss {}",
@@ -190,12 +187,7 @@ pub fn run(a: PretrainArgs, quiet: bool) -> anyhow::Result<()> {
             summary.seconds,
             summary.last_loss.map_or("-".into(), |l| format!("{l:.4}"))
         );
-        println!(
-            "throughput: {:.1} img/s, data wait {:.1}%, optimizer {:.1}% of training time",
-            summary.images_per_s,
-            100.0 * summary.data_wait,
-            100.0 * summary.optimizer
-        );
+        println!("{}", summary.throughput.summary_line());
         println!("run:        {}", summary.run.display());
         println!("metrics:    {}", summary.run.join("metrics.jsonl").display());
         println!("curves:     {}", summary.run.join("curves.png").display());

@@ -24,12 +24,13 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::paired::{open_with_field, unit};
 use crate::io::csv::csv_cell;
-use crate::io::run_log::RunLog;
+use crate::io::run_log::{RunLog, Start};
 use crate::io::{atomic, png, weights};
 use crate::losses::perceptual::PerceptualLoss;
 use crate::metrics::image as im;
 use crate::models::unet::UNet;
-use crate::runtime::device::{parse_device, prepare};
+use crate::runtime::device::{device_name, parse_device, prepare};
+use crate::runtime::throughput::{DataSource, StepClock, Throughput};
 use crate::tasks::bone::config::BoneConfig;
 use crate::{write_err, Result, TrainError};
 
@@ -212,8 +213,19 @@ pub struct BoneEpoch {
     pub train_loss: f64,
     /// Mean validation PSNR (NaN without a validation split).
     pub valid_psnr: f64,
+    /// Mean validation SSIM (NaN without a validation split).
+    #[serde(default)]
+    pub valid_ssim: f64,
     pub valid_l1: f64,
     pub best: bool,
+    /// Training images per second and the shares (0–1) of the epoch's training
+    /// time spent on the batches' way to the device and in Adam's step.
+    #[serde(default)]
+    pub images_per_s: f64,
+    #[serde(default)]
+    pub data_wait: f64,
+    #[serde(default)]
+    pub optimizer: f64,
     pub seconds: f64,
 }
 
@@ -242,6 +254,9 @@ pub struct BoneSummary {
     /// Test set, the sources themselves against the targets (no suppression).
     pub test_input: MeanScores,
     pub seconds: f64,
+    /// Over the training batches of every epoch (validation excluded).
+    #[serde(default)]
+    pub throughput: Throughput,
 }
 
 /// A key as a file name (path separators and odd characters become `_`).
@@ -285,12 +300,14 @@ pub fn bone_suppression(
     let net = UNet::new(&vs.root(), &cfg.model);
     let mut adam = nn::Adam::default().build(&vs, cfg.run.lr)?;
 
-    let mut log = RunLog::open(out, "epoch", false)?;
+    let mut log = RunLog::open(out, "epoch", Start::Fresh)?;
     let best_path = out.join("best.safetensors");
     let bs = cfg.data.batch_size;
     let batches = data.train.len().div_ceil(bs) as u64;
     let mut best: Option<(u64, f64)> = None;
     let mut last: Option<BoneEpoch> = None;
+    // A window per epoch's training batches.
+    let mut clock = StepClock::new();
     for epoch in 1..=cfg.run.epochs {
         let mut order: Vec<usize> = (0..data.train.len()).collect();
         let mut rng = SplitMix64::new(cfg.run.seed.wrapping_mul(0x9e37_79b9).wrapping_add(epoch));
@@ -298,18 +315,22 @@ pub fn bone_suppression(
             order.swap(i, rng.below(i + 1));
         }
         let (mut loss_sum, mut loss_n) = (0.0, 0u64);
+        clock.restart();
         for chunk in order.chunks(bs) {
             if chunk.len() < 2 {
                 continue; // batch norm cannot train on one sample
             }
             let refs: Vec<&Pair> = chunk.iter().map(|&i| &data.train[i]).collect();
-            let (s, t) = stack(&refs, device);
+            let (s, t) = clock.wait(|| stack(&refs, device));
             let y = net.forward_t(&s, true);
             let mut loss = y.l1_loss(&t, Reduction::Mean);
             if let Some(p) = &perceptual {
                 loss += p.loss(&y, &t) * cfg.loss.perceptual_weight;
             }
-            adam.backward_step(&loss);
+            adam.zero_grad();
+            loss.backward();
+            clock.optimizer(|| adam.step());
+            clock.images(chunk.len() as u64);
             loss_sum += loss.double_value(&[]);
             loss_n += 1;
             progress(&BoneProgress {
@@ -322,8 +343,9 @@ pub fn bone_suppression(
             });
         }
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
-        let (valid_psnr, valid_l1) = if data.valid.is_empty() {
-            (f64::NAN, f64::NAN)
+        let tp = clock.close_window();
+        let (valid_psnr, valid_ssim, valid_l1) = if data.valid.is_empty() {
+            (f64::NAN, f64::NAN, f64::NAN)
         } else {
             let outs = predict(&net, &data.valid, bs, device);
             let mut scores = Vec::with_capacity(outs.len());
@@ -332,7 +354,8 @@ pub fn bone_suppression(
                 scores.push(score(o, &p.target, &p.key)?);
                 l1 += o.l1_loss(&p.target, Reduction::Mean).double_value(&[]);
             }
-            (means(&scores).psnr, l1 / outs.len() as f64)
+            let m = means(&scores);
+            (m.psnr, m.ssim, l1 / outs.len() as f64)
         };
         // Without a validation split the last epoch is kept.
         let key = if valid_psnr.is_finite() { valid_psnr } else { epoch as f64 };
@@ -345,12 +368,16 @@ pub fn bone_suppression(
             epoch,
             train_loss,
             valid_psnr,
+            valid_ssim,
             valid_l1,
             best: is_best,
+            images_per_s: tp.images_per_s,
+            data_wait: tp.data_wait,
+            optimizer: tp.optimizer,
             seconds: started.elapsed().as_secs_f64(),
         };
         log.record(&em)?;
-        tracing::info!(epoch, train_loss, valid_psnr, valid_l1, "epoch");
+        tracing::info!(epoch, train_loss, valid_psnr, valid_ssim, valid_l1, "epoch");
         last = Some(em);
         progress(&BoneProgress {
             epoch,
@@ -362,6 +389,7 @@ pub fn bone_suppression(
         });
     }
 
+    clock.run().warn_if_starved(&device_name(device), DataSource::Memory);
     let (best_epoch, _) = best.ok_or_else(|| TrainError::Internal("no epoch finished".into()))?;
 
     // The test set through the best weights.
@@ -413,6 +441,7 @@ pub fn bone_suppression(
         test: means(&scores),
         test_input: means(&inputs),
         seconds: started.elapsed().as_secs_f64(),
+        throughput: clock.run(),
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     atomic::write_bytes_atomic(&out.join("summary.json"), json.as_bytes())?;

@@ -27,13 +27,14 @@ use tch::{Device, Tensor};
 use chess_shards::loader::Loader;
 
 use crate::data::augment::augment;
-use crate::io::run_log::RunLog;
+use crate::io::run_log::{RunLog, Start};
 use crate::io::{atomic, weights};
 use crate::models::encoder::{load_encoder, read_encoder};
 use crate::models::resnet::{HeadKind, ResNet};
-use crate::runtime::device::{parse_device, prepare};
+use crate::runtime::device::{device_name, parse_device, prepare};
 use crate::runtime::optim::{Plateau, Sgd};
 use crate::runtime::seed::step_seed;
+use crate::runtime::throughput::{DataSource, StepClock, Throughput};
 use crate::tasks::classify::classifier::{Classifier, ModelCard, CARD_FORMAT};
 use crate::tasks::classify::config::{parse_init, FinetuneConfig, Init, Task};
 use crate::tasks::classify::eval::{eval_loader_options, evaluate, loss, score, Evaluation};
@@ -98,6 +99,9 @@ pub struct FinetuneSummary {
     pub test: Option<Evaluation>,
     pub test_samples: usize,
     pub seconds: f64,
+    /// Over the training batches of every epoch (validation excluded).
+    #[serde(default)]
+    pub throughput: Throughput,
 }
 
 /// Fine-tunes on `m.train`, selects on `m.valid`, scores `m.test`; writes the run into `out`.
@@ -163,7 +167,7 @@ pub fn finetune(
     std::fs::create_dir_all(out).map_err(write_err(out))?;
     std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
     let metrics_path = out.join("metrics.jsonl");
-    let mut log = RunLog::open(out, "epoch", false)?;
+    let mut log = RunLog::open(out, "epoch", Start::Fresh)?;
     let best_path = out.join("best.safetensors");
     let card_path = out.join("model.json");
 
@@ -176,14 +180,14 @@ pub fn finetune(
     let mut stopped_early = false;
     let mut epochs_run = 0;
     let mut last: Option<EpochMetrics> = None;
+    // A window per epoch's training batches.
+    let mut clock = StepClock::new();
     for epoch in 1..=cfg.run.epochs {
         let (mut loss_sum, mut loss_n) = (0.0, 0u64);
         let mut it = train.epoch(epoch - 1);
-        let (train_start, mut wait, mut opt, mut images) = (Instant::now(), 0.0f64, 0.0f64, 0u64);
+        clock.restart();
         loop {
-            let t = Instant::now();
-            let Some(batch) = it.next() else { break };
-            wait += t.elapsed().as_secs_f64();
+            let Some(batch) = clock.wait(|| it.next()) else { break };
             let batch = batch?;
             if batch.len() < 2 {
                 continue; // batch norm cannot train on one sample
@@ -201,11 +205,9 @@ pub fn finetune(
             let Some(l) = loss(&logits, &targets, device) else { continue };
             Sgd::zero_grad(&params);
             l.backward();
-            let t = Instant::now();
-            sgd.step(&params, lr);
-            opt += t.elapsed().as_secs_f64();
+            clock.optimizer(|| sgd.step(&params, lr));
             step += 1;
-            images += batch.len() as u64;
+            clock.images(batch.len() as u64);
             loss_sum += l.double_value(&[]);
             loss_n += 1;
             it.recycle(batch);
@@ -219,7 +221,7 @@ pub fn finetune(
             });
         }
         let train_loss = if loss_n > 0 { loss_sum / loss_n as f64 } else { f64::NAN };
-        let train_secs = train_start.elapsed().as_secs_f64().max(1e-9);
+        let tp = clock.close_window();
         let scored = score(&net, &valid, &valid_reader, cfg, device, outputs.len())?;
         let ev = evaluate(cfg.labels.task, &scored);
         // Selection: the validation metric; where it is undefined (one class only), the loss.
@@ -257,9 +259,9 @@ pub fn finetune(
             valid_metric: ev.metric(),
             lr,
             best: is_best,
-            images_per_s: images as f64 / train_secs,
-            data_wait: (wait / train_secs).min(1.0),
-            optimizer: (opt / train_secs).min(1.0),
+            images_per_s: tp.images_per_s,
+            data_wait: tp.data_wait,
+            optimizer: tp.optimizer,
             seconds: started.elapsed().as_secs_f64(),
         };
         log.record(&em)?;
@@ -284,6 +286,7 @@ pub fn finetune(
     if let Err(e) = curves(&metrics_path, &out.join("curves.png")) {
         tracing::warn!("no curves: {e}");
     }
+    clock.run().warn_if_starved(&device_name(device), DataSource::Loader);
     let (best_epoch, _, best_ev) = best.ok_or_else(|| TrainError::Internal("no epoch finished".into()))?;
 
     // The test manifest, scored by the best weights.
@@ -314,6 +317,7 @@ pub fn finetune(
         test: test_ev,
         test_samples,
         seconds: started.elapsed().as_secs_f64(),
+        throughput: clock.run(),
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     atomic::write_bytes_atomic(&out.join("summary.json"), json.as_bytes())?;

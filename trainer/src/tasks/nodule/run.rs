@@ -19,11 +19,12 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::paired::{open_with_field, unit};
-use crate::io::run_log::RunLog;
+use crate::io::run_log::{RunLog, Start};
 use crate::io::{png, weights};
 use crate::losses::perceptual::{PerceptualLoss, PerceptualSpec};
 use crate::models::spade::{self, Encoder, Generator, MultiscaleDiscriminator};
-use crate::runtime::device::{parse_device, prepare};
+use crate::runtime::device::{device_name, parse_device, prepare};
+use crate::runtime::throughput::{DataSource, StepClock, Throughput};
 use crate::tasks::nodule::config::NoduleConfig;
 use crate::{write_err, Result, TrainError};
 
@@ -36,7 +37,23 @@ pub struct NoduleEpoch {
     pub g_gan: f64,
     pub perceptual: f64,
     pub kld: f64,
+    /// Training images per second and the shares (0–1) of the epoch's training
+    /// time spent on the batches' way to the device and in the two Adam steps.
+    #[serde(default)]
+    pub images_per_s: f64,
+    #[serde(default)]
+    pub data_wait: f64,
+    #[serde(default)]
+    pub optimizer: f64,
     pub seconds: f64,
+}
+
+/// How a run ended: each epoch's losses and the run's throughput.
+#[derive(Debug, Clone)]
+pub struct NoduleRun {
+    pub epochs: Vec<NoduleEpoch>,
+    /// Over the training batches of every epoch (the sample grids excluded).
+    pub throughput: Throughput,
 }
 
 /// Progress of a run, for a bar.
@@ -120,7 +137,7 @@ pub fn nodule_gen(
     out: &Path,
     cfg: &NoduleConfig,
     mut progress: impl FnMut(&NoduleProgress),
-) -> Result<Vec<NoduleEpoch>> {
+) -> Result<NoduleRun> {
     cfg.validate()?;
     let started = Instant::now();
     let device = parse_device(&cfg.run.device)?;
@@ -165,10 +182,12 @@ pub fn nodule_gen(
     let mut opt_g = adam.build(&vs_g, cfg.run.lr)?;
     let mut opt_d = adam.build(&vs_d, cfg.run.lr)?;
 
-    let mut log = RunLog::open(out, "epoch", false)?;
+    let mut log = RunLog::open(out, "epoch", Start::Fresh)?;
     let bs = cfg.run.batch_size;
     let steps = (train_idx.len() / bs).max(1) as u64;
     let mut history = Vec::new();
+    // A window per epoch's training batches.
+    let mut clock = StepClock::new();
     for epoch in 1..=cfg.run.epochs {
         let mut order = train_idx.clone();
         let mut rng = SplitMix64::new(cfg.run.seed.wrapping_mul(0x9e37_79b9).wrapping_add(epoch));
@@ -177,13 +196,18 @@ pub fn nodule_gen(
         }
         let mut sums = [0.0f64; 5];
         let mut n = 0u64;
+        clock.restart();
         for chunk in order.chunks(bs) {
             if chunk.len() < 2 {
                 continue; // batch norm cannot train on one sample
             }
-            let idx = Tensor::from_slice(chunk);
-            let real = images.index_select(0, &idx).to_device(device);
-            let seg = spade::one_hot(&masks.index_select(0, &idx)).to_device(device);
+            let (real, seg) = clock.wait(|| {
+                let idx = Tensor::from_slice(chunk);
+                (
+                    images.index_select(0, &idx).to_device(device),
+                    spade::one_hot(&masks.index_select(0, &idx)).to_device(device),
+                )
+            });
             // Generator (and encoder) step.
             let (z, kld) = match &encoder {
                 Some(e) => {
@@ -202,19 +226,21 @@ pub fn nodule_gen(
             opt_g.zero_grad();
             opt_d.zero_grad();
             g_loss.backward();
-            opt_g.step();
+            clock.optimizer(|| opt_g.step());
             // Discriminator step on the detached fake.
             let fake = fake.detach();
             let d_loss = spade::d_hinge(&disc.forward_t(&seg, &real, true), &disc.forward_t(&seg, &fake, true));
             opt_d.zero_grad();
             d_loss.backward();
-            opt_d.step();
+            clock.optimizer(|| opt_d.step());
+            clock.images(chunk.len() as u64);
             for (s, t) in sums.iter_mut().zip([&d_loss, &g_loss, &g_gan, &perc, &kld]) {
                 *s += t.double_value(&[]);
             }
             n += 1;
             progress(&NoduleProgress { epoch, epochs: cfg.run.epochs, step: n, steps, last: history.last().cloned() });
         }
+        let tp = clock.close_window();
         let mean = |i: usize| if n > 0 { sums[i] / n as f64 } else { f64::NAN };
         let e = NoduleEpoch {
             epoch,
@@ -223,6 +249,9 @@ pub fn nodule_gen(
             g_gan: mean(2),
             perceptual: mean(3),
             kld: mean(4),
+            images_per_s: tp.images_per_s,
+            data_wait: tp.data_wait,
+            optimizer: tp.optimizer,
             seconds: started.elapsed().as_secs_f64(),
         };
         if !(e.d_loss.is_finite() && e.g_loss.is_finite()) {
@@ -244,5 +273,6 @@ pub fn nodule_gen(
         progress(&NoduleProgress { epoch, epochs: cfg.run.epochs, step: n, steps, last: history.last().cloned() });
     }
     weights::write_atomic(&out.join("generator.safetensors"), &weights::named(&vs_g, ""))?;
-    Ok(history)
+    clock.run().warn_if_starved(&device_name(device), DataSource::Memory);
+    Ok(NoduleRun { epochs: history, throughput: clock.run() })
 }

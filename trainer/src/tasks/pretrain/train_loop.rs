@@ -23,11 +23,12 @@ use chess_shards::loader::{Loader, LoaderOptions, LoaderState, Remainder};
 use crate::data;
 use crate::data::prefetch::Prefetcher;
 use crate::io::png;
-use crate::io::run_log::RunLog;
+use crate::io::run_log::{RunLog, Start};
 use crate::runtime::device::{device_name, parse_device, prepare};
 use crate::runtime::dist::{self, Dist};
 use crate::runtime::optim::cosine_lr;
 use crate::runtime::seed::{rank_seed, step_seed};
+use crate::runtime::throughput::{DataSource, StepClock};
 use crate::tasks::pretrain::checkpoint::{self, CheckpointState};
 use crate::tasks::pretrain::config::TrainConfig;
 use crate::tasks::pretrain::knn::KnnMonitor;
@@ -160,7 +161,6 @@ pub fn pretrain_with(
         tracing::info!(step, epoch, "resumed from {}", file.display());
     } else if is_main {
         checkpoint::clear(out)?;
-        std::fs::write(&metrics_path, b"").map_err(write_err(&metrics_path))?;
     }
     if let Some(d) = &dist {
         // Every rank starts from rank 0's weights, BN buffers and queue.
@@ -171,19 +171,17 @@ pub fn pretrain_with(
     }
     let mut log = if is_main {
         std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(write_err(out.join("config.toml")))?;
-        // metrics.jsonl was emptied or truncated above: append to it; a new event file.
-        Some(RunLog::open(out, "step", true)?)
+        // Resumed: metrics.jsonl was cut after `step` above, and TensorBoard's series are cut there too.
+        let start = if resume { Start::Resume { step: step as i64 } } else { Start::Fresh };
+        Some(RunLog::open(out, "step", start)?)
     } else {
         None
     };
 
     let mut last_loss = None;
     let mut last_ckpt = None;
-    let mut window_start = Instant::now();
-    let mut window_images = 0u64;
-    // Seconds blocked on the loader and in the optimizer, in the window and in the whole run.
-    let (mut window_wait, mut window_opt) = (0.0f64, 0.0f64);
-    let (mut run_wait, mut run_opt, mut run_train, mut run_images) = (0.0f64, 0.0f64, 0.0f64, 0u64);
+    // A window per logged step: loader wait, optimizer time, images.
+    let mut clock = StepClock::new();
     let mut preview_logged = false;
     let mut saved_at = step;
     'epochs: while step < total && epoch < cfg.run.epochs {
@@ -196,8 +194,7 @@ pub fn pretrain_with(
         // while the current step's kernels run.
         let mut batches = Prefetcher::start(it, device, 1);
         let t = Instant::now();
-        let mut next = batches.next_batch()?;
-        window_wait += t.elapsed().as_secs_f64();
+        let mut next = clock.wait(|| batches.next_batch())?;
         tracing::debug!(epoch, seconds = t.elapsed().as_secs_f64(), "first batch of the epoch");
         while let Some(fetched) = next.take() {
             let (state, index) = (fetched.state, fetched.index);
@@ -219,50 +216,39 @@ pub fn pretrain_with(
             let out_t = moco.step_lazy(&im_q, &im_k, lr)?;
             step += 1;
             if step < total {
-                let t = Instant::now();
-                next = batches.next_batch()?;
-                window_wait += t.elapsed().as_secs_f64();
+                next = clock.wait(|| batches.next_batch())?;
             }
             let (loss, acc1) = out_t.read();
-            window_opt += moco.optimizer_seconds - opt_before;
+            clock.add_optimizer(moco.optimizer_seconds - opt_before);
             let knn_acc = match &knn {
                 Some(m) if m.due(step, total) => {
                     let t = Instant::now();
                     let a = m.accuracy(&moco.enc_q, device, cfg.data.mean, cfg.data.std);
                     tracing::debug!(step, accuracy = a, seconds = t.elapsed().as_secs_f64(), "kNN monitor");
                     // The monitor's time is not training time (images/s).
-                    window_start += t.elapsed();
+                    clock.exclude(t.elapsed());
                     Some(a)
                 }
                 _ => None,
             };
             last_loss = Some(loss);
-            window_images += global_batch as u64;
-            let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+            clock.images(global_batch as u64);
+            let logged = step.is_multiple_of(cfg.run.log_every.max(1)) || step == total || knn_acc.is_some();
+            let tp = if logged { clock.close_window() } else { clock.window() };
             let m = Metrics {
                 step,
                 epoch,
                 loss,
                 acc1,
                 lr,
-                images_per_s: window_images as f64 / secs,
-                data_wait: (window_wait / secs).min(1.0),
-                optimizer: (window_opt / secs).min(1.0),
+                images_per_s: tp.images_per_s,
+                data_wait: tp.data_wait,
+                optimizer: tp.optimizer,
                 seconds: started.elapsed().as_secs_f64(),
                 knn_acc,
             };
-            if step.is_multiple_of(cfg.run.log_every.max(1)) || step == total || knn_acc.is_some() {
-                if let Some(l) = log.as_mut() {
-                    l.record(&m)?;
-                }
-                run_wait += window_wait;
-                run_opt += window_opt;
-                run_train += secs;
-                run_images += window_images;
-                window_start = Instant::now();
-                window_images = 0;
-                window_wait = 0.0;
-                window_opt = 0.0;
+            if let (true, Some(l)) = (logged, log.as_mut()) {
+                l.record(&m)?;
             }
             if is_main {
                 progress(&Progress { step, total, metrics: m });
@@ -317,6 +303,9 @@ pub fn pretrain_with(
             tracing::warn!("no curves: {e}");
         }
     }
+    if is_main {
+        clock.run().warn_if_starved(&device_name(device), DataSource::Loader);
+    }
     if let Some(d) = &dist {
         // Nobody leaves (and tears the group down) before rank 0's last checkpoint is written.
         d.barrier()?;
@@ -329,8 +318,6 @@ pub fn pretrain_with(
         last_checkpoint: last_ckpt,
         device: device_name(device),
         seconds: started.elapsed().as_secs_f64(),
-        images_per_s: run_images as f64 / run_train.max(1e-9),
-        data_wait: run_wait / run_train.max(1e-9),
-        optimizer: run_opt / run_train.max(1e-9),
+        throughput: clock.run(),
     })
 }
