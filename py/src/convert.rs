@@ -6,25 +6,27 @@ use chess_schemas::PixelDtype;
 use chess_shards::image::Image;
 use chess_shards::loader::{EpochReport, LoaderState, Pixels};
 use chess_shards::LabelValue;
-use numpy::ndarray::Array3;
-use numpy::PyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::buffer::{BatchBuffer, Recycler};
 use crate::error::usage;
 
-/// `[n, h, w]` pixels as a NumPy array whose base is the Rust buffer: the
-/// `Vec` moves into the array, nothing is copied.
-pub fn pixels<'py>(py: Python<'py>, px: Pixels, n: usize, h: usize, w: usize) -> PyResult<Bound<'py, PyAny>> {
-    let shape_error = |e: numpy::ndarray::ShapeError| usage(format!("a batch of {n}x{h}x{w} pixels: {e}"));
-    Ok(match px {
-        Pixels::U16(v) => {
-            PyArray::from_owned_array(py, Array3::from_shape_vec((n, h, w), v).map_err(shape_error)?).into_any()
-        }
-        Pixels::U8(v) => {
-            PyArray::from_owned_array(py, Array3::from_shape_vec((n, h, w), v).map_err(shape_error)?).into_any()
-        }
-    })
+/// `[n, h, w]` pixels as a NumPy array whose base is a [`BatchBuffer`]
+/// holding the Rust `Vec`: nothing is copied. With `recycle`, the buffer
+/// goes back to that loader when the array dies.
+pub fn pixels<'py>(
+    py: Python<'py>,
+    px: Pixels,
+    n: usize,
+    h: usize,
+    w: usize,
+    recycle: Option<(&std::sync::Arc<Recycler>, &str)>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if px.len() != n * h * w {
+        return Err(usage(format!("a batch of {n}x{h}x{w} pixels holds {} values", px.len())));
+    }
+    BatchBuffer::into_array(py, px, [n, h, w], recycle)
 }
 
 /// One decoded image as a `[h, w]` array of its dtype.
@@ -34,7 +36,7 @@ pub fn image<'py>(py: Python<'py>, img: &Image) -> PyResult<Bound<'py, PyAny>> {
         PixelDtype::Uint16 => Pixels::U16(img.to_u16()),
         PixelDtype::Uint8 => Pixels::U8(img.data.clone()),
     };
-    let arr = pixels(py, px, 1, h, w)?;
+    let arr = pixels(py, px, 1, h, w, None)?;
     arr.call_method1("reshape", ((h, w),))
 }
 

@@ -8,6 +8,8 @@
 //!   it works, `state_dict`/`load_state_dict` resume mid-epoch.
 //! - [`tools`]: `fractions`, `balance`, `subset` — the manifest tools of
 //!   `chess-shards`, as functions.
+//! - [`buffer`]: `BatchBuffer`, the owner of an array's pixels (a batch's
+//!   Rust `Vec`), which hands the buffer back to its loader when the array dies.
 //! - [`convert`]: Rust values → Python objects (pixels, labels, states, reports).
 //! - [`error`]: Rust errors → `chess_shards.ChessShardsError` with the full message.
 //!
@@ -16,6 +18,7 @@
 
 use pyo3::prelude::*;
 
+mod buffer;
 mod convert;
 mod dataset;
 mod error;
@@ -29,6 +32,7 @@ fn _chess_shards(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", chess_shards::VERSION)?;
     m.add_class::<dataset::Dataset>()?;
     m.add_class::<loader::Loader>()?;
+    m.add_class::<buffer::BatchBuffer>()?;
     m.add_function(wrap_pyfunction!(tools::fractions, m)?)?;
     m.add_function(wrap_pyfunction!(tools::balance, m)?)?;
     m.add_function(wrap_pyfunction!(tools::subset, m)?)?;

@@ -13,6 +13,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::buffer::Recycler;
 use crate::convert;
 use crate::dataset::storage_pairs;
 use crate::error::{to_py, usage};
@@ -39,6 +40,10 @@ struct Run {
 pub struct Loader {
     inner: Arc<chess_shards::Loader>,
     run: Mutex<Run>,
+    /// Batch buffers whose arrays died, for the pipeline to fill again.
+    recycler: Arc<Recycler>,
+    /// Batches handed back to the pipeline so far.
+    recycled: std::sync::atomic::AtomicU64,
 }
 
 fn parse<T: std::str::FromStr<Err = String>>(text: &str) -> PyResult<T> {
@@ -70,6 +75,28 @@ impl Loader {
         Ok(())
     }
 
+    /// Hands the buffers of batches whose arrays died to the pipeline, which
+    /// fills them instead of allocating (and page-faulting) new ones.
+    fn feed(&self, it: &EpochIter) {
+        let (h, w) = self.inner.image_size();
+        while let Some((pixels, extras)) = self.recycler.take_set(&self.inner.options().fields) {
+            it.recycle(Batch {
+                epoch: 0,
+                index: 0,
+                keys: Vec::new(),
+                rows: Vec::new(),
+                padded: Vec::new(),
+                height: h,
+                width: w,
+                pixels,
+                extras,
+                labels: Vec::new(),
+                state: self.inner.start_state(0),
+            });
+            self.recycled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     fn batch_dict<'py>(&self, py: Python<'py>, b: Batch) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         let (n, h, w) = (b.len(), b.height as usize, b.width as usize);
@@ -81,9 +108,10 @@ impl Loader {
         let label_count = self.inner.label_names().len();
         let matrix = numpy::ndarray::Array2::from_shape_vec((n, label_count), b.labels_f32())
             .map_err(|e| usage(format!("label matrix: {e}")))?;
-        d.set_item("image", convert::pixels(py, b.pixels, n, h, w)?)?;
+        d.set_item("image", convert::pixels(py, b.pixels, n, h, w, Some((&self.recycler, "image")))?)?;
         for (name, px) in b.extras {
-            d.set_item(name, convert::pixels(py, px, n, h, w)?)?;
+            let array = convert::pixels(py, px, n, h, w, Some((&self.recycler, &name)))?;
+            d.set_item(name, array)?;
         }
         d.set_item("keys", PyList::new(py, &b.keys)?)?;
         d.set_item("rows", PyArray::from_vec(py, b.rows.iter().map(|&r| r as i64).collect::<Vec<i64>>()))?;
@@ -92,6 +120,8 @@ impl Loader {
         d.set_item("label_array", PyArray::from_owned_array(py, matrix))?;
         d.set_item("epoch", b.epoch)?;
         d.set_item("index", b.index)?;
+        // Per batch, so that a DataLoader's main process knows each worker's position.
+        d.set_item("state", convert::state(py, &b.state)?)?;
         Ok(d)
     }
 }
@@ -152,7 +182,14 @@ impl Loader {
             storage: storage_pairs(storage)?,
         };
         let inner = py.detach(move || chess_shards::Loader::open(&location, opts)).map_err(to_py)?;
-        Ok(Loader { inner: Arc::new(inner), run: Mutex::new(Run { epoch, ..Run::default() }) })
+        // Buffers come back one per batch taken and are handed on at the next: a few suffice.
+        let recycler = Arc::new(Recycler::new(prefetch_batches.max(1)));
+        Ok(Loader {
+            inner: Arc::new(inner),
+            run: Mutex::new(Run { epoch, ..Run::default() }),
+            recycler,
+            recycled: 0.into(),
+        })
     }
 
     /// Batches per epoch for this consumer (equal on every consumer).
@@ -191,7 +228,7 @@ impl Loader {
     /// The next batch: a dict with `image` (`[B, H, W]` uint16/uint8, the
     /// Rust buffer), the requested extra arrays, `keys`, `rows`, `padded`,
     /// `labels` (name → list), `label_array` (`[B, L]` float32, NaN for
-    /// null), `epoch` and `index`.
+    /// null), `epoch`, `index` and `state` (what `state_dict()` returns after it).
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let mut it = {
             let mut run = self.lock();
@@ -207,6 +244,7 @@ impl Loader {
             run.busy = true;
             run.iter.take().expect("started")
         };
+        self.feed(&it);
         let (it_back, item) = py.detach(move || {
             let item = it.next();
             (it, item)
@@ -310,6 +348,13 @@ impl Loader {
     #[getter]
     fn dtype(&self) -> String {
         self.inner.dtype().to_string()
+    }
+
+    /// Batch buffers handed back to the pipeline to be filled again (their arrays
+    /// had died) instead of allocated anew: the count so far.
+    #[getter]
+    fn recycled(&self) -> u64 {
+        self.recycled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Names of the label columns (the keys of a batch's `labels`, the columns of `label_array`).

@@ -1,5 +1,5 @@
 """Python loaders on the same 512x512 uint16 images, each in its own format:
-chess_shards.torch.StreamingDataset + DataLoader (our shards), webdataset +
+chess_shards.torch.StreamingDataset + StreamingDataLoader (a DataLoader; our shards), webdataset +
 DataLoader (the same shards, chess_shards.decode), Mosaic `streaming` (MDS
 shards, uncompressed ndarray columns) and `litdata` (its optimized chunks,
 uncompressed). Batch 64, shuffled, one epoch per repeat, best of REPEATS.
@@ -115,12 +115,12 @@ def epoch_loader(peer, root, out, workers, shuffle, epoch):
 
     root, out = pathlib.Path(root), pathlib.Path(out)
     if peer == "chess":
-        from chess_shards.torch import StreamingDataset
+        from chess_shards.torch import StreamingDataLoader, StreamingDataset
 
         threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
         ds = StreamingDataset(root, batch_size=64, seed=0, shuffle_buffer=shuffle, threads=threads)
         ds.set_epoch(epoch)
-        return (b["image"] for b in torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers))
+        return (b["image"] for b in StreamingDataLoader(ds, num_workers=workers))
     if peer == "webdataset":
         import webdataset as wds
 

@@ -1,7 +1,8 @@
 """The chess_shards Python module (py/, built and installed by scripts/setup.sh).
 
 Exact epochs across 2 emulated DDP ranks x 2 DataLoader workers; resume
-mid-epoch equals the uninterrupted order; S3 on loopback (s3s-fs) equals local;
+mid-epoch equals the uninterrupted order (one loader, and StreamingDataLoader
+across 2 ranks x 2 workers); S3 on loopback (s3s-fs) equals local;
 a corrupt sample is skipped and reported; arrays equal the writer's pixel hash,
 `chess-shards export` and Dataset.sample; batches are the Rust buffer (no copy);
 the manifest tools give the files `chess-shards` writes.
@@ -93,6 +94,113 @@ def test_exact_epoch_across_two_ranks_and_two_workers(tmp_path, chess_shards_bin
         ds.set_epoch(epoch)
         orders.append([k for b in DataLoader(ds, batch_size=None, num_workers=2) for k in b["keys"]])
     assert orders[0] != orders[1]
+
+
+def emulate_rank(monkeypatch, rank, world):
+    """What torch.distributed answers in rank `rank` of `world` (DataLoader's forked workers inherit it)."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda: rank)
+    monkeypatch.setattr(dist, "get_world_size", lambda: world)
+
+
+def test_streaming_dataloader_resumes_across_workers(ds24, monkeypatch):
+    """2 emulated ranks x 2 DataLoader workers: stopped after an odd number of batches
+    (the round-robin stops mid-turn), saved as JSON, resumed twice in fresh DataLoaders:
+    every rank's batches come in the uninterrupted order, and the ranks together
+    deliver the epoch's samples exactly once."""
+    from chess_shards.torch import StreamingDataLoader, StreamingDataset
+
+    def fresh():
+        ds = StreamingDataset(ds24, batch_size=2, seed=7, shuffle_buffer=6, threads=1)
+        ds.set_epoch(3)
+        return ds, StreamingDataLoader(ds, num_workers=2)
+
+    def take(loader, n=None):
+        got = []
+        for batch in loader:
+            got.append((list(batch["keys"]), batch["image"].clone()))
+            if n is not None and len(got) == n:
+                break
+        return got
+
+    seen = collections.Counter()
+    for rank in (0, 1):
+        emulate_rank(monkeypatch, rank, 2)
+        _, loader = fresh()
+        whole = take(loader)
+        assert len(whole) == 6  # 24 samples / 4 consumers / batch 2
+        assert loader.state_dict()["workers"] == 2
+
+        _, loader = fresh()
+        got = take(loader, 3)
+        state = json.loads(json.dumps(loader.state_dict()))  # as saved with a checkpoint
+        assert state["epoch"] == 3 and state["batches"] == 3
+        # Worker 0 gave batches 1 and 3, worker 1 batch 2.
+        assert [c["batches"] for c in state["consumers"]] == [2, 1]
+
+        ds, loader = fresh()  # a new process would build these again
+        loader.load_state_dict(state)
+        ds.set_epoch(3)  # the training loop's call keeps a state of the same epoch
+        got += take(loader, 2)
+        state = json.loads(json.dumps(loader.state_dict()))
+        assert state["batches"] == 5
+
+        _, loader = fresh()
+        loader.load_state_dict(state)
+        got += take(loader)
+        assert [k for k, _ in got] == [k for k, _ in whole]
+        for (_, a), (_, b) in zip(got, whole):
+            assert torch_equal(a, b)
+        assert loader.state_dict()["batches"] == 6
+        seen.update(k for keys, _ in got for k in keys)
+    assert set(seen) == set(chess_shards.Dataset(ds24).keys()) and set(seen.values()) == {1}
+
+    # Another num_workers than the saved run's is refused with a clear message.
+    emulate_rank(monkeypatch, 0, 2)
+    ds, loader = fresh()
+    take(loader, 1)
+    state = loader.state_dict()
+    ds, _ = fresh()
+    ds.load_state_dict(state)
+    with pytest.raises(ValueError, match="2 loader worker"):
+        list(iter(ds))  # num_workers=0: one worker per rank
+
+
+def test_streaming_dataset_resumes_in_the_main_process(ds24):
+    """num_workers=0 (a plain DataLoader, the dataset in the main process): the
+    dataset records its own position."""
+    from torch.utils.data import DataLoader
+
+    from chess_shards.torch import StreamingDataset
+
+    def fresh():
+        ds = StreamingDataset(ds24, batch_size=5, seed=1, threads=1, rank=0, world=1)
+        ds.set_epoch(2)
+        return ds
+
+    whole = [list(b["keys"]) for b in DataLoader(fresh(), batch_size=None)]
+    ds = fresh()
+    head = []
+    for b in DataLoader(ds, batch_size=None):
+        head.append(list(b["keys"]))
+        if len(head) == 2:
+            break
+    state = ds.state_dict()
+    assert state["workers"] == 1 and state["batches"] == 2
+    again = fresh()
+    again.load_state_dict(json.loads(json.dumps(state)))
+    rest = [list(b["keys"]) for b in DataLoader(again, batch_size=None)]
+    assert head + rest == whole and len(whole) == 5  # 24 samples, batch 5: the last one short
+    # The state is used once: the next iteration of the same epoch starts over.
+    assert [list(b["keys"]) for b in DataLoader(again, batch_size=None)] == whole
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
 
 
 @pytest.mark.parametrize("access", ["shards", "ranges"])
@@ -244,14 +352,43 @@ def test_batches_are_the_rust_buffer(ds24):
 
     batch = next(iter(chess_shards.Loader(ds24, batch_size=8, threads=1)))
     image = batch["image"]
-    # The array owns no data: its base is the Rust Vec moved into a PySliceContainer.
-    assert not image.flags.owndata and type(image.base).__name__ == "PySliceContainer"
+    # The array owns no data: its base is the batch's Rust Vec, moved into a BatchBuffer,
+    # and its data pointer is that Vec's.
+    assert not image.flags.owndata and type(image.base) is chess_shards._chess_shards.BatchBuffer
+    assert image.base.address == image.__array_interface__["data"][0] and len(image.base) == image.nbytes
     assert image.flags.c_contiguous and image.flags.writeable
     tensor = next(iter(StreamingDataset(ds24, batch_size=8, threads=1)))["image"]
     assert tensor.dtype == torch.uint16 and tensor.shape == (8, 32, 32)
     # torch.from_numpy of the same kind of array: one buffer, no copy.
     shared = torch.from_numpy(image)
     assert shared.data_ptr() == image.__array_interface__["data"][0]
+
+
+def test_batch_buffers_are_recycled_only_when_their_arrays_die(tmp_path, chess_shards_bin):
+    """A batch whose arrays (and tensors) are gone hands its buffers back to the
+    pipeline; one still referenced is never refilled: every kept batch still
+    holds its own samples at the end."""
+    import torch
+
+    root = make_dataset(chess_shards_bin, tmp_path / "ds", 40, paired=True)
+    ds = chess_shards.Dataset(root)
+    settings = dict(batch_size=4, seed=2, threads=2, fields=["image", "target"])
+
+    dropped = chess_shards.Loader(root, **settings)
+    for batch in dropped:
+        torch.from_numpy(batch["image"]).float().sum()  # used, then gone
+    assert dropped.recycled >= 5, dropped.recycled  # of 10 batches
+
+    kept_loader = chess_shards.Loader(root, **settings)
+    kept = []
+    for i, batch in enumerate(kept_loader):
+        if i % 2 == 0:
+            kept.append((batch["keys"], batch["image"], torch.from_numpy(batch["target"])))
+    assert kept_loader.recycled >= 2
+    for keys, image, target in kept:
+        for j, key in enumerate(keys):
+            np.testing.assert_array_equal(image[j], ds.sample(key)[0])
+            np.testing.assert_array_equal(target[j].numpy(), ds.sample(key, field="target")[0])
 
 
 def test_manifest_tools_write_what_the_command_writes(tmp_path, chess_shards_bin):

@@ -8,7 +8,8 @@
   epochs split over ranks and workers, ``state_dict()`` / ``load_state_dict()``
   for mid-epoch resume, ``report()``.
 - ``chess_shards.torch.StreamingDataset``: a ``torch.utils.data.IterableDataset``
-  for ``DataLoader(..., num_workers=k)`` under DDP.
+  for ``DataLoader(..., num_workers=k)`` under DDP; ``chess_shards.torch.StreamingDataLoader``
+  saves and resumes its position mid-epoch with any ``num_workers``.
 - ``fractions``, ``balance``, ``subset``: the manifest tools of ``chess-shards``.
 - ``decode``: the webdataset decoder (``wds.WebDataset(urls).decode(chess_shards.decode)``).
 
