@@ -53,22 +53,22 @@ def convert(root, out):
                 writer.write({"image": a})
     import litdata
 
-    for comp in ("none", "zstd"):
-        target = out / f"lit-{comp}"
-        shutil.rmtree(target, ignore_errors=True)
-        litdata.optimize(fn=_lit_item, inputs=[(str(root), i) for i in range(len(arrays))], output_dir=str(target),
-                         chunk_bytes="64MB", compression=None if comp == "none" else "zstd:3", num_workers=1)
+    # litdata's workers get one small input each: the path of one image as .npy.
+    with tempfile.TemporaryDirectory(prefix="chess-lit-") as tmp:
+        paths = []
+        for i, a in enumerate(arrays):
+            paths.append(f"{tmp}/{i:06d}.npy")
+            np.save(paths[-1], a)
+        for comp in ("none", "zstd"):
+            target = out / f"lit-{comp}"
+            shutil.rmtree(target, ignore_errors=True)
+            litdata.optimize(fn=_lit_item, inputs=paths, output_dir=str(target), chunk_bytes="64MB",
+                             compression=None if comp == "none" else "zstd:3", num_workers=1)
 
 
-_CACHE = {}
-
-
-def _lit_item(arg):
-    """litdata's worker (a spawned process): the dataset's i-th image, decoded once per process."""
-    root, i = arg
-    if root not in _CACHE:
-        _CACHE[root] = list(images(root))
-    return {"image": _CACHE[root][i]}
+def _lit_item(path):
+    """litdata's worker (a spawned process): one image."""
+    return {"image": np.load(path)}
 
 
 def peak_rss_self():
