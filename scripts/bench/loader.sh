@@ -29,12 +29,15 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install -q --disable-pip-version-check "torch==2.11.0" >&2
 fi
 
-if ! "$PY" -c "import streaming, litdata" 2>/dev/null; then
-    echo "loader bench: installing mosaicml-streaming and litdata into $VENV" >&2
-    "$PY" -m pip install -q --disable-pip-version-check mosaicml-streaming litdata >&2
+# CHESS_PEERS_VENV: a venv for the Mosaic/litdata peers (they pin their own
+# numpy and friends; default: the main venv).
+PEERS_PY="${CHESS_PEERS_VENV:-$VENV}/bin/python"
+if ! "$PEERS_PY" -c "import streaming, litdata" 2>/dev/null; then
+    echo "loader bench: installing mosaicml-streaming and litdata into ${CHESS_PEERS_VENV:-$VENV}" >&2
+    "$PEERS_PY" -m pip install -q --disable-pip-version-check mosaicml-streaming litdata >&2
 fi
 
-cargo build --release -q -p chess-shards
+cargo build --release -q -p chess-shards --bin chess-shards --example bench_loader
 BIN="$ROOT/target/release/chess-shards"
 mkdir -p "$OUT"
 SMALL="$OUT/ds-$((N / 4))"
@@ -47,7 +50,7 @@ done
 PEERS="$OUT/peers-$N"
 if [ ! -f "$PEERS/done" ]; then
     rm -rf "$PEERS" && mkdir -p "$PEERS"
-    "$PY" scripts/bench/loader_peers.py convert "$DS" "$PEERS" >&2
+    "$PEERS_PY" scripts/bench/loader_peers.py convert "$DS" "$PEERS" >&2
     touch "$PEERS/done"
 fi
 cat "$DS"/shards/*.tar "$SMALL"/shards/*.tar > /dev/null   # warm the page cache
@@ -68,4 +71,4 @@ S3PID=$!
 trap 'kill $S3PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 
-"$PY" scripts/bench/loader_bench.py "$BIN" "$DS" "$SMALL" "$REPEATS" "$SHUFFLE" "http://127.0.0.1:$PORT" "$PEERS"
+"$PY" scripts/bench/loader_bench.py "$BIN" "$DS" "$SMALL" "$REPEATS" "$SHUFFLE" "http://127.0.0.1:$PORT" "$PEERS" "$PEERS_PY"

@@ -1,23 +1,24 @@
 """Driver of the loader benchmark (run by scripts/bench/loader.sh).
 
-Runs `chess-shards stream` and the Python peer (loader_python.py) as child
-processes pinned with taskset, in REPEATS interleaved rounds (so that both
-see the same machine load), and records for the best run of each:
-wall-clock samples/s, CPU seconds (the Rust process; the Python epoch
-including its DataLoader workers), so "per core" is also given as samples per
-CPU-second, which other work on the machine distorts less, and peak RSS.
-Prints a Markdown table.
+Runs the Rust loader (shards/examples/bench_loader.rs, next to BIN's
+folder), the pread floor and the Python peer (loader_python.py) as child
+processes pinned with taskset, in REPEATS interleaved rounds (so that all
+see the same machine load), and records for the best run of each, in steady
+state (from the first batch to the last, measured inside each process):
+samples/s, CPU seconds (Rust: the process; Python: the epoch including its
+DataLoader workers), so "per core" is also given as samples per CPU-second,
+which other work on the machine distorts less, and peak RSS. Prints a
+Markdown table.
 
 Mosaic `streaming` and `litdata` stores converted from the same images
 (PEERS_DIR, made by loader_peers.py) run on one core with no worker
 processes, in the same rounds.
 
-Usage: loader_bench.py BIN DATASET SMALL_DATASET REPEATS SHUFFLE S3_ENDPOINT [PEERS_DIR]
+Usage: loader_bench.py BIN DATASET SMALL_DATASET REPEATS SHUFFLE S3_ENDPOINT [PEERS_DIR [PEERS_PYTHON]]
 """
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import time
 
 BIN, DS, SMALL, REPEATS, SHUFFLE, ENDPOINT = sys.argv[1:7]
 PEERS = sys.argv[7] if len(sys.argv) > 7 else None
+PEERS_PY = sys.argv[8] if len(sys.argv) > 8 else sys.executable
 REPEATS = int(REPEATS)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -44,12 +46,18 @@ def best(runs):
     return max(runs, key=lambda r: r["samples_per_s"])
 
 
-def rust(cpus, threads, src, env=None):
-    out, wall, cpu = timed(["taskset", "-c", cpus, BIN, "-q", "--threads", str(threads), "stream", src,
-                            "--batch", "64", "--shuffle-buffer", SHUFFLE], env)
-    m = re.search(r"^(\d+) samples in \d+ batches, ([\d.]+) s: ([\d.]+) samples/s.*peak RSS ([\d.]+) MB", out)
-    n, sps, rss = int(m[1]), float(m[3]), float(m[4])
-    return {"samples": n, "samples_per_s": sps, "cpu_per_sample": cpu / n, "rss_mb": rss, "wall": wall}
+EXAMPLE = os.path.join(os.path.dirname(BIN), "examples", "bench_loader")
+EPOCHS = "3"
+
+
+def rust(cpus, threads, src, env=None, floor=False):
+    """The loader (or the pread floor) through shards/examples/bench_loader.rs, in steady state."""
+    cmd = ["taskset", "-c", cpus, EXAMPLE, src, "--threads", str(threads), "--epochs", EPOCHS,
+           "--shuffle-buffer", SHUFFLE] + (["--floor"] if floor else [])
+    out, wall, _ = timed(cmd, env)
+    d = json.loads(out)
+    return {"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": d["cpu_seconds"] / d["samples"],
+            "rss_mb": d["peak_rss_bytes"] / 1e6, "wall": wall}
 
 
 def python(cpus, workers):
@@ -63,7 +71,7 @@ def python(cpus, workers):
 
 
 def peer(kind):
-    out, wall, cpu = timed(["taskset", "-c", "0", sys.executable, os.path.join(HERE, "loader_peers.py"), "read", kind,
+    out, wall, cpu = timed(["taskset", "-c", "0", PEERS_PY, os.path.join(HERE, "loader_peers.py"), "read", kind,
                             os.path.join(PEERS, kind), "1"])
     d = json.loads(out)
     return {"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": d["cpu_seconds"] / d["samples"],
@@ -80,6 +88,7 @@ PEER_NAMES = {
 env = dict(os.environ, AWS_ENDPOINT_URL=ENDPOINT, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="AK",
            AWS_SECRET_ACCESS_KEY="SK", AWS_DEFAULT_REGION="us-east-1")
 configs = {
+    "floor": lambda: rust("0", 1, DS, floor=True),
     "rust1": lambda: rust("0", 1, DS),
     "py0": lambda: python("0", 0),
     "py1": lambda: python("0", 1),
@@ -97,6 +106,7 @@ if PEERS:
 # Interleaved rounds, so that Rust and Python see the same machine load;
 # the best run of each configuration counts (CPU figures from that run).
 runs = {k: [] for k in configs}
+load_start = os.getloadavg()[0]
 for _ in range(REPEATS):
     for k, f in configs.items():
         if k in PEER_NAMES:
@@ -110,9 +120,10 @@ results = {k: best(v) for k, v in runs.items() if v}
 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 load = os.getloadavg()[0]
-n = results["rust1"]["samples"]
-print(f"{n} samples of 512x512 uint16 (synthetic phantoms, members as the writer stores them: raw-block zstd frames for these, see dataset.json npy_zst_frames; 128 per shard), batch 64, shuffle buffer {SHUFFLE}, "
-      f"page cache warm, best of {REPEATS} interleaved rounds; {cpu}; load average {load:.1f} when done\n")
+N_DS = json.load(open(os.path.join(DS, "dataset.json")))["sample_count"]
+print(f"{N_DS} samples of 512x512 uint16 (synthetic phantoms, members as the writer stores them: raw-block zstd frames for these, see dataset.json npy_zst_frames; 128 per shard), batch 64, shuffle buffer {SHUFFLE}, "
+      f"page cache warm, steady state (from the first batch to the last; Rust: {EPOCHS} epochs per run, others one), "
+      f"best of {REPEATS} interleaved rounds; {cpu}; load average {load_start:.1f} at the start, {load:.1f} when done\n")
 print("| pipeline | cores | samples/s (wall) | per core (wall) | samples per CPU-second | peak RSS |")
 print("|---|---:|---:|---:|---:|---:|")
 
@@ -122,6 +133,7 @@ def row(name, cores, r):
           f"{1 / r['cpu_per_sample']:.0f} | {r['rss_mb']:.0f} MB |")
 
 
+row("Floor: one `pread` per sample into a batch slot, nothing else", 1, results["floor"])
 row("Rust loader, local shards, `--threads 1`", 1, results["rust1"])
 row("Rust loader, local shards, `--threads 2`", 2, results["rust2"])
 row("Python webdataset + DataLoader, num_workers=0", 1, results["py0"])
@@ -147,6 +159,8 @@ print(f"- Peak RSS does not grow with the dataset: {small['rss_mb']:.0f} MB for 
       f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores).")
 print("- Python peak RSS: main process plus each worker's peak.")
 r1 = results["rust1"]
+print(f"- Rust `--threads 1` / floor: {r1['samples_per_s'] / results['floor']['samples_per_s']:.2f} (wall), "
+      f"{results['floor']['cpu_per_sample'] / r1['cpu_per_sample']:.2f} (per CPU-second).")
 for kind, name in PEER_NAMES.items():
     if kind in results:
         p = results[kind]

@@ -4,9 +4,11 @@ webdataset streams the same shards (the repository's decoder,
 scripts/python/chess_shards.py, gives uint16 arrays), a shuffle buffer of the
 same size, and torch.utils.data.DataLoader batches them (batch 64, uint16
 tensors [64, H, W]) with NUM_WORKERS worker processes. Prints one JSON object:
-best-of-REPEATS samples/s, the CPU seconds of that epoch (this process and
-its DataLoader workers, without interpreter start-up and imports) and the peak RSS of the main process and of the
-workers.
+best-of-REPEATS samples/s in steady state (from the first batch to the last,
+the first batch's samples not counted: pipeline and worker start-up left out,
+as for every row of the benchmark), the CPU seconds of that part (this
+process and its DataLoader workers) and the peak RSS of the main process and
+of the workers.
 
 Usage: loader_python.py DATASET_DIR NUM_WORKERS REPEATS SHUFFLE_BUFFER
 """
@@ -28,6 +30,15 @@ def peak_rss_self():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def proc_cpu(pid):
+    """CPU seconds of a live process (user + system, 10 ms ticks)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / 100.0
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def to_tensor(sample):
@@ -54,10 +65,20 @@ def main():
         loader = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=workers, persistent_workers=False)
         n = 0
         dtype = None
-        for batch in loader:
-            n += batch.shape[0]
+        first = None
+        it = iter(loader)
+        for batch in it:
+            if first is None:
+                # Steady state starts here; live workers' CPU so far is left out
+                # (it is counted when they are reaped at the end).
+                pids = [w.pid for w in getattr(it, "_workers", [])]
+                first = (time.perf_counter(), cpu() - sum(proc_cpu(p) for p in pids))
+            else:
+                n += batch.shape[0]
             dtype = batch.dtype
-        return n, dtype
+        end = time.perf_counter()
+        del it  # workers are joined and reaped: their CPU is counted now
+        return n, dtype, first, end
 
     def cpu():
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -66,9 +87,8 @@ def main():
     best, best_cpu = float("inf"), float("inf")
     n = 0
     for _ in range(repeats):
-        t, c = time.perf_counter(), cpu()
-        n, dtype = epoch()
-        elapsed, used = time.perf_counter() - t, cpu() - c
+        n, dtype, (t, c), end = epoch()
+        elapsed, used = end - t, cpu() - c
         if elapsed < best:
             best, best_cpu = elapsed, used
     assert dtype == torch.uint16, dtype

@@ -138,34 +138,9 @@ pub fn raw_frame_blocks(frame: &[u8]) -> Option<Vec<&[u8]>> {
 /// the frame's announced content size. `None` as for [`raw_frame_blocks`]
 /// (then `f` may have seen some blocks).
 pub fn raw_frame_visit<'a>(frame: &'a [u8], mut f: impl FnMut(&'a [u8])) -> Option<u64> {
-    if frame.len() < 5 || frame[..4] != ZSTD_MAGIC {
-        return None;
-    }
-    let fhd = frame[4];
-    let (fcs_flag, single, checksum, dict) = (fhd >> 6, fhd & 0x20 != 0, fhd & 0x04 != 0, fhd & 0x03);
-    if checksum || dict != 0 || fhd & 0x08 != 0 {
-        return None;
-    }
-    let mut pos = 5 + usize::from(!single); // window descriptor when not single-segment
-    let fcs_len = match (fcs_flag, single) {
-        (0, false) => return None, // no content size: not ours to fast-path
-        (0, true) => 1,
-        (1, _) => 2,
-        (2, _) => 4,
-        _ => 8,
-    };
-    let field = frame.get(pos..pos + fcs_len)?;
-    let mut le = [0u8; 8];
-    le[..fcs_len].copy_from_slice(field);
-    let content = u64::from_le_bytes(le) + if fcs_len == 2 { 256 } else { 0 };
-    pos += fcs_len;
+    let (content, mut pos) = raw_frame_header(frame)?;
     loop {
-        let h = frame.get(pos..pos + 3)?;
-        let header = u32::from(h[0]) | u32::from(h[1]) << 8 | u32::from(h[2]) << 16;
-        let (last, kind, size) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
-        if kind != 0 || size > ZSTD_MAX_BLOCK {
-            return None;
-        }
+        let (last, size) = raw_block_header(frame.get(pos..pos + 3)?)?;
         pos += 3;
         f(frame.get(pos..pos + size)?);
         pos += size;
@@ -173,6 +148,43 @@ pub fn raw_frame_visit<'a>(frame: &'a [u8], mut f: impl FnMut(&'a [u8])) -> Opti
             return (pos == frame.len()).then_some(content);
         }
     }
+}
+
+/// The start of a frame that may hold only raw blocks: its announced
+/// content size and the offset of its first block header; `None` when it
+/// is not a zstd frame, has no content size, a checksum or a dictionary
+/// (`prefix` may be just the frame's first bytes).
+pub fn raw_frame_header(prefix: &[u8]) -> Option<(u64, usize)> {
+    if prefix.len() < 5 || prefix[..4] != ZSTD_MAGIC {
+        return None;
+    }
+    let fhd = prefix[4];
+    let (fcs_flag, single, checksum, dict) = (fhd >> 6, fhd & 0x20 != 0, fhd & 0x04 != 0, fhd & 0x03);
+    if checksum || dict != 0 || fhd & 0x08 != 0 {
+        return None;
+    }
+    let pos = 5 + usize::from(!single); // window descriptor when not single-segment
+    let fcs_len = match (fcs_flag, single) {
+        (0, false) => return None, // no content size: not ours to fast-path
+        (0, true) => 1,
+        (1, _) => 2,
+        (2, _) => 4,
+        _ => 8,
+    };
+    let field = prefix.get(pos..pos + fcs_len)?;
+    let mut le = [0u8; 8];
+    le[..fcs_len].copy_from_slice(field);
+    let content = u64::from_le_bytes(le) + if fcs_len == 2 { 256 } else { 0 };
+    Some((content, pos + fcs_len))
+}
+
+/// A 3-byte block header of a raw block: `(last, size)`; `None` for a
+/// compressed or RLE block, or a size over the format's maximum.
+pub fn raw_block_header(h: &[u8]) -> Option<(bool, usize)> {
+    let &[a, b, c] = h else { return None };
+    let header = u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16;
+    let (last, kind, size) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
+    (kind == 0 && size <= ZSTD_MAX_BLOCK).then_some((last, size))
 }
 
 /// Encodes an image as one zstd frame holding a `.npy` file, keeping the

@@ -156,6 +156,50 @@ fn cstr(field: &[u8]) -> String {
     String::from_utf8_lossy(&field[..end]).into_owned()
 }
 
+/// One tar header block, checked and decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderBlock {
+    /// The name (with the ustar prefix), before any GNU long name or pax path.
+    pub name: String,
+    /// The size field (a pax `size` record may override it).
+    pub size: u64,
+    pub typeflag: u8,
+}
+
+impl HeaderBlock {
+    /// A regular file whose data follows (`0`, NUL or `7`).
+    pub fn is_regular(&self) -> bool {
+        matches!(self.typeflag, b'0' | 0 | b'7')
+    }
+}
+
+/// Checks and decodes the header block found at `offset`; `None` for an
+/// all-zero block (the end-of-archive marker).
+pub fn parse_header_block(block: &[u8; 512], offset: u64) -> Result<Option<HeaderBlock>, TarError> {
+    if block.iter().all(|&b| b == 0) {
+        return Ok(None);
+    }
+    let stored: u64 = parse_octal(&block[148..156])
+        .ok_or_else(|| TarError::BadHeader { offset, reason: "unreadable checksum".into() })?;
+    let mut check = *block;
+    check[148..156].fill(b' ');
+    let sum: u64 = check.iter().map(|&b| b as u64).sum();
+    let signed: i64 = check.iter().map(|&b| b as i8 as i64).sum();
+    if stored != sum && stored as i64 != signed {
+        return Err(TarError::BadHeader { offset, reason: "checksum mismatch".into() });
+    }
+    let size = parse_octal(&block[124..136])
+        .ok_or_else(|| TarError::BadHeader { offset, reason: "unreadable size".into() })?;
+    let mut name = cstr(&block[..100]);
+    if &block[257..262] == b"ustar" {
+        let prefix = cstr(&block[345..500]);
+        if !prefix.is_empty() {
+            name = format!("{prefix}/{name}");
+        }
+    }
+    Ok(Some(HeaderBlock { name, size, typeflag: block[156] }))
+}
+
 /// Reads up to `len` bytes into `buf` (cleared first): allocation grows with
 /// the bytes that arrive, never with what a header claims.
 fn read_exact_bounded_into<R: Read>(src: &mut R, len: u64, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -246,31 +290,14 @@ impl<R: Read> TarStream<R> {
                 self.done = true;
                 return Ok(None);
             }
-            if block.iter().all(|&b| b == 0) {
+            let Some(parsed) = parse_header_block(&block, header_offset)? else {
                 // End-of-archive marker (one or two zero blocks).
                 self.done = true;
                 return Ok(None);
-            }
-            let stored: u64 = parse_octal(&block[148..156])
-                .ok_or_else(|| TarError::BadHeader { offset: header_offset, reason: "unreadable checksum".into() })?;
-            let mut check = block;
-            check[148..156].fill(b' ');
-            let sum: u64 = check.iter().map(|&b| b as u64).sum();
-            let signed: i64 = check.iter().map(|&b| b as i8 as i64).sum();
-            if stored != sum && stored as i64 != signed {
-                return Err(TarError::BadHeader { offset: header_offset, reason: "checksum mismatch".into() });
-            }
-            let header_size = parse_octal(&block[124..136])
-                .ok_or_else(|| TarError::BadHeader { offset: header_offset, reason: "unreadable size".into() })?;
-            let size = pax_size.take().unwrap_or(header_size);
-            let typeflag = block[156];
-            let mut name = cstr(&block[..100]);
-            if &block[257..262] == b"ustar" {
-                let prefix = cstr(&block[345..500]);
-                if !prefix.is_empty() {
-                    name = format!("{prefix}/{name}");
-                }
-            }
+            };
+            let size = pax_size.take().unwrap_or(parsed.size);
+            let typeflag = parsed.typeflag;
+            let name = parsed.name;
             first_header.get_or_insert(header_offset);
             match typeflag {
                 b'0' | 0 | b'7' => {

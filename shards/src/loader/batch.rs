@@ -46,25 +46,46 @@ impl Pixels {
         }
     }
 
-    pub(crate) fn with_capacity_like(dtype: chess_schemas::PixelDtype, n: usize) -> Pixels {
+    pub fn dtype(&self) -> chess_schemas::PixelDtype {
+        match self {
+            Pixels::U8(_) => chess_schemas::PixelDtype::Uint8,
+            Pixels::U16(_) => chess_schemas::PixelDtype::Uint16,
+        }
+    }
+
+    /// `n` zero pixels from zeroed memory (pages are mapped when first written).
+    pub(crate) fn zeroed(dtype: chess_schemas::PixelDtype, n: usize) -> Pixels {
         match dtype {
-            chess_schemas::PixelDtype::Uint8 => Pixels::U8(Vec::with_capacity(n)),
-            chess_schemas::PixelDtype::Uint16 => Pixels::U16(Vec::with_capacity(n)),
+            chess_schemas::PixelDtype::Uint8 => Pixels::U8(vec![0; n]),
+            chess_schemas::PixelDtype::Uint16 => Pixels::U16(vec![0; n]),
         }
     }
 
-    pub(crate) fn clear(&mut self) {
+    /// Sets the length to `n` pixels (new ones zero; capacity is kept when
+    /// shrinking, so a recycled buffer is not allocated again).
+    pub(crate) fn resize(&mut self, n: usize) {
         match self {
-            Pixels::U8(v) => v.clear(),
-            Pixels::U16(v) => v.clear(),
+            Pixels::U8(v) => v.resize(n, 0),
+            Pixels::U16(v) => v.resize(n, 0),
         }
     }
 
-    /// Appends little-endian pixel bytes of this dtype.
-    pub(crate) fn extend_le(&mut self, le: &[u8]) {
+    /// The bytes of pixels `from..from + n`, to be filled with little-endian
+    /// pixel bytes (then [`Pixels::le_to_native`]).
+    pub(crate) fn bytes_mut(&mut self, from: usize, n: usize) -> &mut [u8] {
         match self {
-            Pixels::U8(v) => v.extend_from_slice(le),
-            Pixels::U16(v) => v.extend(le.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))),
+            Pixels::U8(v) => &mut v[from..from + n],
+            Pixels::U16(v) => bytemuck::cast_slice_mut(&mut v[from..from + n]),
+        }
+    }
+
+    /// Turns pixels `from..from + n`, filled with little-endian bytes, into
+    /// native integers (nothing to do on little-endian machines).
+    pub(crate) fn le_to_native(&mut self, from: usize, n: usize) {
+        if let Pixels::U16(v) = self {
+            if cfg!(target_endian = "big") {
+                v[from..from + n].iter_mut().for_each(|p| *p = u16::from_le(*p));
+            }
         }
     }
 }

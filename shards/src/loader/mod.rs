@@ -28,6 +28,7 @@
 //! blocking.
 
 pub mod batch;
+pub(crate) mod local;
 pub mod pipeline;
 pub mod plan;
 pub mod store;

@@ -7,14 +7,23 @@
 //! ```
 //!
 //! - **fetch/parse**: `prefetch` threads take the plan's segments in read
-//!   order, open each as one byte range and walk its tar members, matching
-//!   samples to the plan by key. A damaged tar stream costs the sample it
-//!   damages: parsing restarts at the next planned sample's offset (one more
-//!   range request). A sample the shard lacks is reported missing.
-//! - **decode**: zstd + `.npy` into native integers, shape/dtype checks and,
-//!   when asked, the pixel hash; failures are reported, not fatal.
+//!   order and walk each one's tar members, matching samples to the plan by
+//!   key. Local shards are walked in place with positioned reads
+//!   ([`super::local`]): a member of raw zstd blocks is only located, and
+//!   goes straight to the assembler. Object storage (and foreign tar
+//!   records) is read as one byte range through the streaming reader. A
+//!   damaged tar stream costs the sample it damages: parsing restarts at the
+//!   next planned sample's offset. A sample the shard lacks is reported
+//!   missing.
+//! - **decode**: members held as bytes (object storage, compressed frames)
+//!   and hash checks: zstd + `.npy` into a pooled buffer (raw blocks in a
+//!   member need no decoding), shape/dtype checks and, when asked, the pixel
+//!   hash; failures are reported, not fatal.
 //! - **assemble**: walks the plan's delivery order, holding what arrived
-//!   early in a map, and fills batches.
+//!   early in a map (for local raw blocks, only their file offsets), and
+//!   copies each sample once into its slot of the batch buffer — from the
+//!   page cache (`pread` into the slot) or from the decoded buffer. Batch
+//!   buffers the consumer recycles are filled again without being allocated.
 //!
 //! Back-pressure and memory: every channel is bounded, and a parser may
 //! hand over read position `p` only when the assembler's progress lets the
@@ -32,8 +41,9 @@ use chess_schemas::layout;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::batch::{Batch, EpochReport, LoaderState, Pixels, SkippedSample};
+use super::local::{FilePixels, LocalFile, LocalSample, Located, WalkError, Walker};
 use super::plan::Plan;
-use super::store::{Counters, Store};
+use super::store::{Counters, RangeReader, Store};
 use super::{LoaderError, Table};
 use crate::error::ShardError;
 use crate::image::{NpyZstDecoder, MAX_DECODED_BYTES};
@@ -56,10 +66,37 @@ pub(crate) struct RunSettings {
     pub shuffle_slots: usize,
 }
 
-/// A decoded sample.
+/// A needed array as the fetch stage hands it on.
+enum Source {
+    /// The `.npy.zst` member's bytes (object storage, or a frame the
+    /// in-place path does not take): the decoder finds raw blocks in it or
+    /// decompresses it.
+    Member(Vec<u8>),
+    /// Raw blocks of a local shard: nothing read yet.
+    InFile(FilePixels),
+}
+
+/// An array ready to be copied into its batch slot.
+enum Ready {
+    /// Pixel bytes in a buffer (decompressed, or the raw blocks of a member read whole).
+    Buf(Npy),
+    /// Pixel bytes still in the shard file: read straight into the slot.
+    InFile(FilePixels),
+}
+
+impl Ready {
+    fn len(&self) -> usize {
+        match self {
+            Ready::Buf(npy) => npy.pixel_len(),
+            Ready::InFile(f) => f.len(),
+        }
+    }
+}
+
+/// A sample ready for the assembler: the image, then the requested extras.
 struct Decoded {
-    image: Npy,
-    extras: Vec<Npy>,
+    image: Ready,
+    extras: Vec<Ready>,
     bytes: u64,
 }
 
@@ -72,7 +109,9 @@ enum Msg {
 struct Job {
     pos: usize,
     row: usize,
-    raw: RawSample,
+    key: String,
+    /// The image first, then the requested fields in order.
+    sources: Vec<Source>,
 }
 
 /// How far ahead parsers may read.
@@ -119,6 +158,8 @@ struct Shared {
     pool: Pool,
     /// Batches the consumer handed back ([`super::EpochIter::recycle`]).
     recycled: Receiver<Batch>,
+    /// Member suffixes of the arrays delivered: the image, then the fields.
+    suffixes: Vec<String>,
 }
 
 /// A running epoch: the receiving end of its batches, plus what is needed to
@@ -170,6 +211,9 @@ pub(crate) fn start(
         counters: Arc::new(Counters::default()),
         pool: Pool::new(lookahead + settings.shuffle_slots + 4 * settings.decode_threads.max(1) + 64),
         recycled: recycle_rx,
+        suffixes: std::iter::once(layout::IMAGE_SUFFIX.to_string())
+            .chain(settings.fields.iter().map(|f| format!("{f}.npy.zst")))
+            .collect(),
     });
     let cap = settings.batch_size.max(16);
     let (job_tx, job_rx) = bounded::<Job>(cap);
@@ -222,8 +266,133 @@ enum SegmentEnd {
     Fatal(LoaderError),
 }
 
+/// What walks a run of a segment: the streaming tar reader over a range
+/// read (object storage, or a local part with members the in-place walker
+/// leaves to it), or the in-place walker of a local shard.
+enum Parser {
+    Stream { reader: ShardReader<RangeReader>, failure: Option<Arc<Mutex<Option<LoaderError>>>> },
+    Local(Walker),
+}
+
+/// One sample as a parser found it.
+enum Parsed {
+    Raw(RawSample),
+    Local(LocalSample),
+}
+
+impl Parsed {
+    fn key(&self) -> &str {
+        match self {
+            Parsed::Raw(r) => &r.key,
+            Parsed::Local(l) => &l.key,
+        }
+    }
+}
+
+/// Why a parser stopped.
+enum ParseError {
+    /// Damage at a known place (the sample holding it is lost).
+    Damage(ShardError),
+    /// Reading failed for good.
+    Fatal(LoaderError),
+    /// Continue with the streaming reader from this offset.
+    Foreign(u64),
+}
+
+impl Parser {
+    fn open(shared: &Shared, shard: &str, start: u64, end: u64) -> Result<Parser, LoaderError> {
+        match &shared.store {
+            Store::Local(root) => {
+                let path = Store::local_path(root, shard)?;
+                let file = LocalFile::open(&path)
+                    .map_err(|e| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() })?;
+                Ok(Parser::Local(Walker::new(Arc::new(file), shard.to_string(), start, end, shared.counters.clone())))
+            }
+            Store::Remote { .. } => Self::stream(shared, shard, start, end),
+        }
+    }
+
+    fn stream(shared: &Shared, shard: &str, start: u64, end: u64) -> Result<Parser, LoaderError> {
+        let reader = shared.store.open_range(shard, start, end, shared.counters.clone())?;
+        let failure = reader.failure_handle();
+        let pool = shared.pool.clone();
+        let reader = ShardReader::starting_at(reader, shard.to_string(), start).with_buffers(Box::new(move |size| {
+            // Pooled buffers for image-sized members; small ones (JSON) are allocated.
+            if size >= POOLED_MEMBER_BYTES {
+                pool.take()
+            } else {
+                Vec::new()
+            }
+        }));
+        Ok(Parser::Stream { reader, failure })
+    }
+
+    fn next(&mut self, shared: &Shared, shard: &str) -> Result<Option<Parsed>, ParseError> {
+        match self {
+            Parser::Stream { reader, failure } => match reader.next_sample() {
+                Ok(raw) => Ok(raw.map(Parsed::Raw)),
+                Err(ShardError::Tar { cause: TarError::Io(io), .. }) => Err(ParseError::Fatal(
+                    failure.as_ref().and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).take()).unwrap_or_else(
+                        || LoaderError::Fetch { object: shared.store.name(shard), reason: io.to_string() },
+                    ),
+                )),
+                Err(e) => Err(ParseError::Damage(e)),
+            },
+            Parser::Local(walker) => match walker.next_sample() {
+                Ok(sample) => Ok(sample.map(Parsed::Local)),
+                Err(WalkError::Shard(e)) => Err(ParseError::Damage(e)),
+                Err(WalkError::Io(e)) => Err(ParseError::Fatal(LoaderError::Fetch {
+                    object: shared.store.name(shard),
+                    reason: e.to_string(),
+                })),
+                Err(WalkError::Foreign { sample_start }) => Err(ParseError::Foreign(sample_start)),
+            },
+        }
+    }
+
+    /// The arrays the run needs of a planned sample (image, then the
+    /// requested fields), or why the sample is corrupt.
+    fn sources(&self, shared: &Shared, parsed: Parsed) -> Result<Result<Vec<Source>, String>, LoaderError> {
+        let mut out = Vec::with_capacity(shared.suffixes.len());
+        match parsed {
+            Parsed::Raw(mut raw) => {
+                for suffix in &shared.suffixes {
+                    let Some((_, member)) = raw.members.iter_mut().find(|(s, _)| s == suffix) else {
+                        return Ok(Err(format!("corrupt: member {}.{suffix} missing", raw.key)));
+                    };
+                    out.push(Source::Member(std::mem::take(&mut member.data)));
+                }
+                for (_, m) in raw.members {
+                    if m.data.capacity() as u64 >= POOLED_MEMBER_BYTES {
+                        shared.pool.give(m.data);
+                    }
+                }
+            }
+            Parsed::Local(sample) => {
+                let Parser::Local(walker) = self else { unreachable!("local samples come from the walker") };
+                for suffix in &shared.suffixes {
+                    let Some((_, span)) = sample.members.iter().find(|(s, _)| s == suffix) else {
+                        return Ok(Err(format!("corrupt: member {}.{suffix} missing", sample.key)));
+                    };
+                    let located = walker.locate(span, || shared.pool.take()).map_err(|e| LoaderError::Fetch {
+                        object: walker.file_name().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    out.push(match located {
+                        Located::InFile(pixels) => Source::InFile(pixels),
+                        Located::Bytes(bytes) => Source::Member(bytes),
+                    });
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+}
+
 /// Reads one segment, handing every planned (and not yet delivered) sample
-/// over exactly once: as a decode job, or as skipped with a reason.
+/// over exactly once: as a decode job, as ready (raw blocks of a local
+/// shard, nothing to decode or check beyond the headers), or as skipped
+/// with a reason.
 ///
 /// The segment is read as runs of planned samples, each one byte range;
 /// the first run is the whole segment. When the tar stream is damaged, the
@@ -256,26 +425,16 @@ fn read_segment(
         let Some(first) = (from..to).find(|&i| !is_done(i)) else { continue };
         let start = loc(first).sample_offset;
         let end = loc(to - 1).sample_offset + loc(to - 1).sample_size;
-        let reader = shared.store.open_range(shard, start, end, shared.counters.clone()).map_err(SegmentEnd::Fatal)?;
-        let failure = reader.failure_handle();
-        let pool = shared.pool.clone();
-        let mut parser = ShardReader::starting_at(reader, shard.clone(), start).with_buffers(Box::new(move |size| {
-            // Pooled buffers for image-sized members; small ones (JSON) are allocated.
-            if size >= POOLED_MEMBER_BYTES {
-                pool.take()
-            } else {
-                Vec::new()
-            }
-        }));
+        let mut parser = Parser::open(shared, shard, start, end).map_err(SegmentEnd::Fatal)?;
         let mut at = first; // the planned sample expected next in the stream
         loop {
             if shared.window.cancelled() {
                 return Err(SegmentEnd::Stopped);
             }
-            match parser.next_sample() {
-                Ok(Some(raw)) => {
-                    let Some(&j) = index.get(raw.key.as_str()).filter(|&&j| j >= at && j < to) else {
-                        tracing::debug!(shard = %shard, key = %raw.key, "sample not in the plan here; ignored");
+            match parser.next(shared, shard) {
+                Ok(Some(parsed)) => {
+                    let Some(&j) = index.get(parsed.key()).filter(|&&j| j >= at && j < to) else {
+                        tracing::debug!(shard = %shard, key = %parsed.key(), "sample not in the plan here; ignored");
                         continue;
                     };
                     for k in at..j {
@@ -285,10 +444,18 @@ fn read_segment(
                     }
                     if !is_done(j) {
                         let s = samples[j];
+                        let key = parsed.key().to_string();
+                        let sources = parser.sources(shared, parsed).map_err(SegmentEnd::Fatal)?;
                         if !shared.window.wait_for(s.pos) {
                             return Err(SegmentEnd::Stopped);
                         }
-                        jobs.send(Job { pos: s.pos, row: s.row, raw }).map_err(|_| SegmentEnd::Stopped)?;
+                        hand_over(
+                            shared,
+                            jobs,
+                            msgs,
+                            Job { pos: s.pos, row: s.row, key, sources: Vec::new() },
+                            sources,
+                        )?;
                     }
                     at = j + 1;
                     if !(at..to).any(|i| !is_done(i)) {
@@ -303,17 +470,11 @@ fn read_segment(
                     }
                     break;
                 }
-                Err(ShardError::Tar { cause: TarError::Io(io), .. }) => {
-                    let err = failure
-                        .as_ref()
-                        .and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).take())
-                        .unwrap_or_else(|| LoaderError::Fetch {
-                            object: shared.store.name(shard),
-                            reason: io.to_string(),
-                        });
-                    return Err(SegmentEnd::Fatal(err));
+                Err(ParseError::Fatal(err)) => return Err(SegmentEnd::Fatal(err)),
+                Err(ParseError::Foreign(offset)) => {
+                    parser = Parser::stream(shared, shard, offset, end).map_err(SegmentEnd::Fatal)?;
                 }
-                Err(e) => {
+                Err(ParseError::Damage(e)) => {
                     // Damage at a known byte: the planned sample holding it is
                     // lost; without an offset, the next expected one is.
                     let offset = match &e {
@@ -346,12 +507,61 @@ fn read_segment(
     Ok(())
 }
 
+/// Sends a planned sample on: straight to the assembler when every array is
+/// raw blocks in a local file and no hash is checked (the header checks are
+/// all there is to do), otherwise to a decode thread.
+fn hand_over(
+    shared: &Shared,
+    jobs: &Sender<Job>,
+    msgs: &Sender<Msg>,
+    mut job: Job,
+    sources: Result<Vec<Source>, String>,
+) -> Result<(), SegmentEnd> {
+    let sources = match sources {
+        Ok(s) => s,
+        Err(reason) => return msgs.send(Msg::Skipped { pos: job.pos, reason }).map_err(|_| SegmentEnd::Stopped),
+    };
+    let in_place = !shared.settings.verify_hashes && sources.iter().all(|s| matches!(s, Source::InFile(_)));
+    if !in_place {
+        job.sources = sources;
+        return jobs.send(job).map_err(|_| SegmentEnd::Stopped);
+    }
+    let mut ready = Vec::with_capacity(sources.len());
+    for (source, suffix) in sources.into_iter().zip(&shared.suffixes) {
+        let Source::InFile(pixels) = source else { unreachable!("checked above") };
+        if let Err(reason) = check_header(&shared.table, &job.key, suffix, &pixels.header) {
+            return msgs.send(Msg::Skipped { pos: job.pos, reason }).map_err(|_| SegmentEnd::Stopped);
+        }
+        ready.push(Ready::InFile(pixels));
+    }
+    let msg = Msg::Decoded { pos: job.pos, sample: decoded(ready) };
+    msgs.send(msg).map_err(|_| SegmentEnd::Stopped)
+}
+
+/// The image (first) and extras as one sample.
+fn decoded(mut ready: Vec<Ready>) -> Decoded {
+    let bytes = ready.iter().map(|r| r.len() as u64).sum();
+    let image = ready.remove(0);
+    Decoded { image, extras: ready, bytes }
+}
+
+fn check_header(table: &Table, key: &str, suffix: &str, h: &crate::npy::NpyHeader) -> Result<(), String> {
+    if h.dtype != table.dtype || h.height != table.height || h.width != table.width {
+        return Err(format!(
+            "corrupt: {key}.{suffix} is {}x{} {}, the dataset is {}x{} {}",
+            h.height, h.width, h.dtype, table.height, table.width, table.dtype
+        ));
+    }
+    Ok(())
+}
+
 fn decode_worker(shared: &Shared, jobs: &Receiver<Job>, msgs: &Sender<Msg>) {
     let mut decoder = SampleDecoder::new();
-    for mut job in jobs {
-        let msg = match decode(shared, &mut decoder, &mut job) {
-            Ok(sample) => Msg::Decoded { pos: job.pos, sample },
-            Err(reason) => Msg::Skipped { pos: job.pos, reason },
+    for job in jobs {
+        let pos = job.pos;
+        let msg = match decode(shared, &mut decoder, job) {
+            Ok(sample) => Msg::Decoded { pos, sample },
+            Err(reason) => Msg::Skipped { pos, reason },
         };
         if msgs.send(msg).is_err() {
             return;
@@ -445,79 +655,86 @@ fn raw_npy_ranges(member: &[u8]) -> Option<(crate::npy::NpyHeader, Vec<(usize, u
     Some((header, blocks))
 }
 
-fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: &mut Job) -> Result<Decoded, String> {
+fn decode(shared: &Shared, decoder: &mut SampleDecoder, job: Job) -> Result<Decoded, String> {
+    let mut ready = Vec::with_capacity(job.sources.len());
+    for (source, suffix) in job.sources.into_iter().zip(&shared.suffixes) {
+        match prepare(shared, decoder, &job.key, suffix, job.row, source) {
+            Ok(r) => ready.push(r),
+            Err(e) => {
+                ready.into_iter().for_each(|r| shared.pool.give_ready(r));
+                return Err(e);
+            }
+        }
+    }
+    Ok(decoded(ready))
+}
+
+/// One array: raw blocks stay where they are, a compressed frame is
+/// decompressed into a pooled buffer; then the header and, when asked, the
+/// pixel hash are checked.
+fn prepare(
+    shared: &Shared,
+    decoder: &mut SampleDecoder,
+    key: &str,
+    suffix: &str,
+    row: usize,
+    source: Source,
+) -> Result<Ready, String> {
     let table = &shared.table;
-    let key = job.raw.key.clone();
-    let mut one = |suffix: &str| -> Result<Npy, String> {
-        let member = job
-            .raw
-            .members
-            .iter_mut()
-            .find(|(s, _)| s == suffix)
-            .map(|(_, m)| m)
-            .ok_or_else(|| format!("corrupt: member {key}.{suffix} missing"))?;
-        let (npy, header) = match raw_npy_ranges(&member.data) {
+    let verify = suffix == layout::IMAGE_SUFFIX && shared.settings.verify_hashes;
+    let (ready, header) = match source {
+        Source::InFile(pixels) if !verify => {
+            let h = pixels.header;
+            (Ready::InFile(pixels), Ok(h))
+        }
+        Source::InFile(pixels) => {
+            // The hash is checked before delivery: read into a buffer first.
+            let mut buf = shared.pool.take();
+            buf.clear();
+            buf.resize(pixels.len(), 0);
+            if let Err(e) = pixels.read_into(&mut buf) {
+                shared.pool.give(buf);
+                return Err(format!("corrupt: {key}.{suffix}: reading {}: {e}", pixels.file.name));
+            }
+            let len = buf.len();
+            (Ready::Buf(Npy { buf, ranges: vec![(0, len)] }), Ok(pixels.header))
+        }
+        Source::Member(data) => match raw_npy_ranges(&data) {
             // Raw blocks: the member's own buffer travels on; nothing is decoded.
-            Some((h, ranges)) => (Npy { buf: std::mem::take(&mut member.data), ranges }, Ok(h)),
+            Some((h, ranges)) => (Ready::Buf(Npy { buf: data, ranges }), Ok(h)),
             None => {
                 let mut buf = shared.pool.take();
-                let h = decoder.decode_into(&member.data, &mut buf);
-                shared.pool.give(std::mem::take(&mut member.data));
+                let h = decoder.decode_into(&data, &mut buf);
+                shared.pool.give(data);
                 let len = buf.len();
                 let ranges = match &h {
                     Ok(h) => vec![(h.data_offset, len)],
                     Err(_) => Vec::new(),
                 };
-                (Npy { buf, ranges }, h)
+                (Ready::Buf(Npy { buf, ranges }), h)
             }
-        };
-        let checked = match header {
-            Err(e) => Err(format!("corrupt: {key}.{suffix}: {e}")),
-            Ok(h) if h.dtype != table.dtype || h.height != table.height || h.width != table.width => Err(format!(
-                "corrupt: {key}.{suffix} is {}x{} {}, the dataset is {}x{} {}",
-                h.height, h.width, h.dtype, table.height, table.width, table.dtype
-            )),
-            Ok(_) => {
-                if suffix == layout::IMAGE_SUFFIX && shared.settings.verify_hashes {
-                    let mut hasher = blake3::Hasher::new();
-                    npy.pixels().for_each(|p| {
-                        hasher.update(p);
-                    });
-                    if hasher.finalize().as_bytes() != &table.hashes[job.row] {
-                        Err(format!("corrupt: {key}: pixel hash differs from the manifest"))
-                    } else {
-                        Ok(())
-                    }
-                } else {
-                    Ok(())
-                }
-            }
-        };
-        match checked {
-            Ok(()) => Ok(npy),
-            Err(e) => {
-                shared.pool.give(npy.buf);
-                Err(e)
+        },
+    };
+    let checked = header.map_err(|e| format!("corrupt: {key}.{suffix}: {e}")).and_then(|h| {
+        check_header(table, key, suffix, &h)?;
+        if let (true, Ready::Buf(npy)) = (verify, &ready) {
+            let mut hasher = blake3::Hasher::new();
+            npy.pixels().for_each(|p| {
+                hasher.update(p);
+            });
+            if hasher.finalize().as_bytes() != &table.hashes[row] {
+                return Err(format!("corrupt: {key}: pixel hash differs from the manifest"));
             }
         }
-    };
-    let image = one(layout::IMAGE_SUFFIX)?;
-    let mut bytes = image.pixel_len() as u64;
-    let mut extras = Vec::with_capacity(shared.settings.fields.len());
-    for field in &shared.settings.fields {
-        match one(&format!("{field}.npy.zst")) {
-            Ok(npy) => {
-                bytes += npy.pixel_len() as u64;
-                extras.push(npy);
-            }
-            Err(e) => {
-                shared.pool.give(image.buf);
-                extras.into_iter().for_each(|n: Npy| shared.pool.give(n.buf));
-                return Err(e);
-            }
+        Ok(())
+    });
+    match checked {
+        Ok(()) => Ok(ready),
+        Err(e) => {
+            shared.pool.give_ready(ready);
+            Err(e)
         }
     }
-    Ok(Decoded { image, extras, bytes })
 }
 
 /// Buffers handed back by the assembler for the readers and decoders to reuse.
@@ -537,6 +754,11 @@ impl Pool {
     }
     fn give(&self, buf: Vec<u8>) {
         let _ = self.tx.try_send(buf);
+    }
+    fn give_ready(&self, ready: Ready) {
+        if let Ready::Buf(npy) = ready {
+            self.give(npy.buf);
+        }
     }
 }
 
@@ -576,41 +798,51 @@ fn assemble(
         seconds: 0.0,
         complete: false,
     };
-    let new_batch = |index: u64, state: LoaderState| match shared.recycled.try_recv() {
-        Ok(mut b)
-            if b.height == table.height && b.width == table.width && b.extras.len() == shared.settings.fields.len() =>
-        {
-            b.epoch = start.epoch;
-            b.index = index;
-            b.keys.clear();
-            b.rows.clear();
-            b.padded.clear();
-            b.labels.clear();
-            b.pixels.clear();
-            for (_, p) in &mut b.extras {
-                p.clear();
+    let per_bytes = pixels_per * table.dtype.bytes_per_pixel();
+    // Every batch buffer holds `b` slots while it is filled (a recycled one
+    // keeps its memory: nothing is allocated or zeroed again) and is cut to
+    // the samples it got when it is sent.
+    let new_batch = |index: u64, state: LoaderState| {
+        let mut batch = match shared.recycled.try_recv() {
+            Ok(mut b)
+                if b.height == table.height
+                    && b.width == table.width
+                    && b.pixels.dtype() == table.dtype
+                    && b.extras.len() == shared.settings.fields.len() =>
+            {
+                b.epoch = start.epoch;
+                b.index = index;
+                b.keys.clear();
+                b.rows.clear();
+                b.padded.clear();
+                b.labels.clear();
+                b
             }
-            b.state = state;
-            b
+            _ => Batch {
+                epoch: start.epoch,
+                index,
+                keys: Vec::with_capacity(b),
+                rows: Vec::with_capacity(b),
+                padded: Vec::with_capacity(b),
+                height: table.height,
+                width: table.width,
+                pixels: Pixels::zeroed(table.dtype, b * pixels_per),
+                extras: shared
+                    .settings
+                    .fields
+                    .iter()
+                    .map(|f| (f.clone(), Pixels::zeroed(table.dtype, b * pixels_per)))
+                    .collect(),
+                labels: Vec::with_capacity(b),
+                state,
+            },
+        };
+        batch.state = state;
+        batch.pixels.resize(b * pixels_per);
+        for (_, p) in &mut batch.extras {
+            p.resize(b * pixels_per);
         }
-        _ => Batch {
-            epoch: start.epoch,
-            index,
-            keys: Vec::with_capacity(b),
-            rows: Vec::with_capacity(b),
-            padded: Vec::with_capacity(b),
-            height: table.height,
-            width: table.width,
-            pixels: Pixels::with_capacity_like(table.dtype, b * pixels_per),
-            extras: shared
-                .settings
-                .fields
-                .iter()
-                .map(|f| (f.clone(), Pixels::with_capacity_like(table.dtype, b * pixels_per)))
-                .collect(),
-            labels: Vec::with_capacity(b),
-            state,
-        },
+        batch
     };
     let mut batch = new_batch(state.batches, state);
     let finish = |report: &mut EpochReport, complete: bool| {
@@ -647,17 +879,33 @@ fn assemble(
             }
         };
         let row = plan.rows[pos];
+        // Sizes were checked against the headers; a mismatch here is damage, not a panic.
+        let outcome = outcome.and_then(|sample| {
+            if sample.image.len() == per_bytes && sample.extras.iter().all(|e| e.len() == per_bytes) {
+                Ok(sample)
+            } else {
+                shared.pool.give_ready(sample.image);
+                sample.extras.into_iter().for_each(|r| shared.pool.give_ready(r));
+                Err(format!("corrupt: {}: pixel bytes do not match the dataset's image size", table.key(row)))
+            }
+        });
         match outcome {
             Ok(sample) => {
+                let slot = batch.len();
+                let mut filled = fill(&mut batch.pixels, slot, pixels_per, &sample.image);
+                for ((_, dst), src) in batch.extras.iter_mut().zip(&sample.extras) {
+                    filled = filled.and_then(|()| fill(dst, slot, pixels_per, src));
+                }
+                shared.pool.give_ready(sample.image);
+                sample.extras.into_iter().for_each(|r| shared.pool.give_ready(r));
+                if let Err(err) = filled {
+                    finish(&mut report, false);
+                    let _ = out.send(Err(err));
+                    return;
+                }
                 batch.keys.push(table.key(row).to_string());
                 batch.rows.push(row);
                 batch.padded.push(plan.padded[pos]);
-                sample.image.pixels().for_each(|p| batch.pixels.extend_le(p));
-                for ((_, dst), src) in batch.extras.iter_mut().zip(&sample.extras) {
-                    src.pixels().for_each(|p| dst.extend_le(p));
-                }
-                shared.pool.give(sample.image.buf);
-                sample.extras.into_iter().for_each(|n| shared.pool.give(n.buf));
                 batch.labels.push(table.labels(row));
                 report.delivered += 1;
                 report.padded += plan.padded[pos] as u64;
@@ -684,6 +932,11 @@ fn assemble(
             report.batches = state.batches;
             let mut full = std::mem::replace(&mut batch, new_batch(state.batches, state));
             full.state = state;
+            let n = full.len() * pixels_per;
+            full.pixels.resize(n);
+            for (_, p) in &mut full.extras {
+                p.resize(n);
+            }
             if out.send(Ok(full)).is_err() {
                 finish(&mut report, false);
                 return;
@@ -691,4 +944,25 @@ fn assemble(
         }
     }
     finish(&mut report, true);
+}
+
+/// Copies one array into slot `slot` of a batch buffer: from the decoded
+/// buffer, or read from the shard file straight into the slot (the one copy
+/// of a raw-block member).
+fn fill(dst: &mut Pixels, slot: usize, pixels_per: usize, src: &Ready) -> Result<(), LoaderError> {
+    let bytes = dst.bytes_mut(slot * pixels_per, pixels_per);
+    match src {
+        Ready::Buf(npy) => {
+            let mut at = 0;
+            for piece in npy.pixels() {
+                bytes[at..at + piece.len()].copy_from_slice(piece);
+                at += piece.len();
+            }
+        }
+        Ready::InFile(pixels) => pixels
+            .read_into(bytes)
+            .map_err(|e| LoaderError::Fetch { object: pixels.file.name.clone(), reason: e.to_string() })?,
+    }
+    dst.le_to_native(slot * pixels_per, pixels_per);
+    Ok(())
 }
