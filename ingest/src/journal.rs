@@ -81,21 +81,36 @@ impl Journal {
     /// Opens (creating) the journal and returns the entries already in it.
     pub fn open(path: &Path) -> std::io::Result<(Journal, Vec<Entry>)> {
         let mut entries = Vec::new();
+        Self::read_each(path, |_, e| entries.push(e))?;
+        Ok((Self::append_to(path)?, entries))
+    }
+
+    /// Streams the entries of the journal at `path` (none if it does not
+    /// exist) to `f` with their number, holding one line at a time; returns
+    /// how many there were.
+    pub fn read_each(path: &Path, mut f: impl FnMut(usize, Entry)) -> std::io::Result<usize> {
+        let mut n = 0;
         if path.exists() {
             for line in BufReader::new(File::open(path)?).split(b'\n') {
                 let line = line?;
                 // A torn or garbled line is skipped: its source is redone.
                 if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                    entries.push(e);
+                    f(n, e);
+                    n += 1;
                 }
             }
         }
+        Ok(n)
+    }
+
+    /// Opens (creating) the journal for appending, without reading it.
+    pub fn append_to(path: &Path) -> std::io::Result<Journal> {
         let mut file = crate::private::append_file(path)?;
         // Make sure a torn last line does not glue onto the next entry.
         if file.metadata()?.len() > 0 {
             file.write_all(b"\n")?;
         }
-        Ok((Journal { path: path.to_path_buf(), file }, entries))
+        Ok(Journal { path: path.to_path_buf(), file })
     }
 
     /// Appends an entry (one `write` call, so a kill leaves at most one torn line).

@@ -38,3 +38,4 @@ mod lenient;
 mod pairs;
 mod pydicom_agreement;
 mod s3;
+mod union;

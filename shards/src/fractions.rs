@@ -8,18 +8,18 @@
 //! fraction takes the shortest prefix reaching its share of the images. The
 //! resolved training targets (`target_<label>`) follow the uncertainty policy.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{Array, ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use chess_schemas::col;
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DatasetFiles};
 use crate::error::{Result, ShardError};
 use crate::filter::{cell, Value};
-use crate::manifest::{take_rows, write_parquet};
+use crate::manifest::ParquetSink;
 
 /// CheXpert competition labels, the default targets.
 pub const COMPETITION_LABELS: [&str; 5] = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"];
@@ -84,25 +84,65 @@ pub fn is_frontal(view: Option<&str>) -> bool {
 }
 
 /// A 64-bit priority for a group: BLAKE3 of (purpose, seed, repeat, group).
-fn priority(purpose: &str, seed: u64, repeat: u32, group: &str) -> u64 {
+fn priority(purpose: &str, seed: u64, repeat: u32, group: GroupName<'_>) -> u64 {
     let mut h = blake3::Hasher::new();
     h.update(purpose.as_bytes());
     h.update(&seed.to_le_bytes());
     h.update(&repeat.to_le_bytes());
-    h.update(group.as_bytes());
+    group.hash_into(&mut h);
     let bytes = h.finalize();
     u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
+/// A group's name, borrowed from the manifest columns: its id, or for a row
+/// without one (its own group) the row's key behind a marker no id has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupName<'a> {
+    Id(&'a str),
+    Key(&'a str),
+}
+
+const KEY_GROUP_MARK: &str = "\u{1}key:";
+
+impl GroupName<'_> {
+    fn hash_into(self, h: &mut blake3::Hasher) {
+        match self {
+            GroupName::Id(id) => h.update(id.as_bytes()),
+            GroupName::Key(key) => h.update(KEY_GROUP_MARK.as_bytes()).update(key.as_bytes()),
+        };
+    }
+
+    /// Orders like the names themselves (`\u{1}key:…` as written out).
+    fn cmp_name(self, other: Self) -> std::cmp::Ordering {
+        fn parts(g: GroupName<'_>) -> (&'static str, &str) {
+            match g {
+                GroupName::Id(id) => ("", id),
+                GroupName::Key(key) => (KEY_GROUP_MARK, key),
+            }
+        }
+        let ((pa, a), (pb, b)) = (parts(self), parts(other));
+        pa.bytes().chain(a.bytes()).cmp(pb.bytes().chain(b.bytes()))
+    }
+}
+
+impl std::fmt::Display for GroupName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupName::Id(id) => f.write_str(id),
+            GroupName::Key(key) => write!(f, "{KEY_GROUP_MARK}{key}"),
+        }
+    }
+}
+
 /// Groups in priority order, then the shortest prefix holding at least
 /// `target` images (so a fraction is within one group's images of exact).
-fn take_prefix(order: &[(u64, &str)], sizes: &HashMap<&str, usize>, target: usize) -> usize {
+fn take_prefix(order: &[(u64, u32)], sizes: &[u32], target: usize) -> usize {
     let mut total = 0;
-    for (i, (_, g)) in order.iter().enumerate() {
+    for (i, &(_, g)) in order.iter().enumerate() {
         if total >= target {
             return i;
         }
-        total += sizes[g];
+        total += sizes[g as usize] as usize;
     }
     order.len()
 }
@@ -133,8 +173,115 @@ pub fn fraction_name(f: f64) -> String {
     format!("{f}")
 }
 
+/// Split codes of a group (a byte each).
+const TRAIN: u8 = 0;
+const VALID: u8 = 1;
+const TEST: u8 = 2;
+/// A group none of whose rows passes the view filter.
+const UNSET: u8 = u8::MAX;
+
+fn split_code(name: &str) -> Option<u8> {
+    match name {
+        "train" => Some(TRAIN),
+        "valid" => Some(VALID),
+        "test" => Some(TEST),
+        _ => None,
+    }
+}
+
+/// Rows to write, as a bitmap over the manifest's rows.
+struct Bitmap(Vec<u64>);
+
+impl Bitmap {
+    fn new(n: usize) -> Bitmap {
+        Bitmap(vec![0; n.div_ceil(64)])
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
+    fn count(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    /// The rows `start..start + len` as a filter mask.
+    fn mask(&self, start: usize, len: usize) -> BooleanArray {
+        (start..start + len).map(|i| Some(self.get(i))).collect()
+    }
+}
+
 /// Builds and writes the manifests into `out`; returns their summaries.
+/// Works on a manifest already in memory; [`build_files`] reads only what
+/// it needs from the file.
 pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<ManifestSummary>> {
+    let batch = &ds.manifest.batch;
+    let input = Input {
+        path: &ds.manifest.path,
+        root: &ds.root,
+        schema: ds.manifest.batch.schema(),
+        label_names: ds.manifest.columns.labels.iter().map(|c| c.name.as_str()).collect(),
+    };
+    let n = batch.num_rows();
+    let chunks = || Ok((0..n).step_by(OUT_BATCH).map(move |s| Ok(batch.slice(s, OUT_BATCH.min(n - s)))));
+    build_from(&input, batch, chunks, opts, out)
+}
+
+/// [`build`] on a manifest file: it reads the key, group id, view and split
+/// columns (kept columnar; the per-row state is a few bytes), then streams
+/// the rows once into every output manifest. Memory does not hold the
+/// manifest's other columns.
+pub fn build_files(files: &DatasetFiles, opts: &FractionOptions, out: &Path) -> Result<Vec<ManifestSummary>> {
+    let file = &files.manifest;
+    let mut names = vec![col::KEY, col::VIEW_POSITION];
+    match opts.group_by {
+        GroupBy::Patient => names.push(col::PATIENT_ID),
+        GroupBy::Study => names.push(col::STUDY_ID),
+        GroupBy::Image => {}
+    }
+    if file.columns.has_split {
+        names.push(col::SPLIT);
+    }
+    let projected = file.read_columns(Some(names.as_slice()))?;
+    let input = Input {
+        path: &file.path,
+        root: &files.root,
+        schema: file.schema.clone(),
+        label_names: file.columns.labels.iter().map(|c| c.name.as_str()).collect(),
+    };
+    build_from(&input, &projected, || file.batches(None, OUT_BATCH), opts, out)
+}
+
+/// Rows per batch of the output pass.
+const OUT_BATCH: usize = 64 * 1024;
+
+struct Input<'a> {
+    path: &'a Path,
+    root: &'a Path,
+    /// The manifest's schema (every column).
+    schema: SchemaRef,
+    label_names: Vec<&'a str>,
+}
+
+fn string_column<'b>(batch: &'b RecordBatch, name: &str, path: &Path) -> Result<Option<&'b StringArray>> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(c) => c.as_any().downcast_ref::<StringArray>().map(Some).ok_or_else(|| ShardError::Manifest {
+            path: path.to_path_buf(),
+            reason: format!("column `{name}` is not a string column"),
+        }),
+    }
+}
+
+/// The shared body: `columns` holds at least key, view, the group id and the
+/// split of every row; `chunks` gives every row, all columns, in file order.
+fn build_from<I: Iterator<Item = Result<RecordBatch>>>(
+    input: &Input<'_>,
+    columns: &RecordBatch,
+    chunks: impl FnOnce() -> Result<I>,
+    opts: &FractionOptions,
+    out: &Path,
+) -> Result<Vec<ManifestSummary>> {
     for &f in &opts.fractions {
         if !(f > 0.0 && f <= 1.0) {
             return Err(ShardError::Usage(format!("fraction {f} is not in (0, 1]")));
@@ -143,81 +290,76 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
     if opts.repeats == 0 {
         return Err(ShardError::Usage("--repeats must be at least 1".into()));
     }
-    let batch = &ds.manifest.batch;
-    let schema = batch.schema();
-    let label_arrays: Vec<&ArrayRef> = opts
-        .labels
-        .iter()
-        .map(|l| {
-            batch.column_by_name(l).ok_or_else(|| {
-                let have: Vec<&str> = ds.manifest.columns.labels.iter().map(|c| c.name.as_str()).collect();
-                ShardError::Usage(format!(
-                    "label column `{l}` is not in the manifest (label columns: {})",
-                    have.join(", ")
-                ))
-            })
-        })
-        .collect::<Result<_>>()?;
-    let view = ds.manifest.view();
-    let n = batch.num_rows();
-
-    // Rows that enter at all, and their group ids.
-    let vp = batch.column_by_name(col::VIEW_POSITION).expect("required column");
-    let group_of = |i: usize| -> String {
-        let id = match opts.group_by {
-            GroupBy::Patient => batch.column_by_name(col::PATIENT_ID),
-            GroupBy::Study => batch.column_by_name(col::STUDY_ID),
-            GroupBy::Image => None,
-        };
-        match id.map(|a| cell(a, i)) {
-            Some(Value::Str(s)) => s,
-            // Without an id a row is its own group.
-            _ => format!("\u{1}key:{}", view.key(i)),
+    for l in &opts.labels {
+        if input.schema.field_with_name(l).is_err() {
+            return Err(ShardError::Usage(format!(
+                "label column `{l}` is not in the manifest (label columns: {})",
+                input.label_names.join(", ")
+            )));
         }
+    }
+    let path = input.path;
+    let n = columns.num_rows();
+    let keys = string_column(columns, col::KEY, path)?.expect("key is projected");
+    let vp = string_column(columns, col::VIEW_POSITION, path)?.expect("view is projected");
+    let ids = match opts.group_by {
+        GroupBy::Patient => string_column(columns, col::PATIENT_ID, path)?,
+        GroupBy::Study => string_column(columns, col::STUDY_ID, path)?,
+        GroupBy::Image => None,
     };
-    let rows: Vec<usize> = (0..n)
-        .filter(|&i| {
-            opts.views == Views::All
-                || is_frontal(match cell(vp, i) {
-                    Value::Str(ref s) => Some(s.as_str()),
-                    _ => None,
-                })
-        })
-        .collect();
-    let groups: Vec<String> = (0..n).map(group_of).collect();
+    let splits = string_column(columns, col::SPLIT, path)?;
+
+    // Group of each row (an index), groups named by borrowing the columns.
+    let mut group_of: Vec<u32> = Vec::with_capacity(n);
+    let mut names: Vec<GroupName<'_>> = Vec::new();
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    for i in 0..n {
+        let id = ids.filter(|a| a.is_valid(i)).map(|a| a.value(i));
+        let g = match id {
+            Some(id) => *index.entry(id).or_insert_with(|| {
+                names.push(GroupName::Id(id));
+                (names.len() - 1) as u32
+            }),
+            // Without an id a row is its own group.
+            None => {
+                names.push(GroupName::Key(keys.value(i)));
+                (names.len() - 1) as u32
+            }
+        };
+        group_of.push(g);
+    }
+    drop(index);
+    let entered = |i: usize| opts.views == Views::All || is_frontal(vp.is_valid(i).then(|| vp.value(i)));
 
     // Official splits, checked for leakage.
-    let split_array = batch.column_by_name(col::SPLIT);
-    let split_of = |i: usize| -> String {
-        match split_array.map(|a| cell(a, i)) {
-            Some(Value::Str(s)) => s.to_ascii_lowercase(),
-            _ => "train".into(),
-        }
-    };
-    let mut group_split: HashMap<&str, String> = HashMap::new();
-    for &i in &rows {
-        let split = split_of(i);
-        if !["train", "valid", "test"].contains(&split.as_str()) {
+    let mut group_split: Vec<u8> = vec![UNSET; names.len()];
+    for i in (0..n).filter(|&i| entered(i)) {
+        let split = match splits.filter(|a| a.is_valid(i)) {
+            Some(a) => a.value(i).to_ascii_lowercase(),
+            None => "train".into(),
+        };
+        let code = split_code(&split).ok_or_else(|| ShardError::Manifest {
+            path: path.to_path_buf(),
+            reason: format!("row {} has split `{split}` (expected train, valid or test)", keys.value(i)),
+        })?;
+        let g = group_of[i] as usize;
+        let prev = std::mem::replace(&mut group_split[g], code);
+        if prev != UNSET && prev != code {
+            let name = |c: u8| ["train", "valid", "test"][c as usize];
             return Err(ShardError::Manifest {
-                path: ds.manifest.path.clone(),
-                reason: format!("row {} has split `{split}` (expected train, valid or test)", view.key(i)),
+                path: path.to_path_buf(),
+                reason: format!(
+                    "group {} appears in both {} and {}: the input splits leak patients",
+                    names[g],
+                    name(prev),
+                    name(code)
+                ),
             });
-        }
-        if let Some(prev) = group_split.insert(groups[i].as_str(), split.clone()) {
-            if prev != split {
-                return Err(ShardError::Manifest {
-                    path: ds.manifest.path.clone(),
-                    reason: format!(
-                        "group {} appears in both {prev} and {split}: the input splits leak patients",
-                        groups[i]
-                    ),
-                });
-            }
         }
     }
     // Carve missing splits by group.
-    for (name, share) in [("test", opts.test_fraction), ("valid", opts.valid_fraction)] {
-        let present = group_split.values().any(|v| v == name);
+    for (name, code, share) in [("test", TEST, opts.test_fraction), ("valid", VALID, opts.valid_fraction)] {
+        let present = group_split.contains(&code);
         match (present, share) {
             (true, Some(_)) => {
                 return Err(ShardError::Usage(format!(
@@ -228,16 +370,15 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
                 if !(share > 0.0 && share < 1.0) {
                     return Err(ShardError::Usage(format!("--{name}-fraction {share} is not in (0, 1)")));
                 }
-                let mut train: Vec<(u64, &str)> = group_split
-                    .iter()
-                    .filter(|(_, s)| s.as_str() == "train")
-                    .map(|(g, _)| (priority(name, opts.seed, 0, g), *g))
+                let mut train: Vec<(u64, u32)> = (0..names.len())
+                    .filter(|&g| group_split[g] == TRAIN)
+                    .map(|g| (priority(name, opts.seed, 0, names[g]), g as u32))
                     .collect();
-                train.sort();
-                let total_groups = group_split.len();
+                sort_order(&mut train, &names);
+                let total_groups = group_split.iter().filter(|&&s| s != UNSET).count();
                 let k = ((share * total_groups as f64).round() as usize).min(train.len());
-                for (_, g) in &train[..k] {
-                    group_split.insert(g, name.to_string());
+                for &(_, g) in &train[..k] {
+                    group_split[g as usize] = code;
                 }
             }
             (false, None) => {
@@ -253,77 +394,130 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
             (true, None) => {}
         }
     }
-    let split_rows = |name: &str| -> Vec<usize> {
-        rows.iter().copied().filter(|&i| group_split[groups[i].as_str()] == name).collect()
+    let split_rows = |code: u8| -> Bitmap {
+        let mut b = Bitmap::new(n);
+        for i in (0..n).filter(|&i| entered(i) && group_split[group_of[i] as usize] == code) {
+            b.set(i);
+        }
+        b
     };
-    let train_rows = split_rows("train");
-    if train_rows.is_empty() {
+    let train_rows = split_rows(TRAIN);
+    let train_count = train_rows.count();
+    if train_count == 0 {
         return Err(ShardError::Usage("no training images after the view filter".into()));
     }
-    let mut sizes: HashMap<&str, usize> = HashMap::new();
-    for &i in &train_rows {
-        *sizes.entry(groups[i].as_str()).or_default() += 1;
+    let mut sizes: Vec<u32> = vec![0; names.len()];
+    for i in (0..n).filter(|&i| train_rows.get(i)) {
+        sizes[group_of[i] as usize] += 1;
     }
 
+    // The output manifests: which rows each takes.
+    let mut outputs: Vec<(String, Bitmap)> = Vec::new();
+    let mut fractions = opts.fractions.clone();
+    fractions.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    fractions.dedup();
+    let train_groups: Vec<u32> = (0..names.len() as u32).filter(|&g| sizes[g as usize] > 0).collect();
+    for repeat in 0..opts.repeats {
+        let mut order: Vec<(u64, u32)> =
+            train_groups.iter().map(|&g| (priority("train", opts.seed, repeat, names[g as usize]), g)).collect();
+        sort_order(&mut order, &names);
+        for &f in &fractions {
+            if f == 1.0 && repeat > 0 {
+                continue;
+            }
+            let target = (f * train_count as f64).round().max(1.0) as usize;
+            let k = take_prefix(&order, &sizes, target);
+            let mut chosen_groups = vec![false; names.len()];
+            for &(_, g) in &order[..k] {
+                chosen_groups[g as usize] = true;
+            }
+            let mut chosen = Bitmap::new(n);
+            for i in (0..n).filter(|&i| train_rows.get(i) && chosen_groups[group_of[i] as usize]) {
+                chosen.set(i);
+            }
+            outputs.push((format!("train-f{}-r{repeat:02}", fraction_name(f)), chosen));
+        }
+    }
+    drop(train_rows);
+    outputs.push(("valid".into(), split_rows(VALID)));
+    outputs.push(("test".into(), split_rows(TEST)));
+
     // Output schema: the manifest's columns plus the targets.
+    let schema = &input.schema;
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     for l in &opts.labels {
         if schema.field_with_name(&target_column(l)).is_ok() {
             return Err(ShardError::Manifest {
-                path: ds.manifest.path.clone(),
+                path: path.to_path_buf(),
                 reason: format!("already has a `{}` column", target_column(l)),
             });
         }
         fields.push(Field::new(target_column(l), DataType::Float32, true));
     }
     let out_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-    let targets: Vec<Vec<Option<f32>>> =
-        label_arrays.iter().map(|a| (0..n).map(|i| label_target(&cell(a, i), opts.uncertain)).collect()).collect();
-    let root = std::fs::canonicalize(&ds.root).map_err(ShardError::read(&ds.root))?;
+    let root = std::fs::canonicalize(input.root).map_err(ShardError::read(input.root))?;
     let root_text = root.to_string_lossy().into_owned();
     std::fs::create_dir_all(out).map_err(ShardError::write(out))?;
 
-    let write = |name: &str, mut chosen: Vec<usize>| -> Result<ManifestSummary> {
-        chosen.sort_unstable();
-        let mut columns = take_rows(batch, &chosen)?;
-        let mut positives = Vec::new();
-        for t in &targets {
-            let values: Float32Array = chosen.iter().map(|&i| t[i]).collect();
-            let pos = values.iter().flatten().filter(|&v| v == 1.0).count();
-            positives.push((pos, values.len() - values.null_count()));
-            columns.push(Arc::new(values));
-        }
-        let out_batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(ShardError::internal)?;
-        let path = out.join(format!("{name}.parquet"));
-        write_parquet(&path, &out_schema, &[out_batch], Some(&root_text))?;
-        let groups_in: HashSet<&str> = chosen.iter().map(|&i| groups[i].as_str()).collect();
-        Ok(ManifestSummary { name: name.to_string(), path, images: chosen.len(), groups: groups_in.len(), positives })
-    };
-
-    let mut summaries = Vec::new();
-    let mut fractions = opts.fractions.clone();
-    fractions.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    fractions.dedup();
-    let mut group_list: Vec<&str> = sizes.keys().copied().collect();
-    group_list.sort_unstable();
-    for repeat in 0..opts.repeats {
-        let mut order: Vec<(u64, &str)> =
-            group_list.iter().map(|g| (priority("train", opts.seed, repeat, g), *g)).collect();
-        order.sort();
-        for &f in &fractions {
-            if f == 1.0 && repeat > 0 {
+    // One pass over every row and column, each batch filtered into each output.
+    let meta = [(chess_schemas::META_DATASET_ROOT, root_text.clone())];
+    let mut sinks = Vec::with_capacity(outputs.len());
+    for (name, _) in &outputs {
+        sinks.push(ParquetSink::create(&out.join(format!("{name}.parquet")), &out_schema, &meta)?);
+    }
+    let mut positives = vec![vec![(0usize, 0usize); opts.labels.len()]; outputs.len()];
+    let mut start = 0;
+    for batch in chunks()? {
+        let batch = batch?;
+        let len = batch.num_rows();
+        let label_arrays: Vec<&ArrayRef> = opts
+            .labels
+            .iter()
+            .map(|l| batch.column_by_name(l).expect("label columns checked against the schema"))
+            .collect();
+        for ((_, rows), (sink, pos)) in outputs.iter().zip(sinks.iter_mut().zip(&mut positives)) {
+            let mask = rows.mask(start, len);
+            if mask.true_count() == 0 {
                 continue;
             }
-            let target = (f * train_rows.len() as f64).round().max(1.0) as usize;
-            let k = take_prefix(&order, &sizes, target);
-            let chosen_groups: HashSet<&str> = order[..k].iter().map(|(_, g)| *g).collect();
-            let chosen: Vec<usize> =
-                train_rows.iter().copied().filter(|&i| chosen_groups.contains(groups[i].as_str())).collect();
-            summaries.push(write(&format!("train-f{}-r{repeat:02}", fraction_name(f)), chosen)?);
+            let selected = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(ShardError::internal)?;
+            let mut columns = selected.columns().to_vec();
+            for (a, p) in label_arrays.iter().zip(pos.iter_mut()) {
+                let values: Float32Array =
+                    (0..len).filter(|&i| mask.value(i)).map(|i| label_target(&cell(a, i), opts.uncertain)).collect();
+                p.0 += values.iter().flatten().filter(|&v| v == 1.0).count();
+                p.1 += values.len() - values.null_count();
+                columns.push(Arc::new(values));
+            }
+            let out_batch = RecordBatch::try_new(out_schema.clone(), columns).map_err(ShardError::internal)?;
+            sink.write(&out_batch)?;
         }
+        start += len;
     }
-    summaries.push(write("valid", split_rows("valid"))?);
-    summaries.push(write("test", split_rows("test"))?);
+    if start != n {
+        return Err(ShardError::Manifest {
+            path: path.to_path_buf(),
+            reason: format!("gave {start} rows on the second read, {n} on the first"),
+        });
+    }
+    let mut summaries = Vec::with_capacity(outputs.len());
+    let mut seen = vec![false; names.len()];
+    for (((name, rows), sink), positives) in outputs.iter().zip(sinks).zip(positives) {
+        sink.finish()?;
+        seen.iter_mut().for_each(|s| *s = false);
+        let mut groups = 0;
+        for i in (0..n).filter(|&i| rows.get(i)) {
+            let g = group_of[i] as usize;
+            groups += usize::from(!std::mem::replace(&mut seen[g], true));
+        }
+        summaries.push(ManifestSummary {
+            name: name.clone(),
+            path: out.join(format!("{name}.parquet")),
+            images: rows.count(),
+            groups,
+            positives,
+        });
+    }
     write_summary_csv(&out.join("summary.csv"), &opts.labels, &summaries)?;
     let params = serde_json::json!({
         "fractions": fractions, "repeats": opts.repeats, "seed": opts.seed,
@@ -331,12 +525,17 @@ pub fn build(ds: &Dataset, opts: &FractionOptions, out: &Path) -> Result<Vec<Man
         "views": format!("{:?}", opts.views).to_lowercase(),
         "labels": opts.labels, "uncertain": format!("{:?}", opts.uncertain).to_lowercase(),
         "test_fraction": opts.test_fraction, "valid_fraction": opts.valid_fraction,
-        "dataset_root": root_text, "train_images": train_rows.len(),
+        "dataset_root": root_text, "train_images": train_count,
     });
     let params_path = out.join("fractions.json");
     std::fs::write(&params_path, serde_json::to_vec_pretty(&params).expect("json"))
         .map_err(ShardError::write(&params_path))?;
     Ok(summaries)
+}
+
+/// Sorts by priority, ties by group name (as the names themselves sort).
+fn sort_order(order: &mut [(u64, u32)], names: &[GroupName<'_>]) {
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| names[a.1 as usize].cmp_name(names[b.1 as usize])));
 }
 
 fn write_summary_csv(path: &Path, labels: &[String], summaries: &[ManifestSummary]) -> Result<()> {

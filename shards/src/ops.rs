@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
-use chess_schemas::{col, layout, DatasetInfo};
+use chess_schemas::{col, layout, DatasetInfo, LabelType, ManifestColumns};
 
 use crate::dataset::{Dataset, DatasetFiles};
 use crate::error::{Result, ShardError};
@@ -159,19 +159,115 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<bool> {
     Ok(false)
 }
 
-/// Merges datasets (e.g. the partitions of one ingest run) into a new
-/// dataset at `out`. Shards are hard-linked when possible, else copied, and
-/// renamed `<shard_name>-NNNNNN.tar`; byte offsets are unchanged, so the
-/// samples of each shard keep their order (ascending keyed pseudonym for
-/// `chess-ingest` output) and manifest rows keep the inputs' order. Refuses
-/// duplicate keys and inputs with different pixel types or columns.
+/// The label column naming each sample's dataset of origin (the importers'
+/// `source_dataset`), kept and filled by [`merge_with`].
+pub const SOURCE_DATASET: &str = "source_dataset";
+
+/// Settings of [`merge_with`].
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Stem of the output shard names.
+    pub shard_name: String,
+    /// `source_dataset` values for inputs without that column, by input
+    /// directory (as given); others get their `dataset.json` provenance's
+    /// `source_dataset`, else their directory's name.
+    pub source_names: Vec<(PathBuf, String)>,
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions { shard_name: "shard".into(), source_names: Vec::new() }
+    }
+}
+
+/// [`merge_with`] with default options but the shard name.
 pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeReport> {
+    merge_with(inputs, out, &MergeOptions { shard_name: shard_name.to_string(), ..MergeOptions::default() })
+}
+
+/// The output columns of a merge: the union of the inputs' label columns
+/// (in order of first appearance; a name shared by inputs must have one
+/// type), `split` when any input has it.
+fn union_columns(datasets: &[DatasetFiles], inputs: &[PathBuf]) -> Result<ManifestColumns> {
+    let mut union = ManifestColumns::default();
+    let mut first_seen: Vec<usize> = Vec::new();
+    for (i, ds) in datasets.iter().enumerate() {
+        union.has_split |= ds.manifest.columns.has_split;
+        for label in &ds.manifest.columns.labels {
+            match union.labels.iter().position(|l| l.name == label.name) {
+                Some(j) if union.labels[j].label_type != label.label_type => {
+                    return Err(ShardError::Incompatible(format!(
+                        "label column `{}` is {:?} in {} but {:?} in {}: cannot merge (convert one of them first)",
+                        label.name,
+                        label.label_type,
+                        inputs[i].display(),
+                        union.labels[j].label_type,
+                        inputs[first_seen[j]].display()
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    union.labels.push(label.clone());
+                    first_seen.push(i);
+                }
+            }
+        }
+    }
+    if let Some(l) = union.labels.iter().position(|l| l.name == SOURCE_DATASET) {
+        if union.labels[l].label_type != LabelType::Utf8 {
+            return Err(ShardError::Incompatible(format!(
+                "label column `{SOURCE_DATASET}` is {:?} in {}, it must be utf8 to be filled for the other inputs",
+                union.labels[l].label_type,
+                inputs[first_seen[l]].display()
+            )));
+        }
+    }
+    Ok(union)
+}
+
+/// The `source_dataset` value for an input that lacks the column.
+fn source_name(ds: &DatasetFiles, input: &Path, opts: &MergeOptions) -> String {
+    if let Some((_, name)) = opts.source_names.iter().find(|(p, _)| p == input) {
+        return name.clone();
+    }
+    let recorded = ds.info.as_ref().and_then(|i| i.provenance.get(SOURCE_DATASET)).and_then(|v| v.as_str());
+    match recorded {
+        Some(name) => name.to_string(),
+        None => fs::canonicalize(input)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| input.display().to_string()),
+    }
+}
+
+/// Merges datasets into a new dataset at `out`: the partitions of one
+/// ingest run, or different datasets (imported releases, a PACS export) into
+/// one pretraining set. Shards are hard-linked when possible, else copied,
+/// and renamed `<shard_name>-NNNNNN.tar`; byte offsets are unchanged, so the
+/// samples of each shard keep their order (ascending key for `chess-ingest`
+/// output) and manifest rows keep the inputs' order.
+///
+/// Columns: the union of the inputs' (see [`union_columns`]); a row gets
+/// null in a label column its input lacks, and when any input has
+/// `source_dataset` every row gets one (an input without the column is
+/// named by [`MergeOptions::source_names`], its provenance, or its
+/// directory). The samples' `.json` members are left as their inputs wrote
+/// them; the manifest is authoritative. Refuses duplicate keys across the
+/// inputs (naming both), different pixel types, and a column name with two
+/// types.
+pub fn merge_with(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<MergeReport> {
+    let shard_name = opts.shard_name.as_str();
     if inputs.is_empty() {
         return Err(ShardError::Usage("merge needs at least one input dataset".into()));
     }
     chess_schemas::validate_key(shard_name).map_err(|e| ShardError::Usage(format!("shard name: {e}")))?;
     if out.exists() && fs::read_dir(out).map_err(ShardError::write(out))?.next().is_some() {
         return Err(ShardError::OutputExists { path: out.to_path_buf(), reason: "exists and is not empty".into() });
+    }
+    for (p, _) in &opts.source_names {
+        if !inputs.contains(p) {
+            return Err(ShardError::Usage(format!("--source-name names {}, which is not an input", p.display())));
+        }
     }
     // Footers only: rows are streamed below, one batch at a time.
     let datasets: Vec<DatasetFiles> = inputs
@@ -196,14 +292,24 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
                 first_info.pixel_dtype
             )));
         }
-        if ds.manifest.schema.fields() != first.manifest.schema.fields() {
-            return Err(ShardError::Incompatible(format!(
-                "{} has other manifest columns than {}: cannot merge",
-                path.display(),
-                inputs[0].display()
-            )));
-        }
     }
+    let union = union_columns(&datasets, inputs)?;
+    // Inputs with the same columns (partitions of one run) keep their schema as it is.
+    let same_columns = datasets.iter().all(|d| d.manifest.schema.fields() == first.manifest.schema.fields());
+    let schema = if same_columns {
+        first.manifest.schema.clone()
+    } else {
+        chess_schemas::manifest_schema(union.has_split, &union.labels)
+    };
+    let fill_source = union.labels.iter().any(|l| l.name == SOURCE_DATASET);
+    let sources: Vec<Option<String>> = datasets
+        .iter()
+        .zip(inputs)
+        .map(|(ds, p)| {
+            let has = ds.manifest.schema.field_with_name(SOURCE_DATASET).is_ok();
+            (fill_source && !has).then(|| source_name(ds, p, opts))
+        })
+        .collect();
     let string_column = |batch: &RecordBatch, name: &str, path: &Path| -> Result<StringArray> {
         batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned()).ok_or_else(|| {
             ShardError::Manifest { path: path.to_path_buf(), reason: format!("column `{name}` is not a string column") }
@@ -213,13 +319,28 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
     let mut owner: HashMap<u128, usize> = HashMap::new();
     let mut duplicates = Vec::new();
     let mut input_shards: Vec<Vec<String>> = Vec::with_capacity(datasets.len());
+    // The source_dataset values of each input, for dataset.json.
+    let mut source_values: Vec<Vec<String>> = Vec::with_capacity(datasets.len());
     for (i, ds) in datasets.iter().enumerate() {
         let mut shards = Vec::new();
         let mut seen = HashSet::new();
-        for batch in ds.manifest.batches(Some(&[col::KEY, col::SHARD]), 64 * 1024)? {
+        let mut values: Vec<String> = sources[i].iter().cloned().collect();
+        let has_source = fill_source && sources[i].is_none();
+        let columns: &[&str] =
+            if has_source { &[col::KEY, col::SHARD, SOURCE_DATASET] } else { &[col::KEY, col::SHARD] };
+        for batch in ds.manifest.batches(Some(columns), 64 * 1024)? {
             let batch = batch?;
             let keys = string_column(&batch, col::KEY, &ds.manifest.path)?;
             let shard = string_column(&batch, col::SHARD, &ds.manifest.path)?;
+            if has_source {
+                let names = string_column(&batch, SOURCE_DATASET, &ds.manifest.path)?;
+                for name in names.iter().flatten() {
+                    // Few distinct values (one per release); at most 100 are listed.
+                    if values.len() < 100 && !values.iter().any(|v| v == name) {
+                        values.push(name.to_string());
+                    }
+                }
+            }
             for r in 0..batch.num_rows() {
                 let key = keys.value(r);
                 let fingerprint = u128::from_le_bytes(
@@ -239,6 +360,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
             }
         }
         input_shards.push(shards);
+        source_values.push(values);
     }
     drop(owner);
     if !duplicates.is_empty() {
@@ -252,17 +374,23 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
     let shards_dir = out.join(layout::SHARDS_DIR);
     fs::create_dir_all(&shards_dir).map_err(ShardError::write(&shards_dir))?;
     let manifest_path = out.join(layout::MANIFEST);
-    let schema = first.manifest.schema.clone();
     let mut sink = crate::manifest::ParquetSink::create(&manifest_path, &schema, &[])?;
     let (mut linked, mut copied, mut next) = (0u64, 0u64, 0u64);
     let mut sizes = HashSet::new();
     let mut deid = Vec::new();
+    let mut extra_fields: Vec<String> = Vec::new();
     let mut sample_count = 0u64;
     let mut frames = Some((0u64, 0u64));
+    let shard_idx = schema.index_of(col::SHARD).map_err(ShardError::internal)?;
     for (i, (ds, shards)) in datasets.iter().zip(&input_shards).enumerate() {
         let info = ds.info.as_ref().expect("dataset directories have dataset.json");
         if !deid.contains(&info.deid_method) {
             deid.push(info.deid_method.clone());
+        }
+        for f in &info.extra_fields {
+            if !extra_fields.contains(f) {
+                extra_fields.push(f.clone());
+            }
         }
         sizes.insert(info.image_size);
         let counted = info
@@ -282,16 +410,30 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
             }
             renamed.insert(shard.as_str(), new_rel);
         }
-        let idx = schema.index_of(col::SHARD).map_err(ShardError::internal)?;
         for batch in ds.manifest.batches(None, 64 * 1024)? {
             let batch = batch?;
+            let rows = batch.num_rows();
             let shard = string_column(&batch, col::SHARD, &ds.manifest.path)?;
-            let new_shards: StringArray =
-                (0..batch.num_rows()).map(|r| renamed.get(shard.value(r)).map(String::as_str)).collect();
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            columns[idx] = Arc::new(new_shards);
-            sink.write(&RecordBatch::try_new(schema.clone(), columns).map_err(ShardError::internal)?)?;
-            sample_count += batch.num_rows() as u64;
+            let new_shards: StringArray = (0..rows).map(|r| renamed.get(shard.value(r)).map(String::as_str)).collect();
+            let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+            for (c, field) in schema.fields().iter().enumerate() {
+                let column: ArrayRef = if c == shard_idx {
+                    Arc::new(new_shards.clone())
+                } else if let Some(column) = batch.column_by_name(field.name()) {
+                    column.clone()
+                } else if let (true, Some(name)) = (field.name() == SOURCE_DATASET, &sources[i]) {
+                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(name.as_str(), rows)))
+                } else {
+                    arrow_array::new_null_array(field.data_type(), rows)
+                };
+                columns.push(column);
+            }
+            let out_batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| ShardError::Manifest {
+                path: ds.manifest.path.clone(),
+                reason: format!("its rows do not fit the merged columns: {e}"),
+            })?;
+            sink.write(&out_batch)?;
+            sample_count += rows as u64;
         }
         // Keep each input's private files (reject lists, key material) apart.
         let private = ds.root.join(layout::PRIVATE_DIR);
@@ -309,17 +451,33 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
         merged["raw"] = raw.into();
         provenance.insert(crate::writer::FRAMES_KEY.into(), merged);
     }
+    if !same_columns {
+        // A union's own provenance is its sources', listed below.
+        provenance.retain(|k, _| k == crate::writer::FRAMES_KEY);
+    }
     provenance.insert(
         "merged_from".into(),
         serde_json::json!(datasets
             .iter()
-            .map(|d| serde_json::json!({
+            .enumerate()
+            .map(|(i, d)| serde_json::json!({
+                "input": i,
                 "samples": d.manifest.num_rows(),
+                "source_datasets": source_values[i],
+                "labels": d.manifest.columns.labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+                "has_split": d.manifest.columns.has_split,
                 "tool_version": d.info.as_ref().map(|i| i.tool_version.clone()),
+                "deid_method": d.info.as_ref().map(|i| i.deid_method.clone()),
                 "provenance": d.info.as_ref().map(|i| i.provenance.clone()),
             }))
             .collect::<Vec<_>>()),
     );
+    if fill_source {
+        provenance.insert(
+            "source_dataset_filled".into(),
+            serde_json::json!("inputs without a source_dataset column: --source-name, else their provenance's source_dataset, else their directory's name"),
+        );
+    }
     let info = DatasetInfo {
         tool_version: format!("chess-shards {} (merge)", crate::VERSION),
         image_size: if sizes.len() == 1 { first_info.image_size } else { None },
@@ -327,6 +485,8 @@ pub fn merge(inputs: &[PathBuf], out: &Path, shard_name: &str) -> Result<MergeRe
         shard_count: next,
         shard_name: shard_name.to_string(),
         deid_method: deid.join("; "),
+        extra_fields,
+        labels: union.labels,
         provenance,
         ..first_info
     };

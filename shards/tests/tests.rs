@@ -15,3 +15,4 @@ mod format;
 mod fractions;
 mod loader;
 mod loader_s3;
+mod merge;

@@ -4,67 +4,166 @@
 //! restores, and the final tally for the summary and `rejected.parquet`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
 use chess_shards::{EncodedSample, ShardError};
 
 use super::worker::Outcome;
 use super::Summary;
-use crate::journal::Entry;
+use crate::journal::{Entry, Journal};
 use crate::labels::Labels;
 use crate::reject::Reason;
 
-/// Final state of a source.
-#[derive(Debug, Clone)]
-pub(super) enum Done {
-    Sample { label_row: Option<usize>, masked: bool },
-    Reject { reason: String, message: String },
+/// A 128-bit fingerprint (BLAKE3) of a source path, key or pixel hash. The
+/// indexes hold these rather than the strings, so each costs a fixed
+/// number of bytes per input whatever the paths' length.
+type Fp = u128;
+
+fn fp(text: &str) -> Fp {
+    u128::from_le_bytes(blake3::hash(text.as_bytes()).as_bytes()[..16].try_into().expect("16 of 32 bytes"))
 }
 
-/// Writer-side bookkeeping.
+/// Final state of a source.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Done {
+    Sample {
+        label_row: Option<u32>,
+        masked: bool,
+    },
+    /// Index into [`Ledger::rejects`].
+    Reject(u32),
+}
+
+/// The sources and keys of the samples, by sample number: one string
+/// arena (`<source><key>`) and the end offsets, for the messages and
+/// journal lines that name another sample.
+#[derive(Default)]
+struct Samples {
+    text: String,
+    /// Per sample: end of its source, end of its key in `text`.
+    ends: Vec<(u64, u64)>,
+}
+
+impl Samples {
+    fn push(&mut self, source: &str, key: &str) -> u32 {
+        self.text.push_str(source);
+        let source_end = self.text.len() as u64;
+        self.text.push_str(key);
+        self.ends.push((source_end, self.text.len() as u64));
+        (self.ends.len() - 1) as u32
+    }
+    fn start(&self, i: u32) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i as usize - 1].1 as usize
+        }
+    }
+    fn source(&self, i: u32) -> &str {
+        &self.text[self.start(i)..self.ends[i as usize].0 as usize]
+    }
+    fn key(&self, i: u32) -> &str {
+        let (s, k) = self.ends[i as usize];
+        &self.text[s as usize..k as usize]
+    }
+}
+
+/// A rejected source: (source, reason code, message).
+type Rejection = (String, String, String);
+
+/// Sources already accounted for, which a resumed run skips.
+pub(super) struct Skip(HashSet<Fp>);
+
+impl Skip {
+    pub(super) fn contains(&self, source: &str) -> bool {
+        self.0.contains(&fp(source))
+    }
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Writer-side bookkeeping, in fixed-width fingerprints plus each sample's
+/// source and key once: per sample the four indexes' entries (`done` 32,
+/// `owner` 32, `by_hash` 32, `written` 16 bytes before the hash tables'
+/// slack), 16 bytes of offsets, and its source path and key
+/// (`scripts/bench/journal.sh` measures the total).
 #[derive(Default)]
 pub(super) struct Ledger {
-    pub(super) done: HashMap<String, Done>,
-    /// Keys in the dataset, with the source that produced them.
-    pub(super) owner: HashMap<String, String>,
-    pub(super) written: HashSet<String>,
-    pub(super) by_hash: HashMap<String, String>,
+    /// By source fingerprint.
+    done: HashMap<Fp, Done>,
+    rejects: Vec<Rejection>,
+    samples: Samples,
+    /// Keys in the dataset with the sample that produced them.
+    owner: HashMap<Fp, u32>,
+    /// Keys in the dataset (also those of complete shards whose journal line was lost).
+    written: HashSet<Fp>,
+    /// Pixel hash fingerprint to sample.
+    by_hash: HashMap<Fp, u32>,
     /// Sources per lenient-read note code, over the done sources.
-    pub(super) notes: BTreeMap<String, u64>,
+    notes: BTreeMap<String, u64>,
 }
 
 impl Ledger {
     /// Rebuilds the state of an interrupted run from its journal and the
-    /// keys of its complete shards.
-    pub(super) fn restore(entries: Vec<Entry>, complete: HashSet<String>) -> Ledger {
-        let mut last: HashMap<String, Entry> = HashMap::new();
-        for e in entries {
-            last.insert(e.source().to_string(), e);
-        }
-        let mut l = Ledger { written: complete, ..Default::default() };
+    /// keys of its complete shards. The journal is read twice, streamed: the
+    /// first pass finds each source's last line (a source redone after a
+    /// crash has several), the second applies those lines in journal order.
+    pub(super) fn restore(journal: &Path, complete: HashSet<String>) -> std::io::Result<(Ledger, usize)> {
+        let mut l = Ledger { written: complete.iter().map(|k| fp(k)).collect(), ..Default::default() };
+        drop(complete);
+        let mut last: HashMap<Fp, u32> = HashMap::new();
+        let lines = Journal::read_each(journal, |n, e| {
+            last.insert(fp(e.source()), n as u32);
+        })?;
         let mut dups = Vec::new();
-        for (src, e) in last {
-            match e {
-                Entry::Sample { k, h, l: row, b, n, .. } if l.written.contains(&k) && !l.owner.contains_key(&k) => {
-                    l.owner.insert(k.clone(), src.clone());
-                    l.by_hash.insert(h, k.clone());
-                    l.done.insert(src, Done::Sample { label_row: row, masked: b });
-                    l.count_notes(&n);
-                }
-                Entry::Reject { r, m, n, .. } => {
-                    l.done.insert(src, Done::Reject { reason: r, message: m });
-                    l.count_notes(&n);
-                }
-                Entry::Duplicate { r, k, m, n, .. } => dups.push((src, r, k, m, n)),
-                _ => {} // its shard was lost: redo
+        Journal::read_each(journal, |n, e| {
+            let source_fp = fp(e.source());
+            if last.get(&source_fp) != Some(&(n as u32)) {
+                return;
             }
-        }
-        for (src, r, k, m, n) in dups {
-            if l.owner.contains_key(&k) {
-                l.done.insert(src, Done::Reject { reason: r, message: m });
+            match e {
+                Entry::Sample { s, k, h, l: row, b, n } => {
+                    let key_fp = fp(&k);
+                    if l.written.contains(&key_fp) && !l.owner.contains_key(&key_fp) {
+                        let i = l.samples.push(&s, &k);
+                        l.owner.insert(key_fp, i);
+                        l.by_hash.insert(fp(&h), i);
+                        l.done.insert(source_fp, Done::Sample { label_row: row.map(|r| r as u32), masked: b });
+                        l.count_notes(&n);
+                    }
+                    // Otherwise its shard was lost: redo.
+                }
+                Entry::Reject { s, r, m, n } => {
+                    l.reject(source_fp, s, r, m);
+                    l.count_notes(&n);
+                }
+                Entry::Duplicate { s, r, k, m, n } => dups.push((source_fp, s, r, fp(&k), m, n)),
+            }
+        })?;
+        drop(last);
+        for (source_fp, s, r, key_fp, m, n) in dups {
+            if l.owner.contains_key(&key_fp) {
+                l.reject(source_fp, s, r, m);
                 l.count_notes(&n);
             }
         }
-        l
+        Ok((l, lines))
+    }
+
+    fn reject(&mut self, source_fp: Fp, source: String, reason: String, message: String) {
+        match self.done.get(&source_fp) {
+            Some(Done::Reject(i)) => self.rejects[*i as usize] = (source, reason, message),
+            _ => {
+                self.rejects.push((source, reason, message));
+                self.done.insert(source_fp, Done::Reject((self.rejects.len() - 1) as u32));
+            }
+        }
+    }
+
+    /// The sources a resumed run skips.
+    pub(super) fn skip(&self) -> Skip {
+        Skip(self.done.keys().copied().collect())
     }
 
     /// Records what became of `source`: a sample is written through `write`
@@ -77,11 +176,12 @@ impl Ledger {
         outcome: Outcome,
         write: impl FnOnce(EncodedSample) -> Result<(), ShardError>,
     ) -> Result<Entry, ShardError> {
+        let source_fp = fp(&source);
         let (key, hash, label_row, masked, notes, encoded) = match outcome {
             Outcome::Reject(r, n) => {
                 self.count_notes(&n);
                 let e = Entry::Reject { s: source.clone(), r: r.reason.code().into(), m: r.message.clone(), n };
-                self.done.insert(source, Done::Reject { reason: r.reason.code().into(), message: r.message });
+                self.reject(source_fp, source, r.reason.code().into(), r.message);
                 return Ok(e);
             }
             Outcome::Sample { key, hash, label_row, masked, notes, encoded } => {
@@ -90,27 +190,32 @@ impl Ledger {
         };
         let duplicate = |ledger: &mut Ledger, reason: Reason, k: String, m: String, n: Vec<String>| {
             let r = reason.code().to_string();
-            ledger.done.insert(source.clone(), Done::Reject { reason: r.clone(), message: m.clone() });
+            ledger.reject(source_fp, source.clone(), r.clone(), m.clone());
             ledger.count_notes(&n);
             Entry::Duplicate { s: source.clone(), r, k, m, n }
         };
-        if self.written.contains(&key) {
-            if let Some(o) = self.owner.get(&key).filter(|o| **o != source) {
+        let (key_fp, hash_fp) = (fp(&key), fp(&hash));
+        if self.written.contains(&key_fp) {
+            if let Some(o) = self.owner.get(&key_fp).map(|&i| self.samples.source(i)).filter(|o| *o != source.as_str())
+            {
                 let m = format!("same SOPInstanceUID as {o}");
                 return Ok(duplicate(self, Reason::DuplicateSopInstance, key, m, notes));
             }
             // Otherwise written by an earlier run whose journal line was lost.
-        } else if let Some(k) = self.by_hash.get(&hash) {
-            let m = format!("same pixels as {}", self.owner.get(k).map(String::as_str).unwrap_or("an earlier file"));
-            let k = k.clone();
+        } else if let Some(&i) = self.by_hash.get(&hash_fp) {
+            let m = format!("same pixels as {}", self.samples.source(i));
+            let k = self.samples.key(i).to_string();
             return Ok(duplicate(self, Reason::DuplicatePixels, k, m, notes));
         } else {
             write(*encoded)?;
-            self.written.insert(key.clone());
+            self.written.insert(key_fp);
         }
-        self.owner.insert(key.clone(), source.clone());
-        self.by_hash.insert(hash.clone(), key.clone());
-        self.done.insert(source.clone(), Done::Sample { label_row, masked });
+        if !self.owner.contains_key(&key_fp) {
+            let i = self.samples.push(&source, &key);
+            self.owner.insert(key_fp, i);
+            self.by_hash.insert(hash_fp, i);
+        }
+        self.done.insert(source_fp, Done::Sample { label_row: label_row.map(|r| r as u32), masked });
         self.count_notes(&notes);
         Ok(Entry::Sample { s: source, k: key, h: hash, l: label_row, b: masked, n: notes })
     }
@@ -135,13 +240,11 @@ impl Ledger {
         labels: Option<&Labels>,
     ) -> Vec<(&'a str, &'a str, &'a str)> {
         let mut rejected_rows = Vec::new();
-        let mut sources: Vec<&String> = self.done.keys().collect();
-        sources.sort();
         let mut used_rows = HashSet::new();
         let mut without_labels = 0u64;
-        for src in sources {
+        for done in self.done.values() {
             summary.files += 1;
-            match &self.done[src] {
+            match done {
                 Done::Sample { label_row, masked } => {
                     summary.samples += 1;
                     summary.masked += u64::from(*masked);
@@ -152,12 +255,14 @@ impl Ledger {
                         None => without_labels += 1,
                     }
                 }
-                Done::Reject { reason, message } => {
+                Done::Reject(i) => {
+                    let (source, reason, message) = &self.rejects[*i as usize];
                     *summary.rejected.entry(reason.clone()).or_default() += 1;
-                    rejected_rows.push((src.as_str(), reason.as_str(), message.as_str()));
+                    rejected_rows.push((source.as_str(), reason.as_str(), message.as_str()));
                 }
             }
         }
+        rejected_rows.sort_unstable();
         summary.read_notes = self.notes.clone();
         if let Some(l) = labels {
             summary.label_rows = Some(l.len() as u64);
@@ -167,4 +272,25 @@ impl Ledger {
         }
         rejected_rows
     }
+}
+
+/// What [`restore_from_journal`] rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Lines read from the journal.
+    pub entries: usize,
+    pub samples: u64,
+    pub rejected: u64,
+}
+
+/// The state a resumed run rebuilds before its first new file (the journal
+/// read, [`Ledger::restore`] against the complete shards' keys, the set of
+/// sources to skip), as [`super::run`] does; for the journal benchmark
+/// (`ingest/examples/journal_resume.rs`).
+pub fn restore_from_journal(journal: &Path, complete: HashSet<String>) -> std::io::Result<Restored> {
+    let (ledger, entries) = Ledger::restore(journal, complete)?;
+    let skip = ledger.skip();
+    let (samples, rejected) = ledger.counts();
+    debug_assert_eq!(skip.len() as u64, samples + rejected);
+    Ok(Restored { entries, samples, rejected })
 }

@@ -17,7 +17,7 @@
 //! The steps every front end shares (settings check, resume check, the
 //! accounting and `rejected.parquet`, finishing) are [`crate::frontend`]'s.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -48,6 +48,7 @@ mod order;
 mod partition;
 mod worker;
 
+pub use self::ledger::{restore_from_journal, Restored};
 pub use self::partition::{parse_partition, partition_from_env, partition_of};
 pub use crate::decode_and_process;
 
@@ -314,9 +315,9 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         // The dataset's own private/ (made by the writer) stays empty: remove it.
         let _ = std::fs::remove_dir(root.join(layout::PRIVATE_DIR));
     }
-    let (mut journal, entries) = Journal::open(&journal_path).map_err(IngestError::write(&journal_path))?;
-    let mut ledger = Ledger::restore(entries, complete);
-    let skip: Arc<HashSet<String>> = Arc::new(ledger.done.keys().cloned().collect());
+    let (mut ledger, _) = Ledger::restore(&journal_path, complete).map_err(IngestError::write(&journal_path))?;
+    let mut journal = Journal::append_to(&journal_path).map_err(IngestError::write(&journal_path))?;
+    let skip = Arc::new(ledger.skip());
     tracing::info!(root = %root.display(), resuming, done = skip.len(), "ingest starting");
 
     let threads = cfg.threads.max(1);

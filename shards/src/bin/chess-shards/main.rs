@@ -87,10 +87,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Join datasets (e.g. the partitions of one ingest run) into one.
+    /// Join datasets into one: the partitions of one ingest run, or
+    /// different datasets (imported releases, a PACS export) into one
+    /// pretraining set.
     ///
     /// Shards are hard-linked when the output is on the same filesystem,
-    /// otherwise copied. Refuses duplicate keys and mismatched columns.
+    /// otherwise copied. The columns are the union of the inputs' (null where
+    /// an input lacks a label column); when any input has `source_dataset`,
+    /// the rows of inputs without it get their --source-name, else their
+    /// dataset.json's source_dataset, else their directory's name. Refuses
+    /// duplicate keys, different pixel types, and a column with two types.
     Merge {
         /// Input dataset directories.
         #[arg(required = true)]
@@ -101,6 +107,10 @@ enum Command {
         /// Stem of the output shard names.
         #[arg(long, default_value = "shard")]
         shard_name: String,
+        /// `source_dataset` of an input without that column, as DIR=NAME
+        /// (DIR exactly as given among the inputs); repeatable.
+        #[arg(long = "source-name", value_name = "DIR=NAME")]
+        source_names: Vec<String>,
     },
     /// Write a manifest of the rows selected by keys and/or an expression.
     ///
@@ -322,8 +332,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Merge { inputs, out, shard_name } => {
-            let report = ops::merge(&inputs, &out, &shard_name)?;
+        Command::Merge { inputs, out, shard_name, source_names } => {
+            let mut names = Vec::with_capacity(source_names.len());
+            for entry in &source_names {
+                let (dir, name) = entry
+                    .rsplit_once('=')
+                    .filter(|(d, n)| !d.is_empty() && !n.is_empty())
+                    .ok_or_else(|| CliError::usage(format!("--source-name `{entry}` is not DIR=NAME")))?;
+                names.push((PathBuf::from(dir), name.to_string()));
+            }
+            let opts = ops::MergeOptions { shard_name, source_names: names };
+            let report = ops::merge_with(&inputs, &out, &opts)?;
             if !quiet {
                 eprintln!(
                     "merged {} datasets into {}: {} samples, {} shards ({} linked, {} copied)",
@@ -373,7 +392,7 @@ fn run(cli: Cli) -> Result<()> {
             valid_fraction,
             out,
         } => {
-            let ds = Dataset::open(&dataset)?;
+            let files = DatasetFiles::open(&dataset)?;
             let opts = fractions::FractionOptions {
                 fractions,
                 repeats,
@@ -385,7 +404,7 @@ fn run(cli: Cli) -> Result<()> {
                 test_fraction,
                 valid_fraction,
             };
-            let summaries = fractions::build(&ds, &opts, &out)?;
+            let summaries = fractions::build_files(&files, &opts, &out)?;
             if !quiet {
                 let mut header = format!("{:<22} {:>8} {:>8}", "manifest", "images", "patients");
                 for l in &opts.labels {
