@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{chess_ingest, chess_shards_bin};
+use crate::common::{chess_ingest, chess_shards_bin, ok};
 use crate::cxr_fixtures::{self as fx, Fixture, H, W};
 use chess_ingest::pipeline::{self, PipelineOptions, PixelSemantics};
 use chess_shards::{Dataset, LabelValue, ManifestRow, NpyZstDecoder};
@@ -32,16 +32,6 @@ fn ingest(sub: &str, root: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn ok(o: &Output, what: &str) {
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn rejected(out: &Path) -> Vec<(String, String, String)> {

@@ -7,19 +7,9 @@
 
 use std::process::Output;
 
-use crate::common::{chess_ingest, chess_shards_bin, Synth};
+use crate::common::{chess_ingest, chess_shards_bin, ok, Synth};
 use crate::cxr_fixtures as fx;
 use chess_shards::{Dataset, LabelValue};
-
-fn ok(o: &Output, what: &str) {
-    assert!(
-        o.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn import(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     chess_ingest()

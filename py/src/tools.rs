@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use chess_shards::dataset::DatasetFiles;
 use chess_shards::{balance as bal, fractions as frac, ops, Dataset};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -70,8 +71,10 @@ pub fn fractions<'py>(
         test_fraction,
         valid_fraction,
     };
-    let ds = open(py, dataset)?;
-    let summaries = py.detach(|| frac::build(&ds, &opts, &out)).map_err(to_py)?;
+    // The file path of `chess-shards fractions`: only the columns it needs in memory, the same files out.
+    let summaries = py
+        .detach(|| DatasetFiles::open(&dataset).and_then(|files| frac::build_files(&files, &opts, &out)))
+        .map_err(to_py)?;
     let list = PyList::empty(py);
     for s in summaries {
         let d = PyDict::new(py);

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub fn repo_root() -> PathBuf {
@@ -206,4 +206,15 @@ impl Synth {
             .media_storage_sop_instance_uid(&self.sop);
         o.with_meta(meta).unwrap().write_to_file(path).unwrap();
     }
+}
+
+/// Asserts that a tool run succeeded, showing its output when it did not.
+pub fn ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
