@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chess_schemas::PixelDtype;
 use chess_shards::{demo, Dataset, DatasetWriter, FinishInfo, NpyZstDecoder};
 
-use crate::common::{run, text};
+use crate::common::{assert_shards_sorted_by_key, run, text};
 
 fn demo_dataset(dir: &Path, count: &str) -> PathBuf {
     let out = dir.join("demo");
@@ -165,12 +165,7 @@ fn merge_joins_partitions_and_refuses_duplicates() {
     assert_eq!(count(frames), count(&input(&a)) + count(&input(&b)));
     assert!(count(frames) >= 9);
     // Shards are linked as they are: samples keep their (ascending key) order within each shard.
-    for shard in ds.shards() {
-        let file = std::fs::File::open(ds.shard_path(&shard).unwrap()).unwrap();
-        let keys: Vec<String> =
-            chess_shards::ShardReader::new(std::io::BufReader::new(file), shard).map(|s| s.unwrap().key).collect();
-        assert!(!keys.is_empty() && keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
-    }
+    assert_shards_sorted_by_key(&ds);
     let o = run(&["verify", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
 

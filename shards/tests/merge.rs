@@ -8,7 +8,7 @@ use std::path::Path;
 use chess_schemas::{LabelColumn, LabelType, PixelDtype};
 use chess_shards::{demo, Dataset, DatasetWriter, FinishInfo, LabelValue, WriterOptions};
 
-use crate::common::{run, text};
+use crate::common::{assert_shards_sorted_by_key, run, text};
 
 /// `n` demo samples keyed `<prefix>NNNN` with these label columns (values
 /// from `label`), with or without a split column.
@@ -103,12 +103,7 @@ fn merge_of_datasets_with_different_label_columns_is_their_union() {
     assert_eq!(from[1]["source_datasets"], serde_json::json!(["nih-chestxray14"]));
     assert_eq!(from[1]["labels"], serde_json::json!(["Effusion", "Cardiomegaly", "source_dataset"]));
     // Shards as they were: each sorted by key; verify and the loader agree.
-    for shard in ds.shards() {
-        let file = std::fs::File::open(ds.shard_path(&shard).unwrap()).unwrap();
-        let keys: Vec<String> =
-            chess_shards::ShardReader::new(std::io::BufReader::new(file), shard).map(|s| s.unwrap().key).collect();
-        assert!(!keys.is_empty() && keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
-    }
+    assert_shards_sorted_by_key(&ds);
     let o = run(&["verify", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let o = run(&["stream", merged.to_str().unwrap(), "--keys", "--batch", "2"]);

@@ -37,3 +37,13 @@ pub fn demo_dataset(root: &Path, n: u64, size: u32, per_shard: u64, paired: bool
         .unwrap();
     root.to_path_buf()
 }
+
+/// Every shard of `ds` holds samples in strictly ascending key order (the writer's and merge's rule).
+pub fn assert_shards_sorted_by_key(ds: &chess_shards::Dataset) {
+    for shard in ds.shards() {
+        let file = std::fs::File::open(ds.shard_path(&shard).unwrap()).unwrap();
+        let keys: Vec<String> =
+            chess_shards::ShardReader::new(std::io::BufReader::new(file), shard).map(|s| s.unwrap().key).collect();
+        assert!(!keys.is_empty() && keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    }
+}
