@@ -10,11 +10,11 @@
 //! shards (as `DatasetWriter::resume` returns them). It prints the entries,
 //! the state's counts and the seconds each step took.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
 use chess_ingest::journal::{Entry, Journal};
+use chess_shards::WrittenKeys;
 
 /// The i-th source path: archive-like depth, about 90 characters.
 fn source(i: u64) -> String {
@@ -64,8 +64,9 @@ fn entry(i: u64) -> Entry {
 }
 
 /// Keys of the samples among the first `n` entries (the complete shards' keys).
-fn complete_keys(n: u64) -> HashSet<String> {
-    (0..n).filter(|i| !matches!(i % 200, 0..=3)).map(|i| hex(i, "key", 32)).collect()
+fn complete_keys(n: u64) -> WrittenKeys {
+    let keys: Vec<String> = (0..n).filter(|i| !matches!(i % 200, 0..=3)).map(|i| hex(i, "key", 32)).collect();
+    keys.iter().map(String::as_str).collect()
 }
 
 fn main() -> std::io::Result<()> {

@@ -13,7 +13,7 @@
 //!
 //! Progress goes to the caller's [`crate::progress::Progress`] callback.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use chess_schemas::{layout, PixelDtype};
-use chess_shards::{DatasetWriter, FinishInfo, Image, LabelValue, SampleFields, WriterOptions};
+use chess_shards::{DatasetWriter, FinishInfo, Image, LabelValue, SampleFields, WriterOptions, WrittenKeys};
 use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -160,7 +160,7 @@ pub fn dicom_fields(d: crate::deid::Deidentified, clip_value: f64, labels: Vec<L
 pub struct Opened {
     pub writer: DatasetWriter,
     /// Keys of the samples in the interrupted run's complete shards.
-    pub done: HashSet<String>,
+    pub done: WrittenKeys,
 }
 
 /// Creates the dataset at `root`, or resumes it when `resuming` (the front
@@ -184,7 +184,7 @@ pub fn open_dataset<O: Serialize + DeserializeOwned + PartialEq>(
         }
         DatasetWriter::resume(root, writer_opts.clone()).map_err(IngestError::dataset(root))?
     } else {
-        (DatasetWriter::create(root, writer_opts.clone()).map_err(IngestError::dataset(root))?, HashSet::new())
+        (DatasetWriter::create(root, writer_opts.clone()).map_err(IngestError::dataset(root))?, WrittenKeys::default())
     };
     if let Some(private) = run_file.parent() {
         crate::private::create_dir(private).map_err(IngestError::write(private))?;

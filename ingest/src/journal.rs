@@ -9,6 +9,7 @@
 //! sample. A torn last line (killed mid-write) is ignored. The journal names
 //! source paths, so it lives under `private/`.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -86,21 +87,31 @@ impl Journal {
     }
 
     /// Streams the entries of the journal at `path` (none if it does not
-    /// exist) to `f` with their number, holding one line at a time; returns
-    /// how many there were.
+    /// exist) to `f` with their line number (counting every line, also the
+    /// torn or garbled ones skipped), holding one line at a time; returns
+    /// how many entries there were.
     pub fn read_each(path: &Path, mut f: impl FnMut(usize, Entry)) -> std::io::Result<usize> {
-        let mut n = 0;
-        if path.exists() {
-            for line in BufReader::new(File::open(path)?).split(b'\n') {
-                let line = line?;
-                // A torn or garbled line is skipped: its source is redone.
-                if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                    f(n, e);
-                    n += 1;
-                }
+        for_each_line(path, |n, line| match serde_json::from_slice::<Line<'_>>(line).ok().and_then(Line::into_entry) {
+            Some(e) => {
+                f(n, e);
+                true
             }
-        }
-        Ok(n)
+            None => false,
+        })
+    }
+
+    /// Streams only the source of each line of a known kind, with its line
+    /// number as [`Journal::read_each`] gives it, borrowed from the line: the
+    /// cheap first pass of a resume. It checks less than `read_each`: a line
+    /// it reads may still be skipped there as garbled (its source is then redone).
+    pub fn read_sources(path: &Path, mut f: impl FnMut(usize, &str)) -> std::io::Result<usize> {
+        for_each_line(path, |n, line| match serde_json::from_slice::<SourceOnly<'_>>(line) {
+            Ok(SourceOnly { o, s }) if KINDS.contains(&o.as_ref()) => {
+                f(n, &s);
+                true
+            }
+            _ => false,
+        })
     }
 
     /// Opens (creating) the journal for appending, without reading it.
@@ -126,6 +137,74 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The `o` tags of [`Entry`].
+const KINDS: [&str; 3] = ["sample", "reject", "dup"];
+
+/// Calls `f` with each line of the file at `path` (none if it does not
+/// exist) and its line number; `f` says whether it accepted the line, and
+/// the accepted ones are counted. A torn or garbled line is not accepted:
+/// its source is redone. One line buffer, reused.
+fn for_each_line(path: &Path, mut f: impl FnMut(usize, &[u8]) -> bool) -> std::io::Result<usize> {
+    let mut accepted = 0;
+    if !path.exists() {
+        return Ok(0);
+    }
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut line = Vec::with_capacity(512);
+    for number in 0.. {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if !text.is_empty() && f(number, text) {
+            accepted += 1;
+        }
+    }
+    Ok(accepted)
+}
+
+/// A journal line with only its kind and source, borrowed where it has no
+/// escapes (serde skips the other fields without building them).
+#[derive(Deserialize)]
+struct SourceOnly<'a> {
+    #[serde(borrow)]
+    o: Cow<'a, str>,
+    #[serde(borrow)]
+    s: Cow<'a, str>,
+}
+
+/// A journal line as flat fields: parsed without the buffering serde needs
+/// for an internally tagged enum, then checked into an [`Entry`].
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    o: Cow<'a, str>,
+    s: String,
+    k: Option<String>,
+    h: Option<String>,
+    l: Option<usize>,
+    #[serde(default)]
+    b: bool,
+    r: Option<String>,
+    m: Option<String>,
+    #[serde(default)]
+    n: Vec<String>,
+}
+
+impl Line<'_> {
+    /// The entry, or `None` when a field its kind needs is missing.
+    fn into_entry(self) -> Option<Entry> {
+        let Line { o, s, k, h, l, b, r, m, n } = self;
+        Some(match o.as_ref() {
+            "sample" => Entry::Sample { s, k: k?, h: h?, l, b, n },
+            "reject" => Entry::Reject { s, r: r?, m: m?, n },
+            "dup" => Entry::Duplicate { s, r: r?, k: k?, m: m?, n },
+            _ => return None,
+        })
     }
 }
 
@@ -164,5 +243,42 @@ mod tests {
         assert_eq!(text.matches(r#""n":["no_file_meta"]"#).count(), 1, "{text}");
         let old: Entry = serde_json::from_str(r#"{"o":"reject","s":"d","r":"not_dicom","m":""}"#).unwrap();
         assert!(old.notes().is_empty());
+    }
+
+    #[test]
+    fn the_flat_reader_reads_what_serde_writes_and_skips_lines_missing_a_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let entries = vec![
+            // Escapes in a source make the borrowed parse own its text.
+            Entry::Sample { s: "a \"q\"\\b\u{e9}".into(), k: "k".into(), h: "h".into(), l: None, b: false, n: vec![] },
+            Entry::Duplicate {
+                s: "c".into(),
+                r: "duplicate_pixels".into(),
+                k: "k".into(),
+                m: "m".into(),
+                n: vec!["x".into()],
+            },
+        ];
+        let (mut j, _) = Journal::open(&p).unwrap();
+        j.append(&entries[0]).unwrap();
+        drop(j);
+        // A line of no known kind and a sample without its key: garbled, skipped.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"o\":\"other\",\"s\":\"z\"}\n{\"o\":\"sample\",\"s\":\"y\",\"h\":\"h\"}\n").unwrap();
+        drop(f);
+        let mut j = Journal::append_to(&p).unwrap();
+        j.append(&entries[1]).unwrap();
+        let (mut read, mut sources) = (Vec::new(), Vec::new());
+        assert_eq!(Journal::read_each(&p, |n, e| read.push((n, e))).unwrap(), 2);
+        assert_eq!(Journal::read_sources(&p, |n, s| sources.push((n, s.to_string()))).unwrap(), 3);
+        // Line numbers count every line: the skipped ones and the empty one `append_to` adds.
+        assert_eq!(read, vec![(0, entries[0].clone()), (4, entries[1].clone())]);
+        let a = entries[0].source().to_string();
+        assert_eq!(sources, vec![(0, a), (2, "y".to_string()), (4, "c".to_string())]);
+        // The serde enum itself reads the same lines the same way.
+        let text = std::fs::read_to_string(&p).unwrap();
+        let by_serde: Vec<Entry> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        assert_eq!(by_serde, entries);
     }
 }

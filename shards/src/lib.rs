@@ -27,6 +27,7 @@ pub mod dataset;
 pub mod demo;
 pub mod error;
 pub mod filter;
+pub mod fingerprint;
 pub mod fractions;
 pub mod image;
 pub mod loader;
@@ -43,6 +44,7 @@ pub mod writer;
 
 pub use dataset::Dataset;
 pub use error::{Result, ShardError};
+pub use fingerprint::{key_fingerprint, FingerprintMap, FingerprintSet, WrittenKeys};
 pub use image::{decode_npy_zst, encode_npy_zst, pixel_hash, Image, NpyZstDecoder};
 pub use loader::{Batch, EpochReport, Loader, LoaderError, LoaderOptions, LoaderState};
 pub use manifest::{LabelValue, Manifest, ManifestRow};

@@ -19,6 +19,7 @@ use arrow_schema::SchemaRef;
 use chess_schemas::{col, layout, DatasetInfo, LabelColumn, ManifestColumns, PixelDtype};
 
 use crate::error::{Result, ShardError};
+use crate::fingerprint::{key_fingerprint, FingerprintSet, WrittenKeys};
 use crate::image::{encode_npy_zst_policy, pixel_hash, FrameKind, Image};
 use crate::manifest::{rows_to_batch, tmp_path, LabelValue, ManifestFile, ManifestRow, ParquetSink};
 use crate::tar;
@@ -242,18 +243,12 @@ pub struct DatasetWriter {
     columns: ManifestColumns,
     /// 128-bit fingerprints of the keys written (16 bytes a sample, not the
     /// keys themselves: bounded memory at millions of samples).
-    keys: HashSet<u128>,
+    keys: FingerprintSet,
     next_index: u64,
     current: Option<OpenShard>,
     sizes: HashSet<(u32, u32)>,
     /// Frames of the closed shards.
     frames: FrameCounts,
-}
-
-/// The duplicate-key fingerprint of a key (BLAKE3, first 128 bits).
-fn key_fingerprint(key: &str) -> u128 {
-    let hash = blake3::hash(key.as_bytes());
-    u128::from_le_bytes(hash.as_bytes()[..16].try_into().expect("16 of 32 bytes"))
 }
 
 fn shard_file_name(name: &str, index: u64) -> String {
@@ -306,7 +301,7 @@ impl DatasetWriter {
             opts,
             schema,
             columns,
-            keys: HashSet::new(),
+            keys: FingerprintSet::default(),
             next_index: 0,
             current: None,
             sizes: HashSet::new(),
@@ -317,7 +312,7 @@ impl DatasetWriter {
     /// Reopens an unfinished dataset after a crash: complete shards (those
     /// whose rows were staged) are kept, anything partial is removed. Returns
     /// the keys already written, so the caller can skip them.
-    pub fn resume(root: &Path, opts: WriterOptions) -> Result<(DatasetWriter, HashSet<String>)> {
+    pub fn resume(root: &Path, opts: WriterOptions) -> Result<(DatasetWriter, WrittenKeys)> {
         if root.join(layout::DATASET_JSON).exists() {
             return Err(ShardError::OutputExists {
                 path: root.to_path_buf(),
@@ -355,7 +350,6 @@ impl DatasetWriter {
             }
         }
         complete.sort();
-        let mut done = HashSet::new();
         for (index, rows_path) in &complete {
             let staged = ManifestFile::open(rows_path)?;
             let batch = staged.read_columns(Some(&[col::KEY, col::HEIGHT, col::WIDTH]))?;
@@ -369,7 +363,6 @@ impl DatasetWriter {
             };
             for i in 0..batch.num_rows() {
                 writer.keys.insert(key_fingerprint(keys.value(i)));
-                done.insert(keys.value(i).to_string());
                 writer.sizes.insert((heights.value(i), widths.value(i)));
             }
             // Shards staged before frame counts were recorded count as compressed.
@@ -380,6 +373,8 @@ impl DatasetWriter {
             writer.frames.add(frames);
             writer.next_index = writer.next_index.max(index + 1);
         }
+        // The writer's own duplicate-check set is exactly the complete shards' keys.
+        let done = WrittenKeys::from_fingerprints(writer.keys.clone());
         Ok((writer, done))
     }
 

@@ -214,10 +214,15 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
     if !done.is_empty() {
         let listed: HashSet<&str> =
             all.iter().filter_map(|r| r.as_ref().ok().map(|row| row.image.key.as_str())).collect();
-        if let Some(k) = done.iter().find(|k| !listed.contains(k.as_str())) {
+        // The written keys are fingerprints: count those the CSVs still list.
+        let still_listed = listed.iter().filter(|k| done.contains(k)).count();
+        if still_listed < done.len() {
             return Err(IngestError::StaleOutput {
                 root: out.clone(),
-                message: format!("the interrupted import wrote sample `{k}`, which the CSVs no longer list; import into a fresh --out"),
+                message: format!(
+                    "the interrupted import wrote {} samples that the CSVs no longer list; import into a fresh --out",
+                    done.len() - still_listed
+                ),
             });
         }
     }

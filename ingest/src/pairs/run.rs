@@ -327,11 +327,14 @@ pub fn run(cfg: &Config, progress: Progress<'_>) -> Result<Summary> {
         },
     )?;
     progress(ProgressEvent::Finished);
-    if let Some(k) = done.iter().find(|k| !written.contains(k.as_str())) {
+    // The interrupted run's keys are fingerprints: count those a row produced now.
+    let produced_again = written.iter().filter(|k| done.contains(k)).count();
+    if produced_again < done.len() {
         return Err(IngestError::StaleOutput {
             root: out.clone(),
             message: format!(
-                "the interrupted import wrote sample `{k}`, which no row of {} produces now; import into a fresh --out",
+                "the interrupted import wrote {} samples that no row of {} produces now; import into a fresh --out",
+                done.len() - produced_again,
                 cfg.csv.display()
             ),
         });

@@ -3,10 +3,10 @@
 //! pixels) turned into rejections, the state an interrupted run's journal
 //! restores, and the final tally for the summary and `rejected.parquet`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use chess_shards::{EncodedSample, ShardError};
+use chess_shards::{key_fingerprint, EncodedSample, FingerprintMap, FingerprintSet, ShardError, WrittenKeys};
 
 use super::worker::Outcome;
 use super::Summary;
@@ -14,13 +14,15 @@ use crate::journal::{Entry, Journal};
 use crate::labels::Labels;
 use crate::reject::Reason;
 
-/// A 128-bit fingerprint (BLAKE3) of a source path, key or pixel hash. The
-/// indexes hold these rather than the strings, so each costs a fixed
-/// number of bytes per input whatever the paths' length.
+/// A 128-bit fingerprint (BLAKE3, [`key_fingerprint`]) of a source path,
+/// key or pixel hash. The indexes hold these rather than the strings, so
+/// each costs a fixed number of bytes per input whatever the paths' length;
+/// keys fingerprint as the writer's do, so the complete shards'
+/// [`WrittenKeys`] are used as they come.
 type Fp = u128;
 
 fn fp(text: &str) -> Fp {
-    u128::from_le_bytes(blake3::hash(text.as_bytes()).as_bytes()[..16].try_into().expect("16 of 32 bytes"))
+    key_fingerprint(text)
 }
 
 /// Final state of a source.
@@ -72,7 +74,7 @@ impl Samples {
 type Rejection = (String, String, String);
 
 /// Sources already accounted for, which a resumed run skips.
-pub(super) struct Skip(HashSet<Fp>);
+pub(super) struct Skip(FingerprintSet);
 
 impl Skip {
     pub(super) fn contains(&self, source: &str) -> bool {
@@ -91,15 +93,15 @@ impl Skip {
 #[derive(Default)]
 pub(super) struct Ledger {
     /// By source fingerprint.
-    done: HashMap<Fp, Done>,
+    done: FingerprintMap<Done>,
     rejects: Vec<Rejection>,
     samples: Samples,
     /// Keys in the dataset with the sample that produced them.
-    owner: HashMap<Fp, u32>,
+    owner: FingerprintMap<u32>,
     /// Keys in the dataset (also those of complete shards whose journal line was lost).
-    written: HashSet<Fp>,
+    written: FingerprintSet,
     /// Pixel hash fingerprint to sample.
-    by_hash: HashMap<Fp, u32>,
+    by_hash: FingerprintMap<u32>,
     /// Sources per lenient-read note code, over the done sources.
     notes: BTreeMap<String, u64>,
 }
@@ -109,15 +111,18 @@ impl Ledger {
     /// keys of its complete shards. The journal is read twice, streamed: the
     /// first pass finds each source's last line (a source redone after a
     /// crash has several), the second applies those lines in journal order.
-    pub(super) fn restore(journal: &Path, complete: HashSet<String>) -> std::io::Result<(Ledger, usize)> {
-        let mut l = Ledger { written: complete.iter().map(|k| fp(k)).collect(), ..Default::default() };
-        drop(complete);
-        let mut last: HashMap<Fp, u32> = HashMap::new();
-        let lines = Journal::read_each(journal, |n, e| {
-            last.insert(fp(e.source()), n as u32);
+    pub(super) fn restore(journal: &Path, complete: WrittenKeys) -> std::io::Result<(Ledger, usize)> {
+        let mut l = Ledger { written: complete.into_fingerprints(), ..Default::default() };
+        let mut last: FingerprintMap<u32> = FingerprintMap::default();
+        Journal::read_sources(journal, |n, source| {
+            last.insert(fp(source), n as u32);
         })?;
+        // Every source has one final state: size the indexes once.
+        l.done.reserve(last.len());
+        l.owner.reserve(l.written.len());
+        l.by_hash.reserve(l.written.len());
         let mut dups = Vec::new();
-        Journal::read_each(journal, |n, e| {
+        let lines = Journal::read_each(journal, |n, e| {
             let source_fp = fp(e.source());
             if last.get(&source_fp) != Some(&(n as u32)) {
                 return;
@@ -287,7 +292,7 @@ pub struct Restored {
 /// read, [`Ledger::restore`] against the complete shards' keys, the set of
 /// sources to skip), as [`super::run`] does; for the journal benchmark
 /// (`ingest/examples/journal_resume.rs`).
-pub fn restore_from_journal(journal: &Path, complete: HashSet<String>) -> std::io::Result<Restored> {
+pub fn restore_from_journal(journal: &Path, complete: WrittenKeys) -> std::io::Result<Restored> {
     let (ledger, entries) = Ledger::restore(journal, complete)?;
     let skip = ledger.skip();
     let (samples, rejected) = ledger.counts();
