@@ -12,12 +12,14 @@
 //!   Rust `Vec`), which hands the buffer back to its loader when the array dies.
 //! - [`convert`]: Rust values → Python objects (pixels, labels, states, reports).
 //! - [`error`]: Rust errors → `chess_shards.ChessShardsError` with the full message.
+//! - [`alloc`]: the global allocator (large buffers in transparent huge pages).
 //!
 //! The Python side (`py/python/chess_shards/`) adds the pyarrow manifest,
 //! `chess_shards.torch.StreamingDataset` and the webdataset decoder.
 
 use pyo3::prelude::*;
 
+mod alloc;
 mod buffer;
 mod convert;
 mod dataset;
@@ -25,9 +27,13 @@ mod error;
 mod loader;
 mod tools;
 
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
+
 #[pymodule]
 fn _chess_shards(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    alloc::set_hugepages(std::env::var_os("CHESS_SHARDS_HUGEPAGES").is_none_or(|v| v != "0"));
     m.add("ChessShardsError", py.get_type::<error::ChessShardsError>())?;
     m.add("__version__", chess_shards::VERSION)?;
     m.add_class::<dataset::Dataset>()?;

@@ -364,6 +364,23 @@ def test_batches_are_the_rust_buffer(ds24):
     assert shared.data_ptr() == image.__array_interface__["data"][0]
 
 
+def test_large_batch_buffers_are_mapped_for_huge_pages(tmp_path, chess_shards_bin):
+    """Batch buffers of 4 MiB and more come from the module's allocator, 2 MiB aligned
+    (advised for transparent huge pages); the pixels are still the samples'."""
+    root = make_dataset(chess_shards_bin, tmp_path / "ds", 40, size=256, shard_samples=20)
+    ds = chess_shards.Dataset(root)
+    loader = chess_shards.Loader(root, batch_size=32, seed=1, threads=2)  # 32 x 256 x 256 x 2 B = 4 MiB
+    batches = 0
+    for batch in loader:
+        image = batch["image"]
+        if len(batch["keys"]) == 32:
+            assert image.base.address % (2 << 20) == 0, hex(image.base.address)
+            batches += 1
+        for j, key in enumerate(batch["keys"]):
+            np.testing.assert_array_equal(image[j], ds.sample(key)[0])
+    assert batches == 1 and loader.report()["delivered"] == 40
+
+
 def test_batch_buffers_are_recycled_only_when_their_arrays_die(tmp_path, chess_shards_bin):
     """A batch whose arrays (and tensors) are gone hands its buffers back to the
     pipeline; one still referenced is never refilled: every kept batch still
