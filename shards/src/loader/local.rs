@@ -383,11 +383,7 @@ impl Walker {
         }
         if file.is_mapped() {
             // Decoded straight out of the mapping: no copy of the member.
-            return Ok(Located::Member(FileMember {
-                file: file.clone(),
-                offset: m.data_offset,
-                len: m.size as usize,
-            }));
+            return Ok(Located::Member(FileMember { file: file.clone(), offset: m.data_offset, len: m.size as usize }));
         }
         let mut buf = take();
         buf.clear();

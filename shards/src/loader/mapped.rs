@@ -49,9 +49,8 @@ impl Mapping {
         let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
         // SAFETY: a fresh mapping chosen by the kernel (no fixed address), of
         // a file descriptor we own; failure is reported as MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0)
-        };
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
             return None;
         }

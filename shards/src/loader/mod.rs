@@ -689,7 +689,8 @@ impl Loader {
             },
         };
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
-        let running = pipeline::start(self.table.clone(), self.store.clone(), self.files.clone(), plan, settings, state);
+        let running =
+            pipeline::start(self.table.clone(), self.store.clone(), self.files.clone(), plan, settings, state);
         EpochIter {
             running: Some(running),
             progress: self.progress.clone(),
