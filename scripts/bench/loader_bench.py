@@ -52,7 +52,7 @@ EPOCHS = "3"
 
 def rust(cpus, threads, src, env=None, floor=None):
     """The loader (or a floor: "pread", "memcpy") through shards/examples/bench_loader.rs, in steady state.
-    RSS: the loader's own memory (largest RssAnon at an epoch's end); mapped shard pages (RssFile, the page
+    RSS: the loader's own memory (largest RssAnon, sampled every 8th batch); mapped shard pages (RssFile, the page
     cache's) apart."""
     flag = {"pread": ["--floor"], "memcpy": ["--floor-memcpy"], None: []}[floor]
     cmd = ["taskset", "-c", cpus, EXAMPLE, src, "--threads", str(threads), "--epochs", EPOCHS,
@@ -163,8 +163,8 @@ print(f"- S3 on loopback / local disk, 2 cores: {results['s3']['samples_per_s'] 
       f"(wall), {results['rust2']['cpu_per_sample'] / results['s3']['cpu_per_sample']:.2f}x (per CPU-second of the loader; "
       f"the server's CPU is not counted).")
 print(f"- The loader's own memory does not grow with the dataset: {small['rss_mb']:.0f} MB for {small['samples']} samples, "
-      f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores); Rust RSS is RssAnon (largest at an "
-      f"epoch's end). Mapped shard pages (RssFile: the page cache's own pages, shared and reclaimable, kept mapped across "
+      f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores); Rust RSS is RssAnon (largest seen, "
+      f"sampled every 8th batch). Mapped shard pages (RssFile: the page cache's own pages, shared and reclaimable, kept mapped across "
       f"epochs up to half the machine's memory) come on top: {results['rust1']['file_mb']:.0f} MB with `--threads 1`, "
       f"{results['rust1_pread']['file_mb']:.0f} MB with pread.")
 print("- Python peak RSS: main process plus each worker's peak.")

@@ -19,8 +19,9 @@
 //! Prints one JSON object: samples (counted), seconds, samples_per_s,
 //! cpu_seconds (this process, all threads), peak_rss_bytes (VmHWM: includes
 //! the pages of mapped shard files), rss_anon_bytes (the largest RssAnon
-//! seen at an epoch's end: the loader's own memory), rss_file_bytes
-//! (RssFile then: mapped shard pages, which are the page cache's).
+//! seen every 8th batch and at an epoch's end: the loader's own memory),
+//! rss_file_bytes (the largest RssFile: mapped shard pages, which are the
+//! page cache's).
 //!
 //! Usage: bench_loader DATASET [--threads N] [--epochs E] [--shuffle-buffer S] [--batch B] [--floor | --floor-memcpy]
 
@@ -122,6 +123,9 @@ fn loader(args: &Args) -> Result<(u64, f64, f64), Box<dyn std::error::Error>> {
             match started {
                 None => started = Some((Instant::now(), cpu_seconds())),
                 Some(_) => counted += batch.len() as u64,
+            }
+            if batch.index % 8 == 1 {
+                sample_rss(); // mid-epoch, batches in flight
             }
             it.recycle(batch);
         }

@@ -358,6 +358,9 @@ pub struct Loader {
     last_report: Arc<Mutex<Option<EpochReport>>>,
     /// Local shard files, mapped once for all epochs (`CHESS_LOADER_MMAP=0`: `pread`).
     files: Arc<local::ShardFiles>,
+    /// Batch buffers handed back ([`EpochIter::recycle`]), kept across
+    /// epochs: a new epoch fills them again instead of page-faulting fresh ones.
+    recycled: (crossbeam_channel::Sender<Batch>, crossbeam_channel::Receiver<Batch>),
 }
 
 fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
@@ -506,7 +509,6 @@ impl Loader {
         let access = if opts.access == Access::Auto { auto } else { opts.access };
         tracing::info!(location, samples = table.len(), shards = table.shards.len(), ?access, "loader opened");
         Ok(Loader {
-            opts,
             store,
             table: Arc::new(table),
             access,
@@ -517,6 +519,8 @@ impl Loader {
             progress: Arc::new(Mutex::new(None)),
             last_report: Arc::new(Mutex::new(None)),
             files: Arc::new(local::ShardFiles::from_env()),
+            recycled: crossbeam_channel::bounded(opts.prefetch_batches.max(1) + 2),
+            opts,
         })
     }
 
@@ -690,7 +694,15 @@ impl Loader {
         };
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
         let running =
-            pipeline::start(self.table.clone(), self.store.clone(), self.files.clone(), plan, settings, state);
+            pipeline::start(
+            self.table.clone(),
+            self.store.clone(),
+            self.files.clone(),
+            self.recycled.clone(),
+            plan,
+            settings,
+            state,
+        );
         EpochIter {
             running: Some(running),
             progress: self.progress.clone(),

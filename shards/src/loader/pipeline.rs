@@ -199,6 +199,7 @@ pub(crate) fn start(
     table: Arc<Table>,
     store: Store,
     files: Arc<ShardFiles>,
+    recycle: (Sender<Batch>, Receiver<Batch>),
     plan: Arc<Plan>,
     settings: RunSettings,
     start: LoaderState,
@@ -210,7 +211,7 @@ pub(crate) fn start(
         done[pos] = true;
     }
     let lookahead = settings.batch_size.max(1) * settings.prefetch_batches.max(1);
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(settings.prefetch_batches.max(1) + 1);
+    let (recycle_tx, recycle_rx) = recycle;
     let horizon = if n == 0 { 0 } else { plan.prefix_max[(first_slot + lookahead).min(n - 1)] + 1 };
     let shared = Arc::new(Shared {
         table,
@@ -873,7 +874,9 @@ fn assemble(
         }
         batch
     };
-    let mut batch = new_batch(state.batches, state);
+    // Made when its first sample is ready (not when the previous one is
+    // sent), so that the consumer has had time to hand a buffer back.
+    let mut batch: Option<Batch> = None;
     // The samples of the batch being gathered, in slot order: copied into
     // the batch buffer when it is complete, by `decode_threads` threads.
     let mut pending: Vec<Decoded> = Vec::with_capacity(b);
@@ -925,6 +928,7 @@ fn assemble(
             Ok(sample) => {
                 report.bytes_delivered += sample.bytes;
                 pending.push(sample);
+                let batch = batch.get_or_insert_with(|| new_batch(state.batches, state));
                 batch.keys.push(table.key(row).to_string());
                 batch.rows.push(row);
                 batch.padded.push(plan.padded[pos]);
@@ -946,8 +950,10 @@ fn assemble(
         if n > 0 {
             shared.window.advance(plan.prefix_max[(t + 1 + lookahead).min(n - 1)] + 1);
         }
-        if batch.len() == b || (t + 1 == n && !batch.is_empty()) {
-            let filled = fill_batch(&mut batch, &pending, pixels_per, shared.settings.decode_threads);
+        let gathered = batch.as_ref().map_or(0, Batch::len);
+        if gathered == b || (t + 1 == n && gathered > 0) {
+            let mut full = batch.take().expect("a batch with samples");
+            let filled = fill_batch(&mut full, &pending, pixels_per, shared.settings.decode_threads);
             for sample in pending.drain(..) {
                 shared.pool.give_ready(sample.image);
                 sample.extras.into_iter().for_each(|r| shared.pool.give_ready(r));
@@ -961,7 +967,6 @@ fn assemble(
             state.delivered = report.delivered;
             state.skipped = report.skipped;
             report.batches = state.batches;
-            let mut full = std::mem::replace(&mut batch, new_batch(state.batches, state));
             full.state = state;
             let n = full.len() * pixels_per;
             full.pixels.resize(n);
