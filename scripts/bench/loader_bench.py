@@ -50,14 +50,17 @@ EXAMPLE = os.path.join(os.path.dirname(BIN), "examples", "bench_loader")
 EPOCHS = "3"
 
 
-def rust(cpus, threads, src, env=None, floor=False):
-    """The loader (or the pread floor) through shards/examples/bench_loader.rs, in steady state."""
+def rust(cpus, threads, src, env=None, floor=None):
+    """The loader (or a floor: "pread", "memcpy") through shards/examples/bench_loader.rs, in steady state.
+    RSS: the loader's own memory (largest RssAnon, sampled every 8th batch); mapped shard pages (RssFile, the page
+    cache's) apart."""
+    flag = {"pread": ["--floor"], "memcpy": ["--floor-memcpy"], None: []}[floor]
     cmd = ["taskset", "-c", cpus, EXAMPLE, src, "--threads", str(threads), "--epochs", EPOCHS,
-           "--shuffle-buffer", SHUFFLE] + (["--floor"] if floor else [])
+           "--shuffle-buffer", SHUFFLE] + flag
     out, wall, _ = timed(cmd, env)
     d = json.loads(out)
     return {"samples": d["samples"], "samples_per_s": d["samples_per_s"], "cpu_per_sample": d["cpu_seconds"] / d["samples"],
-            "rss_mb": d["peak_rss_bytes"] / 1e6, "wall": wall}
+            "rss_mb": d["rss_anon_bytes"] / 1e6, "file_mb": d["rss_file_bytes"] / 1e6, "wall": wall}
 
 
 def python(cpus, workers):
@@ -88,7 +91,9 @@ PEER_NAMES = {
 env = dict(os.environ, AWS_ENDPOINT_URL=ENDPOINT, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="AK",
            AWS_SECRET_ACCESS_KEY="SK", AWS_DEFAULT_REGION="us-east-1")
 configs = {
-    "floor": lambda: rust("0", 1, DS, floor=True),
+    "floor": lambda: rust("0", 1, DS, floor="pread"),
+    "floor_memcpy": lambda: rust("0", 1, DS, floor="memcpy"),
+    "rust1_pread": lambda: rust("0", 1, DS, dict(os.environ, CHESS_LOADER_MMAP="0")),
     "rust1": lambda: rust("0", 1, DS),
     "py0": lambda: python("0", 0),
     "py1": lambda: python("0", 1),
@@ -134,7 +139,9 @@ def row(name, cores, r):
 
 
 row("Floor: one `pread` per sample into a batch slot, nothing else", 1, results["floor"])
+row("Floor: one `memcpy` per sample into a batch slot from the shards held in memory", 1, results["floor_memcpy"])
 row("Rust loader, local shards, `--threads 1`", 1, results["rust1"])
+row("Rust loader, local shards, `--threads 1`, `CHESS_LOADER_MMAP=0` (pread)", 1, results["rust1_pread"])
 row("Rust loader, local shards, `--threads 2`", 2, results["rust2"])
 row("Python webdataset + DataLoader, num_workers=0", 1, results["py0"])
 row("Python webdataset + DataLoader, num_workers=1", 1, results["py1"])
@@ -155,12 +162,19 @@ print(f"- Rust / Python in samples per CPU-second: "
 print(f"- S3 on loopback / local disk, 2 cores: {results['s3']['samples_per_s'] / results['rust2']['samples_per_s']:.2f}x "
       f"(wall), {results['rust2']['cpu_per_sample'] / results['s3']['cpu_per_sample']:.2f}x (per CPU-second of the loader; "
       f"the server's CPU is not counted).")
-print(f"- Peak RSS does not grow with the dataset: {small['rss_mb']:.0f} MB for {small['samples']} samples, "
-      f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores).")
+print(f"- The loader's own memory does not grow with the dataset: {small['rss_mb']:.0f} MB for {small['samples']} samples, "
+      f"{results['rust2']['rss_mb']:.0f} MB for {results['rust2']['samples']} (2 cores); Rust RSS is RssAnon (largest seen, "
+      f"sampled every 8th batch). Mapped shard pages (RssFile: the page cache's own pages, shared and reclaimable, kept mapped across "
+      f"epochs up to half the machine's memory) come on top: {results['rust1']['file_mb']:.0f} MB with `--threads 1`, "
+      f"{results['rust1_pread']['file_mb']:.0f} MB with pread.")
 print("- Python peak RSS: main process plus each worker's peak.")
 r1 = results["rust1"]
-print(f"- Rust `--threads 1` / floor: {r1['samples_per_s'] / results['floor']['samples_per_s']:.2f} (wall), "
-      f"{results['floor']['cpu_per_sample'] / r1['cpu_per_sample']:.2f} (per CPU-second).")
+for f, what in (("floor", "pread floor"), ("floor_memcpy", "memcpy floor")):
+    print(f"- Rust `--threads 1` / {what}: {r1['samples_per_s'] / results[f]['samples_per_s']:.2f} (wall), "
+          f"{results[f]['cpu_per_sample'] / r1['cpu_per_sample']:.2f} (per CPU-second).")
+print(f"- Rust `--threads 1` mapped / pread: {r1['samples_per_s'] / results['rust1_pread']['samples_per_s']:.2f} (wall), "
+      f"{results['rust1_pread']['cpu_per_sample'] / r1['cpu_per_sample']:.2f} (per CPU-second).")
+print(f"- Rust `--threads 2` / `--threads 1`: {results['rust2']['samples_per_s'] / r1['samples_per_s']:.2f} (wall).")
 for kind, name in PEER_NAMES.items():
     if kind in results:
         p = results[kind]

@@ -29,6 +29,7 @@
 
 pub mod batch;
 pub(crate) mod local;
+pub(crate) mod mapped;
 pub mod pipeline;
 pub mod plan;
 pub mod store;
@@ -355,6 +356,11 @@ pub struct Loader {
     location: String,
     progress: Arc<Mutex<Option<LoaderState>>>,
     last_report: Arc<Mutex<Option<EpochReport>>>,
+    /// Local shard files, mapped once for all epochs (`CHESS_LOADER_MMAP=0`: `pread`).
+    files: Arc<local::ShardFiles>,
+    /// Batch buffers handed back ([`EpochIter::recycle`]), kept across
+    /// epochs: a new epoch fills them again instead of page-faulting fresh ones.
+    recycled: (crossbeam_channel::Sender<Batch>, crossbeam_channel::Receiver<Batch>),
 }
 
 fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
@@ -503,7 +509,6 @@ impl Loader {
         let access = if opts.access == Access::Auto { auto } else { opts.access };
         tracing::info!(location, samples = table.len(), shards = table.shards.len(), ?access, "loader opened");
         Ok(Loader {
-            opts,
             store,
             table: Arc::new(table),
             access,
@@ -513,7 +518,16 @@ impl Loader {
             location: location.to_string(),
             progress: Arc::new(Mutex::new(None)),
             last_report: Arc::new(Mutex::new(None)),
+            files: Arc::new(local::ShardFiles::from_env()),
+            recycled: crossbeam_channel::bounded(opts.prefetch_batches.max(1) + 2),
+            opts,
         })
+    }
+
+    /// Replaces how local shard files are read (tests: mapped or `pread`).
+    #[cfg(test)]
+    pub(crate) fn set_shard_files(&mut self, files: local::ShardFiles) {
+        self.files = Arc::new(files);
     }
 
     pub fn options(&self) -> &LoaderOptions {
@@ -679,7 +693,16 @@ impl Loader {
             },
         };
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
-        let running = pipeline::start(self.table.clone(), self.store.clone(), plan, settings, state);
+        let running =
+            pipeline::start(
+            self.table.clone(),
+            self.store.clone(),
+            self.files.clone(),
+            self.recycled.clone(),
+            plan,
+            settings,
+            state,
+        );
         EpochIter {
             running: Some(running),
             progress: self.progress.clone(),
@@ -770,5 +793,110 @@ impl Iterator for EpochIter {
 impl Drop for EpochIter {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Image;
+    use crate::writer::{DatasetWriter, FinishInfo};
+
+    fn noisy(size: u32, seed: u64) -> Image {
+        let mut x = seed | 1;
+        let px: Vec<u16> = (0..size * size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u16
+            })
+            .collect();
+        Image::from_u16(size, size, &px)
+    }
+
+    /// Every delivered byte, key, label and skip of two epochs.
+    fn epochs(root: &Path, files: local::ShardFiles, access: Access, verify: bool) -> Vec<String> {
+        let opts = LoaderOptions {
+            seed: 3,
+            batch_size: 5,
+            shuffle_buffer: 8,
+            access,
+            verify_hashes: verify,
+            fields: vec!["target".into()],
+            decode_threads: 2,
+            ..LoaderOptions::default()
+        };
+        let mut loader = Loader::open(root.to_str().unwrap(), opts).unwrap();
+        loader.set_shard_files(files);
+        let mut out = Vec::new();
+        for epoch in 0..2 {
+            let mut it = loader.epoch(epoch);
+            while let Some(batch) = it.next() {
+                let b = batch.unwrap();
+                out.push(format!(
+                    "{:?} {:?} {:?} {:?} {}",
+                    b.keys,
+                    b.labels,
+                    b.pixels.as_u16().unwrap(),
+                    b.extras[0].1.as_u16().unwrap(),
+                    b.pixels.len()
+                ));
+                it.recycle(b);
+            }
+            let report = it.report().unwrap();
+            assert!(report.accounted(), "{report:?}");
+            out.push(format!("{:?}", report.skipped_samples));
+        }
+        out
+    }
+
+    #[test]
+    fn mapped_and_pread_shards_deliver_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ds");
+        let opts = crate::demo::demo_options(PixelDtype::Uint16, 7, true);
+        let mut writer = DatasetWriter::create(&root, opts).unwrap();
+        for i in 0..24u64 {
+            let mut s = crate::demo::demo_sample(i, 48, PixelDtype::Uint16, true);
+            s.image = match i % 2 {
+                // Noise: stored as raw blocks; a smooth ramp: compressed.
+                1 => noisy(48, i + 1),
+                _ => Image::from_u16(48, 48, &(0..48 * 48).map(|p| (p / 7 + i as u32) as u16).collect::<Vec<_>>()),
+            };
+            writer.write(&s).unwrap();
+        }
+        let counts = writer.frame_counts();
+        assert!(counts.raw > 0 && counts.compressed > 0, "{counts:?}");
+        writer.finish(FinishInfo::default()).unwrap();
+        // Damage: a compressed frame's magic (5: decode fails) and a raw
+        // frame's block header (9: the raw fast path refuses it, decoding fails too).
+        let ds = crate::Dataset::open(&root).unwrap();
+        let rows = ds.manifest.rows();
+        let damage = |row: usize, at: u64, with: &[u8]| {
+            let path = root.join(&rows[row].shard);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[at as usize..at as usize + with.len()].copy_from_slice(with);
+            std::fs::write(&path, bytes).unwrap();
+        };
+        damage(4, rows[4].offset, b"junk");
+        let frame = std::fs::read(root.join(&rows[9].shard)).unwrap();
+        let (_, first_block) =
+            crate::image::raw_frame_header(&frame[rows[9].offset as usize..]).expect("9 is a raw frame");
+        damage(9, rows[9].offset + first_block as u64, &[0xff, 0xff, 0xff]);
+        for access in [Access::Shards, Access::Ranges] {
+            for verify in [false, true] {
+                let mapped = epochs(&root, local::ShardFiles::new(true, 1 << 30), access, verify);
+                let read = epochs(&root, local::ShardFiles::new(false, 0), access, verify);
+                assert_eq!(mapped, read, "{access:?} verify={verify}");
+                // A budget too small to keep any mapping maps per read run.
+                assert_eq!(mapped, epochs(&root, local::ShardFiles::new(true, 1), access, verify));
+                let skipped = mapped.last().unwrap();
+                for r in [4usize, 9] {
+                    assert!(skipped.contains(&rows[r].key), "{skipped}");
+                }
+                assert_eq!(skipped.matches("SkippedSample").count(), 2, "{skipped}");
+            }
+        }
     }
 }

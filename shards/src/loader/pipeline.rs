@@ -8,29 +8,36 @@
 //!
 //! - **fetch/parse**: `prefetch` threads take the plan's segments in read
 //!   order and walk each one's tar members, matching samples to the plan by
-//!   key. Local shards are walked in place with positioned reads
-//!   ([`super::local`]): a member of raw zstd blocks is only located, and
-//!   goes straight to the assembler. Object storage (and foreign tar
+//!   key. Local shards are walked in place ([`super::local`]), memory-mapped
+//!   (mappings kept across epochs, [`super::local::ShardFiles`]) or with
+//!   positioned reads (`CHESS_LOADER_MMAP=0`, or where mapping fails): a
+//!   member of raw zstd blocks is only located, and goes straight to the
+//!   assembler. Object storage (and foreign tar
 //!   records) is read as one byte range through the streaming reader. A
 //!   damaged tar stream costs the sample it damages: parsing restarts at the
 //!   next planned sample's offset. A sample the shard lacks is reported
 //!   missing.
-//! - **decode**: members held as bytes (object storage, compressed frames)
-//!   and hash checks: zstd + `.npy` into a pooled buffer (raw blocks in a
+//! - **decode**: members held as bytes (object storage, compressed frames;
+//!   in a mapped shard, read in place) and hash checks: zstd + `.npy` into a
+//!   pooled buffer (raw blocks in a
 //!   member need no decoding), shape/dtype checks and, when asked, the pixel
 //!   hash; failures are reported, not fatal.
 //! - **assemble**: walks the plan's delivery order, holding what arrived
-//!   early in a map (for local raw blocks, only their file offsets), and
-//!   copies each sample once into its slot of the batch buffer — from the
-//!   page cache (`pread` into the slot) or from the decoded buffer. Batch
-//!   buffers the consumer recycles are filled again without being allocated.
+//!   early in a map (for local raw blocks, only their file offsets), gives
+//!   each delivered sample its slot, and when a batch is complete copies
+//!   every sample once into its slot of the batch buffer — from the page
+//!   cache (a `memcpy` out of the mapping, or `pread` into the slot) or from
+//!   the decoded buffer — split among `decode_threads` threads (this one
+//!   and scoped helpers, each a contiguous run of slots). Batch buffers the
+//!   consumer recycles are filled again without being allocated.
 //!
 //! Back-pressure and memory: every channel is bounded, and a parser may
 //! hand over read position `p` only when the assembler's progress lets the
 //! window reach `p` (`prefix_max` of the delivery order a few batches
 //! ahead); threads block on the channel or a condition variable, never spin.
 //! Decoded samples held at any time are therefore at most the shuffle
-//! buffer plus `prefetch_batches` batches plus the channel capacities.
+//! buffer plus `prefetch_batches` batches (the one being gathered included)
+//! plus the channel capacities.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,7 +48,7 @@ use chess_schemas::layout;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::batch::{Batch, EpochReport, LoaderState, Pixels, SkippedSample};
-use super::local::{FilePixels, LocalFile, LocalSample, Located, WalkError, Walker};
+use super::local::{FileMember, FilePixels, LocalSample, Located, ShardFiles, WalkError, Walker};
 use super::plan::Plan;
 use super::store::{Counters, RangeReader, Store};
 use super::{LoaderError, Table};
@@ -74,6 +81,8 @@ enum Source {
     Member(Vec<u8>),
     /// Raw blocks of a local shard: nothing read yet.
     InFile(FilePixels),
+    /// Any other member of a mapped local shard: decoded in place.
+    Mapped(FileMember),
 }
 
 /// An array ready to be copied into its batch slot.
@@ -160,6 +169,8 @@ struct Shared {
     recycled: Receiver<Batch>,
     /// Member suffixes of the arrays delivered: the image, then the fields.
     suffixes: Vec<String>,
+    /// Local shard files, mapped and kept across epochs.
+    files: Arc<ShardFiles>,
 }
 
 /// A running epoch: the receiving end of its batches, plus what is needed to
@@ -187,6 +198,8 @@ impl Drop for Running {
 pub(crate) fn start(
     table: Arc<Table>,
     store: Store,
+    files: Arc<ShardFiles>,
+    recycle: (Sender<Batch>, Receiver<Batch>),
     plan: Arc<Plan>,
     settings: RunSettings,
     start: LoaderState,
@@ -198,7 +211,7 @@ pub(crate) fn start(
         done[pos] = true;
     }
     let lookahead = settings.batch_size.max(1) * settings.prefetch_batches.max(1);
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(settings.prefetch_batches.max(1) + 1);
+    let (recycle_tx, recycle_rx) = recycle;
     let horizon = if n == 0 { 0 } else { plan.prefix_max[(first_slot + lookahead).min(n - 1)] + 1 };
     let shared = Arc::new(Shared {
         table,
@@ -214,6 +227,7 @@ pub(crate) fn start(
         suffixes: std::iter::once(layout::IMAGE_SUFFIX.to_string())
             .chain(settings.fields.iter().map(|f| format!("{f}.npy.zst")))
             .collect(),
+        files,
     });
     let cap = settings.batch_size.max(16);
     let (job_tx, job_rx) = bounded::<Job>(cap);
@@ -300,13 +314,15 @@ enum ParseError {
 }
 
 impl Parser {
-    fn open(shared: &Shared, shard: &str, start: u64, end: u64) -> Result<Parser, LoaderError> {
+    fn open(shared: &Shared, index: u32, shard: &str, start: u64, end: u64) -> Result<Parser, LoaderError> {
         match &shared.store {
             Store::Local(root) => {
                 let path = Store::local_path(root, shard)?;
-                let file = LocalFile::open(&path)
+                let file = shared
+                    .files
+                    .open(index, &path)
                     .map_err(|e| LoaderError::Fetch { object: path.display().to_string(), reason: e.to_string() })?;
-                Ok(Parser::Local(Walker::new(Arc::new(file), shard.to_string(), start, end, shared.counters.clone())))
+                Ok(Parser::Local(Walker::new(file, shard.to_string(), start, end, shared.counters.clone())))
             }
             Store::Remote { .. } => Self::stream(shared, shard, start, end),
         }
@@ -380,6 +396,7 @@ impl Parser {
                     })?;
                     out.push(match located {
                         Located::InFile(pixels) => Source::InFile(pixels),
+                        Located::Member(member) => Source::Mapped(member),
                         Located::Bytes(bytes) => Source::Member(bytes),
                     });
                 }
@@ -425,7 +442,7 @@ fn read_segment(
         let Some(first) = (from..to).find(|&i| !is_done(i)) else { continue };
         let start = loc(first).sample_offset;
         let end = loc(to - 1).sample_offset + loc(to - 1).sample_size;
-        let mut parser = Parser::open(shared, shard, start, end).map_err(SegmentEnd::Fatal)?;
+        let mut parser = Parser::open(shared, segment.shard, shard, start, end).map_err(SegmentEnd::Fatal)?;
         let mut at = first; // the planned sample expected next in the stream
         loop {
             if shared.window.cancelled() {
@@ -699,6 +716,19 @@ fn prepare(
             let len = buf.len();
             (Ready::Buf(Npy { buf, ranges: vec![(0, len)] }), Ok(pixels.header))
         }
+        Source::Mapped(member) => {
+            let mut buf = shared.pool.take();
+            let h = match member.bytes() {
+                Some(bytes) => decoder.decode_into(bytes, &mut buf),
+                None => Err(format!("reading {}: not mapped", member.file.name)),
+            };
+            let len = buf.len();
+            let ranges = match &h {
+                Ok(h) => vec![(h.data_offset, len)],
+                Err(_) => Vec::new(),
+            };
+            (Ready::Buf(Npy { buf, ranges }), h)
+        }
         Source::Member(data) => match raw_npy_ranges(&data) {
             // Raw blocks: the member's own buffer travels on; nothing is decoded.
             Some((h, ranges)) => (Ready::Buf(Npy { buf: data, ranges }), Ok(h)),
@@ -844,7 +874,12 @@ fn assemble(
         }
         batch
     };
-    let mut batch = new_batch(state.batches, state);
+    // Made when its first sample is ready (not when the previous one is
+    // sent), so that the consumer has had time to hand a buffer back.
+    let mut batch: Option<Batch> = None;
+    // The samples of the batch being gathered, in slot order: copied into
+    // the batch buffer when it is complete, by `decode_threads` threads.
+    let mut pending: Vec<Decoded> = Vec::with_capacity(b);
     let finish = |report: &mut EpochReport, complete: bool| {
         report.complete = complete;
         report.seconds = began.elapsed().as_secs_f64();
@@ -891,25 +926,15 @@ fn assemble(
         });
         match outcome {
             Ok(sample) => {
-                let slot = batch.len();
-                let mut filled = fill(&mut batch.pixels, slot, pixels_per, &sample.image);
-                for ((_, dst), src) in batch.extras.iter_mut().zip(&sample.extras) {
-                    filled = filled.and_then(|()| fill(dst, slot, pixels_per, src));
-                }
-                shared.pool.give_ready(sample.image);
-                sample.extras.into_iter().for_each(|r| shared.pool.give_ready(r));
-                if let Err(err) = filled {
-                    finish(&mut report, false);
-                    let _ = out.send(Err(err));
-                    return;
-                }
+                report.bytes_delivered += sample.bytes;
+                pending.push(sample);
+                let batch = batch.get_or_insert_with(|| new_batch(state.batches, state));
                 batch.keys.push(table.key(row).to_string());
                 batch.rows.push(row);
                 batch.padded.push(plan.padded[pos]);
                 batch.labels.push(table.labels(row));
                 report.delivered += 1;
                 report.padded += plan.padded[pos] as u64;
-                report.bytes_delivered += sample.bytes;
             }
             Err(reason) => {
                 tracing::warn!(key = %table.key(row), shard = %table.shards[table.locs[row].shard as usize], %reason, "sample skipped");
@@ -925,12 +950,23 @@ fn assemble(
         if n > 0 {
             shared.window.advance(plan.prefix_max[(t + 1 + lookahead).min(n - 1)] + 1);
         }
-        if batch.len() == b || (t + 1 == n && !batch.is_empty()) {
+        let gathered = batch.as_ref().map_or(0, Batch::len);
+        if gathered == b || (t + 1 == n && gathered > 0) {
+            let mut full = batch.take().expect("a batch with samples");
+            let filled = fill_batch(&mut full, &pending, pixels_per, shared.settings.decode_threads);
+            for sample in pending.drain(..) {
+                shared.pool.give_ready(sample.image);
+                sample.extras.into_iter().for_each(|r| shared.pool.give_ready(r));
+            }
+            if let Err(err) = filled {
+                finish(&mut report, false);
+                let _ = out.send(Err(err));
+                return;
+            }
             state.batches += 1;
             state.delivered = report.delivered;
             state.skipped = report.skipped;
             report.batches = state.batches;
-            let mut full = std::mem::replace(&mut batch, new_batch(state.batches, state));
             full.state = state;
             let n = full.len() * pixels_per;
             full.pixels.resize(n);
@@ -946,11 +982,65 @@ fn assemble(
     finish(&mut report, true);
 }
 
-/// Copies one array into slot `slot` of a batch buffer: from the decoded
-/// buffer, or read from the shard file straight into the slot (the one copy
-/// of a raw-block member).
-fn fill(dst: &mut Pixels, slot: usize, pixels_per: usize, src: &Ready) -> Result<(), LoaderError> {
-    let bytes = dst.bytes_mut(slot * pixels_per, pixels_per);
+/// Copies the gathered samples into their slots of the batch buffers
+/// (image, then extras), split among up to `threads` threads (this one
+/// included) when there is more than one sample to copy.
+fn fill_batch(batch: &mut Batch, samples: &[Decoded], pixels_per: usize, threads: usize) -> Result<(), LoaderError> {
+    let n = samples.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let mut copies: Vec<(&mut [u8], &Ready)> = Vec::with_capacity(n * (1 + batch.extras.len()));
+    let slot_bytes = batch.pixels.bytes_mut(0, n * pixels_per).len() / n;
+    for (dst, s) in batch.pixels.bytes_mut(0, n * pixels_per).chunks_mut(slot_bytes).zip(samples) {
+        copies.push((dst, &s.image));
+    }
+    for (k, (_, extra)) in batch.extras.iter_mut().enumerate() {
+        for (dst, s) in extra.bytes_mut(0, n * pixels_per).chunks_mut(slot_bytes).zip(samples) {
+            copies.push((dst, &s.extras[k]));
+        }
+    }
+    let threads = threads.clamp(1, copies.len());
+    let result = if threads == 1 {
+        copies.into_iter().try_for_each(|(dst, src)| copy_into(dst, src))
+    } else {
+        // Contiguous runs of slots per thread: each writes its own part of the buffer.
+        let per = copies.len().div_ceil(threads);
+        let mut parts: Vec<Vec<(&mut [u8], &Ready)>> = Vec::with_capacity(threads);
+        let mut it = copies.into_iter();
+        loop {
+            let part: Vec<_> = it.by_ref().take(per).collect();
+            if part.is_empty() {
+                break;
+            }
+            parts.push(part);
+        }
+        let mine = parts.remove(0);
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || part.into_iter().try_for_each(|(dst, src)| copy_into(dst, src))))
+                .collect();
+            let here = mine.into_iter().try_for_each(|(dst, src)| copy_into(dst, src));
+            helpers.into_iter().fold(here, |acc, h| {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(LoaderError::Fetch { object: "batch".into(), reason: "a copy thread panicked".into() })
+                });
+                acc.and(r)
+            })
+        })
+    };
+    batch.pixels.le_to_native(0, n * pixels_per);
+    for (_, extra) in &mut batch.extras {
+        extra.le_to_native(0, n * pixels_per);
+    }
+    result
+}
+
+/// Copies one array into its slot: from the decoded buffer, or straight
+/// out of the shard file (mapping or `pread`: the one copy of a raw-block
+/// member).
+fn copy_into(bytes: &mut [u8], src: &Ready) -> Result<(), LoaderError> {
     match src {
         Ready::Buf(npy) => {
             let mut at = 0;
@@ -958,11 +1048,10 @@ fn fill(dst: &mut Pixels, slot: usize, pixels_per: usize, src: &Ready) -> Result
                 bytes[at..at + piece.len()].copy_from_slice(piece);
                 at += piece.len();
             }
+            Ok(())
         }
         Ready::InFile(pixels) => pixels
             .read_into(bytes)
-            .map_err(|e| LoaderError::Fetch { object: pixels.file.name.clone(), reason: e.to_string() })?,
+            .map_err(|e| LoaderError::Fetch { object: pixels.file.name.clone(), reason: e.to_string() }),
     }
-    dst.le_to_native(slot * pixels_per, pixels_per);
-    Ok(())
 }
