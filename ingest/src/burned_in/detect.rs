@@ -24,7 +24,13 @@
 //!    a group of two or more glyphs at least [`MIN_LINE_LENGTH`] sizes long
 //!    is a text line. A
 //!    single letter or two (`L`, `R`, `PA`, `AP`) is shorter than that and
-//!    never a line.
+//!    never a line. Small monospaced or condensed text, whose glyphs touch,
+//!    is one mark: it is a line when it is long for its thickness and its
+//!    middle rows are crossed by many strokes ([`WORD_MIN_STROKES`]; an edge
+//!    or a wire is crossed once).
+//! 5. Filters: the values mapped onto `u16` ([`Levels`]), the squares'
+//!    maxima / minima by doubling windows, element-wise over whole rows, so
+//!    that they vectorise.
 //!
 //! The result is in source pixel coordinates.
 
