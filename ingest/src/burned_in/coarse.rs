@@ -39,20 +39,9 @@ pub fn factor(rows: usize, cols: usize) -> usize {
 /// whose robust range is `range`; empty when nothing looks like a line.
 pub fn candidates(values: &[i32], rows: usize, cols: usize, range: (i32, i32)) -> Vec<Rect> {
     let f = factor(rows, cols);
-    let (w, h) = (cols.div_ceil(f), rows.div_ceil(f));
-    let mut hi = vec![i32::MIN; w * h];
-    let mut lo = vec![i32::MAX; w * h];
-    for y in 0..rows {
-        let row = &values[y * cols..(y + 1) * cols];
-        let (bh, bl) = (&mut hi[(y / f) * w..(y / f + 1) * w], &mut lo[(y / f) * w..(y / f + 1) * w]);
-        for ((chunk, a), b) in row.chunks(f).zip(bh.iter_mut()).zip(bl.iter_mut()) {
-            for &v in chunk {
-                *a = (*a).max(v);
-                *b = (*b).min(v);
-            }
-        }
-    }
-    let (white, black) = detect::stroke_masks(&hi, &lo, w, h, COARSE_REACH.div_ceil(2 * f), range);
+    let levels = detect::Levels::new(range);
+    let (hi, lo, w, h) = detect::blocks(values, cols, (0, 0, cols, rows), f, &levels);
+    let (white, black) = detect::stroke_masks(&hi, &lo, w, h, COARSE_REACH.div_ceil(2 * f), &levels);
     drop((hi, lo));
     let (min_thick, max_thick) = ((6 / f).clamp(2, MIN_THICK), MAX_THICK.div_ceil(f) + 1);
     let mut regions: Vec<Rect> = Vec::new();

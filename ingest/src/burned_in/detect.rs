@@ -24,7 +24,13 @@
 //!    a group of two or more glyphs at least [`MIN_LINE_LENGTH`] sizes long
 //!    is a text line. A
 //!    single letter or two (`L`, `R`, `PA`, `AP`) is shorter than that and
-//!    never a line.
+//!    never a line. Small monospaced or condensed text, whose glyphs touch,
+//!    is one mark: it is a line when it is long for its thickness and its
+//!    middle rows are crossed by many strokes ([`WORD_MIN_STROKES`]; an edge
+//!    or a wire is crossed once).
+//! 5. Filters: the values mapped onto `u16` ([`Levels`]), the squares'
+//!    maxima / minima by doubling windows, element-wise over whole rows, so
+//!    that they vectorise.
 //!
 //! The result is in source pixel coordinates.
 
@@ -131,83 +137,153 @@ pub fn robust_range(values: &[i32]) -> (i32, i32) {
     (lo, hi)
 }
 
-/// Running max (or min, by `pick`) over windows of `2r + 1` of `line`
-/// (values outside it are `id`), into `dst`, in O(n) (van Herk /
-/// Gil–Werman: block-wise prefix and suffix runs). `g` and `h` are scratch.
-fn run_filter<P: Fn(i32, i32) -> i32 + Copy>(
-    line: &[i32],
-    dst: &mut [i32],
-    r: usize,
-    pick: P,
-    id: i32,
-    g: &mut Vec<i32>,
-    h: &mut Vec<i32>,
-) {
-    let (n, k) = (line.len(), 2 * r + 1);
-    let len = n + 2 * r;
-    g.clear();
-    g.resize(len, id);
-    h.clear();
-    h.resize(len, id);
-    g[r..r + n].copy_from_slice(line);
-    h[r..r + n].copy_from_slice(line);
-    for block in g.chunks_mut(k) {
-        for j in 1..block.len() {
-            block[j] = pick(block[j - 1], block[j]);
+/// Stored values mapped onto `u16` for the filters: clamped to the robust
+/// range widened by the range on each side (`p0 − R ..= p1 + R`), shifted
+/// down until that fits. The map is monotone, so it commutes with the
+/// block maxima / minima and the morphology; the thresholds are mapped the
+/// same way. Values beyond the widened range (far outside the 0.1th–99.9th
+/// percentiles) are only brought to its ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Levels {
+    base: i32,
+    top: i32,
+    shift: u32,
+    /// Stroke contrast threshold and ink bounds, mapped.
+    pub(super) threshold: u16,
+    pub(super) white_ink: u16,
+    pub(super) black_ink: u16,
+}
+
+impl Levels {
+    pub fn new(range: (i32, i32)) -> Levels {
+        let (p0, p1) = (range.0 as i64, range.1 as i64);
+        let r = (p1 - p0).max(1);
+        let clamp32 = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        let (base, top) = (clamp32(p0 - r), clamp32(p1 + r));
+        let mut shift = 0;
+        while ((top as i64 - base as i64) >> shift) > u16::MAX as i64 {
+            shift += 1;
         }
+        let mut l = Levels { base, top, shift, threshold: 0, white_ink: 0, black_ink: 0 };
+        let (f0, f1) = (p0 as f64, p1 as f64);
+        let threshold = ((f1 - f0) * EDGE_FRACTION).max(1.0);
+        // v > t for integers is v > floor(t); v ≥ t is v ≥ ceil(t).
+        l.threshold = ((threshold.floor() as i64) >> shift).min(u16::MAX as i64) as u16;
+        l.white_ink = l.map((f1 - INK_FRACTION * (f1 - f0)).ceil() as i32);
+        l.black_ink = l.map((f0 + INK_FRACTION * (f1 - f0)).floor() as i32);
+        l
     }
-    for block in h.chunks_mut(k) {
-        for j in (0..block.len().saturating_sub(1)).rev() {
-            block[j] = pick(block[j + 1], block[j]);
-        }
-    }
-    for (i, d) in dst.iter_mut().enumerate().take(n) {
-        // the window [i, i + 2r] in padded indices
-        *d = pick(h[i], g[i + 2 * r]);
+
+    #[inline(always)]
+    pub fn map(&self, v: i32) -> u16 {
+        (v.clamp(self.base, self.top).wrapping_sub(self.base) as u32 >> self.shift) as u16
     }
 }
 
-/// Square `(2r + 1)²` dilation (`pick` = max) or erosion (min): rows one
-/// by one, then columns as whole rows at a time (the same block-wise runs,
-/// element-wise over a row, which vectorises).
-pub(super) fn square<P: Fn(i32, i32) -> i32 + Copy>(
-    src: &[i32],
+/// Block maxima and minima (`f × f` source pixels, mapped by `levels`) of
+/// the region `x0..x1 × y0..y1` of a row-major image `cols` wide: rows
+/// reduced element-wise (vectorises), then each row of blocks.
+pub(super) fn blocks(
+    values: &[i32],
+    cols: usize,
+    (x0, y0, x1, y1): (usize, usize, usize, usize),
+    f: usize,
+    levels: &Levels,
+) -> (Vec<u16>, Vec<u16>, usize, usize) {
+    let (rw, rh) = (x1 - x0, y1 - y0);
+    let (w, h) = (rw.div_ceil(f), rh.div_ceil(f));
+    let (mut hi, mut lo) = (vec![0u16; w * h], vec![0u16; w * h]);
+    let (mut rmax, mut rmin) = (vec![i32::MIN; rw], vec![i32::MAX; rw]);
+    for by in 0..h {
+        let (ya, yb) = (y0 + by * f, (y0 + (by + 1) * f).min(y1));
+        let first = &values[ya * cols + x0..ya * cols + x1];
+        rmax.copy_from_slice(first);
+        rmin.copy_from_slice(first);
+        for y in ya + 1..yb {
+            let row = &values[y * cols + x0..y * cols + x1];
+            for ((a, b), &v) in rmax.iter_mut().zip(rmin.iter_mut()).zip(row) {
+                *a = (*a).max(v);
+                *b = (*b).min(v);
+            }
+        }
+        let (oh, ol) = (&mut hi[by * w..(by + 1) * w], &mut lo[by * w..(by + 1) * w]);
+        if f == 1 {
+            for ((a, b), (&p, &q)) in oh.iter_mut().zip(ol.iter_mut()).zip(rmax.iter().zip(&rmin)) {
+                *a = levels.map(p);
+                *b = levels.map(q);
+            }
+        } else {
+            for ((a, b), (p, q)) in oh.iter_mut().zip(ol.iter_mut()).zip(rmax.chunks(f).zip(rmin.chunks(f))) {
+                *a = levels.map(p.iter().copied().fold(i32::MIN, i32::max));
+                *b = levels.map(q.iter().copied().fold(i32::MAX, i32::min));
+            }
+        }
+    }
+    (hi, lo, w, h)
+}
+
+/// `pick` over windows of `k` along a flat buffer, `step` apart: after it,
+/// `a[i] = pick(a[i], a[i + step], …, a[i + (k − 1)·step])` wherever those
+/// exist (the tail is left partial). By doubling (van Herk's runs do not
+/// vectorise along a row; this does, as whole-slice element-wise passes):
+/// ⌈log₂ k⌉ passes.
+fn windows<P: Fn(u16, u16) -> u16 + Copy>(a: &mut Vec<u16>, b: &mut Vec<u16>, k: usize, step: usize, pick: P) {
+    let n = a.len();
+    let mut len = 1;
+    b.clear();
+    b.resize(n, 0);
+    while len * 2 <= k {
+        let off = len * step;
+        if off < n {
+            let (dst, tail) = b.split_at_mut(n - off);
+            dst.iter_mut().zip(a[..n - off].iter().zip(&a[off..])).for_each(|(o, (&x, &y))| *o = pick(x, y));
+            tail.copy_from_slice(&a[n - off..]);
+            std::mem::swap(a, b);
+        }
+        len *= 2;
+    }
+    if len < k {
+        let off = (k - len) * step;
+        if off < n {
+            let (dst, tail) = b.split_at_mut(n - off);
+            dst.iter_mut().zip(a[..n - off].iter().zip(&a[off..])).for_each(|(o, (&x, &y))| *o = pick(x, y));
+            tail.copy_from_slice(&a[n - off..]);
+            std::mem::swap(a, b);
+        }
+    }
+}
+
+/// Square `(2r + 1)²` dilation (`pick` = max) or erosion (min) of a
+/// `w × h` image, values outside it `id`: rows padded by `r` on each side,
+/// windows along them, then along the columns of the result padded by `r`
+/// rows above and below.
+pub(super) fn square<P: Fn(u16, u16) -> u16 + Copy>(
+    src: &[u16],
     w: usize,
     h: usize,
     r: usize,
     pick: P,
-    id: i32,
-) -> Vec<i32> {
-    let mut tmp = vec![0; w * h];
-    let (mut g, mut hh) = (Vec::new(), Vec::new());
-    for y in 0..h {
-        run_filter(&src[y * w..(y + 1) * w], &mut tmp[y * w..(y + 1) * w], r, pick, id, &mut g, &mut hh);
+    id: u16,
+) -> Vec<u16> {
+    let (k, pw) = (2 * r + 1, w + 2 * r);
+    let mut a = vec![id; pw * h];
+    for (dst, row) in a.chunks_exact_mut(pw).zip(src.chunks_exact(w)) {
+        dst[r..r + w].copy_from_slice(row);
     }
-    let (k, len) = (2 * r + 1, h + 2 * r);
-    // Padded rows: r rows of `id` above and below.
-    let mut pg = vec![id; len * w];
-    pg[r * w..(r + h) * w].copy_from_slice(&tmp);
-    let mut ph = pg.clone();
-    for b in (0..len).step_by(k) {
-        let end = (b + k).min(len);
-        for j in b + 1..end {
-            let (prev, cur) = pg[(j - 1) * w..(j + 1) * w].split_at_mut(w);
-            cur.iter_mut().zip(prev.iter()).for_each(|(c, &p)| *c = pick(p, *c));
-        }
-        for j in (b..end.saturating_sub(1)).rev() {
-            let (cur, next) = ph[j * w..(j + 2) * w].split_at_mut(w);
-            cur.iter_mut().zip(next.iter()).for_each(|(c, &n)| *c = pick(n, *c));
-        }
+    let mut b = Vec::new();
+    windows(&mut a, &mut b, k, 1, pick);
+    // a[y·pw + x] is now the window of row y starting at padded x, i.e. centred on x.
+    let mut v = vec![id; w * (h + 2 * r)];
+    for (dst, row) in v[r * w..(r + h) * w].chunks_exact_mut(w).zip(a.chunks_exact(pw)) {
+        dst.copy_from_slice(&row[..w]);
     }
-    for (i, out) in tmp.chunks_mut(w).enumerate() {
-        let (a, b) = (&ph[i * w..(i + 1) * w], &pg[(i + 2 * r) * w..(i + 2 * r + 1) * w]);
-        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = pick(x, y));
-    }
-    tmp
+    windows(&mut v, &mut b, k, w, pick);
+    v.truncate(w * h);
+    v
 }
 
 #[cfg(test)]
-fn square_naive(src: &[i32], w: usize, h: usize, r: usize, pick: fn(i32, i32) -> i32, id: i32) -> Vec<i32> {
+fn square_naive(src: &[u16], w: usize, h: usize, r: usize, pick: fn(u16, u16) -> u16, id: u16) -> Vec<u16> {
     let mut out = vec![id; w * h];
     for y in 0..h {
         for x in 0..w {
@@ -250,66 +326,112 @@ pub fn lines_in(values: &[i32], rows: usize, cols: usize, region: Rect, range: (
     if x1 <= x0 || y1 <= y0 {
         return Vec::new();
     }
-    let (w, h) = ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f));
-    let mut hi = vec![i32::MIN; w * h];
-    let mut lo = vec![i32::MAX; w * h];
-    for y in y0..y1 {
-        let row = &values[y * cols + x0..y * cols + x1];
-        let wy = ((y - y0) / f) * w;
-        for (x, &v) in row.iter().enumerate() {
-            let i = wy + x / f;
-            hi[i] = hi[i].max(v);
-            lo[i] = lo[i].min(v);
-        }
-    }
-    let (white, black) = stroke_masks(&hi, &lo, w, h, STROKE_RADIUS, range);
+    let levels = Levels::new(range);
+    let (hi, lo, w, h) = blocks(values, cols, (x0, y0, x1, y1), f, &levels);
+    let (white, black) = stroke_masks(&hi, &lo, w, h, STROKE_RADIUS, &levels);
     drop((hi, lo));
     let mut lines = Vec::new();
     // One ink at a time: a line of text is drawn in one, and the gaps
     // between bright glyphs are dark marks of another size.
     for mask in [&white, &black] {
         let glyphs = components(mask, w, h, MIN_THICK, MAX_THICK, MAX_FILL);
+        let to_line = |c: &Comp, size: usize, vertical: bool, glyphs: usize| Line {
+            rect: Rect {
+                x: x0 + c.x0 * f,
+                y: y0 + c.y0 * f,
+                w: (c.w() * f).min(cols - (x0 + c.x0 * f)),
+                h: (c.h() * f).min(rows - (y0 + c.y0 * f)),
+            },
+            size: size * f,
+            vertical,
+            glyphs,
+        };
+        let mut found: Vec<Comp> = Vec::new();
         for vertical in [false, true] {
-            lines.extend(group(&glyphs, vertical, MIN_GLYPHS).into_iter().map(|(c, size, n)| Line {
-                rect: Rect {
-                    x: x0 + c.x0 * f,
-                    y: y0 + c.y0 * f,
-                    w: (c.w() * f).min(cols - (x0 + c.x0 * f)),
-                    h: (c.h() * f).min(rows - (y0 + c.y0 * f)),
-                },
-                size: size * f,
-                vertical,
-                glyphs: n,
-            }));
+            for (c, size, n) in group(&glyphs, vertical, MIN_GLYPHS) {
+                lines.push(to_line(&c, size, vertical, n));
+                found.push(c);
+            }
+        }
+        // Small monospaced or condensed text: its glyphs touch, and a word
+        // is one mark. It is a line when it is long for its thickness and
+        // crossed by many strokes along its middle (a bone edge or a wire
+        // is crossed once).
+        for c in &glyphs {
+            let inside = |o: &Comp| o.x0 <= c.x0 && o.y0 <= c.y0 && o.x1 >= c.x1 && o.y1 >= c.y1;
+            if found.iter().any(inside) {
+                continue;
+            }
+            if let Some((vertical, strokes)) = word_strokes(mask, w, c) {
+                let size = if vertical { c.w() } else { c.h() };
+                lines.push(to_line(c, size, vertical, strokes / WORD_STROKES_PER_GLYPH));
+            }
         }
     }
     lines
 }
 
+/// Strokes a glyph has across its middle, at least (most glyphs have two;
+/// `I`, `1`, `L` one): a word's stroke count over this is its glyph count.
+pub const WORD_STROKES_PER_GLYPH: usize = 2;
+/// Fewest strokes across the middle of a one-mark word (three glyphs or so).
+pub const WORD_MIN_STROKES: usize = 6;
+
+/// Whether the mark `c` of `mask` (`w` wide) is a word of touching glyphs:
+/// at least [`MIN_LINE_LENGTH`] times as long as it is thick, and its rows
+/// (columns when it runs top to bottom) in the middle half of its
+/// thickness crossed by at least [`WORD_MIN_STROKES`] runs of marks, and
+/// that many runs for every two thicknesses of length (the median over
+/// those rows). Returns its direction and that median.
+fn word_strokes(mask: &[bool], w: usize, c: &Comp) -> Option<(bool, usize)> {
+    let vertical = c.h() > c.w();
+    let (along, across) = if vertical { (c.h(), c.w()) } else { (c.w(), c.h()) };
+    if (along as f64) < MIN_LINE_LENGTH * across as f64 {
+        return None;
+    }
+    let runs = |k: usize| -> usize {
+        let mut n = 0;
+        let mut prev = false;
+        for j in 0..along {
+            let (x, y) = if vertical { (c.x0 + k, c.y0 + j) } else { (c.x0 + j, c.y0 + k) };
+            let m = mask[y * w + x];
+            n += usize::from(m && !prev);
+            prev = m;
+        }
+        n
+    };
+    let mut counts: Vec<usize> = (across / 4..across - across / 4).map(runs).collect();
+    if counts.is_empty() {
+        return None;
+    }
+    counts.sort_unstable();
+    let strokes = counts[counts.len() / 2];
+    (strokes >= WORD_MIN_STROKES && strokes * across >= along / 2).then_some((vertical, strokes))
+}
+
 /// The white and black stroke masks of a block-maximum / block-minimum
-/// image pair: top-hats with a `(2r + 1)²` square above [`EDGE_FRACTION`]
-/// of `range`, in ink near its top (white) or bottom (black).
+/// image pair (mapped by `levels`): top-hats with a `(2r + 1)²` square
+/// above [`EDGE_FRACTION`] of the robust range, in ink near its top (white)
+/// or bottom (black).
 pub(super) fn stroke_masks(
-    hi: &[i32],
-    lo: &[i32],
+    hi: &[u16],
+    lo: &[u16],
     w: usize,
     h: usize,
     r: usize,
-    range: (i32, i32),
+    levels: &Levels,
 ) -> (Vec<bool>, Vec<bool>) {
-    let (p0, p1) = (range.0 as f64, range.1 as f64);
-    let threshold = ((p1 - p0) * EDGE_FRACTION).max(1.0);
     // Top-hats: what an opening (closing) by a square wider than any stroke
     // removes. A stroke, bright or dark, stands out; a step edge does not.
-    let open = square(&square(hi, w, h, r, i32::min, i32::MAX), w, h, r, i32::max, i32::MIN);
-    let close = square(&square(lo, w, h, r, i32::max, i32::MIN), w, h, r, i32::min, i32::MAX);
+    let open = square(&square(hi, w, h, r, u16::min, u16::MAX), w, h, r, u16::max, u16::MIN);
+    let close = square(&square(lo, w, h, r, u16::max, u16::MIN), w, h, r, u16::min, u16::MAX);
     // Bright strokes and dark strokes apart: between bright glyphs, the gaps
     // are dark "strokes" too, and together they would fill the word's box.
     // Rendered text is drawn near an end of the range (white or black ink);
     // bright bone and dark gas are strokes too, but rarely that far out.
-    let (top, bottom) = (p1 - INK_FRACTION * (p1 - p0), p0 + INK_FRACTION * (p1 - p0));
-    let white = (0..w * h).map(|i| hi[i] as f64 - open[i] as f64 > threshold && hi[i] as f64 >= top).collect();
-    let black = (0..w * h).map(|i| close[i] as f64 - lo[i] as f64 > threshold && lo[i] as f64 <= bottom).collect();
+    let (t, top, bottom) = (levels.threshold, levels.white_ink, levels.black_ink);
+    let white = hi.iter().zip(&open).map(|(&v, &o)| v.saturating_sub(o) > t && v >= top).collect();
+    let black = lo.iter().zip(&close).map(|(&v, &c)| c.saturating_sub(v) > t && v <= bottom).collect();
     (white, black)
 }
 
@@ -468,19 +590,38 @@ mod tests {
     #[test]
     fn square_filters_match_the_naive_ones() {
         let (w, h) = (37, 23);
-        let v: Vec<i32> = (0..w * h).map(|i| ((i * 7919) % 1013) as i32 - 300).collect();
-        for r in [0, 1, 2, 5, 30] {
+        let v: Vec<u16> = (0..w * h).map(|i| ((i * 7919) % 1013) as u16).collect();
+        for r in [0, 1, 2, 3, 4, 5, 7, 30] {
+            assert_eq!(square(&v, w, h, r, u16::max, 0), square_naive(&v, w, h, r, u16::max, 0), "max r {r}");
             assert_eq!(
-                square(&v, w, h, r, i32::max, i32::MIN),
-                square_naive(&v, w, h, r, i32::max, i32::MIN),
-                "max r {r}"
-            );
-            assert_eq!(
-                square(&v, w, h, r, i32::min, i32::MAX),
-                square_naive(&v, w, h, r, i32::min, i32::MAX),
+                square(&v, w, h, r, u16::min, u16::MAX),
+                square_naive(&v, w, h, r, u16::min, u16::MAX),
                 "min r {r}"
             );
         }
+    }
+
+    /// Small monospaced or condensed text (issue 15: cap 8–10 px in DejaVu
+    /// Sans Mono, Serif Condensed): its glyphs touch and make one mark,
+    /// which is still a line; one ring as long (a box outline, an edge) is not.
+    #[test]
+    fn a_word_of_touching_glyphs_is_a_line_and_an_outline_is_not() {
+        let (rows, cols) = (600, 500);
+        // Eight 6×10 rings side by side, no gap: one mark of 48×10.
+        let word: Vec<_> = (0..8).map(|i| (100 + i * 6, 200, 6, 10)).collect();
+        let lines = text_lines(&image(rows, cols, &word), rows, cols);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let r = lines[0].rect;
+        assert!(!lines[0].vertical && lines[0].glyphs >= 4, "{:?}", lines[0]);
+        assert!(r.x <= 100 && r.x + r.w >= 148 && r.y <= 200 && r.y + r.h >= 210, "{r:?}");
+        // The same turned by 90°.
+        let down: Vec<_> = (0..8).map(|i| (300, 100 + i * 6, 10, 6)).collect();
+        let lines = text_lines(&image(rows, cols, &down), rows, cols);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].vertical);
+        // One ring 48×10: crossed twice along its middle, no word.
+        let outline = text_lines(&image(rows, cols, &[(100, 200, 48, 10)]), rows, cols);
+        assert!(outline.is_empty(), "{outline:?}");
     }
 
     #[test]
