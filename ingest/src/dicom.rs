@@ -23,6 +23,7 @@ pub mod j2k;
 pub mod jpeg12;
 pub mod quiet;
 pub mod read;
+pub mod rle;
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
@@ -278,18 +279,20 @@ pub fn decode_with(obj: &DefaultDicomObject, h: &Header, opts: DecodeOptions) ->
     check_image(h)?;
     let bytes_pp = (h.bits_allocated / 8) as usize;
     let expected = h.rows as usize * h.columns as usize * bytes_pp;
+    let conv = to_stored(h.bits_stored, h.high_bit, h.pixel_representation == 1);
     if is_native(&h.transfer_syntax) {
         let e = obj.element(tags::PIXEL_DATA).map_err(|e| Reject::new(Reason::NoPixelData, e.to_string()))?;
-        let len = match e.value() {
-            dicom_core::DicomValue::Primitive(p) => p.calculate_byte_len(),
-            _ => 0,
+        let dicom_core::DicomValue::Primitive(p) = e.value() else {
+            return Err(Reject::new(Reason::PixelDataTruncated, "native Pixel Data is not a value"));
         };
+        let len = p.calculate_byte_len();
         if len < expected {
             return Err(Reject::new(
                 Reason::PixelDataTruncated,
                 format!("Pixel Data has {len} bytes, {expected} expected"),
             ));
         }
+        return Ok(Stored { rows: h.rows, columns: h.columns, values: native_values(p, h, &conv) });
     } else if let Some(encoded) = encoded_bytes(obj).filter(|&n| expected as u64 > n * MAX_COMPRESSION + RATIO_MARGIN) {
         return Err(Reject::new(
             Reason::BadDimensions,
@@ -302,12 +305,17 @@ pub fn decode_with(obj: &DefaultDicomObject, h: &Header, opts: DecodeOptions) ->
         let values = quiet::catch(|| jpeg12::decode(&jpeg, h.rows, h.columns))
             .map_err(|p| Reject::new(Reason::DecodeError, format!("JPEG decoder panicked: {p}")))?
             .map_err(|e| Reject::new(Reason::DecodeError, e))?;
-        let conv = to_stored(h.bits_stored, h.high_bit.min(15), h.pixel_representation == 1);
         let values = values.into_iter().map(|v| conv(v as u32)).collect();
+        return Ok(Stored { rows: h.rows, columns: h.columns, values });
+    } else if h.transfer_syntax == RLE {
+        let stream = frame_stream(obj).ok_or_else(|| Reject::new(Reason::NoPixelData, "no RLE fragments"))?;
+        let values = rle::decode(&stream, h.rows as usize * h.columns as usize, h.bits_allocated, &conv)
+            .map_err(|e| Reject::new(Reason::DecodeError, e))?;
+        return Ok(Stored { rows: h.rows, columns: h.columns, values });
+    } else if let Some(values) = jpeg_lossless(obj, h, &conv) {
         return Ok(Stored { rows: h.rows, columns: h.columns, values });
     } else if j2k::is_j2k(&h.transfer_syntax) {
         let stream = frame_stream(obj).ok_or_else(|| Reject::new(Reason::NoPixelData, "no JPEG 2000 fragments"))?;
-        let conv = to_stored(h.bits_stored, h.high_bit, h.pixel_representation == 1);
         let (rows, columns, bits) = (h.rows, h.columns, h.bits_allocated);
         let f = quiet::catch(|| j2k::decode(&stream, rows, columns, bits, opts.j2k_reduce_to, conv))
             .map_err(|p| Reject::new(Reason::DecodeError, format!("JPEG 2000 decoder panicked: {p}")))?
@@ -345,6 +353,38 @@ pub fn decode_with(obj: &DefaultDicomObject, h: &Header, opts: DecodeOptions) ->
     let values =
         stored_values(&data[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1);
     Ok(Stored { rows: h.rows, columns: h.columns, values })
+}
+
+const RLE: &str = "1.2.840.10008.1.2.5";
+
+/// Native Pixel Data (at least `rows × columns` samples, checked) to stored
+/// values straight from the parsed value: OW as the parser's `u16`s, OB as
+/// its bytes; any other value type through its bytes as dicom-pixeldata
+/// hands them over (little-endian in memory), so the values are the ones
+/// `decode_pixel_data` + [`stored_values`] gave, without its copy.
+fn native_values(p: &dicom_core::PrimitiveValue, h: &Header, conv: &impl Fn(u32) -> i32) -> Vec<i32> {
+    use dicom_core::PrimitiveValue as P;
+    let n = h.rows as usize * h.columns as usize;
+    match (p, h.bits_allocated) {
+        (P::U16(v), 16) => v[..n].iter().map(|&x| conv(x as u32)).collect(),
+        (P::U8(v), 8) => v[..n].iter().map(|&x| conv(x as u32)).collect(),
+        _ => {
+            let bytes = p.to_bytes();
+            let expected = n * (h.bits_allocated / 8) as usize;
+            stored_values(&bytes[..expected], h.bits_allocated, h.bits_stored, h.high_bit, h.pixel_representation == 1)
+        }
+    }
+}
+
+/// A lossless JPEG frame (.57, .70) decoded by libjpeg-turbo
+/// ([`jpeg12::decode_lossless`]); `None` when it is not one or libjpeg-turbo
+/// refuses it (dicom-pixeldata's `jpeg-decoder` gets it then, as before).
+fn jpeg_lossless(obj: &DefaultDicomObject, h: &Header, conv: &impl Fn(u32) -> i32) -> Option<Vec<i32>> {
+    if !matches!(h.transfer_syntax.as_str(), "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70") {
+        return None;
+    }
+    let stream = frame_stream(obj)?;
+    quiet::catch(|| jpeg12::decode_lossless(&stream, h.rows, h.columns, conv)).ok()?.ok()
 }
 
 /// Largest accepted ratio of an encapsulated frame's decoded size to its

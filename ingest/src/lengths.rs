@@ -240,7 +240,11 @@ pub fn check_data_set(b: &[u8], syntax: Syntax) -> Result<Vec<Patch>, String> {
             pos = end;
             continue;
         }
-        if el.undefined() && (matches!(el.vr, Some([b'O', b'B' | b'W'])) || el.tag == (0x7FE0, 0x0010)) {
+        // Fragments only under (7FE0,0010), as dicom-parser decides
+        // (`is_encapsulated_pixeldata`: the tag and an undefined length,
+        // whatever the VR); any other undefined-length element, OB or OW
+        // included, it reads as a sequence of items holding elements.
+        if el.undefined() && el.tag == (0x7FE0, 0x0010) {
             in_fragments = true;
         }
         let step_in = el.undefined()
@@ -468,6 +472,13 @@ mod tests {
         ds.extend([0x09, 0x00, 0x10, 0x10, b'O', b'B', 0, 0, 0xFE, 0xFF, 0xFF, 0x7F]);
         ds.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
         check_data_set(&ds, Syntax::ExplicitLe).unwrap();
+        // The same under another tag (fuzz finding F5: (7FE0,1000) OW):
+        // dicom-parser reads its items as data sets, so the "fragment" is
+        // a header declaring 2 GiB, refused before the parser runs.
+        ds[2] = 0x00;
+        ds[3] = 0x10;
+        let e = check_data_set(&ds, Syntax::ExplicitLe).unwrap_err();
+        assert!(e.contains("(0009,1010) declares"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,13 @@
 # syntax with one thread / one worker, interleaved rounds, best of each; the
 # peer's interpreter start-up is measured (an empty folder) and subtracted.
 #
-# Both modes run chess-ingest with `--burned-in keep` (CHESS_BENCH_ARGS adds
+#   scripts/bench/ingest.sh --half-lossless [IMAGES] [THREADS] [ROUNDS]
+#
+# as the first mode on an archive that is half JPEG lossless (.70), half
+# explicit-LE uncompressed (the demo archive maker's
+# `--syntaxes jpeg-lossless,explicit-le`).
+#
+# All modes run chess-ingest with `--burned-in keep` (CHESS_BENCH_ARGS adds
 # to it): the peer does no burned-in text handling, and `reject` would drop
 # images the peer keeps. With `keep` the detector still scans every image
 # (what it finds goes on the contact sheet), so its time stays in ours; the
@@ -49,33 +55,52 @@ if [ "${1:-}" = "--per-syntax" ]; then
     echo "peer start-up (empty folder, best of $ROUNDS): $start s; one thread / one worker; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); chess-ingest $OURS_ARGS"
     echo "| syntax | images | chess-ingest | Python peer | ratio |"
     echo "|---|---:|---:|---:|---:|"
-    for d in "$WORK"/syn/*; do
-        uid=$(basename "$d"); n=$(ls "$d" | wc -l)
-        rb=999; pb=999
+    # One row: chess-ingest (with extra arguments $3...) and the peer on the
+    # folder $2, alternating, best of ROUNDS each.
+    row() {
+        local label="$1" d="$2"; shift 2
+        local n rb=999 pb=999 x pn
+        n=$(ls "$d" | wc -l)
         for r in $(seq 1 "$ROUNDS"); do
             rm -rf "$WORK/r" "$WORK/p"
-            x=$(t "$BIN" "$d" --out "$WORK/r" --threads 1 --quiet $OURS_ARGS); rb=$(echo "if ($x < $rb) $x else $rb" | bc)
+            x=$(t "$BIN" "$d" --out "$WORK/r" --threads 1 --quiet $OURS_ARGS "$@"); rb=$(echo "if ($x < $rb) $x else $rb" | bc)
             x=$(t "$VENV/bin/python" scripts/python/ingest_peer.py "$d" "$WORK/p" --workers 1); pb=$(echo "if ($x < $pb) $x else $pb" | bc)
         done
         pn=$(echo "$pb - $start" | bc)
-        printf '| %s | %d | %.2f s | %.2f s | %.2fx |\n' "$uid" "$n" "$rb" "$pn" "$(echo "$pn / $rb" | bc -l)"
+        printf '| %s | %d | %.2f s | %.2f s | %.2fx |\n' "$label" "$n" "$rb" "$pn" "$(echo "$pn / $rb" | bc -l)"
+    }
+    for d in "$WORK"/syn/*; do
+        row "$(basename "$d")" "$d"
+    done
+    # The opt-in reduced-resolution JPEG 2000 decode (not bit-identical).
+    for uid in 1.2.840.10008.1.2.4.90 1.2.840.10008.1.2.4.201; do
+        [ -d "$WORK/syn/$uid" ] && row "$uid --j2k-reduce" "$WORK/syn/$uid" --j2k-reduce
     done
     exit 0
+fi
+SYNTAX_ARGS=()
+KIND="7 syntaxes"
+SUFFIX=""
+if [ "${1:-}" = "--half-lossless" ]; then
+    shift
+    SYNTAX_ARGS=(--syntaxes jpeg-lossless,explicit-le)
+    KIND="half JPEG lossless (.70), half explicit LE"
+    SUFFIX="-jpll-plain"
 fi
 IMAGES="${1:-42}"
 THREADS="${2:-$(nproc)}"
 ROUNDS="${3:-3}"
-VENV="$(scripts/setup.sh)"
+VENV="${CHESS_BENCH_VENV:-$(scripts/setup.sh)}"
 CACHE="${CHESS_CACHE:-$HOME/.cache/chess}"
-ARCH="$CACHE/bench-ingest-$IMAGES"
+ARCH="$CACHE/bench-ingest-$IMAGES$SUFFIX"
 if [ ! -d "$ARCH/export" ]; then
-    "$VENV/bin/python" scripts/python/ingest_make_demo_archive.py "$ARCH" --images "$IMAGES" --no-junk >/dev/null
+    "$VENV/bin/python" scripts/python/ingest_make_demo_archive.py "$ARCH" --images "$IMAGES" --no-junk "${SYNTAX_ARGS[@]}" >/dev/null
 fi
-cargo build --release -q -p chess-ingest
+[ -n "${CHESS_BENCH_NO_BUILD:-}" ] || cargo build --release -q -p chess-ingest
 BIN="${CARGO_TARGET_DIR:-target}/release/chess-ingest"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-echo "archive: $IMAGES chest CRs (1955x1841 crops) in 7 syntaxes, $(du -sh "$ARCH/export" | cut -f1); $THREADS threads; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); chess-ingest $OURS_ARGS"
+echo "archive: $IMAGES chest CRs (1955x1841 crops) in $KIND, $(du -sh "$ARCH/export" | cut -f1); $THREADS threads; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); chess-ingest $OURS_ARGS"
 
 # Warm the page cache so both read from memory.
 cat $(find "$ARCH/export" -type f) > /dev/null

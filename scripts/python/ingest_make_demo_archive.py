@@ -2,7 +2,7 @@
 """Builds a small PACS-like export from real radiographs, for the demo and
 the ingest benchmark.
 
-Usage: ingest_make_demo_archive.py OUT_DIR [--images N] [--wg04 DIR]
+Usage: ingest_make_demo_archive.py OUT_DIR [--images N] [--wg04 DIR] [--syntaxes A,B,...]
 
 The chest images are the real chest CR RG1 (pydicom-data, 1955x1841,
 MONOCHROME1, 15 bits stored), each a different crop/flip of it so that
@@ -15,7 +15,9 @@ an export is: PATIENT/STUDY/SERIES/IMnnnn without extensions, one study
 zipped, one tarred and gzipped. Junk that a real export also holds comes
 along: the NEMA hip and extremity CRs and a CT slice (rejected by
 selection), a 12-bit lossy JPEG (undecodable), a secondary capture, a
-DICOMDIR, a text file, and one exact duplicate.
+DICOMDIR, a text file, and one exact duplicate. `--syntaxes` rotates
+through only the named ones (the benchmark's half JPEG lossless, half
+uncompressed archive: `--syntaxes jpeg-lossless,explicit-le`).
 
 Prints a JSON summary of what was written.
 """
@@ -112,7 +114,15 @@ def main():
     ap.add_argument("--wg04", default=str(pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dicom" / "wg04"))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-junk", action="store_true", help="only the chest images (benchmark)")
+    ap.add_argument(
+        "--syntaxes",
+        default=",".join(name for name, _ in SYNTAXES),
+        help="comma-separated syntax names to rotate through (default: all seven)",
+    )
     args = ap.parse_args()
+    rotation = [s for s in SYNTAXES if s[0] in args.syntaxes.split(",")]
+    if len(rotation) != len(args.syntaxes.split(",")):
+        sys.exit(f"--syntaxes: each of {args.syntaxes!r} must be one of {[n for n, _ in SYNTAXES]}")
     out = pathlib.Path(args.out)
     if out.exists():
         shutil.rmtree(out)
@@ -150,7 +160,7 @@ def main():
             study = studies[sk]
             plain = tmp / f"plain{n}.dcm"
             make_image(src, variant(base, n, rng), patient, study, study["series"], n, rng, plain)
-            name, opts = SYNTAXES[n % len(SYNTAXES)]
+            name, opts = rotation[n % len(rotation)]
             dest = out / "export" / study["dir"] / f"IM{n:04d}"
             dest.parent.mkdir(parents=True, exist_ok=True)
             if opts is None:

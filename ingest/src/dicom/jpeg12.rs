@@ -1,5 +1,6 @@
 //! JPEG with 12-bit samples (JPEG Extended, 1.2.840.10008.1.2.4.51, and
-//! 12-bit data labelled baseline .50), decoded by libjpeg-turbo 3.1.
+//! 12-bit data labelled baseline .50) and lossless JPEG (.57, .70, 2–16
+//! bits: [`decode_lossless`]), decoded by libjpeg-turbo 3.1.
 //!
 //! dicom-rs decodes JPEG with the `jpeg-decoder` crate, which stops at
 //! `SamplePrecision(12)`; older CR archives are full of 12-bit lossy JPEG.
@@ -78,9 +79,29 @@ impl Handle {
     }
 }
 
-/// Decodes a single-component JPEG with 9–12-bit samples to `rows × columns`
-/// values.
+/// Decodes a single-component JPEG with 9–12-bit lossy samples to
+/// `rows × columns` values.
 pub fn decode(jpeg: &[u8], rows: u32, columns: u32) -> Result<Vec<u16>, String> {
+    decode_with(jpeg, rows, columns, |v| v as u16)
+}
+
+/// Decodes a single-component lossless JPEG (process 14, SOF3, 2–16-bit
+/// samples: 1.2.840.10008.1.2.4.57/.70) to `rows × columns` values, each
+/// sample through `to_stored`. libjpeg-turbo's lossless decoder is plain C
+/// and exact (as every conforming one: the corpus test compares it with
+/// pydicom's); the samples go from its buffer to stored values in one pass.
+pub fn decode_lossless(
+    jpeg: &[u8],
+    rows: u32,
+    columns: u32,
+    to_stored: impl Fn(u32) -> i32,
+) -> Result<Vec<i32>, String> {
+    decode_with(jpeg, rows, columns, to_stored)
+}
+
+/// Either kind of stream, whatever the transfer syntax said: lossy with 8-
+/// or 12-bit samples, lossless with 2–16.
+fn decode_with<T>(jpeg: &[u8], rows: u32, columns: u32, out: impl Fn(u32) -> T) -> Result<Vec<T>, String> {
     // SAFETY: tj3Init has no preconditions; a null handle is checked.
     let h = Handle(unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as i32) });
     if h.0.is_null() {
@@ -95,29 +116,80 @@ pub fn decode(jpeg: &[u8], rows: u32, columns: u32) -> Result<Vec<u16>, String> 
         }
     }
     // SAFETY: valid handle.
-    let (w, ht, p) = unsafe {
+    let (w, ht, p, is_lossless) = unsafe {
         (
             tj::tj3Get(h.0, tj::TJPARAM_TJPARAM_JPEGWIDTH as i32),
             tj::tj3Get(h.0, tj::TJPARAM_TJPARAM_JPEGHEIGHT as i32),
             tj::tj3Get(h.0, tj::TJPARAM_TJPARAM_PRECISION as i32),
+            tj::tj3Get(h.0, tj::TJPARAM_TJPARAM_LOSSLESS as i32) == 1,
         )
     };
     if w != columns as i32 || ht != rows as i32 {
         return Err(format!("JPEG frame is {w}x{ht}, the header says {columns}x{rows}"));
     }
-    if !(9..=12).contains(&p) {
-        return Err(format!("JPEG sample precision {p}, expected 9 to 12"));
+    if !(if is_lossless { (2..=16).contains(&p) } else { p == 8 || p == 12 }) {
+        let expected = if is_lossless { "2 to 16 (lossless)" } else { "8 or 12 (lossy)" };
+        return Err(format!("JPEG sample precision {p}, expected {expected}"));
     }
-    let mut out = vec![0i16; rows as usize * columns as usize];
-    // SAFETY: `out` holds width × height samples of one component (pitch 0
-    // = width × 1 sample), as TJPF_GRAY writes them.
-    let rc = unsafe {
-        tj::tj3Decompress12(h.0, jpeg.as_ptr(), jpeg.len() as tj::size_t, out.as_mut_ptr(), 0, tj::TJPF_TJPF_GRAY)
-    };
-    if rc != 0 && h.fatal() {
-        return Err(format!("JPEG decode: {}", h.error()));
+    let n = rows as usize * columns as usize;
+    let fail = |h: &Handle| format!("JPEG decode: {}", h.error());
+    // SAFETY (the three calls): each buffer holds width × height samples of
+    // one component of the API's sample type (pitch 0 = width × 1 sample),
+    // as TJPF_GRAY writes them; the precision picks the API libjpeg-turbo
+    // requires for it (2–8, 9–12, 13–16 bits).
+    match p {
+        2..=8 => {
+            let mut buf = vec![0u8; n];
+            let rc = unsafe {
+                tj::tj3Decompress8(
+                    h.0,
+                    jpeg.as_ptr(),
+                    jpeg.len() as tj::size_t,
+                    buf.as_mut_ptr(),
+                    0,
+                    tj::TJPF_TJPF_GRAY,
+                )
+            };
+            if rc != 0 && h.fatal() {
+                return Err(fail(&h));
+            }
+            Ok(buf.into_iter().map(|v| out(v as u32)).collect())
+        }
+        9..=12 => {
+            let mut buf = vec![0i16; n];
+            let rc = unsafe {
+                tj::tj3Decompress12(
+                    h.0,
+                    jpeg.as_ptr(),
+                    jpeg.len() as tj::size_t,
+                    buf.as_mut_ptr(),
+                    0,
+                    tj::TJPF_TJPF_GRAY,
+                )
+            };
+            if rc != 0 && h.fatal() {
+                return Err(fail(&h));
+            }
+            Ok(buf.into_iter().map(|v| out(v as u16 as u32)).collect())
+        }
+        _ => {
+            let mut buf = vec![0u16; n];
+            let rc = unsafe {
+                tj::tj3Decompress16(
+                    h.0,
+                    jpeg.as_ptr(),
+                    jpeg.len() as tj::size_t,
+                    buf.as_mut_ptr(),
+                    0,
+                    tj::TJPF_TJPF_GRAY,
+                )
+            };
+            if rc != 0 && h.fatal() {
+                return Err(fail(&h));
+            }
+            Ok(buf.into_iter().map(|v| out(v as u32)).collect())
+        }
     }
-    Ok(out.into_iter().map(|v| v as u16).collect())
 }
 
 #[cfg(test)]
