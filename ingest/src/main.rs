@@ -15,6 +15,7 @@ mod chexpert_cli;
 mod cli_options;
 mod datasets_cli;
 mod dicom_cli;
+mod malloc;
 mod pairs_cli;
 
 /// Turn hospital DICOM exports (or CheXpert, or image pairs) into a
@@ -109,6 +110,7 @@ Public chest X-ray sets: `chess-ingest folders|mimic|nih|padchest|vindr --help`.
 }
 
 fn main() -> ExitCode {
+    malloc::keep_freed_image_buffers();
     let cli = Cli::parse();
     chess_cli::main_with("chess-ingest", classify, || match cli.command {
         None => dicom_cli::run(cli.dicom),
