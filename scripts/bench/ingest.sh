@@ -15,7 +15,8 @@
 # groups the archive's plain files by transfer syntax (6 each, 3 deflate),
 # adds JPEG Extended 12-bit (.51) and HTJ2K (.201) transcodes of its
 # explicit-LE images (scripts/python/ingest_bench_syntaxes.py), and times each
-# syntax with one thread / one worker, interleaved rounds, best of each; the
+# syntax with one thread / one worker on one core (taskset -c 0), interleaved
+# rounds, best of each; the
 # peer's interpreter start-up is measured (an empty folder) and subtracted.
 #
 #   scripts/bench/ingest.sh --half-lossless [IMAGES] [THREADS] [ROUNDS]
@@ -47,12 +48,22 @@ if [ "${1:-}" = "--per-syntax" ]; then
     "$VENV/bin/python" scripts/python/ingest_bench_syntaxes.py "$ARCH/export" "$WORK/syn" 6 >/dev/null
     mkdir -p "$WORK/empty"
     cat $(find "$WORK/syn" -type f) > /dev/null
-    t() { local s; s=$(date +%s.%N); "$@" > /dev/null 2>&1; echo "$(date +%s.%N) - $s" | bc; }
+    # One core for both: "one worker" is not one core for the peer, whose
+    # OpenJPEG decodes with a thread per core (measured: its JPEG 2000 folder
+    # took 1.87 s unpinned and 3.36 s pinned on 2 cores).
+    PIN=""; command -v taskset >/dev/null 2>&1 && PIN="taskset -c 0"
+    # Seconds a command took; a command that fails stops the benchmark (a
+    # failed run is fast, and would read as a speed-up).
+    t() {
+        local s; s=$(date +%s.%N)
+        "$@" > /dev/null 2>&1 || { echo "ingest.sh: failed (exit $?): $*" >&2; return 1; }
+        echo "$(date +%s.%N) - $s" | bc
+    }
     start=9; for r in $(seq 1 "$ROUNDS"); do
-        x=$(t "$VENV/bin/python" scripts/python/ingest_peer.py "$WORK/empty" "$WORK/pe$r" --workers 1)
+        x=$(t $PIN "$VENV/bin/python" scripts/python/ingest_peer.py "$WORK/empty" "$WORK/pe$r" --workers 1) || exit 1
         start=$(echo "if ($x < $start) $x else $start" | bc)
     done
-    echo "peer start-up (empty folder, best of $ROUNDS): $start s; one thread / one worker; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); chess-ingest $OURS_ARGS"
+    echo "peer start-up (empty folder, best of $ROUNDS): $start s; one thread / one worker, ${PIN:-unpinned}; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg); chess-ingest $OURS_ARGS"
     echo "| syntax | images | chess-ingest | Python peer | ratio |"
     echo "|---|---:|---:|---:|---:|"
     # One row: chess-ingest (with extra arguments $3...) and the peer on the
@@ -63,8 +74,8 @@ if [ "${1:-}" = "--per-syntax" ]; then
         n=$(ls "$d" | wc -l)
         for r in $(seq 1 "$ROUNDS"); do
             rm -rf "$WORK/r" "$WORK/p"
-            x=$(t "$BIN" "$d" --out "$WORK/r" --threads 1 --quiet $OURS_ARGS "$@"); rb=$(echo "if ($x < $rb) $x else $rb" | bc)
-            x=$(t "$VENV/bin/python" scripts/python/ingest_peer.py "$d" "$WORK/p" --workers 1); pb=$(echo "if ($x < $pb) $x else $pb" | bc)
+            x=$(t $PIN "$BIN" "$d" --out "$WORK/r" --threads 1 --quiet $OURS_ARGS "$@") || exit 1; rb=$(echo "if ($x < $rb) $x else $rb" | bc)
+            x=$(t $PIN "$VENV/bin/python" scripts/python/ingest_peer.py "$d" "$WORK/p" --workers 1) || exit 1; pb=$(echo "if ($x < $pb) $x else $pb" | bc)
         done
         pn=$(echo "$pb - $start" | bc)
         printf '| %s | %d | %.2f s | %.2f s | %.2fx |\n' "$label" "$n" "$rb" "$pn" "$(echo "$pn / $rb" | bc -l)"
