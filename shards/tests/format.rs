@@ -1,7 +1,6 @@
 //! Round trips of the dataset format through the library: writer → manifest
 //! → streaming reader and random access; crash recovery; corrupt input.
 
-use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
