@@ -693,8 +693,7 @@ impl Loader {
             },
         };
         *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
-        let running =
-            pipeline::start(
+        let running = pipeline::start(
             self.table.clone(),
             self.store.clone(),
             self.files.clone(),
