@@ -278,6 +278,21 @@ pub fn decode_npy_zst(compressed: &[u8]) -> Result<Image, DecodeError> {
     NpyZstDecoder::new().decode(compressed)
 }
 
+/// Incompressible test pixels: an `h` × `w` image of xorshift64 noise from
+/// `state` (non-zero), shared by the codec and loader tests.
+#[cfg(test)]
+pub(crate) fn xorshift_noise(h: u32, w: u32, mut state: u64) -> Image {
+    let px: Vec<u16> = (0..h * w)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u16
+        })
+        .collect();
+    Image::from_u16(h, w, &px)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,16 +338,7 @@ mod tests {
         let (frame, kind) = encode_npy_zst_policy(&flat, 3, 0.10).unwrap();
         assert_eq!(kind, FrameKind::Compressed);
         assert_eq!(decode_npy_zst(&frame).unwrap(), flat);
-        let mut x = 0x1234_5678_u64;
-        let noisy: Vec<u16> = (0..64 * 64)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u16
-            })
-            .collect();
-        let noisy = Image::from_u16(64, 64, &noisy);
+        let noisy = xorshift_noise(64, 64, 0x1234_5678);
         let (frame, kind) = encode_npy_zst_policy(&noisy, 3, 0.10).unwrap();
         assert_eq!(kind, FrameKind::Raw);
         assert!(raw_frame_blocks(&frame).is_some());

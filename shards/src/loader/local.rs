@@ -447,16 +447,7 @@ mod tests {
     use crate::tar::{write_end, write_member};
 
     fn noisy(h: u32, w: u32, seed: u64) -> Image {
-        let mut x = seed | 1;
-        let px: Vec<u16> = (0..h * w)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u16
-            })
-            .collect();
-        Image::from_u16(h, w, &px)
+        crate::image::xorshift_noise(h, w, seed | 1)
     }
 
     fn shard(dir: &std::path::Path, members: &[(&str, Vec<u8>)], map: bool) -> Arc<LocalFile> {

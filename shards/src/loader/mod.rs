@@ -802,16 +802,7 @@ mod tests {
     use crate::writer::{DatasetWriter, FinishInfo};
 
     fn noisy(size: u32, seed: u64) -> Image {
-        let mut x = seed | 1;
-        let px: Vec<u16> = (0..size * size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u16
-            })
-            .collect();
-        Image::from_u16(size, size, &px)
+        crate::image::xorshift_noise(size, size, seed | 1)
     }
 
     /// Every delivered byte, key, label and skip of two epochs.
