@@ -5,7 +5,11 @@
 //! profiling; the figures reported are the bench script's, through
 //! `chess-ingest`.
 //!
-//! `cargo run --release -p chess-ingest --example burned_in_eval -- DIR [--repeat N] [--misses] [--only SUBSTRING]`
+//! `cargo run --release -p chess-ingest --example burned_in_eval -- DIR [--repeat N] [--misses] [--reads] [--only SUBSTRING]`
+//!
+//! `--misses` lists the planted lines not found, with the regions and lines
+//! over them; `--reads` lists the clean images that cost OCR reads, with
+//! the candidate lines (box, size, glyphs, direction) that were read.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -44,6 +48,10 @@ fn main() {
     let repeat: usize = args.iter().position(|a| a == "--repeat").map(|i| args[i + 1].parse().unwrap()).unwrap_or(1);
     let only = args.iter().position(|a| a == "--only").map(|i| args[i + 1].clone());
     let misses = args.iter().any(|a| a == "--misses");
+    let reads = args.iter().any(|a| a == "--reads");
+    // One CSV row per candidate line: part, kind, over the planted line,
+    // size, glyphs, vertical, sharpness, file, grown box.
+    let features = args.iter().any(|a| a == "--features");
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("truth.json")).expect("truth.json")).unwrap();
     let opts = Options::default();
@@ -98,6 +106,27 @@ fn main() {
         }
         let f = found.unwrap();
         let flagged = !f.text.is_empty();
+        if features {
+            for l in detect::text_lines(values, rows, cols) {
+                let planted = v[2].as_array().map(|r| {
+                    let b: Vec<usize> = (0..4).map(|i| r[i].as_u64().unwrap() as usize).collect();
+                    overlaps(&l.rect, (b[0], b[1], b[2], b[3]))
+                });
+                let g = l.rect.grown(l.size / 3 + 1, cols, rows);
+                println!(
+                    "feature,{part},{kind},{},{},{},{},{:.3},{file},{},{},{},{}",
+                    planted.unwrap_or(false),
+                    l.size,
+                    l.glyphs,
+                    l.vertical,
+                    burned_in::contrast::sharpness(values, cols, g),
+                    g.x,
+                    g.y,
+                    g.w,
+                    g.h
+                );
+            }
+        }
         match kind {
             "clean" => {
                 p.clean += 1;
@@ -111,6 +140,13 @@ fn main() {
                 p.clean_regions += f.regions;
                 if flagged {
                     report.push(format!("clean flagged: {desc} {:?}", f.text));
+                }
+                if reads && f.read > 0 {
+                    let lines: Vec<_> = detect::text_lines(values, rows, cols)
+                        .into_iter()
+                        .map(|l| (l.rect, l.size, l.glyphs, l.vertical))
+                        .collect();
+                    report.push(format!("clean read {} times: {file} ({desc}); lines {lines:?}", f.read));
                 }
             }
             "marker" => {

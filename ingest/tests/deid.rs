@@ -405,3 +405,50 @@ fn the_cheap_pass_accepts_clean_real_radiographs_without_ocr() {
         "{f:?}"
     );
 }
+
+/// The sharpness test in front of OCR: four rings drawn with one-pixel
+/// edges make a short line that is judged (OCR off: text); the same rings
+/// with edges that ramp over four pixels (as bone and soft tissue do) are
+/// dismissed unread.
+#[test]
+fn a_short_line_with_soft_edges_is_dismissed_unread() {
+    use chess_ingest::burned_in::{self, Device, Options};
+    use chess_ingest::dicom::{self, Header};
+    let bytes = std::fs::read(common::pydicom_data_file("RG1_UNCR.dcm")).unwrap();
+    let obj = dicom::parse(&bytes).unwrap();
+    let clean = dicom::decode(&obj, &Header::from_object(&obj)).unwrap();
+    let (rows, cols) = (clean.rows as usize, clean.columns as usize);
+    let top = *clean.values.iter().max().unwrap();
+    let (x0, y0) = (400, 900);
+    // Rings 24×36 with 8-pixel strokes, 32 apart; each stroke pixel rises
+    // from the background to the ink over `ramp` pixels from its nearer edge.
+    let draw = |ramp: i64| {
+        let mut v = clean.values.clone();
+        for g in 0..4 {
+            let gx = x0 + g * 32;
+            for y in y0..y0 + 36 {
+                for x in gx..gx + 24 {
+                    let (dx, dy) = ((x - gx) as i64, (y - y0) as i64);
+                    let outer = dx.min(23 - dx).min(dy).min(35 - dy) + 1;
+                    let to_hole = (8 - dx).max(dx - 15).max(8 - dy).max(dy - 27);
+                    let depth = outer.min(to_hole);
+                    if depth <= 0 {
+                        continue;
+                    }
+                    let level = (depth as f64 / ramp as f64).min(1.0);
+                    let i = y * cols + x;
+                    v[i] = (v[i] as f64 + (top - v[i]) as f64 * level).round() as i32;
+                }
+            }
+        }
+        v
+    };
+    let opts = Options { ocr: false, ..Options::default() };
+    let over = |f: &burned_in::Finding| {
+        f.text.iter().any(|r| r.x <= x0 + 24 && r.x + r.w >= x0 + 96 && r.y <= y0 + 36 && r.y + r.h >= y0)
+    };
+    let sharp = burned_in::scan(&draw(1), rows, cols, &Device::default(), &opts);
+    assert!(over(&sharp), "sharp rings: {sharp:?}");
+    let soft = burned_in::scan(&draw(4), rows, cols, &Device::default(), &opts);
+    assert!(soft.soft >= 1 && !over(&soft), "soft rings: {soft:?}");
+}

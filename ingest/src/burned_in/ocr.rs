@@ -2,6 +2,10 @@
 //! the `eng` model, through the `tesseract-plumbing` binding; feature
 //! `ocr`). One engine per worker thread, started on the first line it
 //! reads; Tesseract's own messages go to /dev/null, not to stderr.
+//! Debian's Tesseract parallelises a read with OpenMP; the ingest already
+//! runs a worker per core, so each worker's reads use its own thread only
+//! (OpenMP's idle threads would spin on the cores the other workers need).
+#![allow(unsafe_code)]
 
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -13,7 +17,17 @@ thread_local! {
     static ENGINE: RefCell<Option<Option<TessBaseApi>>> = const { RefCell::new(None) };
 }
 
+#[link(name = "gomp")]
+extern "C" {
+    fn omp_set_max_active_levels(levels: std::ffi::c_int);
+}
+
 fn start() -> Option<TessBaseApi> {
+    // No active parallel level: every OpenMP region (Tesseract's
+    // `num_threads` clauses included) runs on the thread that enters it, as
+    // OMP_THREAD_LIMIT=1 would, which is read too early to be set here.
+    // SAFETY: sets an OpenMP control variable; no memory is involved.
+    unsafe { omp_set_max_active_levels(0) };
     let mut api = TessBaseApi::create();
     let eng = CString::new("eng").ok()?;
     if api.init_2(None, Some(&eng)).is_err() {
