@@ -27,9 +27,10 @@
 #
 # All modes run chess-ingest with `--burned-in keep` (CHESS_BENCH_ARGS adds
 # to it): the peer does no burned-in text handling, and `reject` would drop
-# images the peer keeps. With `keep` the detector still scans every image
-# (what it finds goes on the contact sheet), so its time stays in ours; the
-# "worker time" line says how much.
+# images the peer keeps. With `keep` the detector does not scan (only a
+# --burned-in-rules file's regions would be blanked); the "worker time"
+# line's burned-in share says so. What the scan adds is measured by
+# scripts/bench/burned_in.py --time-only.
 set -euo pipefail
 OURS_ARGS="--burned-in keep ${CHESS_BENCH_ARGS:-}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
