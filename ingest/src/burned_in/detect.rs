@@ -194,20 +194,12 @@ pub(super) fn blocks(
     let (w, h) = (rw.div_ceil(f), rh.div_ceil(f));
     let (mut hi, mut lo) = (vec![0u16; w * h], vec![0u16; w * h]);
     let (mut rmax, mut rmin) = (vec![i32::MIN; rw], vec![i32::MAX; rw]);
-    let mut scratch = (vec![0i32; rw], vec![0i32; rw]);
+    let mut scratch: Scratch = (vec![0i32; rw], vec![0i32; rw]);
     for by in 0..h {
         let (ya, yb) = (y0 + by * f, (y0 + (by + 1) * f).min(y1));
-        let first = &values[ya * cols + x0..ya * cols + x1];
-        rmax.copy_from_slice(first);
-        rmin.copy_from_slice(first);
-        for y in ya + 1..yb {
-            fold_row(&mut rmax, &mut rmin, &values[y * cols + x0..y * cols + x1]);
-        }
+        let rows = (ya..yb).map(|y| &values[y * cols + x0..y * cols + x1]);
+        block_row(rows, &mut rmax, &mut rmin, &mut scratch, f);
         let (oh, ol) = (&mut hi[by * w..(by + 1) * w], &mut lo[by * w..(by + 1) * w]);
-        if f > 1 {
-            // After this, rmax[i] is the maximum of rmax[i..i + f] (of what exists).
-            spread_row(&mut rmax, &mut rmin, &mut scratch, f);
-        }
         for (b, (a, c)) in oh.iter_mut().zip(ol.iter_mut()).enumerate() {
             *a = levels.map(rmax[b * f]);
             *c = levels.map(rmin[b * f]);
@@ -216,57 +208,62 @@ pub(super) fn blocks(
     (hi, lo, w, h)
 }
 
-/// `rmax[i] = max(rmax[i], row[i])`, `rmin[i] = min(rmin[i], row[i])`:
-/// the one pass over every source pixel, so it runs 8 lanes wide where the
-/// CPU has AVX2 (x86-64's baseline, SSE2, has no 32-bit max / min).
+type Scratch = (Vec<i32>, Vec<i32>);
+
+/// One row of blocks: `rmax[i]` / `rmin[i]` become the maximum / minimum of
+/// column `i` over `rows` (the one pass over every source pixel), then of
+/// `i..i + f` (clipped at the row's end), so that block `b` is at `b · f`.
+/// Runs 8 lanes wide where the CPU has AVX2 (x86-64's baseline, SSE2, has
+/// no 32-bit max / min).
 #[allow(unsafe_code)]
-fn fold_row(rmax: &mut [i32], rmin: &mut [i32], row: &[i32]) {
+fn block_row<'a>(
+    rows: impl Iterator<Item = &'a [i32]>,
+    rmax: &mut Vec<i32>,
+    rmin: &mut Vec<i32>,
+    scratch: &mut Scratch,
+    f: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { fold_row_avx2(rmax, rmin, row) };
+        return unsafe { block_row_avx2(rows, rmax, rmin, scratch, f) };
     }
-    fold_row_portable(rmax, rmin, row)
+    block_row_portable(rows, rmax, rmin, scratch, f)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn fold_row_avx2(rmax: &mut [i32], rmin: &mut [i32], row: &[i32]) {
-    fold_row_portable(rmax, rmin, row)
+fn block_row_avx2<'a>(
+    rows: impl Iterator<Item = &'a [i32]>,
+    rmax: &mut Vec<i32>,
+    rmin: &mut Vec<i32>,
+    scratch: &mut Scratch,
+    f: usize,
+) {
+    block_row_portable(rows, rmax, rmin, scratch, f)
 }
 
 #[inline(always)]
-fn fold_row_portable(rmax: &mut [i32], rmin: &mut [i32], row: &[i32]) {
-    let n = row.len().min(rmax.len()).min(rmin.len());
-    let (rmax, rmin, row) = (&mut rmax[..n], &mut rmin[..n], &row[..n]);
-    for i in 0..n {
-        rmax[i] = rmax[i].max(row[i]);
-        rmin[i] = rmin[i].min(row[i]);
-    }
-}
-
-/// Windows of `f` along a row, by doubling (whole-slice element-wise
-/// passes, which vectorise): afterwards `rmax[i] = max(rmax[i..i + f])` and
-/// `rmin[i] = min(rmin[i..i + f])`, clipped at the row's end.
-#[allow(unsafe_code)]
-fn spread_row(rmax: &mut Vec<i32>, rmin: &mut Vec<i32>, scratch: &mut (Vec<i32>, Vec<i32>), f: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { spread_row_avx2(rmax, rmin, scratch, f) };
-    }
-    spread_row_portable(rmax, rmin, scratch, f)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn spread_row_avx2(rmax: &mut Vec<i32>, rmin: &mut Vec<i32>, scratch: &mut (Vec<i32>, Vec<i32>), f: usize) {
-    spread_row_portable(rmax, rmin, scratch, f)
-}
-
-#[inline(always)]
-fn spread_row_portable(rmax: &mut Vec<i32>, rmin: &mut Vec<i32>, scratch: &mut (Vec<i32>, Vec<i32>), f: usize) {
+fn block_row_portable<'a>(
+    mut rows: impl Iterator<Item = &'a [i32]>,
+    rmax: &mut Vec<i32>,
+    rmin: &mut Vec<i32>,
+    scratch: &mut Scratch,
+    f: usize,
+) {
     let n = rmax.len();
+    if let Some(first) = rows.next() {
+        rmax.copy_from_slice(first);
+        rmin.copy_from_slice(first);
+    }
+    for row in rows {
+        let (a, b, row) = (&mut rmax[..n], &mut rmin[..n], &row[..n]);
+        for i in 0..n {
+            a[i] = a[i].max(row[i]);
+            b[i] = b[i].min(row[i]);
+        }
+    }
+    // Windows of f by doubling: whole-slice element-wise passes, which vectorise.
     let mut len = 1;
     while len < f {
         let step = len.min(f - len);
