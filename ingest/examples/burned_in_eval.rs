@@ -94,7 +94,7 @@ fn main() {
             let t1 = Instant::now();
             let regions = coarse::candidates(values, rows, cols, range);
             let t2 = Instant::now();
-            let n: usize = regions.iter().map(|&r| detect::lines_in(values, rows, cols, r, range).len()).sum();
+            let n: usize = regions.iter().map(|r| detect::lines_in(values, rows, cols, r, range).len()).sum();
             let t3 = Instant::now();
             std::hint::black_box(n);
             let f = burned_in::scan(values, rows, cols, &Device::default(), &opts);
@@ -169,13 +169,13 @@ fn main() {
                 if !hit && misses {
                     let planted = (b[0], b[1], b[2], b[3]);
                     let range = detect::robust_range(values);
-                    let regions: Vec<Rect> = coarse::candidates(values, rows, cols, range)
+                    let regions: Vec<_> = coarse::candidates(values, rows, cols, range)
                         .into_iter()
-                        .filter(|r| overlaps(r, planted))
+                        .filter(|r| overlaps(&r.rect, planted))
                         .collect();
                     let lines: Vec<_> = regions
                         .iter()
-                        .flat_map(|&r| detect::lines_in(values, rows, cols, r, range))
+                        .flat_map(|r| detect::lines_in(values, rows, cols, r, range))
                         .filter(|l| overlaps(&l.rect, planted))
                         .map(|l| (l.rect, l.size, l.glyphs, l.vertical))
                         .collect();

@@ -18,6 +18,8 @@
 //!
 //! Each candidate, grown by its height, is a region for the fine pass;
 //! overlapping regions are merged so that the fine pass sees whole lines.
+//! A region keeps the sizes of the candidates that named it, so that the
+//! fine pass looks at each at a resolution that suits it ([`Region::factors`]).
 
 use super::detect::{self, Rect, MAX_THICK, MIN_THICK};
 
@@ -30,6 +32,33 @@ pub const MAX_FACTOR: usize = 4;
 /// merge into one bar at this scale, still stands out whole.
 pub const COARSE_REACH: usize = 56;
 
+/// The fine pass wants a line's glyphs about this many working pixels
+/// across: up to twice that, its strokes (a bold face's are a fifth of
+/// its height) stay thinner than the top-hats' square
+/// ([`super::detect::STROKE_RADIUS`]), and 8 source pixels of cap height
+/// stay at full resolution.
+pub const FINE_SIZE: usize = 16;
+
+/// A region for the fine pass (source pixels), with the smallest and the
+/// largest size (source pixels across the line) of the candidate lines in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub rect: Rect,
+    pub smallest: usize,
+    pub largest: usize,
+}
+
+impl Region {
+    /// The fine pass's block sizes for this region: one per size of line
+    /// in it, [`FINE_SIZE`] working pixels across (one, or two when its
+    /// smallest and largest lines want different ones).
+    pub fn factors(&self) -> impl Iterator<Item = usize> {
+        let of = |size: usize| (size / FINE_SIZE).max(1);
+        let (a, b) = (of(self.smallest), of(self.largest));
+        std::iter::once(a).chain((b != a).then_some(b))
+    }
+}
+
 /// The block size for a `rows × cols` image.
 pub fn factor(rows: usize, cols: usize) -> usize {
     rows.max(cols).div_ceil(COARSE_SIDE).clamp(1, MAX_FACTOR)
@@ -37,14 +66,14 @@ pub fn factor(rows: usize, cols: usize) -> usize {
 
 /// Candidate regions (source pixels, disjoint) of a `rows × cols` image
 /// whose robust range is `range`; empty when nothing looks like a line.
-pub fn candidates(values: &[i32], rows: usize, cols: usize, range: (i32, i32)) -> Vec<Rect> {
+pub fn candidates(values: &[i32], rows: usize, cols: usize, range: (i32, i32)) -> Vec<Region> {
     let f = factor(rows, cols);
     let levels = detect::Levels::new(range);
     let (hi, lo, w, h) = detect::blocks(values, cols, (0, 0, cols, rows), f, &levels);
     let (white, black) = detect::stroke_masks(&hi, &lo, w, h, COARSE_REACH.div_ceil(2 * f), &levels);
     drop((hi, lo));
     let (min_thick, max_thick) = ((6 / f).clamp(2, MIN_THICK), MAX_THICK.div_ceil(f) + 1);
-    let mut regions: Vec<Rect> = Vec::new();
+    let mut regions: Vec<Region> = Vec::new();
     // One ink at a time: a line of text is drawn in one, and the gaps
     // between bright glyphs are dark marks of another size.
     for mask in [&white, &black] {
@@ -53,7 +82,8 @@ pub fn candidates(values: &[i32], rows: usize, cols: usize, range: (i32, i32)) -
         for vertical in [false, true] {
             for (c, size, _) in detect::group(&glyphs, vertical, 1) {
                 let r = Rect { x: c.x0 * f, y: c.y0 * f, w: c.w() * f, h: c.h() * f };
-                regions.push(r.grown((size + 1) * f, cols, rows));
+                let rect = r.grown((size + 1) * f, cols, rows);
+                regions.push(Region { rect, smallest: size * f, largest: size * f });
             }
         }
     }
@@ -64,41 +94,56 @@ fn overlap(a: &Rect, b: &Rect) -> bool {
     a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
 }
 
-/// Merges overlapping rectangles into their bounding boxes until none overlap.
-fn merge(mut rects: Vec<Rect>) -> Vec<Rect> {
+/// Merges overlapping regions into their bounding boxes (and the range of
+/// their sizes) until none overlap.
+fn merge(mut regions: Vec<Region>) -> Vec<Region> {
     let mut merged = true;
     while merged {
         merged = false;
-        let mut out: Vec<Rect> = Vec::with_capacity(rects.len());
-        for r in rects {
-            if let Some(o) = out.iter_mut().find(|o| overlap(o, &r)) {
-                let (x1, y1) = ((o.x + o.w).max(r.x + r.w), (o.y + o.h).max(r.y + r.h));
-                o.x = o.x.min(r.x);
-                o.y = o.y.min(r.y);
-                o.w = x1 - o.x;
-                o.h = y1 - o.y;
+        let mut out: Vec<Region> = Vec::with_capacity(regions.len());
+        for r in regions {
+            if let Some(o) = out.iter_mut().find(|o| overlap(&o.rect, &r.rect)) {
+                let (a, b) = (&mut o.rect, r.rect);
+                let (x1, y1) = ((a.x + a.w).max(b.x + b.w), (a.y + a.h).max(b.y + b.h));
+                a.x = a.x.min(b.x);
+                a.y = a.y.min(b.y);
+                a.w = x1 - a.x;
+                a.h = y1 - a.y;
+                o.smallest = o.smallest.min(r.smallest);
+                o.largest = o.largest.max(r.largest);
                 merged = true;
             } else {
                 out.push(r);
             }
         }
-        rects = out;
+        regions = out;
     }
-    rects.sort_by_key(|r| (r.y, r.x));
-    rects
+    regions.sort_by_key(|r| (r.rect.y, r.rect.x));
+    regions
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn region(x: usize, y: usize, w: usize, h: usize, size: usize) -> Region {
+        Region { rect: Rect { x, y, w, h }, smallest: size, largest: size }
+    }
+
     #[test]
     fn overlapping_regions_merge_and_apart_ones_do_not() {
-        let a = Rect { x: 0, y: 0, w: 10, h: 10 };
-        let b = Rect { x: 5, y: 5, w: 10, h: 10 };
-        let c = Rect { x: 14, y: 14, w: 5, h: 5 };
-        let d = Rect { x: 100, y: 0, w: 5, h: 5 };
-        assert_eq!(merge(vec![a, d, c, b]), vec![Rect { x: 0, y: 0, w: 19, h: 19 }, d]);
+        let (a, b, c, d) =
+            (region(0, 0, 10, 10, 9), region(5, 5, 10, 10, 40), region(14, 14, 5, 5, 12), region(100, 0, 5, 5, 8));
+        let whole = Region { rect: Rect { x: 0, y: 0, w: 19, h: 19 }, smallest: 9, largest: 40 };
+        assert_eq!(merge(vec![a, d, c, b]), vec![whole, d]);
+    }
+
+    #[test]
+    fn small_and_large_lines_get_their_own_fine_factors() {
+        assert_eq!(region(0, 0, 9, 9, 10).factors().collect::<Vec<_>>(), vec![1], "cap 8-10: full resolution");
+        assert_eq!(region(0, 0, 9, 9, 31).factors().collect::<Vec<_>>(), vec![1]);
+        let both = Region { rect: Rect { x: 0, y: 0, w: 9, h: 9 }, smallest: 10, largest: 56 };
+        assert_eq!(both.factors().collect::<Vec<_>>(), vec![1, 3], "cap 40 bold: strokes under the square");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The cheap text-region detector in front of OCR: which parts of an image
 //! look like lines of text, at a cost of a few passes over its pixels.
 //!
-//! 1. Working resolution: blocks of `f × f` source pixels (`f` the smallest
-//!    factor that brings the longer side to ≤ [`WORK_MAX`]), each kept as
-//!    its maximum and its minimum so that a one-pixel stroke survives.
-//!    A cap height of 8 source pixels is ≥ 4 working pixels up to 4096-pixel
-//!    images.
+//! 1. Working resolution: blocks of `f × f` source pixels (`f` chosen per
+//!    region from the sizes of the lines the first pass saw in it, so that
+//!    their glyphs are about [`super::coarse::FINE_SIZE`] working pixels
+//!    across: full resolution for small text, coarser for large bold text,
+//!    whose strokes would otherwise be wider than the top-hats' square),
+//!    each kept as its maximum and its minimum so that a one-pixel stroke
+//!    survives.
 //! 2. Strokes: white and black morphological top-hats (the maxima minus
 //!    their opening, the closing of the minima minus them) with a square of
 //!    `2·`[`STROKE_RADIUS`]`+1` working pixels, thresholded at
@@ -34,8 +36,6 @@
 //!
 //! The result is in source pixel coordinates.
 
-/// Longest working side.
-pub const WORK_MAX: usize = 2048;
 /// Stroke contrast threshold as a fraction of the robust range.
 pub const EDGE_FRACTION: f64 = 0.12;
 /// Ink: within this fraction of the robust range from its top (white
@@ -181,8 +181,9 @@ impl Levels {
 }
 
 /// Block maxima and minima (`f × f` source pixels, mapped by `levels`) of
-/// the region `x0..x1 × y0..y1` of a row-major image `cols` wide: rows
-/// reduced element-wise (vectorises), then each row of blocks.
+/// the region `x0..x1 × y0..y1` of a row-major image `cols` wide: the rows
+/// of each row of blocks folded element-wise in one pass (vectorises), then
+/// each row of blocks.
 pub(super) fn blocks(
     values: &[i32],
     cols: usize,
@@ -195,92 +196,152 @@ pub(super) fn blocks(
     let (mut hi, mut lo) = (vec![0u16; w * h], vec![0u16; w * h]);
     let (mut rmax, mut rmin) = (vec![i32::MIN; rw], vec![i32::MAX; rw]);
     let mut scratch: Scratch = (vec![0i32; rw], vec![0i32; rw]);
+    let mut rows: Vec<&[i32]> = Vec::with_capacity(f);
     for by in 0..h {
         let (ya, yb) = (y0 + by * f, (y0 + (by + 1) * f).min(y1));
-        let rows = (ya..yb).map(|y| &values[y * cols + x0..y * cols + x1]);
-        block_row(rows, &mut rmax, &mut rmin, &mut scratch, f);
-        let (oh, ol) = (&mut hi[by * w..(by + 1) * w], &mut lo[by * w..(by + 1) * w]);
-        for (b, (a, c)) in oh.iter_mut().zip(ol.iter_mut()).enumerate() {
-            *a = levels.map(rmax[b * f]);
-            *c = levels.map(rmin[b * f]);
-        }
+        rows.clear();
+        rows.extend((ya..yb).map(|y| &values[y * cols + x0..y * cols + x1]));
+        let out = (&mut hi[by * w..(by + 1) * w], &mut lo[by * w..(by + 1) * w]);
+        block_row(&rows, (&mut rmax, &mut rmin), &mut scratch, f, levels, out);
     }
     (hi, lo, w, h)
 }
 
 type Scratch = (Vec<i32>, Vec<i32>);
 
-/// One row of blocks: `rmax[i]` / `rmin[i]` become the maximum / minimum of
-/// column `i` over `rows` (the one pass over every source pixel), then of
-/// `i..i + f` (clipped at the row's end), so that block `b` is at `b · f`.
-/// Runs 8 lanes wide where the CPU has AVX2 (x86-64's baseline, SSE2, has
-/// no 32-bit max / min).
+/// The running column maxima and minima of a row of blocks.
+type Folds<'a> = (&'a mut Vec<i32>, &'a mut Vec<i32>);
+/// One row of blocks' maxima and minima, mapped.
+type BlockRow<'a> = (&'a mut [u16], &'a mut [u16]);
+
+/// One row of blocks: the maximum / minimum of each column over `rows`
+/// (the one pass over every source pixel, up to four rows at a time), then
+/// over each block's `f` columns (clipped at the row's end), mapped by
+/// `levels` into `out`. Runs 8 lanes wide where the CPU has AVX2 (x86-64's
+/// baseline, SSE2, has no 32-bit max / min).
 #[allow(unsafe_code)]
-fn block_row<'a>(
-    rows: impl Iterator<Item = &'a [i32]>,
-    rmax: &mut Vec<i32>,
-    rmin: &mut Vec<i32>,
-    scratch: &mut Scratch,
-    f: usize,
-) {
+fn block_row(rows: &[&[i32]], folds: Folds<'_>, scratch: &mut Scratch, f: usize, levels: &Levels, out: BlockRow<'_>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { block_row_avx2(rows, rmax, rmin, scratch, f) };
+        return unsafe { block_row_avx2(rows, folds, scratch, f, levels, out) };
     }
-    block_row_portable(rows, rmax, rmin, scratch, f)
+    block_row_portable(rows, folds, scratch, f, levels, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn block_row_avx2<'a>(
-    rows: impl Iterator<Item = &'a [i32]>,
-    rmax: &mut Vec<i32>,
-    rmin: &mut Vec<i32>,
+fn block_row_avx2(
+    rows: &[&[i32]],
+    folds: Folds<'_>,
     scratch: &mut Scratch,
     f: usize,
+    levels: &Levels,
+    out: BlockRow<'_>,
 ) {
-    block_row_portable(rows, rmax, rmin, scratch, f)
+    block_row_portable(rows, folds, scratch, f, levels, out)
 }
 
 #[inline(always)]
-fn block_row_portable<'a>(
-    mut rows: impl Iterator<Item = &'a [i32]>,
-    rmax: &mut Vec<i32>,
-    rmin: &mut Vec<i32>,
+fn block_row_portable(
+    rows: &[&[i32]],
+    (rmax, rmin): Folds<'_>,
     scratch: &mut Scratch,
     f: usize,
+    levels: &Levels,
+    (oh, ol): BlockRow<'_>,
 ) {
+    let (base, top, shift) = (levels.base, levels.top, levels.shift);
+    let map = |v: i32| (v.clamp(base, top).wrapping_sub(base) as u32 >> shift) as u16;
+    if f == 1 {
+        // One source pixel per block: nothing to fold.
+        for (o, &v) in oh.iter_mut().zip(rows[0]) {
+            *o = map(v);
+        }
+        for (o, &v) in ol.iter_mut().zip(rows[0]) {
+            *o = map(v);
+        }
+        return;
+    }
     let n = rmax.len();
-    if let Some(first) = rows.next() {
-        rmax.copy_from_slice(first);
-        rmin.copy_from_slice(first);
-    }
-    for row in rows {
-        let (a, b, row) = (&mut rmax[..n], &mut rmin[..n], &row[..n]);
-        for i in 0..n {
-            a[i] = a[i].max(row[i]);
-            b[i] = b[i].min(row[i]);
+    // Four rows per pass: each source value read once, the running maxima
+    // and minima written once per four rows instead of once per row.
+    for (k, group) in rows.chunks(4).enumerate() {
+        let (a, b) = (&mut rmax[..n], &mut rmin[..n]);
+        let fold = k > 0;
+        macro_rules! fold_rows {
+            ($($r:ident),+) => {{
+                let ($($r,)+) = ($(&$r[..n],)+);
+                for i in 0..n {
+                    let mut mx = i32::MIN;
+                    let mut mn = i32::MAX;
+                    $( mx = mx.max($r[i]); mn = mn.min($r[i]); )+
+                    if fold {
+                        mx = mx.max(a[i]);
+                        mn = mn.min(b[i]);
+                    }
+                    a[i] = mx;
+                    b[i] = mn;
+                }
+            }};
+        }
+        match *group {
+            [r0, r1, r2, r3] => fold_rows!(r0, r1, r2, r3),
+            [r0, r1, r2] => fold_rows!(r0, r1, r2),
+            [r0, r1] => fold_rows!(r0, r1),
+            [r0] => fold_rows!(r0),
+            _ => {}
         }
     }
-    // Windows of f by doubling: whole-slice element-wise passes, which vectorise.
-    let mut len = 1;
-    while len < f {
-        let step = len.min(f - len);
-        if step < n {
-            let (tmax, tmin) = (&mut scratch.0[..n], &mut scratch.1[..n]);
-            let m = n - step;
-            let (a, b, c, d) = (&rmax[..m], &rmax[step..], &rmin[..m], &rmin[step..]);
-            for i in 0..m {
-                tmax[i] = a[i].max(b[i]);
-                tmin[i] = c[i].min(d[i]);
+    // Across each block's columns: the common small blocks straight from
+    // fixed-size chunks (interleaved loads, which vectorise), others by
+    // windows of doubling length.
+    macro_rules! across {
+        ($f:literal) => {{
+            let (full_max, full_min) = (rmax[..n].chunks_exact($f), rmin[..n].chunks_exact($f));
+            let (tail_max, tail_min) = (full_max.remainder(), full_min.remainder());
+            for (o, c) in oh.iter_mut().zip(full_max) {
+                *o = map(c.iter().copied().fold(i32::MIN, i32::max));
             }
-            tmax[m..].copy_from_slice(&rmax[m..]);
-            tmin[m..].copy_from_slice(&rmin[m..]);
-            std::mem::swap(rmax, &mut scratch.0);
-            std::mem::swap(rmin, &mut scratch.1);
+            for (o, c) in ol.iter_mut().zip(full_min) {
+                *o = map(c.iter().copied().fold(i32::MAX, i32::min));
+            }
+            if !tail_max.is_empty() {
+                oh[n / $f] = map(tail_max.iter().copied().fold(i32::MIN, i32::max));
+                ol[n / $f] = map(tail_min.iter().copied().fold(i32::MAX, i32::min));
+            }
+        }};
+    }
+    match f {
+        2 => across!(2),
+        3 => across!(3),
+        4 => across!(4),
+        _ => {
+            let mut len = 1;
+            while len < f {
+                let step = len.min(f - len);
+                if step < n {
+                    let (tmax, tmin) = (&mut scratch.0[..n], &mut scratch.1[..n]);
+                    let m = n - step;
+                    let (a, b, c, d) = (&rmax[..m], &rmax[step..], &rmin[..m], &rmin[step..]);
+                    for i in 0..m {
+                        tmax[i] = a[i].max(b[i]);
+                        tmin[i] = c[i].min(d[i]);
+                    }
+                    tmax[m..].copy_from_slice(&rmax[m..]);
+                    tmin[m..].copy_from_slice(&rmin[m..]);
+                    std::mem::swap(rmax, &mut scratch.0);
+                    std::mem::swap(rmin, &mut scratch.1);
+                }
+                len += step;
+            }
+            for (o, &v) in oh.iter_mut().zip(rmax.iter().step_by(f)) {
+                *o = map(v);
+            }
+            for (o, &v) in ol.iter_mut().zip(rmin.iter().step_by(f)) {
+                *o = map(v);
+            }
         }
-        len += step;
     }
 }
 
@@ -372,16 +433,26 @@ pub fn text_lines(values: &[i32], rows: usize, cols: usize) -> Vec<Line> {
     let range = robust_range(&values[..rows * cols]);
     let mut lines = Vec::new();
     for region in super::coarse::candidates(values, rows, cols, range) {
-        lines.extend(lines_in(values, rows, cols, region, range));
+        lines.extend(lines_in(values, rows, cols, &region, range));
     }
     lines
 }
 
-/// The fine pass: the lines of text-like marks inside `region` (source
-/// pixels) of a `rows × cols` image whose robust range is `range`, at the
-/// working resolution of the whole image.
-pub fn lines_in(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32, i32)) -> Vec<Line> {
-    let f = rows.max(cols).div_ceil(WORK_MAX).max(1);
+/// The fine pass: the lines of text-like marks inside `region` of a
+/// `rows × cols` image whose robust range is `range`, at each of the
+/// region's working resolutions ([`super::coarse::Region::factors`]).
+pub fn lines_in(
+    values: &[i32],
+    rows: usize,
+    cols: usize,
+    region: &super::coarse::Region,
+    range: (i32, i32),
+) -> Vec<Line> {
+    region.factors().flat_map(|f| lines_at(values, rows, cols, region.rect, range, f)).collect()
+}
+
+/// The fine pass in `region` (source pixels) at blocks of `f × f`.
+fn lines_at(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32, i32), f: usize) -> Vec<Line> {
     // The region on whole working pixels, so that blocks match the whole-image grid.
     let (x0, y0) = (region.x / f * f, region.y / f * f);
     let (x1, y1) = ((region.x + region.w).min(cols), (region.y + region.h).min(rows));
@@ -682,7 +753,7 @@ mod tests {
         let (rows, cols) = (41, 67);
         let values: Vec<i32> = (0..rows * cols).map(|i| ((i as i64 * 104_729) % 9_973) as i32 - 4_000).collect();
         let levels = Levels::new(robust_range(&values));
-        for f in 1..=5 {
+        for f in 1..=9 {
             for (x0, y0, x1, y1) in [(0, 0, cols, rows), (5, 3, 60, 40), (8, 8, 9, 9)] {
                 let (hi, lo, w, h) = blocks(&values, cols, (x0, y0, x1, y1), f, &levels);
                 assert_eq!((w, h), ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f)));

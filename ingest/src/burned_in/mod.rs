@@ -10,10 +10,12 @@
 //!    names the regions that could hold a line of text; an image without
 //!    any (most radiographs) costs that pass and nothing else;
 //! 3. the fine pass ([`detect`]) looks for lines of text-like marks in
-//!    those regions, at the source resolution (up to 2048 pixels a side);
-//! 4. a short candidate line (fewer than [`UNREAD_MIN_GLYPHS`] glyphs) with
-//!    soft edges ([`contrast`]) is anatomy and dismissed unread; every
-//!    other line is read by Tesseract ([`ocr`], feature `ocr`):
+//!    those regions, at a resolution that suits the lines the first pass
+//!    saw there (full resolution for small text);
+//! 4. a candidate line with soft edges ([`contrast`]; [`MIN_SHARPNESS`]
+//!    for short lines, [`MIN_SHARPNESS_LONG`] for long ones) is anatomy and
+//!    dismissed unread; every other line is read by Tesseract ([`ocr`],
+//!    feature `ocr`):
 //!    a line whose every word is an allowed marker (laterality and
 //!    positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`, `PORTABLE`, a
 //!    configurable list; one edit away for words of four letters or more)
@@ -103,7 +105,7 @@ pub struct Finding {
     pub region_pixels: usize,
     /// Lines read by OCR.
     pub read: usize,
-    /// Short lines dismissed unread for their soft edges ([`MIN_SHARPNESS`]).
+    /// Lines dismissed unread for their soft edges ([`MIN_SHARPNESS`], [`MIN_SHARPNESS_LONG`]).
     pub soft: usize,
 }
 
@@ -211,11 +213,15 @@ pub const MIN_READ_CONFIDENCE: i32 = 50;
 /// (anatomy and noise make short runs of marks; lines of text are longer).
 pub const UNREAD_MIN_GLYPHS: usize = 5;
 /// A line shorter than [`UNREAD_MIN_GLYPHS`] whose [`contrast::sharpness`]
-/// is below this is anatomy, dismissed without a read: on the tune part of
-/// the bench set rendered text measured 0.57 and more (its edges cross
-/// most of its contrast within two pixels), the candidate lines of bone,
-/// wire and soft tissue 0.25 and less (`burned_in_eval --features`).
-pub const MIN_SHARPNESS: f64 = 0.35;
+/// is below this is anatomy, dismissed without a read, and so is a longer
+/// one below [`MIN_SHARPNESS_LONG`]: on the bench set's seeds 15 and 16
+/// (`burned_in_eval --features`, one row per candidate line) rendered text
+/// measured 0.49 and more on short lines and 0.42 and more on long ones
+/// (its edges cross most of its contrast within two pixels), the candidate
+/// lines of bone, wire and soft tissue in the clean images 0.40 and less
+/// on short lines and 0.21 and less on long ones.
+pub const MIN_SHARPNESS: f64 = 0.45;
+pub const MIN_SHARPNESS_LONG: f64 = 0.30;
 
 /// Reads `line` with OCR (both 90° turns when it runs top to bottom; the better reading counts).
 #[cfg_attr(not(feature = "ocr"), allow(unused_variables))]
@@ -256,10 +262,9 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
     let range = detect::robust_range(&values[..rows * cols]);
     let regions = coarse::candidates(values, rows, cols, range);
     f.regions = regions.len();
-    f.region_pixels = regions.iter().map(|r| r.w * r.h).sum();
+    f.region_pixels = regions.iter().map(|r| r.rect.w * r.rect.h).sum();
     tracing::trace!(regions = f.regions, pixels = f.region_pixels, "burned-in first pass");
-    let mut lines: Vec<Line> =
-        regions.into_iter().flat_map(|r| detect::lines_in(values, rows, cols, r, range)).collect();
+    let mut lines: Vec<Line> = regions.iter().flat_map(|r| detect::lines_in(values, rows, cols, r, range)).collect();
     // Largest first: a line inside one already judged text or markers (the
     // counters and gaps of its own glyphs, a part of it) shares that verdict.
     lines.sort_by_key(|l| std::cmp::Reverse(l.rect.w * l.rect.h));
@@ -271,9 +276,10 @@ pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts:
             continue;
         }
         let grown = line.rect.grown(line.size / 3 + 1, cols, rows);
-        // A short line is judged by its reading; one with soft edges is not
-        // worth one (a Tesseract read costs ~100 ms, the measure microseconds).
-        if line.glyphs < UNREAD_MIN_GLYPHS && contrast::sharpness(values, cols, grown) < MIN_SHARPNESS {
+        // A line with soft edges is anatomy, not worth a read (a Tesseract
+        // read costs ~100 ms, the measure microseconds), nor text unread.
+        let min_sharpness = if line.glyphs < UNREAD_MIN_GLYPHS { MIN_SHARPNESS } else { MIN_SHARPNESS_LONG };
+        if contrast::sharpness(values, cols, grown) < min_sharpness {
             f.soft += 1;
             continue;
         }
