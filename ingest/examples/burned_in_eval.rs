@@ -92,7 +92,7 @@ fn main() {
             let t = Instant::now();
             let range = detect::robust_range(values);
             let t1 = Instant::now();
-            let regions = coarse::candidates(values, rows, cols, range);
+            let regions = coarse::candidates(values, rows, cols, range, &mut |_, _| {});
             let t2 = Instant::now();
             let n: usize = regions.iter().map(|r| detect::lines_in(values, rows, cols, r, range).len()).sum();
             let t3 = Instant::now();
@@ -107,6 +107,16 @@ fn main() {
         let f = found.unwrap();
         let flagged = !f.text.is_empty();
         if features {
+            // The first pass's candidates: part, kind, over the planted line, size, sharpness, file.
+            for (r, size) in coarse::candidate_lines(values, rows, cols, detect::robust_range(values), &mut |_, _| {}) {
+                let planted = v[2].as_array().map(|b| {
+                    let b: Vec<usize> = (0..4).map(|i| b[i].as_u64().unwrap() as usize).collect();
+                    overlaps(&r, (b[0], b[1], b[2], b[3]))
+                });
+                let g = r.grown(size / 3 + 1, cols, rows);
+                let sharp = burned_in::contrast::sharpness(values, cols, g);
+                println!("coarse,{part},{kind},{},{size},{sharp:.3},{file}", planted.unwrap_or(false));
+            }
             for l in detect::text_lines(values, rows, cols) {
                 let planted = v[2].as_array().map(|r| {
                     let b: Vec<usize> = (0..4).map(|i| r[i].as_u64().unwrap() as usize).collect();
@@ -169,7 +179,7 @@ fn main() {
                 if !hit && misses {
                     let planted = (b[0], b[1], b[2], b[3]);
                     let range = detect::robust_range(values);
-                    let regions: Vec<_> = coarse::candidates(values, rows, cols, range)
+                    let regions: Vec<_> = coarse::candidates(values, rows, cols, range, &mut |_, _| {})
                         .into_iter()
                         .filter(|r| overlaps(&r.rect, planted))
                         .collect();

@@ -73,15 +73,25 @@ pub struct Processed {
 
 /// Step 2: stored values to source units.
 pub fn modality(stored: &[i32], sem: &PixelSemantics<'_>) -> Vec<f32> {
+    let mut out = vec![0f32; stored.len()];
+    modality_into(stored, sem, &mut out);
+    out
+}
+
+/// Step 2 on a part of an image (a row, say) into `out`: so that a pass
+/// that already holds the stored values in cache (the burned-in scan's)
+/// can convert them on the way.
+pub fn modality_into(stored: &[i32], sem: &PixelSemantics<'_>, out: &mut [f32]) {
     if let Some(lut) = sem.modality_lut {
-        return stored.iter().map(|&v| lut.apply(v) as f32).collect();
+        out.iter_mut().zip(stored).for_each(|(o, &v)| *o = lut.apply(v) as f32);
+        return;
     }
     let slope = sem.rescale_slope.unwrap_or(1.0);
     let intercept = sem.rescale_intercept.unwrap_or(0.0);
     if slope == 1.0 && intercept == 0.0 {
-        stored.iter().map(|&v| v as f32).collect()
+        out.iter_mut().zip(stored).for_each(|(o, &v)| *o = v as f32);
     } else {
-        stored.iter().map(|&v| (v as f64 * slope + intercept) as f32).collect()
+        out.iter_mut().zip(stored).for_each(|(o, &v)| *o = (v as f64 * slope + intercept) as f32);
     }
 }
 
@@ -182,8 +192,18 @@ pub fn percentile(v: &[f32], q: f64) -> f64 {
 
 /// Steps 2–6 on one image of stored values.
 pub fn run(stored: &[i32], rows: u32, cols: u32, sem: &PixelSemantics<'_>, opts: &PipelineOptions) -> Processed {
+    run_on_modality(modality(stored, sem), rows, cols, sem, opts)
+}
+
+/// Steps 3–6 on one image already in source units (step 2's [`modality`]).
+pub fn run_on_modality(
+    mut v: Vec<f32>,
+    rows: u32,
+    cols: u32,
+    sem: &PixelSemantics<'_>,
+    opts: &PipelineOptions,
+) -> Processed {
     let (h, w) = (rows as usize, cols as usize);
-    let mut v = modality(stored, sem);
     if sem.monochrome1 {
         invert(&mut v);
     }

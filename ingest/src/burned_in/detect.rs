@@ -180,16 +180,22 @@ impl Levels {
     }
 }
 
+/// What a pass over the source rows hands each row to, while it is in
+/// cache: its index and its values (the region's part of it).
+pub type RowVisitor<'a> = &'a mut dyn FnMut(usize, &[i32]);
+
 /// Block maxima and minima (`f × f` source pixels, mapped by `levels`) of
 /// the region `x0..x1 × y0..y1` of a row-major image `cols` wide: the rows
 /// of each row of blocks folded element-wise in one pass (vectorises), then
-/// each row of blocks.
+/// each row of blocks. Every row of the region goes to `visit` once, in
+/// order, right after it was read.
 pub(super) fn blocks(
     values: &[i32],
     cols: usize,
     (x0, y0, x1, y1): (usize, usize, usize, usize),
     f: usize,
     levels: &Levels,
+    visit: RowVisitor<'_>,
 ) -> (Vec<u16>, Vec<u16>, usize, usize) {
     let (rw, rh) = (x1 - x0, y1 - y0);
     let (w, h) = (rw.div_ceil(f), rh.div_ceil(f));
@@ -203,6 +209,9 @@ pub(super) fn blocks(
         rows.extend((ya..yb).map(|y| &values[y * cols + x0..y * cols + x1]));
         let out = (&mut hi[by * w..(by + 1) * w], &mut lo[by * w..(by + 1) * w]);
         block_row(&rows, (&mut rmax, &mut rmin), &mut scratch, f, levels, out);
+        for (k, row) in rows.iter().enumerate() {
+            visit(ya + k, row);
+        }
     }
     (hi, lo, w, h)
 }
@@ -432,7 +441,7 @@ pub fn text_lines(values: &[i32], rows: usize, cols: usize) -> Vec<Line> {
     }
     let range = robust_range(&values[..rows * cols]);
     let mut lines = Vec::new();
-    for region in super::coarse::candidates(values, rows, cols, range) {
+    for region in super::coarse::candidates(values, rows, cols, range, &mut |_, _| {}) {
         lines.extend(lines_in(values, rows, cols, &region, range));
     }
     lines
@@ -460,7 +469,7 @@ fn lines_at(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32,
         return Vec::new();
     }
     let levels = Levels::new(range);
-    let (hi, lo, w, h) = blocks(values, cols, (x0, y0, x1, y1), f, &levels);
+    let (hi, lo, w, h) = blocks(values, cols, (x0, y0, x1, y1), f, &levels, &mut |_, _| {});
     let (white, black) = stroke_masks(&hi, &lo, w, h, STROKE_RADIUS, &levels);
     drop((hi, lo));
     let mut lines = Vec::new();
@@ -755,7 +764,12 @@ mod tests {
         let levels = Levels::new(robust_range(&values));
         for f in 1..=9 {
             for (x0, y0, x1, y1) in [(0, 0, cols, rows), (5, 3, 60, 40), (8, 8, 9, 9)] {
-                let (hi, lo, w, h) = blocks(&values, cols, (x0, y0, x1, y1), f, &levels);
+                let mut seen = Vec::new();
+                let (hi, lo, w, h) = blocks(&values, cols, (x0, y0, x1, y1), f, &levels, &mut |y, row| {
+                    seen.push(y);
+                    assert_eq!(row, &values[y * cols + x0..y * cols + x1], "row {y} handed over whole");
+                });
+                assert_eq!(seen, (y0..y1).collect::<Vec<_>>(), "every row visited once, in order");
                 assert_eq!((w, h), ((x1 - x0).div_ceil(f), (y1 - y0).div_ceil(f)));
                 for by in 0..h {
                     for bx in 0..w {

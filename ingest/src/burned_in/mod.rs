@@ -252,15 +252,31 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
 
 /// Scans one image of stored values (`rows × cols`, row-major).
 pub fn scan(values: &[i32], rows: usize, cols: usize, device: &Device<'_>, opts: &Options) -> Finding {
+    scan_visiting(values, rows, cols, device, opts, &mut |_, _| {})
+}
+
+/// [`scan`], handing every row of the image (the first `rows × cols`
+/// values) to `visit` once, in order: the first pass reads each anyway,
+/// and a consumer that converts the rows on the way (the pipeline's step
+/// 2) saves its own pass over memory.
+pub fn scan_visiting(
+    values: &[i32],
+    rows: usize,
+    cols: usize,
+    device: &Device<'_>,
+    opts: &Options,
+    visit: detect::RowVisitor<'_>,
+) -> Finding {
     let mut f = Finding { ruled: opts.rules.regions_for(device, rows, cols), ..Default::default() };
-    if opts.policy == Policy::Keep && f.ruled.is_empty() {
-        return f;
-    }
-    if rows < 8 || cols < 8 || values.len() < rows * cols {
+    let skip = opts.policy == Policy::Keep && f.ruled.is_empty();
+    if skip || rows < 8 || cols < 8 || values.len() < rows * cols {
+        for (y, row) in values.chunks_exact(cols.max(1)).take(rows).enumerate() {
+            visit(y, row);
+        }
         return f;
     }
     let range = detect::robust_range(&values[..rows * cols]);
-    let regions = coarse::candidates(values, rows, cols, range);
+    let regions = coarse::candidates(values, rows, cols, range, visit);
     f.regions = regions.len();
     f.region_pixels = regions.iter().map(|r| r.rect.w * r.rect.h).sum();
     tracing::trace!(regions = f.regions, pixels = f.region_pixels, "burned-in first pass");

@@ -110,15 +110,16 @@ fn process_bytes(
     let mut stored = dicom::decode_with(&obj, &h, ctx.decode)?;
     drop(obj);
     let t = tick(&ctx.clocks.decode, t);
-    let masked = burned_in_text(ctx, &h, &mut stored, &Device { manufacturer: &manufacturer, model: &model }, tile)?;
-    let t = tick(&ctx.clocks.burned_in, t);
     let sem = PixelSemantics {
         monochrome1: h.photometric == "MONOCHROME1",
         rescale_slope: h.rescale_slope,
         rescale_intercept: h.rescale_intercept,
         modality_lut: h.modality_lut.as_ref(),
     };
-    let out = pipeline::run(&stored.values, stored.rows, stored.columns, &sem, &ctx.pipeline);
+    let device = Device { manufacturer: &manufacturer, model: &model };
+    let (masked, source_units) = burned_in_text(ctx, &h, &mut stored, &device, &sem, tile)?;
+    let t = tick(&ctx.clocks.burned_in, t);
+    let out = pipeline::run_on_modality(source_units, stored.rows, stored.columns, &sem, &ctx.pipeline);
     drop(stored);
     let image = frontend::to_image(&out.pixels, out.size, ctx.pipeline.bit_depth);
     let t = tick(&ctx.clocks.pipeline, t);
@@ -149,20 +150,28 @@ fn process_bytes(
 }
 
 /// The burned-in step on the stored values: rules regions blanked, text
-/// lines rejected, blanked or kept by the policy. `Ok(true)` when pixels
-/// were blanked.
+/// lines rejected, blanked or kept by the policy. Returns whether pixels
+/// were blanked, and the image in source units (the pipeline's step 2,
+/// done row by row while the scan's first pass holds each row in cache).
 fn burned_in_text(
     ctx: &Ctx,
     h: &Header,
     stored: &mut dicom::Stored,
     device: &Device<'_>,
+    sem: &PixelSemantics<'_>,
     tile: &mut Option<Tile>,
-) -> Result<bool, Reject> {
+) -> Result<(bool, Vec<f32>), Reject> {
     let (rows, cols) = (stored.rows as usize, stored.columns as usize);
     let opts = &ctx.burned_in;
-    let found = burned_in::scan(&stored.values, rows, cols, device, opts);
+    let mut units = vec![0f32; stored.values.len()];
+    let found = burned_in::scan_visiting(&stored.values, rows, cols, device, opts, &mut |y, row| {
+        pipeline::modality_into(row, sem, &mut units[y * cols..(y + 1) * cols])
+    });
+    // Values past the image (none from the decoders) are still converted.
+    let image = (rows * cols).min(stored.values.len());
+    pipeline::modality_into(&stored.values[image..], sem, &mut units[image..]);
     if found.text.is_empty() && found.ruled.is_empty() {
-        return Ok(false);
+        return Ok((false, units));
     }
     let mono1 = h.photometric == "MONOCHROME1";
     let text = if opts.policy == Policy::Keep { &[][..] } else { &found.text[..] };
@@ -179,7 +188,14 @@ fn burned_in_text(
     let fill = if mono1 { hi } else { lo };
     burned_in::blank(&mut stored.values, cols, &found.ruled, fill);
     burned_in::blank(&mut stored.values, cols, text, fill);
-    Ok(true)
+    // The blanked rows again in source units.
+    for r in found.ruled.iter().chain(text) {
+        for y in r.y..r.y + r.h {
+            let row = y * cols..(y + 1) * cols;
+            pipeline::modality_into(&stored.values[row.clone()], sem, &mut units[row]);
+        }
+    }
+    Ok((true, units))
 }
 
 impl Clocks {
