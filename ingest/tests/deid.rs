@@ -450,5 +450,6 @@ fn a_short_line_with_soft_edges_is_dismissed_unread() {
     let sharp = burned_in::scan(&draw(1), rows, cols, &Device::default(), &opts);
     assert!(over(&sharp), "sharp rings: {sharp:?}");
     let soft = burned_in::scan(&draw(4), rows, cols, &Device::default(), &opts);
-    assert!(soft.soft >= 1 && !over(&soft), "soft rings: {soft:?}");
+    // Dropped by the first pass's sharpness test, or dismissed unread after the fine pass.
+    assert!(!over(&soft) && soft.text.is_empty(), "soft rings: {soft:?}");
 }
