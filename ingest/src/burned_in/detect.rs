@@ -260,8 +260,9 @@ fn block_row_portable(
     levels: &Levels,
     (oh, ol): BlockRow<'_>,
 ) {
-    let (base, top, shift) = (levels.base, levels.top, levels.shift);
-    let map = |v: i32| (v.clamp(base, top).wrapping_sub(base) as u32 >> shift) as u16;
+    // A local copy: the map's constants stay in registers through the loops.
+    let levels = *levels;
+    let map = |v: i32| levels.map(v);
     if f == 1 {
         // One source pixel per block: nothing to fold.
         for (o, &v) in oh.iter_mut().zip(rows[0]) {
