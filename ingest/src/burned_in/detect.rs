@@ -87,6 +87,8 @@ pub struct Line {
     pub vertical: bool,
     /// Its glyphs (connected marks; touching glyphs count as one).
     pub glyphs: usize,
+    /// Drawn in bright ink (on a darker background), else in dark ink.
+    pub bright: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -476,7 +478,7 @@ fn lines_at(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32,
     let mut lines = Vec::new();
     // One ink at a time: a line of text is drawn in one, and the gaps
     // between bright glyphs are dark marks of another size.
-    for mask in [&white, &black] {
+    for (mask, bright) in [(&white, true), (&black, false)] {
         let glyphs = components(mask, w, h, MIN_THICK, MAX_THICK, MAX_FILL);
         let to_line = |c: &Comp, size: usize, vertical: bool, glyphs: usize| Line {
             rect: Rect {
@@ -488,6 +490,7 @@ fn lines_at(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32,
             size: size * f,
             vertical,
             glyphs,
+            bright,
         };
         let mut found: Vec<Comp> = Vec::new();
         for vertical in [false, true] {

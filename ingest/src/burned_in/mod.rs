@@ -15,11 +15,12 @@
 //! 4. a candidate line with soft edges ([`contrast`]; [`MIN_SHARPNESS`]
 //!    for short lines, [`MIN_SHARPNESS_LONG`] for long ones) is anatomy and
 //!    dismissed unread; every other line is read by Tesseract ([`ocr`],
-//!    feature `ocr`):
-//!    a line whose every word is an allowed marker (laterality and
-//!    positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`, `PORTABLE`, a
-//!    configurable list; one edit away for words of four letters or more)
-//!    is not PHI; a line read as other words (two alphanumerics or more at
+//!    feature `ocr`), as dark ink on white from the ink the detector saw,
+//!    then once more on a flattened background ([`flatten_background`])
+//!    unless the first read was all markers:
+//!    a line that reads as allowed markers only ([`only_markers`];
+//!    laterality and positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`,
+//!    `PORTABLE`, a configurable list) is not PHI; a line read as other words (two alphanumerics or more at
 //!    a mean confidence of [`MIN_READ_CONFIDENCE`]) is text; a line OCR
 //!    cannot read is text when it has [`UNREAD_MIN_GLYPHS`] glyphs or more
 //!    (bone and noise make short runs of marks), and without OCR every line
@@ -129,24 +130,71 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Whether OCR'd `text` is only allowed markers (and at least one).
-pub fn only_markers(text: &str, markers: &[String]) -> bool {
-    let words: Vec<String> = text
-        .to_uppercase()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
-    !words.is_empty()
-        && words
-            .iter()
-            .all(|w| markers.iter().any(|m| m == w || (m.len() >= 4 && w.len() >= 4 && edit_distance(m, w) <= 1)))
+/// Whether `word` is `marker`: the same, or one OCR slip away when both
+/// have four letters or more.
+fn is_marker(word: &str, marker: &str) -> bool {
+    word == marker || (marker.len() >= 4 && word.len() >= 4 && edit_distance(marker, word) <= 1)
 }
 
-/// The 8-bit crop of `r` as dark text on light, `scale`d (nearest), rotated
-/// by 90° clockwise (`turn` 1) or counter-clockwise (`turn` 3).
+/// Whether `word` is exact markers run together, one of three letters or
+/// more among them (`RLAT`: OCR dropped the space of `R LAT`). Short
+/// markers alone do not join: `RR` or `PAL` could be initials or a name.
+fn joined_markers(word: &str, markers: &[String]) -> bool {
+    // ends[i]: word[..i] splits into markers; .1: a long one among them.
+    let mut ends = vec![None; word.len() + 1];
+    ends[0] = Some(false);
+    for i in 0..word.len() {
+        let Some(long) = ends[i] else { continue };
+        for m in markers.iter().filter(|m| word[i..].starts_with(m.as_str())) {
+            let end = &mut ends[i + m.len()];
+            *end = Some(end.unwrap_or(false) | long | (m.len() >= 3));
+        }
+    }
+    ends[word.len()] == Some(true)
+}
+
+/// Whether OCR'd `text` is only allowed markers (and at least one): every
+/// word a marker ([`is_marker`]) or markers run together
+/// ([`joined_markers`]), or the whole line one marker OCR split (`POR TABLE`).
+pub fn only_markers(text: &str, markers: &[String]) -> bool {
+    let upper = text.to_uppercase();
+    let words: Vec<&str> = upper.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let whole: String = words.concat();
+    !words.is_empty()
+        && (words.iter().all(|w| markers.iter().any(|m| is_marker(w, m)) || joined_markers(w, markers))
+            || markers.iter().any(|m| is_marker(&whole, m)))
+}
+
+/// Dark ink on a flat white: what a closing (dilation then erosion by a
+/// square wider than any stroke, radius `r`) removes, stretched so that
+/// all but its faintest part is black. A background that steps or slopes under the text (a label's edge,
+/// anatomy) would otherwise fall on the ink's side of Tesseract's threshold.
 #[cfg_attr(not(feature = "ocr"), allow(dead_code))]
-fn crop_for_ocr(values: &[i32], cols: usize, r: Rect, scale: f64, turn: u8) -> (Vec<u8>, usize, usize) {
+fn flatten_background(g: &mut [u8], w: usize, h: usize, r: usize) {
+    let wide: Vec<u16> = g.iter().map(|&v| u16::from(v)).collect();
+    let closed = detect::square(&detect::square(&wide, w, h, r, u16::max, u16::MIN), w, h, r, u16::min, u16::MAX);
+    let depth: Vec<u16> = closed.iter().zip(&wide).map(|(&c, &v)| c.saturating_sub(v)).collect();
+    // Full black from a quarter of the deepest ink: the part of a glyph
+    // over a lighter background has less contrast than the rest of it.
+    let full = (u32::from(depth.iter().copied().max().unwrap_or(0)) / 4).max(1);
+    for (v, &d) in g.iter_mut().zip(&depth) {
+        *v = 255 - (u32::from(d).min(full) * 255 / full) as u8;
+    }
+}
+
+/// The 8-bit crop of `r` as dark text on light (`bright`: the text is
+/// drawn in bright ink, so the crop is inverted), `scale`d (nearest),
+/// rotated by 90° clockwise (`turn` 1) or counter-clockwise (`turn` 3).
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
+fn crop_for_ocr(
+    values: &[i32],
+    cols: usize,
+    r: Rect,
+    bright: bool,
+    stroke_radius: Option<usize>,
+    scale: f64,
+    turn: u8,
+) -> (Vec<u8>, usize, usize) {
     let mut lo = i32::MAX;
     let mut hi = i32::MIN;
     for y in r.y..r.y + r.h {
@@ -160,10 +208,13 @@ fn crop_for_ocr(values: &[i32], cols: usize, r: Rect, scale: f64, turn: u8) -> (
     for y in r.y..r.y + r.h {
         g.extend(values[y * cols + r.x..y * cols + r.x + r.w].iter().map(|&v| ((v - lo) as f64 / range * 255.0) as u8));
     }
-    // Text is the minority: make the background light.
-    let mean = g.iter().map(|&v| v as u64).sum::<u64>() as f64 / g.len().max(1) as f64;
-    if mean < 128.0 {
+    // The detector saw the ink; the background around it can be anything
+    // (a light label, a gradient of anatomy), so it is not guessed from the crop.
+    if bright {
         g.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    if let Some(radius) = stroke_radius {
+        flatten_background(&mut g, r.w, r.h, radius);
     }
     let (w, h) = (((r.w as f64 * scale) as usize).max(1), ((r.h as f64 * scale) as usize).max(1));
     let scaled: Vec<u8> = (0..w * h)
@@ -233,16 +284,21 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
         let scale = (40.0 / line.size.max(1) as f64).clamp(0.25, 6.0);
         let turns: &[u8] = if line.vertical { &[1, 3] } else { &[0] };
         let mut best = Reading::Unread;
-        for &t in turns {
-            let (g, w, h) = crop_for_ocr(values, cols, r, scale, t);
-            let Some((text, conf)) = ocr::read_line(&g, w, h) else { continue };
-            if only_markers(&text, &opts.markers) {
-                return Reading::Markers;
-            }
-            let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
-            tracing::trace!(turn = t, chars, conf, glyphs = line.glyphs, "burned-in line read");
-            if chars >= MIN_READ_CHARS && conf >= MIN_READ_CONFIDENCE {
-                best = Reading::Text;
+        // The crop as it is first, then on a flattened background (a text
+        // over a step or slope of the background reads only that way).
+        for flatten in [false, true] {
+            for &t in turns {
+                let stroke_radius = flatten.then_some(line.size / 4 + 2);
+                let (g, w, h) = crop_for_ocr(values, cols, r, line.bright, stroke_radius, scale, t);
+                let Some((text, conf)) = ocr::read_line(&g, w, h) else { continue };
+                if only_markers(&text, &opts.markers) {
+                    return Reading::Markers;
+                }
+                let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
+                tracing::trace!(turn = t, flatten, chars, conf, glyphs = line.glyphs, "burned-in line read");
+                if chars >= MIN_READ_CHARS && conf >= MIN_READ_CONFIDENCE {
+                    best = Reading::Text;
+                }
             }
         }
         return best;
@@ -347,6 +403,31 @@ mod tests {
         assert!(!only_markers("L 19500615", &m));
         assert!(!only_markers("", &m), "nothing read is not a marker");
         assert!(!only_markers("RR", &m), "short words must match exactly");
+        assert!(only_markers("POR TABLE", &m), "a marker OCR split");
+        assert!(only_markers("[Por ABLE]", &m), "split, with a slip");
+        assert!(only_markers("RLAT", &m), "a laterality letter OCR joined to a view");
+        assert!(only_markers("L ERECTR", &m));
+        assert!(!only_markers("PAL", &m), "short markers alone do not join");
+        assert!(!only_markers("PORTER", &m), "two letters off");
+        assert!(!only_markers("PORT ER", &m), "a split word must be one marker");
+        assert!(!only_markers("RLATE", &m), "joined markers must be exact");
+    }
+
+    #[test]
+    fn a_flattened_crop_is_black_ink_on_white_over_a_step() {
+        // A dark band over a light one, a 2-px stroke across both.
+        let (w, h) = (40, 20);
+        let mut g: Vec<u8> = (0..w * h).map(|i| if i / w < h / 2 { 60 } else { 220 }).collect();
+        for y in 0..h {
+            g[y * w + 10..y * w + 12].fill(0);
+        }
+        flatten_background(&mut g, w, h, 3);
+        for y in 0..h {
+            for x in 0..w {
+                let want = if (10..12).contains(&x) { 0 } else { 255 };
+                assert_eq!(g[y * w + x], want, "({x}, {y})");
+            }
+        }
     }
 
     #[test]
