@@ -99,8 +99,10 @@ pub fn candidate_lines(
     visit: RowVisitor<'_>,
 ) -> Vec<(Rect, usize)> {
     let f = factor(rows, cols);
-    let levels = detect::Levels::new(range);
+    let levels = detect::Levels::narrow(range);
     let (hi, lo, w, h) = detect::blocks(values, cols, (0, 0, cols, rows), f, &levels, visit);
+    let narrow = |v: Vec<u16>| -> Vec<u8> { v.into_iter().map(|l| l as u8).collect() };
+    let (hi, lo) = (narrow(hi), narrow(lo));
     let (white, black) = detect::stroke_masks(&hi, &lo, w, h, COARSE_REACH.div_ceil(2 * f), &levels);
     drop((hi, lo));
     let (min_thick, max_thick) = ((6 / f).clamp(2, MIN_THICK), MAX_THICK.div_ceil(f) + 1);

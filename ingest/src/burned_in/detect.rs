@@ -158,12 +158,22 @@ pub struct Levels {
 
 impl Levels {
     pub fn new(range: (i32, i32)) -> Levels {
+        Levels::fitting(range, u16::MAX)
+    }
+
+    /// Levels that fit a `u8` (the first pass's: for a 12-bit range a level
+    /// is 1/64 of the robust range and the stroke threshold 7 levels).
+    pub fn narrow(range: (i32, i32)) -> Levels {
+        Levels::fitting(range, u8::MAX as u16)
+    }
+
+    fn fitting(range: (i32, i32), most: u16) -> Levels {
         let (p0, p1) = (range.0 as i64, range.1 as i64);
         let r = (p1 - p0).max(1);
         let clamp32 = |v: i64| v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         let (base, top) = (clamp32(p0 - r), clamp32(p1 + r));
         let mut shift = 0;
-        while ((top as i64 - base as i64) >> shift) > u16::MAX as i64 {
+        while ((top as i64 - base as i64) >> shift) > most as i64 {
             shift += 1;
         }
         let mut l = Levels { base, top, shift, threshold: 0, white_ink: 0, black_ink: 0 };
@@ -362,29 +372,24 @@ fn block_row_portable(
 /// exist (the tail is left partial). By doubling (van Herk's runs do not
 /// vectorise along a row; this does, as whole-slice element-wise passes):
 /// ⌈log₂ k⌉ passes.
-fn windows<P: Fn(u16, u16) -> u16 + Copy>(a: &mut Vec<u16>, b: &mut Vec<u16>, k: usize, step: usize, pick: P) {
+fn windows<T: Copy, P: Fn(T, T) -> T + Copy>(a: &mut Vec<T>, b: &mut Vec<T>, k: usize, step: usize, pick: P) {
     let n = a.len();
-    let mut len = 1;
-    b.clear();
-    b.resize(n, 0);
-    while len * 2 <= k {
-        let off = len * step;
+    // Every pass writes all of `b`: filled by extending, not zeroed first.
+    let pass = |a: &mut Vec<T>, b: &mut Vec<T>, off: usize| {
         if off < n {
-            let (dst, tail) = b.split_at_mut(n - off);
-            dst.iter_mut().zip(a[..n - off].iter().zip(&a[off..])).for_each(|(o, (&x, &y))| *o = pick(x, y));
-            tail.copy_from_slice(&a[n - off..]);
+            b.clear();
+            b.extend(a[..n - off].iter().zip(&a[off..]).map(|(&x, &y)| pick(x, y)));
+            b.extend_from_slice(&a[n - off..]);
             std::mem::swap(a, b);
         }
+    };
+    let mut len = 1;
+    while len * 2 <= k {
+        pass(a, b, len * step);
         len *= 2;
     }
     if len < k {
-        let off = (k - len) * step;
-        if off < n {
-            let (dst, tail) = b.split_at_mut(n - off);
-            dst.iter_mut().zip(a[..n - off].iter().zip(&a[off..])).for_each(|(o, (&x, &y))| *o = pick(x, y));
-            tail.copy_from_slice(&a[n - off..]);
-            std::mem::swap(a, b);
-        }
+        pass(a, b, (k - len) * step);
     }
 }
 
@@ -392,26 +397,31 @@ fn windows<P: Fn(u16, u16) -> u16 + Copy>(a: &mut Vec<u16>, b: &mut Vec<u16>, k:
 /// `w × h` image, values outside it `id`: rows padded by `r` on each side,
 /// windows along them, then along the columns of the result padded by `r`
 /// rows above and below.
-pub(super) fn square<P: Fn(u16, u16) -> u16 + Copy>(
-    src: &[u16],
+pub(super) fn square<T: Copy, P: Fn(T, T) -> T + Copy>(
+    src: &[T],
     w: usize,
     h: usize,
     r: usize,
     pick: P,
-    id: u16,
-) -> Vec<u16> {
+    id: T,
+) -> Vec<T> {
     let (k, pw) = (2 * r + 1, w + 2 * r);
-    let mut a = vec![id; pw * h];
-    for (dst, row) in a.chunks_exact_mut(pw).zip(src.chunks_exact(w)) {
-        dst[r..r + w].copy_from_slice(row);
+    // Built by extending, so that no byte is written twice before the windows.
+    let mut a = Vec::with_capacity(pw * h);
+    for row in src.chunks_exact(w).take(h) {
+        a.extend(std::iter::repeat_n(id, r));
+        a.extend_from_slice(row);
+        a.extend(std::iter::repeat_n(id, r));
     }
-    let mut b = Vec::new();
+    let mut b = Vec::with_capacity(pw * h);
     windows(&mut a, &mut b, k, 1, pick);
     // a[y·pw + x] is now the window of row y starting at padded x, i.e. centred on x.
-    let mut v = vec![id; w * (h + 2 * r)];
-    for (dst, row) in v[r * w..(r + h) * w].chunks_exact_mut(w).zip(a.chunks_exact(pw)) {
-        dst.copy_from_slice(&row[..w]);
+    let mut v = Vec::with_capacity(w * (h + 2 * r));
+    v.extend(std::iter::repeat_n(id, r * w));
+    for row in a.chunks_exact(pw) {
+        v.extend_from_slice(&row[..w]);
     }
+    v.extend(std::iter::repeat_n(id, r * w));
     windows(&mut v, &mut b, k, w, pick);
     v.truncate(w * h);
     v
@@ -555,13 +565,44 @@ fn word_strokes(mask: &[bool], w: usize, c: &Comp) -> Option<(bool, usize)> {
     (strokes >= WORD_MIN_STROKES && strokes * across >= along / 2).then_some((vertical, strokes))
 }
 
+/// A level of a mapped image: `u16` ([`Levels`]) or `u8` (the first
+/// pass's, [`Levels::narrow`]: half the memory and twice the lanes).
+pub(super) trait Level: Copy + Ord {
+    const MIN: Self;
+    const MAX: Self;
+    fn from_level(v: u16) -> Self;
+    fn saturating_sub(self, other: Self) -> Self;
+}
+
+impl Level for u16 {
+    const MIN: u16 = u16::MIN;
+    const MAX: u16 = u16::MAX;
+    fn from_level(v: u16) -> u16 {
+        v
+    }
+    fn saturating_sub(self, other: u16) -> u16 {
+        u16::saturating_sub(self, other)
+    }
+}
+
+impl Level for u8 {
+    const MIN: u8 = u8::MIN;
+    const MAX: u8 = u8::MAX;
+    fn from_level(v: u16) -> u8 {
+        v.min(255) as u8
+    }
+    fn saturating_sub(self, other: u8) -> u8 {
+        u8::saturating_sub(self, other)
+    }
+}
+
 /// The white and black stroke masks of a block-maximum / block-minimum
 /// image pair (mapped by `levels`): top-hats with a `(2r + 1)²` square
 /// above [`EDGE_FRACTION`] of the robust range, in ink near its top (white)
 /// or bottom (black).
-pub(super) fn stroke_masks(
-    hi: &[u16],
-    lo: &[u16],
+pub(super) fn stroke_masks<T: Level>(
+    hi: &[T],
+    lo: &[T],
     w: usize,
     h: usize,
     r: usize,
@@ -569,13 +610,14 @@ pub(super) fn stroke_masks(
 ) -> (Vec<bool>, Vec<bool>) {
     // Top-hats: what an opening (closing) by a square wider than any stroke
     // removes. A stroke, bright or dark, stands out; a step edge does not.
-    let open = square(&square(hi, w, h, r, u16::min, u16::MAX), w, h, r, u16::max, u16::MIN);
-    let close = square(&square(lo, w, h, r, u16::max, u16::MIN), w, h, r, u16::min, u16::MAX);
+    let open = square(&square(hi, w, h, r, T::min, T::MAX), w, h, r, T::max, T::MIN);
+    let close = square(&square(lo, w, h, r, T::max, T::MIN), w, h, r, T::min, T::MAX);
     // Bright strokes and dark strokes apart: between bright glyphs, the gaps
     // are dark "strokes" too, and together they would fill the word's box.
     // Rendered text is drawn near an end of the range (white or black ink);
     // bright bone and dark gas are strokes too, but rarely that far out.
-    let (t, top, bottom) = (levels.threshold, levels.white_ink, levels.black_ink);
+    let (t, top, bottom) =
+        (T::from_level(levels.threshold), T::from_level(levels.white_ink), T::from_level(levels.black_ink));
     let white = hi.iter().zip(&open).map(|(&v, &o)| v.saturating_sub(o) > t && v >= top).collect();
     let black = lo.iter().zip(&close).map(|(&v, &c)| c.saturating_sub(v) > t && v <= bottom).collect();
     (white, black)
@@ -756,6 +798,24 @@ mod tests {
                 "min r {r}"
             );
         }
+    }
+
+    /// The first pass's `u8` levels: monotone, within a byte, and the same
+    /// masks as `u16` levels holding the same values.
+    #[test]
+    fn narrow_levels_fit_a_byte_and_give_the_same_masks() {
+        let narrow = Levels::narrow((0, 4095));
+        let mapped: Vec<u16> = (-5000..10000).step_by(7).map(|v| narrow.map(v)).collect();
+        assert!(mapped.windows(2).all(|p| p[0] <= p[1]), "monotone");
+        assert!(*mapped.last().unwrap() <= 255 && narrow.threshold >= 6, "{narrow:?}");
+        let (w, h) = (64, 40);
+        let v: Vec<u16> = (0..w * h)
+            .map(|i| if (i % w) % 9 < 2 && (i / w) % 13 < 8 { 240 } else { ((i * 7919) % 61) as u16 + 60 })
+            .collect();
+        let bytes: Vec<u8> = v.iter().map(|&l| l as u8).collect();
+        let (white, black) = stroke_masks(&v, &v, w, h, 4, &narrow);
+        assert!(white.iter().any(|&m| m), "the bright strokes are seen");
+        assert_eq!((white, black), stroke_masks(&bytes, &bytes, w, h, 4, &narrow));
     }
 
     /// The vectorised block maxima / minima (row folds and window spreads)
