@@ -16,8 +16,10 @@
 //!    for short lines, [`MIN_SHARPNESS_LONG`] for long ones) is anatomy and
 //!    dismissed unread; every other line is read by Tesseract ([`ocr`],
 //!    feature `ocr`), as dark ink on white from the ink the detector saw,
-//!    then once more on a flattened background ([`flatten_background`])
-//!    unless the first read was all markers:
+//!    then on a flattened background ([`flatten_background`]), then both
+//!    in the other ink (whose reads can only find markers), until a read is
+//!    all markers or words read surely ([`SURE_READ_CHARS`] at
+//!    [`SURE_READ_CONFIDENCE`]):
 //!    a line that reads as allowed markers only ([`only_markers`];
 //!    laterality and positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`,
 //!    `PORTABLE`, a configurable list) is not PHI; a line read as other words (two alphanumerics or more at
@@ -260,6 +262,10 @@ enum Reading {
 /// to count as read.
 pub const MIN_READ_CHARS: usize = 2;
 pub const MIN_READ_CONFIDENCE: i32 = 50;
+/// A read of at least this many alphanumerics at this mean confidence is
+/// final: the other crops of the line are not read.
+pub const SURE_READ_CHARS: usize = 4;
+pub const SURE_READ_CONFIDENCE: i32 = 75;
 /// A line OCR cannot read is text when it has at least this many glyphs
 /// (anatomy and noise make short runs of marks; lines of text are longer).
 pub const UNREAD_MIN_GLYPHS: usize = 5;
@@ -284,21 +290,34 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
         let scale = (40.0 / line.size.max(1) as f64).clamp(0.25, 6.0);
         let turns: &[u8] = if line.vertical { &[1, 3] } else { &[0] };
         let mut best = Reading::Unread;
+        let mut sure = false;
         // The crop as it is first, then on a flattened background (a text
-        // over a step or slope of the background reads only that way).
-        for flatten in [false, true] {
+        // over a step or slope of the background reads only that way); in
+        // the ink the detector saw, then in the other (dark text on a light
+        // label is also seen as the bright gaps between its glyphs). Reads
+        // in the other ink only ever find markers: on a crop cut to the
+        // gaps, they make words of parts of glyphs (`PA` read as `FA`).
+        for (bright, flatten) in
+            [(line.bright, false), (line.bright, true), (!line.bright, false), (!line.bright, true)]
+        {
             for &t in turns {
                 let stroke_radius = flatten.then_some(line.size / 4 + 2);
-                let (g, w, h) = crop_for_ocr(values, cols, r, line.bright, stroke_radius, scale, t);
+                let (g, w, h) = crop_for_ocr(values, cols, r, bright, stroke_radius, scale, t);
                 let Some((text, conf)) = ocr::read_line(&g, w, h) else { continue };
                 if only_markers(&text, &opts.markers) {
                     return Reading::Markers;
                 }
                 let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
                 tracing::trace!(turn = t, flatten, chars, conf, glyphs = line.glyphs, "burned-in line read");
-                if chars >= MIN_READ_CHARS && conf >= MIN_READ_CONFIDENCE {
+                if bright == line.bright && chars >= MIN_READ_CHARS && conf >= MIN_READ_CONFIDENCE {
                     best = Reading::Text;
+                    sure |= chars >= SURE_READ_CHARS && conf >= SURE_READ_CONFIDENCE;
                 }
+            }
+            // Words read this surely (the other turn read too: one of the
+            // two is upside down) are not a misread marker: no more crops.
+            if sure {
+                return best;
             }
         }
         return best;
