@@ -17,7 +17,8 @@
 //!    dismissed unread; every other line is read by Tesseract ([`ocr`],
 //!    feature `ocr`), as dark ink on white from the ink the detector saw,
 //!    then on a flattened background ([`flatten_background`]), then both
-//!    in the other ink (whose reads can only find markers), until a read is
+//!    in the other ink (where a read is text only with [`SURE_READ_CHARS`]
+//!    alphanumerics), until a read is
 //!    all markers or words read surely ([`SURE_READ_CHARS`] at
 //!    [`SURE_READ_CONFIDENCE`]):
 //!    a line that reads as allowed markers only ([`only_markers`];
@@ -294,9 +295,10 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
         // The crop as it is first, then on a flattened background (a text
         // over a step or slope of the background reads only that way); in
         // the ink the detector saw, then in the other (dark text on a light
-        // label is also seen as the bright gaps between its glyphs). Reads
-        // in the other ink only ever find markers: on a crop cut to the
-        // gaps, they make words of parts of glyphs (`PA` read as `FA`).
+        // label is also seen as the bright gaps between its glyphs). A read
+        // in the other ink is text only with [`SURE_READ_CHARS`]: on a crop
+        // cut to the gaps of a short word, it makes short words of parts of
+        // glyphs (`PA` read as `FA`).
         for (bright, flatten) in
             [(line.bright, false), (line.bright, true), (!line.bright, false), (!line.bright, true)]
         {
@@ -309,7 +311,8 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                 }
                 let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
                 tracing::trace!(turn = t, flatten, chars, conf, glyphs = line.glyphs, "burned-in line read");
-                if bright == line.bright && chars >= MIN_READ_CHARS && conf >= MIN_READ_CONFIDENCE {
+                let fewest = if bright == line.bright { MIN_READ_CHARS } else { SURE_READ_CHARS };
+                if chars >= fewest && conf >= MIN_READ_CONFIDENCE {
                     best = Reading::Text;
                     sure |= chars >= SURE_READ_CHARS && conf >= SURE_READ_CONFIDENCE;
                 }
