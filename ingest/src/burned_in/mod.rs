@@ -16,15 +16,15 @@
 //!    for short lines, [`MIN_SHARPNESS_LONG`] for long ones) is anatomy and
 //!    dismissed unread; every other line is read by Tesseract ([`ocr`],
 //!    feature `ocr`), as dark ink on white from the ink the detector saw,
-//!    then on a flattened background ([`flatten_background`]), then both
+//!    then on a flattened background (`flatten_background`), then both
 //!    in the other ink (where a read is text only with [`SURE_READ_CHARS`]
-//!    alphanumerics), until a read is
-//!    all markers or words read surely ([`SURE_READ_CHARS`] at
-//!    [`SURE_READ_CONFIDENCE`]):
+//!    alphanumerics), until a read is all markers or words read surely
+//!    ([`SURE_READ_CHARS`] at [`SURE_READ_CONFIDENCE`]):
 //!    a line that reads as allowed markers only ([`only_markers`];
 //!    laterality and positioning: `L`, `R`, `PA`, `AP`, `ERECT`, `SUPINE`,
-//!    `PORTABLE`, a configurable list) is not PHI; a line read as other words (two alphanumerics or more at
-//!    a mean confidence of [`MIN_READ_CONFIDENCE`]) is text; a line OCR
+//!    `PORTABLE`, a configurable list) is not PHI; a line read as other
+//!    words (two alphanumerics or more at a mean confidence of
+//!    [`MIN_READ_CONFIDENCE`]) is text; a line OCR
 //!    cannot read is text when it has [`UNREAD_MIN_GLYPHS`] glyphs or more
 //!    (bone and noise make short runs of marks), and without OCR every line
 //!    is text;
@@ -170,8 +170,9 @@ pub fn only_markers(text: &str, markers: &[String]) -> bool {
 
 /// Dark ink on a flat white: what a closing (dilation then erosion by a
 /// square wider than any stroke, radius `r`) removes, stretched so that
-/// all but its faintest part is black. A background that steps or slopes under the text (a label's edge,
-/// anatomy) would otherwise fall on the ink's side of Tesseract's threshold.
+/// all but its faintest part is black. A background that steps or slopes
+/// under the text (a label's edge, anatomy) would otherwise fall on the
+/// ink's side of Tesseract's threshold.
 #[cfg_attr(not(feature = "ocr"), allow(dead_code))]
 fn flatten_background(g: &mut [u8], w: usize, h: usize, r: usize) {
     let wide: Vec<u16> = g.iter().map(|&v| u16::from(v)).collect();
