@@ -596,6 +596,12 @@ impl Level for u8 {
     }
 }
 
+/// Square `(2r + 1)²` closing (dilation, then erosion) of a `w × h`
+/// image: dark marks narrower than the square are filled in.
+pub(super) fn closing<T: Level>(src: &[T], w: usize, h: usize, r: usize) -> Vec<T> {
+    square(&square(src, w, h, r, T::max, T::MIN), w, h, r, T::min, T::MAX)
+}
+
 /// The white and black stroke masks of a block-maximum / block-minimum
 /// image pair (mapped by `levels`): top-hats with a `(2r + 1)²` square
 /// above [`EDGE_FRACTION`] of the robust range, in ink near its top (white)
@@ -611,7 +617,7 @@ pub(super) fn stroke_masks<T: Level>(
     // Top-hats: what an opening (closing) by a square wider than any stroke
     // removes. A stroke, bright or dark, stands out; a step edge does not.
     let open = square(&square(hi, w, h, r, T::min, T::MAX), w, h, r, T::max, T::MIN);
-    let close = square(&square(lo, w, h, r, T::max, T::MIN), w, h, r, T::min, T::MAX);
+    let close = closing(lo, w, h, r);
     // Bright strokes and dark strokes apart: between bright glyphs, the gaps
     // are dark "strokes" too, and together they would fill the word's box.
     // Rendered text is drawn near an end of the range (white or black ink);

@@ -176,7 +176,7 @@ pub fn only_markers(text: &str, markers: &[String]) -> bool {
 #[cfg_attr(not(feature = "ocr"), allow(dead_code))]
 fn flatten_background(g: &mut [u8], w: usize, h: usize, r: usize) {
     let wide: Vec<u16> = g.iter().map(|&v| u16::from(v)).collect();
-    let closed = detect::square(&detect::square(&wide, w, h, r, u16::max, u16::MIN), w, h, r, u16::min, u16::MAX);
+    let closed = detect::closing(&wide, w, h, r);
     let depth: Vec<u16> = closed.iter().zip(&wide).map(|(&c, &v)| c.saturating_sub(v)).collect();
     // Full black from a quarter of the deepest ink: the part of a glyph
     // over a lighter background has less contrast than the rest of it.
