@@ -113,7 +113,7 @@ pub fn candidate_lines(
         // At this scale a word of small text is one solid bar: no fill limit.
         let glyphs = detect::components(mask, w, h, min_thick, max_thick, 1.0);
         for vertical in [false, true] {
-            for (c, size, _) in detect::group(&glyphs, vertical, 1) {
+            for (c, size, _, _) in detect::group(&glyphs, vertical, 1) {
                 let r = Rect {
                     x: c.x0 * f,
                     y: c.y0 * f,

@@ -24,7 +24,8 @@
 //! 4. Lines: components of similar size side by side (horizontally, or
 //!    vertically for text rotated by 90°), gaps below 1.5 sizes, grouped;
 //!    a group of two or more glyphs at least [`MIN_LINE_LENGTH`] sizes long
-//!    is a text line. A
+//!    is a text line (a pair only when its glyphs are alike,
+//!    [`PAIR_MIN_TENTHS`]: a glyph beside a clip is no line). A
 //!    single letter or two (`L`, `R`, `PA`, `AP`) is shorter than that and
 //!    never a line. Small monospaced or condensed text, whose glyphs touch,
 //!    is one mark: it is a line when it is long for its thickness and its
@@ -53,6 +54,9 @@ pub const MAX_FILL: f64 = 0.97;
 /// Fewest glyphs in a line (one long mark is an edge or a wire, and small
 /// text whose glyphs all merge into one mark is missed for that).
 pub const MIN_GLYPHS: usize = 2;
+/// The smaller glyph of a two-glyph line, in tenths of the larger (across
+/// the line): the capitals and digits of a font differ by less.
+pub const PAIR_MIN_TENTHS: usize = 7;
 /// Shortest text line, in line thicknesses (three glyphs or so).
 pub const MIN_LINE_LENGTH: f64 = 2.8;
 
@@ -504,7 +508,12 @@ fn lines_at(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32,
         };
         let mut found: Vec<Comp> = Vec::new();
         for vertical in [false, true] {
-            for (c, size, n) in group(&glyphs, vertical, MIN_GLYPHS) {
+            for (c, size, n, smallest) in group(&glyphs, vertical, MIN_GLYPHS) {
+                // A line of two rests on one pair: a glyph and a speck or a
+                // clip beside it is not one, the glyphs of a word are alike.
+                if n == 2 && smallest * 10 < size * PAIR_MIN_TENTHS {
+                    continue;
+                }
                 lines.push(to_line(&c, size, vertical, n));
                 found.push(c);
             }
@@ -711,9 +720,10 @@ pub(super) fn components(
 }
 
 /// Groups glyphs into lines along x (or y when `vertical`); returns each
-/// line's box and glyph size when it is long enough and has at least
+/// line's box, glyph size (the median across the line), glyph count and
+/// smallest glyph size when it is long enough and has at least
 /// `min_glyphs` of them.
-pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(Comp, usize, usize)> {
+pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(Comp, usize, usize, usize)> {
     // (along start, along end, across start, across end) of each glyph.
     let span = |c: &Comp| if vertical { (c.y0, c.y1, c.x0, c.x1) } else { (c.x0, c.x1, c.y0, c.y1) };
     let mut order: Vec<usize> = (0..glyphs.len()).collect();
@@ -762,7 +772,7 @@ pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(
             // A line is long for its size, not much thicker than its glyphs,
             // and made of several of them (one long mark is an edge or a wire).
             (sizes.len() >= min_glyphs && along as f64 >= MIN_LINE_LENGTH * size as f64 && across <= size * 2)
-                .then_some((c, size, sizes.len()))
+                .then_some((c, size, sizes.len(), sizes[0]))
         })
         .collect()
 }
@@ -907,5 +917,20 @@ mod tests {
         let lines = text_lines(&image(rows, cols, &down), rows, cols);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].vertical);
+    }
+
+    /// Two glyphs far enough apart are a line only when they are alike: a
+    /// glyph under a clip or a speck of anatomy (issue 15, seed 17: the `P`
+    /// of a `PA` marker under a short bright wire) is not.
+    #[test]
+    fn a_pair_is_a_line_only_when_its_glyphs_are_alike() {
+        let (rows, cols) = (600, 500);
+        let alike = [(200, 100, 26, 40), (200, 160, 26, 40)];
+        let lines = text_lines(&image(rows, cols, &alike), rows, cols);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].vertical && lines[0].glyphs == 2, "{:?}", lines[0]);
+        let speck_over_glyph = [(206, 100, 14, 14), (200, 150, 26, 40)];
+        let lines = text_lines(&image(rows, cols, &speck_over_glyph), rows, cols);
+        assert!(lines.is_empty(), "{lines:?}");
     }
 }

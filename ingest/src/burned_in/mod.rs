@@ -168,6 +168,16 @@ pub fn only_markers(text: &str, markers: &[String]) -> bool {
             || markers.iter().any(|m| is_marker(&whole, m)))
 }
 
+/// Whether every word of OCR'd `text` is within one slip of a marker (`IR
+/// LAT`: the edge of the crop read as an `I`): a read that is not markers
+/// but may be a misread of them, which another crop of the line may read
+/// right.
+pub fn near_markers(text: &str, markers: &[String]) -> bool {
+    let upper = text.to_uppercase();
+    let mut words = upper.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).peekable();
+    words.peek().is_some() && words.all(|w| markers.iter().any(|m| edit_distance(w, m) <= 1))
+}
+
 /// Dark ink on a flat white: what a closing (dilation then erosion by a
 /// square wider than any stroke, radius `r`) removes, stretched so that
 /// all but its faintest part is black. A background that steps or slopes
@@ -187,7 +197,7 @@ fn flatten_background(g: &mut [u8], w: usize, h: usize, r: usize) {
 }
 
 /// The 8-bit crop of `r` as dark text on light (`bright`: the text is
-/// drawn in bright ink, so the crop is inverted), `scale`d (nearest),
+/// drawn in bright ink, so the crop is inverted), `scale`d ([`resample`]),
 /// rotated by 90° clockwise (`turn` 1) or counter-clockwise (`turn` 3).
 #[cfg_attr(not(feature = "ocr"), allow(dead_code))]
 fn crop_for_ocr(
@@ -221,12 +231,7 @@ fn crop_for_ocr(
         flatten_background(&mut g, r.w, r.h, radius);
     }
     let (w, h) = (((r.w as f64 * scale) as usize).max(1), ((r.h as f64 * scale) as usize).max(1));
-    let scaled: Vec<u8> = (0..w * h)
-        .map(|i| {
-            let (x, y) = (((i % w) as f64 / scale) as usize, ((i / w) as f64 / scale) as usize);
-            g[y.min(r.h - 1) * r.w + x.min(r.w - 1)]
-        })
-        .collect();
+    let scaled = resample(&g, r.w, r.h, w, h, scale);
     // A white margin helps Tesseract find the line.
     let pad = 12;
     let (pw, ph) = (w + 2 * pad, h + 2 * pad);
@@ -247,6 +252,34 @@ fn crop_for_ocr(
         }
         _ => (padded, pw, ph),
     }
+}
+
+/// Bilinear resampling of a `sw × sh` image to `w × h` (`scale` apart),
+/// pixel centres aligned. Nearest-neighbour blocks (a small glyph scaled
+/// up threefold) are read by Tesseract as noise: the same crop it cannot
+/// read scaled that way, it reads interpolated.
+#[cfg_attr(not(feature = "ocr"), allow(dead_code))]
+fn resample(g: &[u8], sw: usize, sh: usize, w: usize, h: usize, scale: f64) -> Vec<u8> {
+    // Source position of a target pixel's centre, as (index, weight of the next).
+    let at = |i: usize, n: usize| -> (usize, f64) {
+        let p = ((i as f64 + 0.5) / scale - 0.5).clamp(0.0, (n - 1) as f64);
+        let i0 = (p as usize).min(n.saturating_sub(2));
+        (i0, if n > 1 { p - i0 as f64 } else { 0.0 })
+    };
+    let xs: Vec<(usize, f64)> = (0..w).map(|x| at(x, sw)).collect();
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let (y0, fy) = at(y, sh);
+        let y1 = (y0 + 1).min(sh - 1);
+        for &(x0, fx) in &xs {
+            let x1 = (x0 + 1).min(sw - 1);
+            let v = |x: usize, y: usize| f64::from(g[y * sw + x]);
+            let top = v(x0, y0) * (1.0 - fx) + v(x1, y0) * fx;
+            let bottom = v(x0, y1) * (1.0 - fx) + v(x1, y1) * fx;
+            out.push((top * (1.0 - fy) + bottom * fy).round() as u8);
+        }
+    }
+    out
 }
 
 /// What OCR made of a line.
@@ -315,11 +348,13 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                 let fewest = if bright == line.bright { MIN_READ_CHARS } else { SURE_READ_CHARS };
                 if chars >= fewest && conf >= MIN_READ_CONFIDENCE {
                     best = Reading::Text;
-                    sure |= chars >= SURE_READ_CHARS && conf >= SURE_READ_CONFIDENCE;
+                    sure |=
+                        chars >= SURE_READ_CHARS && conf >= SURE_READ_CONFIDENCE && !near_markers(&text, &opts.markers);
                 }
             }
             // Words read this surely (the other turn read too: one of the
-            // two is upside down) are not a misread marker: no more crops.
+            // two is upside down), and not one slip from markers, are not a
+            // misread marker: no more crops.
             if sure {
                 return best;
             }
@@ -434,6 +469,8 @@ mod tests {
         assert!(!only_markers("PORTER", &m), "two letters off");
         assert!(!only_markers("PORT ER", &m), "a split word must be one marker");
         assert!(!only_markers("RLATE", &m), "joined markers must be exact");
+        assert!(near_markers("IR LAT", &m) && near_markers("PORTABIE", &m) && near_markers("Sa", &m));
+        assert!(!near_markers("DOE JANE", &m) && !near_markers("R 1957", &m) && !near_markers("", &m));
     }
 
     #[test]
@@ -451,6 +488,19 @@ mod tests {
                 assert_eq!(g[y * w + x], want, "({x}, {y})");
             }
         }
+    }
+
+    /// Scale 1 is the identity, and a step scaled up ramps (nearest
+    /// neighbour would keep it a step of blocks) within its two levels.
+    #[test]
+    fn resampling_interpolates_between_neighbours() {
+        let g: Vec<u8> = (0..6 * 4).map(|i| (i * 10) as u8).collect();
+        assert_eq!(resample(&g, 6, 4, 6, 4, 1.0), g);
+        let step = [0u8, 0, 200, 200];
+        let up = resample(&step, 4, 1, 12, 1, 3.0);
+        assert_eq!((up[0], up[11]), (0, 200));
+        assert!(up.windows(2).all(|p| p[0] <= p[1]), "{up:?}");
+        assert!(up.iter().filter(|&&v| v > 0 && v < 200).count() >= 2, "{up:?}");
     }
 
     #[test]
