@@ -168,14 +168,15 @@ pub fn only_markers(text: &str, markers: &[String]) -> bool {
             || markers.iter().any(|m| is_marker(&whole, m)))
 }
 
-/// Whether every word of OCR'd `text` is within one slip of a marker (`IR
-/// LAT`: the edge of the crop read as an `I`): a read that is not markers
-/// but may be a misread of them, which another crop of the line may read
-/// right.
+/// Whether every word of OCR'd `text` is within one slip of a marker, two
+/// of one of five letters or more (`IR LAT`: the edge of the crop read as
+/// an `I`; `EREGE`): a read that is not markers but may be a misread of
+/// them, which another read of the line may get right.
 pub fn near_markers(text: &str, markers: &[String]) -> bool {
     let upper = text.to_uppercase();
     let mut words = upper.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).peekable();
-    words.peek().is_some() && words.all(|w| markers.iter().any(|m| edit_distance(w, m) <= 1))
+    let slips = |m: &String| 1 + usize::from(m.len() >= 5);
+    words.peek().is_some() && words.all(|w| markers.iter().any(|m| edit_distance(w, m) <= slips(m)))
 }
 
 /// Dark ink on a flat white: what a closing (dilation then erosion by a
@@ -343,6 +344,13 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                 if only_markers(&text, &opts.markers) {
                     return Reading::Markers;
                 }
+                // Close to markers but not them: read again as one word.
+                if near_markers(&text, &opts.markers)
+                    && ocr::read(&g, w, h, ocr::Layout::Word)
+                        .is_some_and(|(word, _)| only_markers(&word, &opts.markers))
+                {
+                    return Reading::Markers;
+                }
                 let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
                 tracing::trace!(turn = t, flatten, chars, conf, glyphs = line.glyphs, "burned-in line read");
                 let fewest = if bright == line.bright { MIN_READ_CHARS } else { SURE_READ_CHARS };
@@ -470,6 +478,7 @@ mod tests {
         assert!(!only_markers("PORT ER", &m), "a split word must be one marker");
         assert!(!only_markers("RLATE", &m), "joined markers must be exact");
         assert!(near_markers("IR LAT", &m) && near_markers("PORTABIE", &m) && near_markers("Sa", &m));
+        assert!(near_markers("EREGE", &m) && !near_markers("PAXX", &m), "two slips in a long marker only");
         assert!(!near_markers("DOE JANE", &m) && !near_markers("R 1957", &m) && !near_markers("", &m));
     }
 

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::ffi::CString;
 
-use tesseract_plumbing::tesseract_sys::TessPageSegMode_PSM_SINGLE_LINE;
+use tesseract_plumbing::tesseract_sys::{TessPageSegMode_PSM_SINGLE_LINE, TessPageSegMode_PSM_SINGLE_WORD};
 use tesseract_plumbing::TessBaseApi;
 
 thread_local! {
@@ -40,17 +40,35 @@ fn start() -> Option<TessBaseApi> {
         }
     };
     set(&mut api, "debug_file", "/dev/null");
-    api.set_page_seg_mode(TessPageSegMode_PSM_SINGLE_LINE);
     Some(api)
+}
+
+/// How Tesseract segments the crop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One line of words: the usual read.
+    Line,
+    /// One word: Tesseract reads some all-capitals words it misreads as a
+    /// line right this way (`ERECT`, read as a line `EREGE`).
+    Word,
 }
 
 /// Reads one line of dark text on a light background (`w × h`, 8-bit):
 /// the text and Tesseract's mean confidence (0..=100). `None` when
 /// Tesseract is not available.
 pub fn read_line(gray: &[u8], w: usize, h: usize) -> Option<(String, i32)> {
+    read(gray, w, h, Layout::Line)
+}
+
+/// [`read_line`] with the crop segmented as `layout`.
+pub fn read(gray: &[u8], w: usize, h: usize, layout: Layout) -> Option<(String, i32)> {
     ENGINE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let api = slot.get_or_insert_with(start).as_mut()?;
+        api.set_page_seg_mode(match layout {
+            Layout::Line => TessPageSegMode_PSM_SINGLE_LINE,
+            Layout::Word => TessPageSegMode_PSM_SINGLE_WORD,
+        });
         api.set_image(gray, w as i32, h as i32, 1, w as i32).ok()?;
         api.set_source_resolution(300);
         let text = api.get_utf8_text().ok()?;
