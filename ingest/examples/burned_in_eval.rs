@@ -107,7 +107,7 @@ fn main() {
         let f = found.unwrap();
         let flagged = !f.text.is_empty();
         if features {
-            // The first pass's candidates: part, kind, over the planted line, size, sharpness, file.
+            // The first pass's candidates: part, kind, over the planted line, size, sharpness, file, grown box.
             for (r, size) in coarse::candidate_lines(values, rows, cols, detect::robust_range(values), &mut |_, _| {}) {
                 let planted = v[2].as_array().map(|b| {
                     let b: Vec<usize> = (0..4).map(|i| b[i].as_u64().unwrap() as usize).collect();
@@ -115,7 +115,14 @@ fn main() {
                 });
                 let g = r.grown(size / 3 + 1, cols, rows);
                 let sharp = burned_in::contrast::sharpness(values, cols, g);
-                println!("coarse,{part},{kind},{},{size},{sharp:.3},{file}", planted.unwrap_or(false));
+                println!(
+                    "coarse,{part},{kind},{},{size},{sharp:.3},{file},{},{},{},{}",
+                    planted.unwrap_or(false),
+                    g.x,
+                    g.y,
+                    g.w,
+                    g.h
+                );
             }
             for l in detect::text_lines(values, rows, cols) {
                 let planted = v[2].as_array().map(|r| {

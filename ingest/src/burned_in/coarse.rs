@@ -113,7 +113,10 @@ pub fn candidate_lines(
         // At this scale a word of small text is one solid bar: no fill limit.
         let glyphs = detect::components(mask, w, h, min_thick, max_thick, 1.0);
         for vertical in [false, true] {
-            for (c, size, _, _) in detect::group(&glyphs, vertical, 1) {
+            for g in detect::group(&glyphs, vertical, 1) {
+                // Its core: the sharpness test measures the text, not the
+                // anatomy a glyph touches (the region is grown anyway).
+                let (c, size) = (g.core, g.size);
                 let r = Rect {
                     x: c.x0 * f,
                     y: c.y0 * f,

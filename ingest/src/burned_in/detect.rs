@@ -508,14 +508,14 @@ fn lines_at(values: &[i32], rows: usize, cols: usize, region: Rect, range: (i32,
         };
         let mut found: Vec<Comp> = Vec::new();
         for vertical in [false, true] {
-            for (c, size, n, smallest) in group(&glyphs, vertical, MIN_GLYPHS) {
+            for g in group(&glyphs, vertical, MIN_GLYPHS) {
                 // A line of two rests on one pair: a glyph and a speck or a
                 // clip beside it is not one, the glyphs of a word are alike.
-                if n == 2 && smallest * 10 < size * PAIR_MIN_TENTHS {
+                if g.glyphs == 2 && g.smallest * 10 < g.size * PAIR_MIN_TENTHS {
                     continue;
                 }
-                lines.push(to_line(&c, size, vertical, n));
-                found.push(c);
+                lines.push(to_line(&g.bounds, g.size, vertical, g.glyphs));
+                found.push(g.bounds);
             }
         }
         // Small monospaced or condensed text: its glyphs touch, and a word
@@ -719,11 +719,24 @@ pub(super) fn components(
         .collect()
 }
 
+/// A line of glyphs that [`group`] found.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Grouped {
+    /// The box of all its glyphs.
+    pub(super) bounds: Comp,
+    /// The box from the median glyph's start to the median glyph's end
+    /// across the line: the text without what a glyph merged with (a bright
+    /// bone edge touching a bright letter).
+    pub(super) core: Comp,
+    /// Median and smallest glyph size across the line, and glyph count.
+    pub(super) size: usize,
+    pub(super) smallest: usize,
+    pub(super) glyphs: usize,
+}
+
 /// Groups glyphs into lines along x (or y when `vertical`); returns each
-/// line's box, glyph size (the median across the line), glyph count and
-/// smallest glyph size when it is long enough and has at least
-/// `min_glyphs` of them.
-pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(Comp, usize, usize, usize)> {
+/// line long enough for its size and of at least `min_glyphs` glyphs.
+pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<Grouped> {
     // (along start, along end, across start, across end) of each glyph.
     let span = |c: &Comp| if vertical { (c.y0, c.y1, c.x0, c.x1) } else { (c.x0, c.x1, c.y0, c.y1) };
     let mut order: Vec<usize> = (0..glyphs.len()).collect();
@@ -747,12 +760,13 @@ pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(
             }
         }
     }
-    let mut groups: std::collections::BTreeMap<u32, (Comp, Vec<usize>)> = Default::default();
-    // (box, sizes of its glyphs, glyph count)
+    // (box, sizes of its glyphs, their starts and ends across the line)
+    type Members = (Comp, Vec<usize>, Vec<usize>, Vec<usize>);
+    let mut groups: std::collections::BTreeMap<u32, Members> = Default::default();
     for (i, &c) in glyphs.iter().enumerate() {
         let r = find(&mut parent, i as u32);
         let (_, _, b0, b1) = span(&c);
-        let e = groups.entry(r).or_insert((c, Vec::new()));
+        let e = groups.entry(r).or_insert((c, Vec::new(), Vec::new(), Vec::new()));
         e.0 = Comp {
             x0: e.0.x0.min(c.x0),
             y0: e.0.y0.min(c.y0),
@@ -761,18 +775,26 @@ pub(super) fn group(glyphs: &[Comp], vertical: bool, min_glyphs: usize) -> Vec<(
             n: e.0.n + c.n,
         };
         e.1.push(b1 - b0 + 1);
+        e.2.push(b0);
+        e.3.push(b1);
     }
     groups
         .into_values()
-        .filter_map(|(c, mut sizes)| {
+        .filter_map(|(c, mut sizes, mut starts, mut ends)| {
             sizes.sort_unstable();
+            starts.sort_unstable();
+            ends.sort_unstable();
             let size = sizes[sizes.len() / 2];
             let along = if vertical { c.h() } else { c.w() };
-            let across = if vertical { c.w() } else { c.h() };
+            // Across the line its core only: a glyph merged with the anatomy
+            // it touches does not make the whole line too thick.
+            let (b1, b0) = (ends[ends.len() / 2], starts[(starts.len() - 1) / 2]);
+            let b0 = b0.min(b1);
+            let core = if vertical { Comp { x0: b0, x1: b1, ..c } } else { Comp { y0: b0, y1: b1, ..c } };
             // A line is long for its size, not much thicker than its glyphs,
             // and made of several of them (one long mark is an edge or a wire).
-            (sizes.len() >= min_glyphs && along as f64 >= MIN_LINE_LENGTH * size as f64 && across <= size * 2)
-                .then_some((c, size, sizes.len(), sizes[0]))
+            (sizes.len() >= min_glyphs && along as f64 >= MIN_LINE_LENGTH * size as f64 && b1 + 1 - b0 <= size * 2)
+                .then_some(Grouped { bounds: c, core, size, smallest: sizes[0], glyphs: sizes.len() })
         })
         .collect()
 }
