@@ -72,9 +72,15 @@ pub struct Rect {
 impl Rect {
     /// Grown by `by` on every side, clipped to `cols × rows`.
     pub fn grown(self, by: usize, cols: usize, rows: usize) -> Rect {
-        let x = self.x.saturating_sub(by);
+        self.grown_by(by, by, cols, rows)
+    }
+
+    /// Grown by `bx` left and right and `by` above and below, clipped to
+    /// `cols × rows`.
+    pub fn grown_by(self, bx: usize, by: usize, cols: usize, rows: usize) -> Rect {
+        let x = self.x.saturating_sub(bx);
         let y = self.y.saturating_sub(by);
-        let x1 = (self.x + self.w + by).min(cols);
+        let x1 = (self.x + self.w + bx).min(cols);
         let y1 = (self.y + self.h + by).min(rows);
         Rect { x, y, w: x1 - x, h: y1 - y }
     }

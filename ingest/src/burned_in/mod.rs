@@ -302,6 +302,9 @@ pub const MIN_READ_CONFIDENCE: i32 = 50;
 /// final: the other crops of the line are not read.
 pub const SURE_READ_CHARS: usize = 4;
 pub const SURE_READ_CONFIDENCE: i32 = 75;
+/// A second OCR crop of a line read close to markers reaches this many
+/// glyph sizes past the line's ends.
+pub const OCR_REACH_GLYPHS: usize = 2;
 /// A line OCR cannot read is text when it has at least this many glyphs
 /// (anatomy and noise make short runs of marks; lines of text are longer).
 pub const UNREAD_MIN_GLYPHS: usize = 5;
@@ -321,7 +324,18 @@ pub const MIN_SHARPNESS_LONG: f64 = 0.30;
 fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -> Reading {
     #[cfg(feature = "ocr")]
     if opts.ocr {
-        let r = line.rect.grown(line.size / 3 + 1, cols, rows);
+        let margin = line.size / 3 + 1;
+        let r = line.rect.grown(margin, cols, rows);
+        // The same, reaching further along the line: a line the detector cut
+        // short of its word (the end of `SUPINE` merged into one mark that
+        // is no glyph) read whole. Only for a read close to markers: more of
+        // the image around PHI makes it read worse.
+        let reach = line.size * OCR_REACH_GLYPHS + 1;
+        let long = if line.vertical {
+            line.rect.grown_by(margin, reach, cols, rows)
+        } else {
+            line.rect.grown_by(reach, margin, cols, rows)
+        };
         // About 40 pixels across the line: Tesseract's comfortable size.
         let scale = (40.0 / line.size.max(1) as f64).clamp(0.25, 6.0);
         let turns: &[u8] = if line.vertical { &[1, 3] } else { &[0] };
@@ -344,12 +358,14 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                 if only_markers(&text, &opts.markers) {
                     return Reading::Markers;
                 }
-                // Close to markers but not them: read again as one word.
-                if near_markers(&text, &opts.markers)
-                    && ocr::read(&g, w, h, ocr::Layout::Word)
-                        .is_some_and(|(word, _)| only_markers(&word, &opts.markers))
-                {
-                    return Reading::Markers;
+                // Close to markers but not them: read again as one word,
+                // then on the crop reaching further along the line.
+                if near_markers(&text, &opts.markers) {
+                    let (wide, ww, wh) = crop_for_ocr(values, cols, long, bright, stroke_radius, scale, t);
+                    let again = [ocr::read(&g, w, h, ocr::Layout::Word), ocr::read_line(&wide, ww, wh)];
+                    if again.iter().flatten().any(|(words, _)| only_markers(words, &opts.markers)) {
+                        return Reading::Markers;
+                    }
                 }
                 let chars = text.chars().filter(|c| c.is_alphanumeric()).count();
                 tracing::trace!(turn = t, flatten, chars, conf, glyphs = line.glyphs, "burned-in line read");
