@@ -25,7 +25,9 @@
 //!    vertically for text rotated by 90°), gaps below 1.5 sizes, grouped;
 //!    a group of two or more glyphs at least [`MIN_LINE_LENGTH`] sizes long
 //!    is a text line (a pair only when its glyphs are alike,
-//!    [`PAIR_MIN_TENTHS`]: a glyph beside a clip is no line). A
+//!    [`PAIR_MIN_TENTHS`]: a glyph beside a clip is no line), its thickness
+//!    that of its core (median glyph start to end across it: a glyph merged
+//!    with the bone it touches does not make the line too thick). A
 //!    single letter or two (`L`, `R`, `PA`, `AP`) is shorter than that and
 //!    never a line. Small monospaced or condensed text, whose glyphs touch,
 //!    is one mark: it is a line when it is long for its thickness and its
@@ -945,6 +947,20 @@ mod tests {
         let lines = text_lines(&image(rows, cols, &down), rows, cols);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].vertical);
+    }
+
+    /// A line is as thick as its middle glyphs: two glyphs merged with what
+    /// they touch (one with a mark above, one below: bone, issue 15 seed 23)
+    /// make its box too thick, not the line.
+    #[test]
+    fn glyphs_merged_with_anatomy_do_not_make_a_line_too_thick() {
+        let (rows, cols) = (600, 500);
+        let mut word: Vec<_> = (0..6).map(|i| (40 + i * 14, 200, 10, 16)).collect();
+        word[2] = (68, 186, 10, 30);
+        word[4] = (96, 200, 10, 30);
+        let lines = text_lines(&image(rows, cols, &word), rows, cols);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(!lines[0].vertical && lines[0].glyphs == 6, "{:?}", lines[0]);
     }
 
     /// Two glyphs far enough apart are a line only when they are alike: a
