@@ -361,9 +361,15 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                 // Close to markers but not them: read again as one word,
                 // then on the crop reaching further along the line.
                 if near_markers(&text, &opts.markers) {
-                    let (wide, ww, wh) = crop_for_ocr(values, cols, long, bright, stroke_radius, scale, t);
-                    let again = [ocr::read(&g, w, h, ocr::Layout::Word), ocr::read_line(&wide, ww, wh)];
-                    if again.iter().flatten().any(|(words, _)| only_markers(words, &opts.markers)) {
+                    let marks = |read: Option<(String, i32)>| {
+                        read.is_some_and(|(words, _)| only_markers(&words, &opts.markers))
+                    };
+                    let as_word = || marks(ocr::read(&g, w, h, ocr::Layout::Word));
+                    let longer = || {
+                        let (wide, ww, wh) = crop_for_ocr(values, cols, long, bright, stroke_radius, scale, t);
+                        marks(ocr::read_line(&wide, ww, wh))
+                    };
+                    if as_word() || longer() {
                         return Reading::Markers;
                     }
                 }
