@@ -160,8 +160,7 @@ fn joined_markers(word: &str, markers: &[String]) -> bool {
 /// word a marker ([`is_marker`]) or markers run together
 /// ([`joined_markers`]), or the whole line one marker OCR split (`POR TABLE`).
 pub fn only_markers(text: &str, markers: &[String]) -> bool {
-    let upper = text.to_uppercase();
-    let words: Vec<&str> = upper.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let words = words(text);
     let whole: String = words.concat();
     !words.is_empty()
         && (words.iter().all(|w| markers.iter().any(|m| is_marker(w, m)) || joined_markers(w, markers))
@@ -173,10 +172,18 @@ pub fn only_markers(text: &str, markers: &[String]) -> bool {
 /// an `I`; `EREGE`): a read that is not markers but may be a misread of
 /// them, which another read of the line may get right.
 pub fn near_markers(text: &str, markers: &[String]) -> bool {
-    let upper = text.to_uppercase();
-    let mut words = upper.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).peekable();
+    let words = words(text);
     let slips = |m: &String| 1 + usize::from(m.len() >= 5);
-    words.peek().is_some() && words.all(|w| markers.iter().any(|m| edit_distance(w, m) <= slips(m)))
+    !words.is_empty() && words.iter().all(|w| markers.iter().any(|m| edit_distance(w, m) <= slips(m)))
+}
+
+/// The words of OCR'd `text`, upper-cased: its runs of ASCII letters and digits.
+fn words(text: &str) -> Vec<String> {
+    text.to_uppercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Dark ink on a flat white: what a closing (dilation then erosion by a
@@ -326,16 +333,6 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
     if opts.ocr {
         let margin = line.size / 3 + 1;
         let r = line.rect.grown(margin, cols, rows);
-        // The same, reaching further along the line: a line the detector cut
-        // short of its word (the end of `SUPINE` merged into one mark that
-        // is no glyph) read whole. Only for a read close to markers: more of
-        // the image around PHI makes it read worse.
-        let reach = line.size * OCR_REACH_GLYPHS + 1;
-        let long = if line.vertical {
-            line.rect.grown_by(margin, reach, cols, rows)
-        } else {
-            line.rect.grown_by(reach, margin, cols, rows)
-        };
         // About 40 pixels across the line: Tesseract's comfortable size.
         let scale = (40.0 / line.size.max(1) as f64).clamp(0.25, 6.0);
         let turns: &[u8] = if line.vertical { &[1, 3] } else { &[0] };
@@ -359,13 +356,20 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                     return Reading::Markers;
                 }
                 // Close to markers but not them: read again as one word,
-                // then on the crop reaching further along the line.
-                if near_markers(&text, &opts.markers) {
+                // then on a crop reaching further along the line (a line the
+                // detector cut short of its word, the end of `SUPINE` merged
+                // into one mark that is no glyph, read whole). Only then:
+                // more of the image around PHI makes it read worse.
+                let near = near_markers(&text, &opts.markers);
+                if near {
                     let marks = |read: Option<(String, i32)>| {
                         read.is_some_and(|(words, _)| only_markers(&words, &opts.markers))
                     };
                     let as_word = || marks(ocr::read(&g, w, h, ocr::Layout::Word));
                     let longer = || {
+                        let reach = line.size * OCR_REACH_GLYPHS + 1;
+                        let (bx, by) = if line.vertical { (margin, reach) } else { (reach, margin) };
+                        let long = line.rect.grown_by(bx, by, cols, rows);
                         let (wide, ww, wh) = crop_for_ocr(values, cols, long, bright, stroke_radius, scale, t);
                         marks(ocr::read_line(&wide, ww, wh))
                     };
@@ -378,8 +382,7 @@ fn read(values: &[i32], rows: usize, cols: usize, line: &Line, opts: &Options) -
                 let fewest = if bright == line.bright { MIN_READ_CHARS } else { SURE_READ_CHARS };
                 if chars >= fewest && conf >= MIN_READ_CONFIDENCE {
                     best = Reading::Text;
-                    sure |=
-                        chars >= SURE_READ_CHARS && conf >= SURE_READ_CONFIDENCE && !near_markers(&text, &opts.markers);
+                    sure |= chars >= SURE_READ_CHARS && conf >= SURE_READ_CONFIDENCE && !near;
                 }
             }
             // Words read this surely (the other turn read too: one of the
